@@ -1,0 +1,101 @@
+/* An event source: where procmond learns that a process started or ended.
+ * Three implementations (source_ebpf.c, source_netlink.c, source_poll.c)
+ * behind this one small interface; main.c picks one with --collector.
+ *
+ * A source only reports what the kernel told it (struct source_event). The
+ * lifecycle tracker (lifecycle.c) turns those into process_events, enriching
+ * them from /proc (procfs.c), hashing (hash.c) and sanitizing, and reconciles
+ * them with the full /proc snapshot that runs every interval in every mode. */
+#ifndef DE_PROCMOND_SOURCE_H
+#define DE_PROCMOND_SOURCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "errbuf.h"
+
+enum source_event_kind {
+	SOURCE_EV_EXEC = 0,
+	SOURCE_EV_FORK,
+	SOURCE_EV_EXIT,
+};
+
+/* Which optional fields of a source_event are filled. */
+enum {
+	SOURCE_HAS_IDS = 1u << 0,	/* uid, euid, gid */
+	SOURCE_HAS_COMM = 1u << 1,
+	SOURCE_HAS_FILENAME = 1u << 2,	/* executable path as exec'd */
+	SOURCE_HAS_ARGV = 1u << 3,
+	SOURCE_HAS_CWD = 1u << 4,
+	SOURCE_HAS_START = 1u << 5,	/* start_ns */
+	SOURCE_HAS_EXIT_CODE = 1u << 6,
+	SOURCE_HAS_PPID = 1u << 7,
+};
+
+#define SOURCE_ARGV_MAX 4096
+#define SOURCE_PATH_MAX 4096
+
+struct source_event {
+	enum source_event_kind kind;
+	uint32_t has;		 /* SOURCE_HAS_* */
+	pid_t pid;		 /* thread-group id (the process) */
+	pid_t tid;		 /* the thread that did it */
+	pid_t ppid;		 /* parent's tgid (for FORK: the parent) */
+	uint32_t uid, euid, gid;
+	uint64_t start_ns;	 /* task start, ns after boot (CLOCK_BOOTTIME) */
+	uint64_t ktime_ns;	 /* when the kernel saw it, ns after boot */
+	int32_t exit_code;	 /* EXIT: as wait(2) encodes it */
+	bool argv_truncated;
+	char comm[16];
+	char filename[SOURCE_PATH_MAX];
+	char cwd[SOURCE_PATH_MAX];
+	size_t argv_len;	 /* bytes of NUL-separated argv in argv[] */
+	char argv[SOURCE_ARGV_MAX];
+};
+
+/* Collection options, with the seed's defaults (ProcessCollectionConfig). */
+struct collector_opts {
+	bool enhanced_metadata;	/* true: cwd, tty, cgroup, parent details */
+	bool compute_hashes;	/* procmond: on unless --no-hash */
+	uint32_t max_processes;	/* 0: unlimited */
+	bool skip_system;	/* false: skip uid < 1000 processes */
+	bool skip_kernel;	/* false: skip kernel threads */
+	uint32_t interval_ms;	/* snapshot interval, default 1000 */
+};
+
+struct source_health {
+	uint64_t events;	/* events delivered */
+	uint64_t drops;		/* events lost (kernel ring buffer full, ENOBUFS, ...) */
+	uint64_t errors;
+	bool ok;
+};
+
+/* Called for every event; the event is only valid during the call. */
+typedef void (*source_event_cb)(void *ctx, const struct source_event *ev);
+
+struct source;
+
+struct source_ops {
+	const char *name;	/* "ebpf", "netlink", "poll" */
+	bool realtime;		/* sees every exec as it happens */
+	bool argv_at_exec;	/* captures argv in the kernel at exec time */
+	/* Opens the source. Returns 0 and sets *ret, or -errno with the reason
+	 * (why it cannot work here) in err. */
+	int (*open)(const struct collector_opts *opts, struct source **ret, struct errbuf *err);
+	/* A descriptor to poll for readability, or -1 when the source has none
+	 * (poll: the snapshot timer drives it). */
+	int (*fd)(struct source *s);
+	/* Reads what is pending without blocking and calls cb per event.
+	 * Returns the number of events, or -errno. */
+	int (*dispatch)(struct source *s, source_event_cb cb, void *ctx);
+	void (*health)(struct source *s, struct source_health *ret);
+	void (*close)(struct source *s);
+};
+
+extern const struct source_ops source_ebpf_ops;
+extern const struct source_ops source_netlink_ops;
+extern const struct source_ops source_poll_ops;
+
+#endif

@@ -46,8 +46,12 @@ def bins():
 def datadir(tmp_path):
     d = tmp_path / "data"
     d.mkdir()
-    # The agent may drop to an unprivileged user: let it write here.
-    os.chmod(tmp_path, 0o755)
+    # The daemons drop to an unprivileged user: it must reach and write here.
+    # pytest makes its temporary tree 0700; open the path down to the test.
+    p = tmp_path
+    while p != p.parent and str(p).startswith(("/tmp/", "/var/tmp/")):
+        os.chmod(p, 0o755)
+        p = p.parent
     os.chmod(d, 0o777)
     return d
 

@@ -1,0 +1,890 @@
+#include "procfs.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "sanitize.h"
+#include "util.h"
+
+#define PF_KTHREAD_FLAG 0x00200000u
+#define STAT_FILE_MAX   4096
+#define STATUS_FILE_MAX 16384
+#define CGROUP_FILE_MAX 16384
+#define USER_CACHE_SIZE 64
+#define EXE_LINK_MAX    PATH_MAX
+#define DELETED_SUFFIX  " (deleted)"
+#define MEMFD_PREFIX    "/memfd:"
+
+struct user_cache_entry {
+	int64_t uid;
+	char *name; /* NULL: the uid has no passwd entry */
+};
+
+struct procfs {
+	int dirfd;
+	uint64_t boot_ms;
+	long hz;
+	long page_size;
+	struct user_cache_entry users[USER_CACHE_SIZE];
+	size_t n_users, next_user;
+};
+
+/* ---- parsers (pure, on buffers) ---- */
+
+static const char *
+skip_field(const char *p, const char *end)
+{
+	while (p < end && *p == ' ')
+		p++;
+	while (p < end && *p != ' ' && *p != '\n')
+		p++;
+	return p;
+}
+
+/* Parses the next space-separated unsigned decimal at *pp. */
+static int
+next_u64(const char **pp, const char *end, uint64_t *ret)
+{
+	const char *p = *pp;
+	uint64_t v = 0;
+	bool neg = false, any = false;
+
+	while (p < end && *p == ' ')
+		p++;
+	if (p < end && *p == '-') {
+		neg = true;
+		p++;
+	}
+	for (; p < end && *p >= '0' && *p <= '9'; p++) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(*p - '0');
+		any = true;
+	}
+	if (!any || (p < end && *p != ' ' && *p != '\n'))
+		return -EINVAL;
+	*pp = p;
+	*ret = neg ? 0 : v; /* negative values only appear in fields we clamp */
+	return 0;
+}
+
+int
+procfs_parse_stat(const char *buf, size_t len, struct procfs_stat *ret)
+{
+	const char *end = buf + len, *open, *close = NULL, *p;
+	struct procfs_stat st = { 0 };
+	uint64_t v, pid;
+
+	if ((open = memchr(buf, '(', len)) == NULL)
+		return -EINVAL;
+	for (p = open + 1; p < end; p++)
+		if (*p == ')')
+			close = p;
+	if (close == NULL || close + 2 >= end || close[1] != ' ')
+		return -EINVAL;
+	p = buf;
+	if (next_u64(&p, open, &pid) < 0)
+		return -EINVAL;
+	if (pid == 0 || pid > INT32_MAX)
+		return -EINVAL;
+	st.pid = (pid_t)pid;
+	st.comm_len = (size_t)(close - open - 1);
+	if (st.comm_len >= sizeof(st.comm))
+		st.comm_len = sizeof(st.comm) - 1;
+	memcpy(st.comm, open + 1, st.comm_len);
+	st.comm[st.comm_len] = '\0';
+	p = close + 2;
+	st.state = *p++;
+	/* Fields 4.. after the state; index them by number for clarity. */
+	for (int field = 4; field <= 24; field++) {
+		if (field == 5 || field == 6 || field == 8 || (field >= 10 && field <= 13) ||
+		    (field >= 16 && field <= 19) || field == 21 || field == 23) {
+			const char *q = skip_field(p, end);
+
+			if (q == p)
+				return -EINVAL;
+			p = q;
+			continue;
+		}
+		if (next_u64(&p, end, &v) < 0)
+			return -EINVAL;
+		switch (field) {
+		case 4:
+			st.ppid = v > INT32_MAX ? 0 : (pid_t)v;
+			break;
+		case 7:
+			st.tty_nr = (uint32_t)v;
+			break;
+		case 9:
+			st.flags = (uint32_t)v;
+			break;
+		case 14:
+			st.utime = v;
+			break;
+		case 15:
+			st.stime = v;
+			break;
+		case 20:
+			st.num_threads = v > INT32_MAX ? INT32_MAX : (int32_t)v;
+			break;
+		case 22:
+			st.starttime = v;
+			break;
+		case 24:
+			st.rss_pages = v;
+			break;
+		default:
+			break;
+		}
+	}
+	*ret = st;
+	return 0;
+}
+
+static int
+parse_ids_line(const char *p, const char *eol, int64_t *ret_real, int64_t *ret_eff)
+{
+	uint64_t v[2];
+	int n = 0;
+
+	while (n < 2) {
+		uint64_t x = 0;
+		bool any = false;
+
+		while (p < eol && (*p == '\t' || *p == ' '))
+			p++;
+		for (; p < eol && *p >= '0' && *p <= '9'; p++) {
+			if (x > UINT32_MAX)
+				return -EINVAL;
+			x = x * 10 + (uint64_t)(*p - '0');
+			any = true;
+		}
+		if (!any || x > UINT32_MAX || (p < eol && *p != '\t' && *p != ' '))
+			return -EINVAL;
+		v[n++] = x;
+	}
+	*ret_real = (int64_t)v[0];
+	*ret_eff = (int64_t)v[1];
+	return 0;
+}
+
+int
+procfs_parse_status(const char *buf, size_t len, struct procfs_status *ret)
+{
+	const char *p = buf, *end = buf + len;
+	struct procfs_status st = { -1, -1, -1, -1, -1 };
+	bool have_uid = false;
+
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+
+		if (eol == NULL)
+			eol = end;
+		if ((size_t)(eol - p) > 4 && memcmp(p, "Uid:", 4) == 0) {
+			if (parse_ids_line(p + 4, eol, &st.uid, &st.euid) == 0)
+				have_uid = true;
+		} else if ((size_t)(eol - p) > 4 && memcmp(p, "Gid:", 4) == 0) {
+			if (parse_ids_line(p + 4, eol, &st.gid, &st.egid) < 0)
+				st.gid = st.egid = -1;
+		} else if ((size_t)(eol - p) > 8 && memcmp(p, "Threads:", 8) == 0) {
+			uint64_t v = 0;
+			const char *q = p + 8;
+			bool any = false;
+
+			while (q < eol && (*q == '\t' || *q == ' '))
+				q++;
+			for (; q < eol && *q >= '0' && *q <= '9' && v <= INT32_MAX; q++, any = true)
+				v = v * 10 + (uint64_t)(*q - '0');
+			if (any && q == eol && v <= INT32_MAX)
+				st.threads = (int32_t)v;
+		}
+		p = eol + 1;
+	}
+	if (!have_uid)
+		return -EINVAL;
+	*ret = st;
+	return 0;
+}
+
+static bool
+is_hex64(const char *s, size_t n)
+{
+	if (n != 64)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isxdigit((unsigned char)s[i]) || isupper((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+bool
+procfs_container_id(const char *path, char id[65])
+{
+	static const char *const prefixes[] = {
+		"docker-", "cri-containerd-", "crio-", "libpod-", "containerd-", "",
+	};
+	static const char *const engines[] = {
+		"docker", "containerd", "crio", "kubepods", "libpod", "podman", "machine.slice",
+	};
+	bool engine_seen = false;
+	const char *p = path;
+
+	while (p != NULL && *p != '\0') {
+		const char *slash = strchr(p, '/');
+		size_t n = slash ? (size_t)(slash - p) : strlen(p);
+
+		if (n > 6 && memcmp(p + n - 6, ".scope", 6) == 0)
+			n -= 6;
+		for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++) {
+			size_t pl = strlen(prefixes[i]);
+
+			if (n < pl || memcmp(p, prefixes[i], pl) != 0)
+				continue;
+			if (pl == 0 && !engine_seen)
+				continue; /* a bare id only under a container engine's tree */
+			if (is_hex64(p + pl, n - pl) && strncmp(p, "crio-conmon-", 12) != 0) {
+				memcpy(id, p + pl, 64);
+				id[64] = '\0';
+				return true;
+			}
+		}
+		for (size_t i = 0; i < ARRAY_SIZE(engines); i++)
+			if (memmem(p, n, engines[i], strlen(engines[i])) != NULL)
+				engine_seen = true;
+		p = slash ? slash + 1 : NULL;
+	}
+	return false;
+}
+
+int
+procfs_parse_cgroup(const char *buf, size_t len, char **ret_path, char id[65])
+{
+	const char *p = buf, *end = buf + len, *first = NULL, *unified = NULL;
+	const char *first_end = NULL, *unified_end = NULL;
+	_cleanup_free_ char *path = NULL;
+
+	id[0] = '\0';
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		const char *c1, *c2;
+
+		if (eol == NULL)
+			eol = end;
+		c1 = memchr(p, ':', (size_t)(eol - p));
+		c2 = c1 ? memchr(c1 + 1, ':', (size_t)(eol - c1 - 1)) : NULL;
+		if (c2 != NULL) {
+			if (first == NULL) {
+				first = c2 + 1;
+				first_end = eol;
+			}
+			if (c1 - p == 1 && p[0] == '0' && c2 == c1 + 1 && unified == NULL) {
+				unified = c2 + 1;
+				unified_end = eol;
+			}
+		}
+		p = eol + 1;
+	}
+	if (first == NULL)
+		return -EINVAL;
+	/* On hybrid hosts "0::/" says nothing; a v1 path may still name the container. */
+	if (unified != NULL && !(unified_end - unified == 1 && unified[0] == '/')) {
+		first = unified;
+		first_end = unified_end;
+	}
+	if ((path = utf8_sanitize_dup(first, (size_t)(first_end - first))) == NULL)
+		return -ENOMEM;
+	if (!procfs_container_id(path, id)) {
+		/* Try every line: v1 hierarchies often carry the id when v2 does not. */
+		for (p = buf; p < end && id[0] == '\0';) {
+			const char *eol = memchr(p, '\n', (size_t)(end - p));
+			_cleanup_free_ char *line = NULL;
+
+			if (eol == NULL)
+				eol = end;
+			if ((line = strndup(p, (size_t)(eol - p))) == NULL)
+				return -ENOMEM;
+			if (strlen(line) == (size_t)(eol - p))
+				procfs_container_id(line, id);
+			p = eol + 1;
+		}
+	}
+	*ret_path = TAKE_PTR(path);
+	return 0;
+}
+
+bool
+procfs_tty_name(uint32_t tty_nr, char *buf, size_t n)
+{
+	unsigned major = (tty_nr >> 8) & 0xfff;
+	unsigned minor = (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00);
+	int r;
+
+	if (tty_nr == 0)
+		return false;
+	if (major >= 136 && major <= 143)
+		r = snprintf(buf, n, "pts/%u", (major - 136) * 256 + minor);
+	else if (major == 4 && minor < 64)
+		r = snprintf(buf, n, "tty%u", minor);
+	else if (major == 4)
+		r = snprintf(buf, n, "ttyS%u", minor - 64);
+	else if (major == 5 && minor == 1)
+		r = snprintf(buf, n, "console");
+	else
+		r = snprintf(buf, n, "dev/%u:%u", major, minor);
+	return r > 0 && (size_t)r < n;
+}
+
+int
+procfs_parse_btime(const char *buf, size_t len, uint64_t *ret_sec)
+{
+	const char *p = buf, *end = buf + len;
+
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+
+		if (eol == NULL)
+			eol = end;
+		if (eol - p > 6 && memcmp(p, "btime ", 6) == 0) {
+			char num[24];
+			size_t n = (size_t)(eol - p - 6);
+
+			if (n == 0 || n >= sizeof(num))
+				return -EINVAL;
+			memcpy(num, p + 6, n);
+			num[n] = '\0';
+			return parse_u64(num, ret_sec);
+		}
+		p = eol + 1;
+	}
+	return -EINVAL;
+}
+
+char *
+procfs_clean_exe(const char *link, bool *ret_deleted, bool *ret_memfd)
+{
+	size_t n = strlen(link), sl = strlen(DELETED_SUFFIX);
+	bool deleted = false, memfd;
+
+	if (n >= sl && memcmp(link + n - sl, DELETED_SUFFIX, sl) == 0) {
+		deleted = true;
+		n -= sl;
+	}
+	memfd = strncmp(link, MEMFD_PREFIX, strlen(MEMFD_PREFIX)) == 0;
+	*ret_deleted = deleted || memfd;
+	*ret_memfd = memfd;
+	return utf8_sanitize_dup(link, n);
+}
+
+uint64_t
+procfs_digest(const char *buf, size_t len)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)buf[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+/* ---- the reader ---- */
+
+static uint64_t
+clock_ms(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int
+procfs_open(const char *proc_path, struct procfs **ret)
+{
+	_cleanup_free_ struct procfs *pf = NULL;
+	_cleanup_free_ char *stat = NULL;
+	size_t len;
+	uint64_t btime;
+
+	if ((pf = calloc(1, sizeof(*pf))) == NULL)
+		return -ENOMEM;
+	pf->hz = sysconf(_SC_CLK_TCK);
+	pf->page_size = sysconf(_SC_PAGESIZE);
+	if (pf->hz <= 0)
+		pf->hz = 100;
+	if (pf->page_size <= 0)
+		pf->page_size = 4096;
+	if ((pf->dirfd = open(proc_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -errno;
+	if (read_file_at(pf->dirfd, "stat", 1u << 16, true, &stat, &len) >= 0 &&
+	    procfs_parse_btime(stat, len, &btime) == 0)
+		pf->boot_ms = btime * 1000u;
+	/* The live /proc: the boot instant to the millisecond, not the second. */
+	if (streq(proc_path, "/proc"))
+		pf->boot_ms = clock_ms(CLOCK_REALTIME) - clock_ms(CLOCK_BOOTTIME);
+	*ret = TAKE_PTR(pf);
+	return 0;
+}
+
+void
+procfs_free(struct procfs *pf)
+{
+	if (pf == NULL)
+		return;
+	for (size_t i = 0; i < pf->n_users; i++)
+		free(pf->users[i].name);
+	if (pf->dirfd >= 0)
+		close(pf->dirfd);
+	free(pf);
+}
+
+int
+procfs_dirfd(const struct procfs *pf)
+{
+	return pf->dirfd;
+}
+
+uint64_t
+procfs_boot_ms(const struct procfs *pf)
+{
+	return pf->boot_ms;
+}
+
+long
+procfs_ticks_per_sec(const struct procfs *pf)
+{
+	return pf->hz;
+}
+
+uint64_t
+procfs_ticks_to_epoch_ms(const struct procfs *pf, uint64_t ticks)
+{
+	return pf->boot_ms + ticks * 1000u / (uint64_t)pf->hz;
+}
+
+char *
+procfs_user_name(struct procfs *pf, int64_t uid)
+{
+	struct passwd pw, *res = NULL;
+	char buf[2048];
+	struct user_cache_entry *e;
+
+	if (uid < 0)
+		return NULL;
+	for (size_t i = 0; i < pf->n_users; i++)
+		if (pf->users[i].uid == uid)
+			return strdup_or_null(pf->users[i].name);
+	if (getpwuid_r((uid_t)uid, &pw, buf, sizeof(buf), &res) != 0)
+		res = NULL;
+	if (pf->n_users < USER_CACHE_SIZE) {
+		e = &pf->users[pf->n_users++];
+	} else {
+		e = &pf->users[pf->next_user];
+		pf->next_user = (pf->next_user + 1) % USER_CACHE_SIZE;
+		free(e->name);
+	}
+	e->uid = uid;
+	e->name = res ? utf8_sanitize_dup(res->pw_name, strlen(res->pw_name)) : NULL;
+	return strdup_or_null(e->name);
+}
+
+static bool
+is_gone(int err)
+{
+	return err == -ENOENT || err == -ESRCH;
+}
+
+static int
+stat_at(int dirfd, const char *path, struct procfs_stat *ret)
+{
+	_cleanup_close_ int fd = -1;
+	char buf[STAT_FILE_MAX];
+	ssize_t n;
+
+	if ((fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
+		return is_gone(-errno) ? -ESRCH : -errno;
+	do
+		n = read(fd, buf, sizeof(buf));
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == ESRCH ? -ESRCH : -errno;
+	if (n == 0)
+		return -ESRCH;
+	return procfs_parse_stat(buf, (size_t)n, ret);
+}
+
+int
+procfs_read_stat(struct procfs *pf, pid_t pid, struct procfs_stat *ret)
+{
+	char path[32];
+
+	snprintf(path, sizeof(path), "%d/stat", (int)pid);
+	return stat_at(pf->dirfd, path, ret);
+}
+
+static int
+cmdline_at(int dirfd, const char *path, char **ret, size_t *ret_len, bool *ret_truncated)
+{
+	int rc = read_file_at(dirfd, path, PROC_CMDLINE_MAX, true, ret, ret_len);
+
+	if (rc < 0)
+		return is_gone(rc) ? -ESRCH : rc;
+	*ret_truncated = rc == 1;
+	return 0;
+}
+
+int
+procfs_read_cmdline_raw(struct procfs *pf, pid_t pid, char **ret, size_t *ret_len,
+                        bool *ret_truncated)
+{
+	char path[32];
+
+	snprintf(path, sizeof(path), "%d/cmdline", (int)pid);
+	return cmdline_at(pf->dirfd, path, ret, ret_len, ret_truncated);
+}
+
+/* readlinkat into a new string. Returns 0, or -errno (-ENOENT when gone). */
+static int
+link_at(int dirfd, const char *name, char **ret)
+{
+	char buf[EXE_LINK_MAX];
+	ssize_t n = readlinkat(dirfd, name, buf, sizeof(buf) - 1);
+	char *s;
+
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	if ((s = strdup(buf)) == NULL)
+		return -ENOMEM;
+	*ret = s;
+	return 0;
+}
+
+static void
+replace_str(char **dst, char *src)
+{
+	free(*dst);
+	*dst = src;
+}
+
+/* Everything a read step needs; `gone` and `denied` collect outcomes. */
+struct read_ctx {
+	struct procfs *pf;
+	int pdir;
+	pid_t pid;
+	struct process_record *rec;
+	struct procfs_sample *sample;
+	bool gone, denied, zombie_or_kernel;
+};
+
+static void
+note_err(struct read_ctx *c, int rc, uint32_t missing_bit)
+{
+	c->rec->missing |= missing_bit;
+	if (rc == -EACCES || rc == -EPERM)
+		c->denied = true;
+	else if (is_gone(rc))
+		c->gone = true;
+}
+
+static int
+read_stat_step(struct read_ctx *c, unsigned what)
+{
+	struct procfs_stat st;
+	struct process_record *r = c->rec;
+	char tty[32];
+	int rc;
+
+	if ((rc = stat_at(c->pdir, "stat", &st)) < 0)
+		return rc == -EINVAL ? -ESRCH : rc;
+	r->pid = c->pid;
+	r->ppid = st.ppid;
+	r->start_ticks = st.starttime;
+	r->start_time = procfs_ticks_to_epoch_ms(c->pf, st.starttime);
+	r->memory_usage = st.rss_pages * (uint64_t)c->pf->page_size;
+	r->threads = st.num_threads;
+	if (r->state == NULL || r->state[0] != st.state || r->state[1] != '\0') {
+		char s[2] = { st.state, '\0' };
+
+		replace_str(&r->state, utf8_sanitize_dup(s, 1));
+	}
+	if (r->name == NULL || strlen(r->name) < 15 || strncmp(r->name, st.comm, 15) != 0)
+		replace_str(&r->name, utf8_sanitize_dup(st.comm, st.comm_len));
+	if (what & PROCFS_READ_CWD)
+		replace_str(&r->tty,
+		            procfs_tty_name(st.tty_nr, tty, sizeof(tty)) ? strdup(tty) : NULL);
+	r->missing &= ~(uint32_t)PROC_MISSING_STAT;
+	c->sample->cpu_ticks = st.utime + st.stime;
+	c->sample->flags = st.flags;
+	c->sample->kernel_thread = (st.flags & PF_KTHREAD_FLAG) != 0;
+	c->zombie_or_kernel = st.state == 'Z' || st.state == 'X' || c->sample->kernel_thread;
+	return 0;
+}
+
+static int
+read_status_step(struct read_ctx *c)
+{
+	_cleanup_free_ char *buf = NULL;
+	struct procfs_status st;
+	size_t len;
+	int rc;
+
+	if ((rc = read_file_at(c->pdir, "status", STATUS_FILE_MAX, true, &buf, &len)) < 0) {
+		note_err(c, rc, PROC_MISSING_STATUS);
+		return rc == -ENOMEM ? rc : 0;
+	}
+	if (procfs_parse_status(buf, len, &st) < 0) {
+		c->rec->missing |= PROC_MISSING_STATUS;
+		return 0;
+	}
+	c->rec->user_id = st.uid;
+	c->rec->effective_user_id = st.euid;
+	c->rec->group_id = st.gid;
+	if (st.threads >= 0)
+		c->rec->threads = st.threads;
+	c->rec->missing &= ~(uint32_t)PROC_MISSING_STATUS;
+	return 0;
+}
+
+/* The name column: comm, or argv[0]'s basename when comm was cut at 15 bytes. */
+static void
+fix_name_from_argv0(struct process_record *r, const char *raw, size_t len)
+{
+	const char *a0 = raw, *base;
+	size_t n = strnlen(raw, len);
+	char *s;
+
+	if (r->name == NULL || strlen(r->name) != 15 || n == 0)
+		return;
+	base = memrchr(a0, '/', n);
+	base = base ? base + 1 : a0;
+	n -= (size_t)(base - a0);
+	if (n <= 15 || strncmp(base, r->name, 15) != 0 || memchr(base, ' ', n) != NULL)
+		return;
+	if ((s = utf8_sanitize_dup(base, n)) != NULL)
+		replace_str(&r->name, s);
+}
+
+int
+procfs_sanitize_cmdline(const char *raw, size_t len, char **ret)
+{
+	_cleanup_free_ char *s = NULL;
+	char *u;
+	int rc;
+
+	if ((rc = sanitize_cmdline_raw(raw, len, &s)) < 0)
+		return rc;
+	/* sanitize_cmdline_raw keeps high bytes; the record must be valid UTF-8. */
+	if ((u = utf8_sanitize_dup(s, strlen(s))) == NULL)
+		return -ENOMEM;
+	*ret = u;
+	return 0;
+}
+
+static int
+read_cmdline_step(struct read_ctx *c)
+{
+	_cleanup_free_ char *raw = NULL;
+	char *clean = NULL;
+	size_t len = 0;
+	bool trunc = false;
+	int rc;
+
+	if ((rc = cmdline_at(c->pdir, "cmdline", &raw, &len, &trunc)) < 0) {
+		note_err(c, rc == -ESRCH ? -ENOENT : rc, PROC_MISSING_CMDLINE);
+		return rc == -ENOMEM ? rc : 0;
+	}
+	if ((rc = procfs_sanitize_cmdline(raw, len, &clean)) < 0)
+		return rc;
+	replace_str(&c->rec->command_line, clean);
+	c->rec->argv_truncated = trunc;
+	c->sample->cmdline_digest = procfs_digest(raw, len);
+	/* A zombie's or a kernel thread's argv is empty; only the former is "missing". */
+	if (len == 0 && !c->sample->kernel_thread)
+		c->rec->missing |= PROC_MISSING_CMDLINE;
+	else
+		c->rec->missing &= ~(uint32_t)PROC_MISSING_CMDLINE;
+	fix_name_from_argv0(c->rec, raw, len);
+	return 0;
+}
+
+static int
+read_exe_step(struct read_ctx *c)
+{
+	_cleanup_free_ char *link = NULL;
+	struct process_record *r = c->rec;
+	struct stat sb;
+	char *clean;
+	int rc;
+
+	if ((rc = link_at(c->pdir, "exe", &link)) < 0) {
+		replace_str(&r->executable_path, NULL);
+		r->file_exists = false;
+		if (c->sample->kernel_thread && rc == -ENOENT)
+			return 0; /* kernel threads have no image: not missing */
+		if (rc == -ENOENT && c->zombie_or_kernel)
+			rc = -ENODATA; /* a zombie lost its mm: missing, but not gone */
+		note_err(c, rc, PROC_MISSING_EXE);
+		return rc == -ENOMEM ? rc : 0;
+	}
+	if ((clean = procfs_clean_exe(link, &r->exe_deleted, &r->exe_memfd)) == NULL)
+		return -ENOMEM;
+	/* file_exists: the path names a file now (it may be a different one). */
+	r->file_exists = !r->exe_memfd && stat(clean, &sb) == 0;
+	replace_str(&r->executable_path, sanitize_path(clean));
+	free(clean);
+	r->missing &= ~(uint32_t)PROC_MISSING_EXE;
+	return r->executable_path == NULL ? -ENOMEM : 0;
+}
+
+static int
+read_cwd_step(struct read_ctx *c)
+{
+	_cleanup_free_ char *link = NULL;
+	int rc;
+
+	if ((rc = link_at(c->pdir, "cwd", &link)) < 0) {
+		if (!c->sample->kernel_thread || rc != -ENOENT)
+			note_err(c, rc == -ENOENT && c->zombie_or_kernel ? -ENODATA : rc,
+			         PROC_MISSING_CWD);
+		return rc == -ENOMEM ? rc : 0;
+	}
+	{
+		_cleanup_free_ char *u = utf8_sanitize_dup(link, strlen(link));
+
+		if (u == NULL)
+			return -ENOMEM;
+		replace_str(&c->rec->cwd, sanitize_path(u));
+	}
+	c->rec->missing &= ~(uint32_t)PROC_MISSING_CWD;
+	return c->rec->cwd == NULL ? -ENOMEM : 0;
+}
+
+static int
+read_cgroup_step(struct read_ctx *c)
+{
+	_cleanup_free_ char *buf = NULL;
+	char *path = NULL, id[65];
+	size_t len;
+	int rc;
+
+	if ((rc = read_file_at(c->pdir, "cgroup", CGROUP_FILE_MAX, true, &buf, &len)) < 0) {
+		note_err(c, rc, PROC_MISSING_CGROUP);
+		return rc == -ENOMEM ? rc : 0;
+	}
+	if ((rc = procfs_parse_cgroup(buf, len, &path, id)) < 0) {
+		if (rc == -ENOMEM)
+			return rc;
+		c->rec->missing |= PROC_MISSING_CGROUP;
+		return 0;
+	}
+	replace_str(&c->rec->cgroup, path);
+	replace_str(&c->rec->container_id, id[0] ? strdup(id) : NULL);
+	c->rec->missing &= ~(uint32_t)PROC_MISSING_CGROUP;
+	return 0;
+}
+
+/* Parent details straight from /proc (lifecycle.c prefers its own table). */
+static int
+read_parent_step(struct read_ctx *c)
+{
+	struct process_record pr;
+	struct procfs_sample ps;
+	int rc;
+
+	if (c->rec->ppid <= 0)
+		return 0;
+	process_record_init(&pr);
+	rc = procfs_read_pid(c->pf, c->rec->ppid,
+	                     PROCFS_READ_STAT | PROCFS_READ_CMDLINE | PROCFS_READ_EXE, &pr, &ps);
+	if (rc == -ENOMEM) {
+		process_record_clear(&pr);
+		return rc;
+	}
+	if (rc < 0)
+		c->rec->missing |= PROC_MISSING_PARENT;
+	replace_str(&c->rec->parent_name, TAKE_PTR(pr.name));
+	replace_str(&c->rec->parent_executable_path, TAKE_PTR(pr.executable_path));
+	replace_str(&c->rec->parent_command_line, TAKE_PTR(pr.command_line));
+	process_record_clear(&pr);
+	return 0;
+}
+
+int
+procfs_read_pid(struct procfs *pf, pid_t pid, unsigned what, struct process_record *rec,
+                struct procfs_sample *sample)
+{
+	struct read_ctx c = { .pf = pf, .pid = pid, .rec = rec, .sample = sample };
+	_cleanup_close_ int pdir = -1;
+	char name[16];
+	int rc;
+
+	memset(sample, 0, sizeof(*sample));
+	snprintf(name, sizeof(name), "%d", (int)pid);
+	/* One directory fd per read: every file comes from the same process
+	 * instance even if the pid is reused meanwhile (reads then fail ESRCH). */
+	if ((pdir = openat(pf->dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return is_gone(-errno) ? -ESRCH : -errno;
+	c.pdir = pdir;
+	if ((rc = read_stat_step(&c, what)) < 0)
+		return rc;
+	rec->accessible = true;
+	if ((what & PROCFS_READ_STATUS) && (rc = read_status_step(&c)) < 0)
+		return rc;
+	if ((what & PROCFS_READ_CMDLINE) && (rc = read_cmdline_step(&c)) < 0)
+		return rc;
+	if ((what & PROCFS_READ_EXE) && (rc = read_exe_step(&c)) < 0)
+		return rc;
+	if ((what & PROCFS_READ_CWD) && (rc = read_cwd_step(&c)) < 0)
+		return rc;
+	if ((what & PROCFS_READ_CGROUP) && (rc = read_cgroup_step(&c)) < 0)
+		return rc;
+	if ((what & PROCFS_READ_USER) && rec->user_id >= 0)
+		replace_str(&rec->user_name, procfs_user_name(pf, rec->user_id));
+	if ((what & PROCFS_READ_PARENT) && (rc = read_parent_step(&c)) < 0)
+		return rc;
+	if (c.denied)
+		rec->accessible = false;
+	/* A file vanished under us: confirm with stat that the process is gone. */
+	if (c.gone && faccessat(pdir, "stat", F_OK, 0) < 0)
+		return -ESRCH;
+	return 0;
+}
+
+int
+procfs_foreach_pid(struct procfs *pf, int (*fn)(void *ctx, pid_t pid), void *ctx)
+{
+	_cleanup_closedir_ DIR *d = NULL;
+	struct dirent *de;
+	int fd, rc;
+
+	if ((fd = openat(pf->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -errno;
+	if ((d = fdopendir(fd)) == NULL) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	while ((errno = 0, de = readdir(d)) != NULL) {
+		int pid;
+
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		if (parse_int(de->d_name, &pid) < 0 || pid <= 0)
+			continue;
+		if ((rc = fn(ctx, pid)) != 0)
+			return rc;
+	}
+	return errno ? -errno : 0;
+}

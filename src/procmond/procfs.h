@@ -1,0 +1,139 @@
+/* Reading processes from /proc into struct process_record (SPEC §5 columns).
+ *
+ * Everything is relative to a directory fd that stands for /proc, so the unit
+ * tests run the same code against fixture trees with hostile content. The
+ * parsers below work on buffers and never trust them: a comm may hold spaces,
+ * parentheses, newlines and invalid UTF-8, a status file may lack lines, a
+ * cgroup file may be garbage.
+ *
+ * Races are normal: a process can exit between any two reads. A reader then
+ * returns -ESRCH and leaves its output untouched. A permission error is not a
+ * failure: the record is returned with accessible = false and the matching
+ * PROC_MISSING_* bits set. */
+#ifndef DE_PROCMOND_PROCFS_H
+#define DE_PROCMOND_PROCFS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "process.h"
+
+/* The fields of /proc/PID/stat we use. */
+struct procfs_stat {
+	pid_t pid;
+	char comm[64]; /* raw bytes between the first '(' and the last ')', cut */
+	size_t comm_len;
+	char state;
+	pid_t ppid;
+	uint32_t tty_nr;
+	uint32_t flags; /* PF_* */
+	uint64_t utime, stime;
+	int32_t num_threads;
+	uint64_t starttime; /* clock ticks after boot */
+	uint64_t rss_pages;
+};
+
+/* The fields of /proc/PID/status we use; -1 when the line was absent. */
+struct procfs_status {
+	int64_t uid, euid, gid, egid;
+	int32_t threads;
+};
+
+/* Parses the text of /proc/PID/stat (len bytes, need not be NUL-terminated).
+ * The comm is taken up to the LAST ')' so any comm content is safe. Returns 0
+ * and fills *ret, or -EINVAL for anything malformed. */
+int procfs_parse_stat(const char *buf, size_t len, struct procfs_stat *ret);
+
+/* Parses /proc/PID/status (Uid:, Gid:, Threads: lines). Returns 0 and fills
+ * *ret (missing lines stay -1), or -EINVAL when no Uid line is usable. */
+int procfs_parse_status(const char *buf, size_t len, struct procfs_status *ret);
+
+/* Parses /proc/PID/cgroup: picks the unified ("0::") path, else the first
+ * line's path. Sets *ret_path (caller frees; NULL when there is none) and
+ * writes the container id (64 lowercase hex + NUL) into id, or "" when the
+ * path names no recognisable container. Returns 0, -EINVAL or -ENOMEM. */
+int procfs_parse_cgroup(const char *buf, size_t len, char **ret_path, char id[65]);
+
+/* Finds a docker/containerd/cri-o/podman/libpod container id (64 hex) in a
+ * cgroup path. Returns true and writes it into id (65 bytes). */
+bool procfs_container_id(const char *path, char id[65]);
+
+/* Formats a tty device number (stat field 7) as "pts/3", "tty1", "ttyS0", or
+ * returns false when there is no terminal (0) or it is of an unknown kind. */
+bool procfs_tty_name(uint32_t tty_nr, char *buf, size_t n);
+
+/* Parses "btime N" from the text of /proc/stat. Returns 0 or -EINVAL. */
+int procfs_parse_btime(const char *buf, size_t len, uint64_t *ret_sec);
+
+/* Cleans the executable link target: strips " (deleted)", recognises
+ * "/memfd:NAME". Returns a new string (caller frees) or NULL on OOM. */
+char *procfs_clean_exe(const char *link, bool *ret_deleted, bool *ret_memfd);
+
+struct procfs;
+
+/* Opens a reader over proc_path ("/proc", or a fixture tree). Reads the boot
+ * time from <proc_path>/stat (0 when absent: start times are then relative).
+ * Returns 0 and sets *ret (free with procfs_free), or -errno. */
+int procfs_open(const char *proc_path, struct procfs **ret);
+void procfs_free(struct procfs *pf);
+int procfs_dirfd(const struct procfs *pf);
+uint64_t procfs_boot_ms(const struct procfs *pf);
+long procfs_ticks_per_sec(const struct procfs *pf);
+/* Epoch ms of a start time in clock ticks after boot. */
+uint64_t procfs_ticks_to_epoch_ms(const struct procfs *pf, uint64_t ticks);
+/* The user name of uid, cached (bounded). Returns a new string or NULL. */
+char *procfs_user_name(struct procfs *pf, int64_t uid);
+
+/* What to read for a pid: a known process instance is refreshed with
+ * PROCFS_READ_STAT alone plus a cheap command-line check (lifecycle.c). */
+enum {
+	PROCFS_READ_STAT = 1u << 0,
+	PROCFS_READ_STATUS = 1u << 1,
+	PROCFS_READ_CMDLINE = 1u << 2,
+	PROCFS_READ_EXE = 1u << 3,
+	PROCFS_READ_CWD = 1u << 4, /* with tty from stat */
+	PROCFS_READ_CGROUP = 1u << 5,
+	PROCFS_READ_PARENT = 1u << 6, /* parent name, exe, command line */
+	PROCFS_READ_USER = 1u << 7,   /* user_name from the uid */
+	PROCFS_READ_ALL = 0xffu,
+};
+
+/* Numbers that are not record columns but that the lifecycle needs. */
+struct procfs_sample {
+	uint64_t cpu_ticks;      /* utime + stime */
+	uint32_t flags;          /* PF_* of stat */
+	uint64_t cmdline_digest; /* FNV-1a of the raw cmdline bytes (READ_CMDLINE) */
+	bool kernel_thread;
+};
+
+/* Reads pid into rec (initialized by the caller with process_record_init;
+ * fields already set are replaced only for what is read). Returns 0, -ESRCH
+ * when the process is gone (rec may then hold partial data the caller can
+ * keep or clear), -ENOMEM. */
+int procfs_read_pid(struct procfs *pf, pid_t pid, unsigned what, struct process_record *rec,
+                    struct procfs_sample *sample);
+
+/* Reads only stat for pid. Returns 0, -ESRCH or -EINVAL. */
+int procfs_read_stat(struct procfs *pf, pid_t pid, struct procfs_stat *ret);
+
+/* Reads the raw command line of pid (bounded by PROC_CMDLINE_MAX) and its
+ * digest; sets *ret (caller frees, NUL-separated, len in *ret_len) and
+ * *ret_truncated. Returns 0 or -ESRCH/-EACCES/-ENOMEM. */
+int procfs_read_cmdline_raw(struct procfs *pf, pid_t pid, char **ret, size_t *ret_len,
+                            bool *ret_truncated);
+
+/* The command_line column from raw NUL-separated argv bytes: SPEC §7
+ * sanitizing, then valid UTF-8. Returns 0 and sets *ret, or -ENOMEM. */
+int procfs_sanitize_cmdline(const char *raw, size_t len, char **ret);
+
+/* FNV-1a 64 of a buffer: the cheap change detector for command lines. */
+uint64_t procfs_digest(const char *buf, size_t len);
+
+/* Lists the pids in the proc directory, ascending order not guaranteed.
+ * Calls fn(ctx, pid) per entry and stops early when fn returns non-zero (that
+ * value is returned). Returns 0 or -errno. */
+int procfs_foreach_pid(struct procfs *pf, int (*fn)(void *ctx, pid_t pid), void *ctx);
+
+#endif

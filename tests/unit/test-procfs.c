@@ -1,0 +1,369 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "cleanup.h"
+#include "procfs.h"
+#include "util.h"
+
+static const char *
+fixture_root(void)
+{
+	static char path[PATH_MAX];
+	const char *top = getenv("DE_SOURCE_ROOT");
+
+	snprintf(path, sizeof(path), "%s/tests/unit/fixtures/proc", top ? top : ".");
+	return path;
+}
+
+static void
+test_parse_stat_hostile_comm(void **state)
+{
+	static const char line[] = "42 (a) S 9 (b\n) R 7 42 42 34817 42 4194560 1 2 3 4 "
+	                           "11 22 0 0 20 0 5 0 777 100 33 18446744073709551615\n";
+	struct procfs_stat st;
+
+	(void)state;
+	assert_int_equal(procfs_parse_stat(line, strlen(line), &st), 0);
+	assert_int_equal(st.pid, 42);
+	assert_string_equal(st.comm, "a) S 9 (b\n");
+	assert_int_equal(st.state, 'R');
+	assert_int_equal(st.ppid, 7);
+	assert_int_equal(st.tty_nr, 34817);
+	assert_int_equal(st.utime, 11);
+	assert_int_equal(st.stime, 22);
+	assert_int_equal(st.num_threads, 5);
+	assert_int_equal(st.starttime, 777);
+	assert_int_equal(st.rss_pages, 33);
+}
+
+static void
+test_parse_stat_malformed(void **state)
+{
+	static const char *const bad[] = {
+		"",
+		"42",
+		"42 (x",
+		"42 (x)",
+		"42 (x) S",
+		"(x) S 1 2 3",
+		"42 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20",
+		"42 (x) S a b c d e f g h i j k l m n o p q r s t u v w",
+		"0 (x) S 1 1 1 0 1 0 0 0 0 0 0 0 0 0 0 0 1 0 1 0 1\n",
+		"99999999999999999999 (x) S 1 1 1 0 1 0 0 0 0 0 0 0 0 0 0 0 1 0 1 0 1\n",
+	};
+	struct procfs_stat st;
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		assert_int_equal(procfs_parse_stat(bad[i], strlen(bad[i]), &st), -EINVAL);
+}
+
+static void
+test_parse_status(void **state)
+{
+	static const char ok[] =
+	    "Name:\tx\nUid:\t1000\t0\t1000\t1000\nGid:\t5\t6\t5\t5\nThreads:\t12\n";
+	static const char no_uid[] = "Name:\tx\nGid:\t5\t6\t5\t5\n";
+	static const char bad_gid[] = "Uid:\t1\t2\t3\t4\nGid:\tx\nThreads:\t99999999999\n";
+	struct procfs_status st;
+
+	(void)state;
+	assert_int_equal(procfs_parse_status(ok, strlen(ok), &st), 0);
+	assert_int_equal(st.uid, 1000);
+	assert_int_equal(st.euid, 0);
+	assert_int_equal(st.gid, 5);
+	assert_int_equal(st.egid, 6);
+	assert_int_equal(st.threads, 12);
+	assert_int_equal(procfs_parse_status(no_uid, strlen(no_uid), &st), -EINVAL);
+	assert_int_equal(procfs_parse_status(bad_gid, strlen(bad_gid), &st), 0);
+	assert_int_equal(st.uid, 1);
+	assert_int_equal(st.gid, -1);
+	assert_int_equal(st.threads, -1);
+}
+
+static void
+test_container_ids(void **state)
+{
+	char id[65];
+	char path[256];
+	const char *hex = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+	(void)state;
+	snprintf(path, sizeof(path), "/system.slice/docker-%s.scope", hex);
+	assert_true(procfs_container_id(path, id));
+	assert_string_equal(id, hex);
+	snprintf(path, sizeof(path), "/docker/%s", hex);
+	assert_true(procfs_container_id(path, id));
+	snprintf(path, sizeof(path), "/machine.slice/libpod-%s.scope/container", hex);
+	assert_true(procfs_container_id(path, id));
+	snprintf(path, sizeof(path), "/kubepods/besteffort/pod1/crio-%s.scope", hex);
+	assert_true(procfs_container_id(path, id));
+	/* Not containers: a bare id outside an engine tree, conmon, short ids. */
+	snprintf(path, sizeof(path), "/user.slice/%s", hex);
+	assert_false(procfs_container_id(path, id));
+	snprintf(path, sizeof(path), "/machine.slice/crio-conmon-%s.scope", hex);
+	assert_false(procfs_container_id(path, id));
+	assert_false(procfs_container_id("/process_api/376295e2006904ba64529a1164d554b6", id));
+	assert_false(procfs_container_id("", id));
+}
+
+static void
+test_parse_cgroup(void **state)
+{
+	static const char hybrid[] =
+	    "12:pids:/docker/"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n0::/\n";
+	_cleanup_free_ char *path = NULL;
+	char id[65];
+
+	(void)state;
+	assert_int_equal(procfs_parse_cgroup(hybrid, strlen(hybrid), &path, id), 0);
+	assert_int_equal(strncmp(path, "/docker/aaaa", 12), 0);
+	assert_int_equal(strlen(id), 64);
+	assert_int_equal(procfs_parse_cgroup("no colons", 9, &path, id), -EINVAL);
+}
+
+static void
+test_tty_and_exe(void **state)
+{
+	char b[32];
+	bool del, memfd;
+	_cleanup_free_ char *a = NULL, *m = NULL, *p = NULL;
+
+	(void)state;
+	assert_true(procfs_tty_name(34817, b, sizeof(b)));
+	assert_string_equal(b, "pts/1");
+	assert_true(procfs_tty_name(1025, b, sizeof(b)));
+	assert_string_equal(b, "tty1");
+	assert_true(procfs_tty_name((4 << 8) | 64, b, sizeof(b)));
+	assert_string_equal(b, "ttyS0");
+	assert_false(procfs_tty_name(0, b, sizeof(b)));
+	a = procfs_clean_exe("/usr/bin/x (deleted)", &del, &memfd);
+	assert_string_equal(a, "/usr/bin/x");
+	assert_true(del);
+	assert_false(memfd);
+	m = procfs_clean_exe("/memfd:payload (deleted)", &del, &memfd);
+	assert_string_equal(m, "/memfd:payload");
+	assert_true(del && memfd);
+	p = procfs_clean_exe("/usr/bin/plain", &del, &memfd);
+	assert_false(del || memfd);
+}
+
+struct fixture {
+	struct procfs *pf;
+	struct process_record rec;
+	struct procfs_sample sample;
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (f == NULL || procfs_open(fixture_root(), &f->pf) < 0)
+		return -1;
+	process_record_init(&f->rec);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	process_record_clear(&f->rec);
+	procfs_free(f->pf);
+	free(f);
+	return 0;
+}
+
+static void
+test_read_ordinary(void **state)
+{
+	struct fixture *f = *state;
+	struct process_record *r = &f->rec;
+
+	assert_int_equal(procfs_boot_ms(f->pf), 1700000000000ull);
+	assert_int_equal(procfs_read_pid(f->pf, 100, PROCFS_READ_ALL, r, &f->sample), 0);
+	assert_int_equal(r->pid, 100);
+	assert_int_equal(r->ppid, 1);
+	assert_string_equal(r->name, "bash");
+	assert_string_equal(r->state, "S");
+	assert_string_equal(r->executable_path, "/bin/sh");
+	assert_true(r->file_exists);
+	assert_false(r->exe_deleted);
+	assert_non_null(strstr(r->command_line, "--password [REDACTED]"));
+	assert_null(strstr(r->command_line, "hunter2"));
+	assert_string_equal(r->cwd, "[REDACTED]");
+	assert_string_equal(r->tty, "pts/1");
+	assert_int_equal(r->user_id, 1000);
+	assert_int_equal(r->effective_user_id, 0);
+	assert_int_equal(r->group_id, 100);
+	assert_int_equal(r->threads, 3);
+	assert_int_equal(r->start_ticks, 123456);
+	assert_int_equal(r->start_time,
+	                 1700000000000ull +
+	                     123456ull * 1000 / (uint64_t)procfs_ticks_per_sec(f->pf));
+	assert_int_equal(r->memory_usage, 2560ull * (uint64_t)sysconf(_SC_PAGESIZE));
+	assert_string_equal(r->container_id,
+	                    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+	assert_non_null(strstr(r->cgroup, "docker-"));
+	assert_true(r->accessible);
+	assert_int_equal(r->missing & ~PROC_MISSING_PARENT, 0);
+	assert_int_equal(f->sample.cpu_ticks, 200);
+	assert_false(f->sample.kernel_thread);
+}
+
+static void
+test_read_hostile(void **state)
+{
+	struct fixture *f = *state;
+	struct process_record *r = &f->rec;
+
+	assert_int_equal(procfs_read_pid(f->pf, 200, PROCFS_READ_ALL, r, &f->sample), 0);
+	assert_true(utf8_is_valid(r->name, strlen(r->name)));
+	assert_string_equal(r->name, "a) S 9 (b\n?");
+	assert_string_equal(r->state, "R");
+	assert_int_equal(r->ppid, 100);
+	assert_true(utf8_is_valid(r->command_line, strlen(r->command_line)));
+	assert_string_equal(r->executable_path, "/tmp/evil-binary");
+	assert_true(r->exe_deleted);
+	assert_false(r->exe_memfd);
+	assert_false(r->file_exists);
+	assert_null(r->tty);
+	assert_null(r->container_id);
+	/* status is absent: ids unknown, and said so. */
+	assert_int_equal(r->user_id, -1);
+	assert_true(r->missing & PROC_MISSING_STATUS);
+	/* The parent (100) is read from the same tree. */
+	assert_string_equal(r->parent_name, "bash");
+	assert_string_equal(r->parent_executable_path, "/bin/sh");
+	assert_null(strstr(r->parent_command_line, "hunter2"));
+}
+
+static void
+test_read_kernel_zombie_memfd(void **state)
+{
+	struct fixture *f = *state;
+	struct process_record *r = &f->rec;
+
+	assert_int_equal(procfs_read_pid(f->pf, 300, PROCFS_READ_ALL, r, &f->sample), 0);
+	assert_true(f->sample.kernel_thread);
+	assert_null(r->executable_path);
+	assert_string_equal(r->command_line, "");
+	assert_int_equal(r->missing & (PROC_MISSING_EXE | PROC_MISSING_CMDLINE), 0);
+	process_record_clear(r);
+
+	assert_int_equal(procfs_read_pid(f->pf, 600, PROCFS_READ_ALL, r, &f->sample), 0);
+	assert_string_equal(r->state, "Z");
+	assert_true(r->missing & PROC_MISSING_EXE);
+	assert_true(r->missing & PROC_MISSING_CMDLINE);
+	process_record_clear(r);
+
+	assert_int_equal(procfs_read_pid(f->pf, 400, PROCFS_READ_ALL, r, &f->sample), 0);
+	assert_true(r->exe_memfd);
+	assert_true(r->exe_deleted);
+	assert_false(r->file_exists);
+	assert_string_equal(r->executable_path, "/memfd:payload");
+	assert_true(r->missing & PROC_MISSING_CGROUP);
+}
+
+static void
+test_read_truncated_and_long_name(void **state)
+{
+	struct fixture *f = *state;
+	struct process_record *r = &f->rec;
+
+	assert_int_equal(procfs_read_pid(f->pf, 500, PROCFS_READ_ALL, r, &f->sample), 0);
+	assert_true(r->argv_truncated);
+	assert_true(strlen(r->command_line) <= PROC_CMDLINE_MAX);
+	assert_string_equal(r->name, "averyveryverylongname");
+	assert_string_equal(r->container_id,
+	                    "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff");
+}
+
+static void
+test_read_gone(void **state)
+{
+	struct fixture *f = *state;
+	struct procfs_stat st;
+
+	assert_int_equal(procfs_read_pid(f->pf, 12345, PROCFS_READ_ALL, &f->rec, &f->sample),
+	                 -ESRCH);
+	assert_int_equal(procfs_read_stat(f->pf, 12345, &st), -ESRCH);
+	assert_int_equal(f->rec.pid, -1);
+}
+
+static int
+count_pid(void *ctx, pid_t pid)
+{
+	(void)pid;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static void
+test_foreach(void **state)
+{
+	struct fixture *f = *state;
+	int n = 0;
+
+	assert_int_equal(procfs_foreach_pid(f->pf, count_pid, &n), 0);
+	assert_int_equal(n, 6);
+}
+
+static void
+test_live_self(void **state)
+{
+	struct procfs *pf = NULL;
+	struct process_record r;
+	struct procfs_sample s;
+	char exe[PATH_MAX];
+	ssize_t n;
+
+	(void)state;
+	assert_int_equal(procfs_open("/proc", &pf), 0);
+	process_record_init(&r);
+	assert_int_equal(procfs_read_pid(pf, getpid(), PROCFS_READ_ALL, &r, &s), 0);
+	assert_int_equal(r.ppid, getppid());
+	assert_int_equal(r.user_id, (int64_t)getuid());
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	assert_true(n > 0);
+	exe[n] = '\0';
+	assert_string_equal(r.executable_path, exe);
+	assert_non_null(r.user_name);
+	process_record_clear(&r);
+	procfs_free(pf);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_stat_hostile_comm),
+		cmocka_unit_test(test_parse_stat_malformed),
+		cmocka_unit_test(test_parse_status),
+		cmocka_unit_test(test_container_ids),
+		cmocka_unit_test(test_parse_cgroup),
+		cmocka_unit_test(test_tty_and_exe),
+		cmocka_unit_test_setup_teardown(test_read_ordinary, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_hostile, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_kernel_zombie_memfd, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_truncated_and_long_name, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_gone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_foreach, setup, teardown),
+		cmocka_unit_test(test_live_self),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

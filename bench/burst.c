@@ -1,0 +1,69 @@
+/* burst: starts COUNT short-lived processes as fast as the machine allows,
+ * each a fork+exec of CHILD with the unique marker argument PREFIX-<i>, at
+ * most PARALLEL alive at once, and reaps them all. Prints the elapsed time
+ * and rate on stderr.
+ *
+ * Usage: burst COUNT PREFIX CHILD [PARALLEL] [EXIT]
+ * EXIT is passed to the child as its exit status (see burst-child.c). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+int
+main(int argc, char **argv)
+{
+	uint64_t count, parallel = 4;
+	const char *exitcode = argc > 5 ? argv[5] : "0";
+	struct timespec t0, t1;
+	uint64_t started = 0, alive = 0, failed = 0;
+	double secs;
+
+	if (argc < 4 || parse_u64(argv[1], &count) < 0 ||
+	    (argc > 4 && (parse_u64(argv[4], &parallel) < 0 || parallel == 0))) {
+		fprintf(stderr, "usage: burst COUNT PREFIX CHILD [PARALLEL] [EXIT]\n");
+		return 2;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (started < count || alive > 0) {
+		if (started < count && alive < parallel) {
+			char marker[128];
+			pid_t pid;
+
+			if ((size_t)snprintf(marker, sizeof(marker), "%s-%llu", argv[2],
+			                     (unsigned long long)started) >= sizeof(marker))
+				return 2;
+			pid = fork();
+			if (pid == 0) {
+				char *cargv[] = { argv[3], marker, (char *)exitcode, NULL };
+
+				execv(argv[3], cargv);
+				_exit(127);
+			}
+			if (pid < 0) {
+				failed++;
+				if (errno != EAGAIN)
+					break;
+			} else {
+				started++;
+				alive++;
+				continue;
+			}
+		}
+		if (wait(NULL) > 0)
+			alive--;
+		else if (errno == ECHILD)
+			alive = 0;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	secs = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+	fprintf(stderr, "burst: %llu processes in %.2f s (%.0f/s), %llu fork failures\n",
+	        (unsigned long long)started, secs, secs > 0 ? (double)started / secs : 0.0,
+	        (unsigned long long)failed);
+	return started == count ? 0 : 1;
+}

@@ -1,0 +1,319 @@
+/* The eBPF event source: loads procmond.bpf.c (a bpftool skeleton), attaches
+ * its three BTF-typed tracepoints and turns the ring buffer's records into
+ * struct source_event. The only file in DaemonEye that talks to libbpf
+ * (STYLE.md rule 8).
+ *
+ * Privilege: loading needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN). Once
+ * attached, the ring buffer and the drop counter are memory-mapped, so
+ * dispatch() and health() make no bpf() call and work after the privilege
+ * drop and under procmond's seccomp filter (epoll_wait only). */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "source.h"
+
+#if DE_HAVE_EBPF
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include <bpf/libbpf.h>
+
+#include "bpf_event.h"
+#include "cleanup.h"
+#include "log.h"
+#include "procmond.skel.h"
+#include "util.h"
+
+#define BTF_VMLINUX "/sys/kernel/btf/vmlinux"
+
+struct source {
+	struct procmond_bpf *skel;
+	struct ring_buffer *rb;
+	source_event_cb cb;
+	void *cb_ctx;
+	uint64_t events;
+	uint64_t errors;
+	struct source_event ev; /* one conversion buffer, reused per record */
+};
+
+/* libbpf reports through one process-wide print hook. While open() runs, the
+ * first warning (the reason a load or attach failed) is kept for errbuf;
+ * everything is logged at debug. open() runs once, from main, so a static
+ * buffer is enough. */
+static char libbpf_reason[256];
+
+static int
+ebpf_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char line[512];
+	size_t n;
+
+	if (vsnprintf(line, sizeof(line), fmt, ap) < 0)
+		return 0;
+	n = strlen(line);
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == ' '))
+		line[--n] = '\0';
+	if (level == LIBBPF_WARN && libbpf_reason[0] == '\0' && n > 0)
+		de_strlcpy(libbpf_reason, line, sizeof(libbpf_reason));
+	if (level != LIBBPF_DEBUG)
+		log_debug("libbpf: %s", line);
+	return 0;
+}
+
+/* Copies a NUL-terminated string of at most n bytes (NUL included) from a
+ * record; returns false when the record does not hold one. */
+static bool
+ebpf_copy_str(char *dst, size_t dstsz, const char *src, size_t n)
+{
+	if (n == 0 || n > dstsz)
+		return false;
+	memcpy(dst, src, n);
+	dst[n - 1] = '\0';
+	return true;
+}
+
+/* Fills s->ev from one ring-buffer record. Returns -EBADMSG for a record
+ * whose lengths do not add up (a kernel/user mismatch, counted as an error). */
+static int
+ebpf_convert(const struct de_bpf_event *r, size_t size, struct source_event *ev)
+{
+	const char *data = (const char *)(r + 1);
+	size_t avail;
+
+	if (size < sizeof(*r))
+		return -EBADMSG;
+	avail = size - sizeof(*r);
+	if ((size_t)r->filename_len + r->argv_len + r->cwd_len > avail)
+		return -EBADMSG;
+
+	switch (r->kind) {
+	case DE_BPF_EV_EXEC:
+		ev->kind = SOURCE_EV_EXEC;
+		break;
+	case DE_BPF_EV_FORK:
+		ev->kind = SOURCE_EV_FORK;
+		break;
+	case DE_BPF_EV_EXIT:
+		ev->kind = SOURCE_EV_EXIT;
+		break;
+	default:
+		return -EBADMSG;
+	}
+	ev->has = SOURCE_HAS_IDS | SOURCE_HAS_COMM | SOURCE_HAS_START | SOURCE_HAS_PPID;
+	ev->pid = (pid_t)r->tgid;
+	ev->tid = (pid_t)r->pid;
+	ev->ppid = (pid_t)r->ppid;
+	ev->uid = r->uid;
+	ev->euid = r->euid;
+	ev->gid = r->gid;
+	ev->start_ns = r->start_ns;
+	ev->ktime_ns = r->ktime_ns;
+	ev->exit_code = r->exit_code;
+	ev->argv_truncated = (r->flags & DE_BPF_F_ARGV_TRUNC) != 0;
+	memcpy(ev->comm, r->comm, sizeof(ev->comm));
+	ev->comm[sizeof(ev->comm) - 1] = '\0';
+	ev->filename[0] = '\0';
+	ev->cwd[0] = '\0';
+	ev->argv_len = 0;
+	if (r->kind == DE_BPF_EV_EXIT)
+		ev->has |= SOURCE_HAS_EXIT_CODE;
+	if (r->kind != DE_BPF_EV_EXEC)
+		return 0;
+
+	if (ebpf_copy_str(ev->filename, sizeof(ev->filename), data, r->filename_len) &&
+	    ev->filename[0] != '\0')
+		ev->has |= SOURCE_HAS_FILENAME;
+	data += r->filename_len;
+	if (r->argv_len > 0 && r->argv_len <= sizeof(ev->argv)) {
+		memcpy(ev->argv, data, r->argv_len);
+		ev->argv_len = r->argv_len;
+		ev->has |= SOURCE_HAS_ARGV;
+	}
+	data += r->argv_len;
+	if ((r->flags & DE_BPF_F_HAS_CWD) &&
+	    ebpf_copy_str(ev->cwd, sizeof(ev->cwd), data, r->cwd_len))
+		ev->has |= SOURCE_HAS_CWD;
+	return 0;
+}
+
+static int
+ebpf_on_record(void *ctx, void *data, size_t size)
+{
+	struct source *s = ctx;
+
+	if (ebpf_convert(data, size, &s->ev) < 0) {
+		s->errors++;
+		return 0;
+	}
+	s->events++;
+	s->cb(s->cb_ctx, &s->ev);
+	return 0;
+}
+
+static void
+ebpf_close(struct source *s)
+{
+	if (s == NULL)
+		return;
+	ring_buffer__free(s->rb);
+	procmond_bpf__destroy(s->skel);
+	free(s);
+}
+
+static void
+ebpf_closep(struct source **s)
+{
+	ebpf_close(*s);
+}
+
+/* Loads and attaches; says in err why not. */
+static int
+ebpf_load(struct source *s, bool cwd, struct errbuf *err)
+{
+	int rc;
+
+	if ((s->skel = procmond_bpf__open()) == NULL) {
+		rc = -errno;
+		errbuf_set(err, "cannot open the BPF object: %s", libbpf_reason);
+		return rc;
+	}
+	s->skel->rodata->capture_cwd = cwd ? 1 : 0;
+	if ((rc = procmond_bpf__load(s->skel)) < 0) {
+		if (rc == -EPERM || rc == -EACCES)
+			errbuf_set(
+			    err, "loading BPF programs needs CAP_BPF and CAP_PERFMON (or root): %s",
+			    libbpf_reason);
+		else
+			errbuf_set(err, "the kernel rejected the BPF programs: %s", libbpf_reason);
+		return rc;
+	}
+	if ((rc = procmond_bpf__attach(s->skel)) < 0) {
+		errbuf_set(err, "attaching the sched_process tracepoints failed: %s",
+		           libbpf_reason);
+		return rc;
+	}
+	if (s->skel->bss == NULL) {
+		errbuf_set(err, "this kernel cannot memory-map BPF arrays (the drop counter)");
+		return -ENOTSUP;
+	}
+	s->rb = ring_buffer__new(bpf_map__fd(s->skel->maps.events), ebpf_on_record, s, NULL);
+	if (s->rb == NULL) {
+		rc = -errno;
+		errbuf_set(err, "cannot map the BPF ring buffer: %s", libbpf_reason);
+		return rc;
+	}
+	return 0;
+}
+
+static int
+ebpf_open(const struct collector_opts *opts, struct source **ret, struct errbuf *err)
+{
+	_cleanup_(ebpf_closep) struct source *s = NULL;
+	libbpf_print_fn_t old;
+	int rc;
+
+	if (access(BTF_VMLINUX, R_OK) < 0) {
+		rc = -errno;
+		errbuf_set(err, "no kernel BTF (%s: %s); CO-RE programs need CONFIG_DEBUG_INFO_BTF",
+		           BTF_VMLINUX, strerror(-rc));
+		return rc == -ENOENT ? -ENOTSUP : rc;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return -ENOMEM;
+
+	libbpf_reason[0] = '\0';
+	old = libbpf_set_print(ebpf_libbpf_print);
+	rc = ebpf_load(s, opts == NULL || opts->enhanced_metadata, err);
+	libbpf_set_print(old);
+	if (rc < 0)
+		return rc;
+	*ret = TAKE_PTR(s);
+	return 0;
+}
+
+static int
+ebpf_fd(struct source *s)
+{
+	return ring_buffer__epoll_fd(s->rb);
+}
+
+static int
+ebpf_dispatch(struct source *s, source_event_cb cb, void *ctx)
+{
+	int n;
+
+	s->cb = cb;
+	s->cb_ctx = ctx;
+	n = ring_buffer__consume(s->rb);
+	if (n < 0)
+		s->errors++;
+	return n;
+}
+
+static void
+ebpf_health(struct source *s, struct source_health *ret)
+{
+	ret->events = s->events;
+	ret->drops = __atomic_load_n(&s->skel->bss->drop_count, __ATOMIC_RELAXED);
+	ret->errors = s->errors;
+	ret->ok = true;
+}
+
+#else /* !DE_HAVE_EBPF */
+
+static int
+ebpf_open(const struct collector_opts *opts, struct source **ret, struct errbuf *err)
+{
+	(void)opts;
+	(void)ret;
+	errbuf_set(err, "not built: procmond was configured with -Debpf=disabled "
+	                "(or without clang, bpftool or kernel BTF at build time)");
+	return -ENOTSUP;
+}
+
+static int
+ebpf_fd(struct source *s)
+{
+	(void)s;
+	return -1;
+}
+
+static int
+ebpf_dispatch(struct source *s, source_event_cb cb, void *ctx)
+{
+	(void)s;
+	(void)cb;
+	(void)ctx;
+	return -ENOTSUP;
+}
+
+static void
+ebpf_health(struct source *s, struct source_health *ret)
+{
+	(void)s;
+	memset(ret, 0, sizeof(*ret));
+}
+
+static void
+ebpf_close(struct source *s)
+{
+	free(s);
+}
+
+#endif /* DE_HAVE_EBPF */
+
+const struct source_ops source_ebpf_ops = {
+	.name = "ebpf",
+	.realtime = true,
+	.argv_at_exec = true,
+	.open = ebpf_open,
+	.fd = ebpf_fd,
+	.dispatch = ebpf_dispatch,
+	.health = ebpf_health,
+	.close = ebpf_close,
+};

@@ -420,6 +420,27 @@ test_set_and_validate(void **state)
 	config_free(&cfg);
 }
 
+/* The shipped example must always load and validate. */
+static void
+test_example_file(void **state)
+{
+	const char *root = getenv("DE_SOURCE_ROOT");
+	struct de_config cfg;
+	struct errbuf err;
+	char path[PATH_MAX];
+
+	(void)state;
+	if (root == NULL)
+		skip();
+	(void)snprintf(path, sizeof(path), "%s/config/daemoneye.example.yaml", root);
+	if (config_load(path, &cfg, &err) < 0)
+		fail_msg("%s", err.msg);
+	assert_int_equal(cfg.alerting.n_sinks, 2);
+	assert_int_equal(cfg.alerting.sinks[1].type, SINK_FILE);
+	assert_int_equal(config_validate(&cfg, &err), 0);
+	config_free(&cfg);
+}
+
 int
 main(void)
 {
@@ -427,7 +448,7 @@ main(void)
 		cmocka_unit_test(test_defaults),         cmocka_unit_test(test_good_file),
 		cmocka_unit_test(test_errors),           cmocka_unit_test(test_syntax_error),
 		cmocka_unit_test(test_env_and_files),    cmocka_unit_test(test_collectors_json),
-		cmocka_unit_test(test_set_and_validate),
+		cmocka_unit_test(test_set_and_validate), cmocka_unit_test(test_example_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,8 @@
 /* burst: starts COUNT short-lived processes as fast as the machine allows,
  * each a fork+exec of CHILD with the unique marker argument PREFIX-<i>, at
- * most PARALLEL alive at once, and reaps them all. Prints the elapsed time
- * and rate on stderr.
+ * most PARALLEL alive at once, and reaps them all. Prints each child's pid
+ * on stdout (so a benchmark knows which processes to look for) and the
+ * elapsed time and rate on stderr.
  *
  * Usage: burst COUNT PREFIX CHILD [PARALLEL] [EXIT]
  * EXIT is passed to the child as its exit status (see burst-child.c). */
@@ -50,6 +51,7 @@ main(int argc, char **argv)
 				if (errno != EAGAIN)
 					break;
 			} else {
+				printf("%d\n", (int)pid);
 				started++;
 				alive++;
 				continue;
@@ -61,6 +63,7 @@ main(int argc, char **argv)
 			alive = 0;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
+	fflush(stdout);
 	secs = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
 	fprintf(stderr, "burst: %llu processes in %.2f s (%.0f/s), %llu fork failures\n",
 	        (unsigned long long)started, secs, secs > 0 ? (double)started / secs : 0.0,

@@ -1,0 +1,609 @@
+/* The ledger's read side: full verification, inclusion proofs and their
+ * verifier, and the JSON views used by `daemoneye-cli ledger`. Reads the files
+ * only; never needs the private key. Format: ledger-internal.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cleanup.h"
+#include "ledger-internal.h"
+#include "timeutil.h"
+#include "util.h"
+
+/* Longest hex string a proof may carry (the entry bytes). */
+#define PROOF_HEX_MAX  (2 * ENTRY_MAX_LEN)
+#define PROOF_TEXT_MAX (64 * 1024)
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY *, EVP_PKEY_free)
+
+int
+ledger_verify(struct ledger *l, const char *pubkey_path, struct ledger_report *ret,
+              struct errbuf *err)
+{
+	_cleanup_(EVP_PKEY_freep) EVP_PKEY *pub = NULL;
+	struct ledger_report rep;
+	struct ledger_state st;
+	int rc;
+
+	if (l == NULL || ret == NULL)
+		return -EINVAL;
+	rc = ledger_load_pubkey(pubkey_path != NULL ? pubkey_path : ledger_pubkey_path(l), &pub,
+	                        err);
+	/* Without any key the chain and roots are still checked; every
+	 * checkpoint then fails its signature, which the report says. */
+	if (rc < 0 && (pubkey_path != NULL || rc != -ENOENT))
+		return rc;
+	if ((rc = ledger_verify_core(ledger_dirfd(l), pub, &rep, &st)) < 0) {
+		errbuf_set(err, "cannot read the ledger: %s", strerror(-rc));
+		return rc;
+	}
+	*ret = rep;
+	return 0;
+}
+
+/* ---- hex and JSON helpers ---- */
+
+static int
+hex_decode(const char *s, uint8_t *out, size_t max, size_t *ret_len)
+{
+	size_t n = strlen(s);
+
+	if (n % 2 != 0 || n / 2 > max)
+		return -EBADMSG;
+	for (size_t i = 0; i < n; i++) {
+		int c = s[i], v;
+
+		if (c >= '0' && c <= '9')
+			v = c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v = c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			v = c - 'A' + 10;
+		else
+			return -EBADMSG;
+		if (i % 2 == 0)
+			out[i / 2] = (uint8_t)(v << 4);
+		else
+			out[i / 2] |= (uint8_t)v;
+	}
+	*ret_len = n / 2;
+	return 0;
+}
+
+static int
+hash_from_json(const json_t *obj, const char *key, uint8_t out[LEDGER_HASH_LEN])
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+	size_t n;
+
+	if (s == NULL || hex_decode(s, out, LEDGER_HASH_LEN, &n) < 0 || n != LEDGER_HASH_LEN)
+		return -EBADMSG;
+	return 0;
+}
+
+static int
+u64_from_json(const json_t *obj, const char *key, uint64_t *ret)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return -EBADMSG;
+	*ret = (uint64_t)json_integer_value(v);
+	return 0;
+}
+
+static int
+set_hex(json_t *o, const char *key, const uint8_t *p, size_t n)
+{
+	_cleanup_free_ char *hex = malloc(2 * n + 1);
+
+	if (hex == NULL)
+		return -ENOMEM;
+	hex_encode(p, n, hex);
+	return json_object_set_new(o, key, json_string(hex)) == 0 ? 0 : -ENOMEM;
+}
+
+static int
+set_time(json_t *o, uint64_t ms)
+{
+	char buf[40];
+
+	if (time_format_rfc3339_ms(ms, buf, sizeof(buf)) < 0)
+		de_strlcpy(buf, "invalid", sizeof(buf));
+	if (json_object_set_new(o, "timestamp", json_string(buf)) < 0 ||
+	    json_object_set_new(o, "timestamp_ms", json_integer((json_int_t)ms)) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+static json_t *
+text_json(const char *s, size_t n)
+{
+	_cleanup_free_ char *clean = utf8_sanitize_dup(s, n);
+
+	return clean != NULL ? json_string(clean) : NULL;
+}
+
+/* One entry as a JSON object; with_payload adds the payload (text when it is
+ * valid UTF-8, else hex). Returns a new reference or NULL. */
+static json_t *
+entry_json(const struct entry_view *v, bool with_payload)
+{
+	_cleanup_(json_decrefp) json_t *o = json_object();
+
+	if (o == NULL || json_object_set_new(o, "seq", json_integer((json_int_t)v->seq)) < 0 ||
+	    set_time(o, v->timestamp_ms) < 0 ||
+	    json_object_set_new(o, "actor", text_json(v->actor, v->actor_len)) < 0 ||
+	    json_object_set_new(o, "action", text_json(v->action, v->action_len)) < 0 ||
+	    set_hex(o, "payload_hash", v->payload_hash, LEDGER_HASH_LEN) < 0 ||
+	    set_hex(o, "prev_hash", v->prev_hash, LEDGER_HASH_LEN) < 0 ||
+	    set_hex(o, "entry_hash", v->entry_hash, LEDGER_HASH_LEN) < 0)
+		return NULL;
+	if (with_payload) {
+		int rc;
+
+		if (utf8_is_valid((const char *)v->payload, v->payload_len))
+			rc = json_object_set_new(
+			    o, "payload", json_stringn((const char *)v->payload, v->payload_len));
+		else
+			rc = set_hex(o, "payload_hex", v->payload, v->payload_len);
+		if (rc < 0)
+			return NULL;
+	}
+	return TAKE_PTR(o);
+}
+
+static json_t *
+ckpt_json(const struct ckpt *c)
+{
+	_cleanup_(json_decrefp) json_t *o = json_object();
+
+	if (o == NULL ||
+	    json_object_set_new(o, "tree_size", json_integer((json_int_t)c->size)) < 0 ||
+	    set_time(o, c->timestamp_ms) < 0 ||
+	    set_hex(o, "root_hash", c->root, LEDGER_HASH_LEN) < 0 ||
+	    set_hex(o, "key_id", c->key_id, LEDGER_HASH_LEN) < 0 ||
+	    set_hex(o, "signature", c->sig, CKPT_SIG_LEN) < 0)
+		return NULL;
+	return TAKE_PTR(o);
+}
+
+/* ---- iteration over the files ---- */
+
+struct mapped {
+	uint8_t *base;
+	size_t len;
+};
+
+static void
+mapped_free(struct mapped *m)
+{
+	if (m->base != NULL)
+		munmap(m->base, m->len);
+}
+
+static int
+map_ro(int dirfd, const char *name, const char *magic, struct mapped *m)
+{
+	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+
+	*m = (struct mapped){ 0 };
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	if (st.st_size == 0)
+		return 0;
+	if ((size_t)st.st_size < FILE_MAGIC_LEN)
+		return -EBADMSG;
+	m->base = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (m->base == MAP_FAILED) {
+		m->base = NULL;
+		return -errno;
+	}
+	m->len = (size_t)st.st_size;
+	if (memcmp(m->base, magic, FILE_MAGIC_LEN) != 0) {
+		mapped_free(m);
+		*m = (struct mapped){ 0 };
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+typedef int (*entry_fn)(const struct entry_view *v, void *ctx);
+
+/* Calls fn for each whole record in order; -EBADMSG at the first record that
+ * is malformed or out of sequence (a torn tail just ends the walk). */
+static int
+walk_entries(struct ledger *l, entry_fn fn, void *ctx, struct errbuf *err)
+{
+	struct mapped m;
+	size_t off = FILE_MAGIC_LEN;
+	uint64_t seq = 0;
+	int rc;
+
+	if ((rc = map_ro(ledger_dirfd(l), ENTRIES_FILE, ENTRIES_MAGIC, &m)) < 0) {
+		errbuf_set(err, "%s: %s", ENTRIES_FILE, strerror(-rc));
+		return rc;
+	}
+	rc = 0;
+	while (m.base != NULL && off < m.len) {
+		struct entry_view v;
+		long r = ledger_record_parse(m.base + off, m.len - off, &v);
+
+		if (r == -EAGAIN)
+			break;
+		if (r < 0 || v.seq != seq) {
+			errbuf_set(err, "entry %llu is damaged: run `ledger verify`",
+			           (unsigned long long)seq);
+			rc = -EBADMSG;
+			break;
+		}
+		if ((rc = fn(&v, ctx)) < 0)
+			break;
+		off += (size_t)r;
+		seq++;
+	}
+	mapped_free(&m);
+	return rc;
+}
+
+static int
+read_ckpts(struct ledger *l, struct ckpt **ret, size_t *ret_n)
+{
+	struct mapped m;
+	struct ckpt *cps;
+	size_t n;
+	int rc;
+
+	if ((rc = map_ro(ledger_dirfd(l), CKPT_FILE, CKPT_MAGIC, &m)) < 0)
+		return rc;
+	n = m.base != NULL ? (m.len - FILE_MAGIC_LEN) / CKPT_RECORD_LEN : 0;
+	if ((cps = calloc(n + 1, sizeof(*cps))) == NULL) {
+		mapped_free(&m);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		ledger_ckpt_decode(m.base + FILE_MAGIC_LEN + i * CKPT_RECORD_LEN, &cps[i]);
+	mapped_free(&m);
+	*ret = cps;
+	*ret_n = n;
+	return 0;
+}
+
+/* ---- show / export ---- */
+
+struct show_ctx {
+	json_t *ring; /* array of at most keep objects */
+	uint64_t keep;
+};
+
+static int
+show_one(const struct entry_view *v, void *ctx)
+{
+	struct show_ctx *c = ctx;
+	json_t *o = entry_json(v, true);
+
+	if (o == NULL || json_array_append_new(c->ring, o) < 0)
+		return -ENOMEM;
+	if (c->keep > 0 && json_array_size(c->ring) > c->keep)
+		json_array_remove(c->ring, 0);
+	return 0;
+}
+
+int
+ledger_show(struct ledger *l, uint64_t n, json_t **ret, struct errbuf *err)
+{
+	_cleanup_(json_decrefp) json_t *arr = json_array();
+	struct show_ctx c = { .keep = n };
+	int rc;
+
+	if (arr == NULL)
+		return -ENOMEM;
+	c.ring = arr;
+	if ((rc = walk_entries(l, show_one, &c, err)) < 0)
+		return rc;
+	*ret = TAKE_PTR(arr);
+	return 0;
+}
+
+struct export_ctx {
+	FILE *out;
+	int lines;
+};
+
+static int
+export_obj(struct export_ctx *c, json_t *o, const char *type)
+{
+	int rc = 0;
+
+	if (o == NULL || json_object_set_new(o, "type", json_string(type)) < 0)
+		rc = -ENOMEM;
+	else if (json_dumpf(o, c->out, JSON_COMPACT | JSON_SORT_KEYS) < 0 ||
+	         fputc('\n', c->out) < 0)
+		rc = -EIO;
+	json_decref(o);
+	if (rc == 0)
+		c->lines++;
+	return rc;
+}
+
+static int
+export_one(const struct entry_view *v, void *ctx)
+{
+	return export_obj(ctx, entry_json(v, true), "entry");
+}
+
+int
+ledger_export(struct ledger *l, FILE *out, struct errbuf *err)
+{
+	_cleanup_free_ struct ckpt *cps = NULL;
+	struct export_ctx c = { .out = out };
+	size_t n = 0;
+	int rc;
+
+	if ((rc = walk_entries(l, export_one, &c, err)) < 0)
+		return rc;
+	if ((rc = read_ckpts(l, &cps, &n)) < 0) {
+		errbuf_set(err, "%s: %s", CKPT_FILE, strerror(-rc));
+		return rc;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((rc = export_obj(&c, ckpt_json(&cps[i]), "checkpoint")) < 0)
+			return rc;
+	if (fflush(out) != 0)
+		return -EIO;
+	return c.lines;
+}
+
+/* ---- inclusion proofs ---- */
+
+struct leaves_ctx {
+	merkle_hash *leaves;
+	uint64_t n, cap, want;
+	json_t *entry; /* the wanted entry, with its bytes */
+};
+
+static int
+collect_leaf(const struct entry_view *v, void *ctx)
+{
+	struct leaves_ctx *c = ctx;
+	int rc;
+
+	if (c->n == c->cap) {
+		uint64_t cap = c->cap ? c->cap * 2 : 1024;
+		merkle_hash *p = reallocarray(c->leaves, cap, sizeof(*p));
+
+		if (p == NULL)
+			return -ENOMEM;
+		c->leaves = p;
+		c->cap = cap;
+	}
+	if ((rc = merkle_leaf_hash(v->bytes, v->bytes_len, c->leaves[c->n])) < 0)
+		return rc;
+	if (c->n == c->want) {
+		if ((c->entry = entry_json(v, false)) == NULL ||
+		    set_hex(c->entry, "entry_bytes", v->bytes, v->bytes_len) < 0)
+			return -ENOMEM;
+	}
+	c->n++;
+	return 0;
+}
+
+static json_t *
+path_json(const merkle_hash *path, size_t n)
+{
+	_cleanup_(json_decrefp) json_t *arr = json_array();
+	char hex[2 * LEDGER_HASH_LEN + 1];
+
+	if (arr == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		hex_encode(path[i], LEDGER_HASH_LEN, hex);
+		if (json_array_append_new(arr, json_string(hex)) < 0)
+			return NULL;
+	}
+	return TAKE_PTR(arr);
+}
+
+static int
+build_proof(const struct leaves_ctx *c, const struct ckpt *cp, uint64_t seq, json_t **ret,
+            struct errbuf *err)
+{
+	_cleanup_(json_decrefp) json_t *o = json_object();
+	merkle_hash path[MERKLE_MAX_PATH];
+	uint8_t root[LEDGER_HASH_LEN];
+	size_t plen = 0;
+	int rc;
+
+	if ((rc = merkle_root(c->leaves, cp->size, root)) < 0 ||
+	    (rc = merkle_inclusion_proof(c->leaves, cp->size, seq, path, &plen)) < 0)
+		return rc;
+	if (memcmp(root, cp->root, LEDGER_HASH_LEN) != 0) {
+		errbuf_set(err,
+		           "the entries do not match checkpoint of tree size %llu: run "
+		           "`ledger verify`",
+		           (unsigned long long)cp->size);
+		return -EBADMSG;
+	}
+	if (o == NULL ||
+	    json_object_set_new(o, "format", json_string("daemoneye-ledger-inclusion-proof-v1")) <
+	        0 ||
+	    json_object_set_new(o, "hash_algorithm", json_string("sha256")) < 0 ||
+	    json_object_set_new(o, "leaf_index", json_integer((json_int_t)seq)) < 0 ||
+	    json_object_set_new(o, "tree_size", json_integer((json_int_t)cp->size)) < 0 ||
+	    set_hex(o, "leaf_hash", c->leaves[seq], LEDGER_HASH_LEN) < 0 ||
+	    json_object_set_new(o, "audit_path", path_json(path, plen)) < 0 ||
+	    set_hex(o, "root_hash", root, LEDGER_HASH_LEN) < 0 ||
+	    json_object_set(o, "entry", c->entry) < 0 ||
+	    json_object_set_new(o, "checkpoint", ckpt_json(cp)) < 0)
+		return -ENOMEM;
+	*ret = TAKE_PTR(o);
+	return 0;
+}
+
+int
+ledger_prove(struct ledger *l, uint64_t seq, json_t **ret, struct errbuf *err)
+{
+	_cleanup_free_ struct ckpt *cps = NULL;
+	struct leaves_ctx c = { .want = seq };
+	const struct ckpt *cp = NULL;
+	size_t ncp = 0;
+	int rc;
+
+	if (l == NULL || ret == NULL)
+		return -EINVAL;
+	if ((rc = read_ckpts(l, &cps, &ncp)) < 0) {
+		errbuf_set(err, "%s: %s", CKPT_FILE, strerror(-rc));
+		return rc;
+	}
+	/* Anchor to the newest checkpoint: it is the head a verifier most
+	 * likely holds, and it covers every older entry. */
+	if (ncp > 0 && cps[ncp - 1].size > seq)
+		cp = &cps[ncp - 1];
+	rc = walk_entries(l, collect_leaf, &c, err);
+	if (rc >= 0 && c.n <= seq) {
+		errbuf_set(err, "entry %llu does not exist (the ledger has %llu)",
+		           (unsigned long long)seq, (unsigned long long)c.n);
+		rc = -ENOENT;
+	} else if (rc >= 0 && cp == NULL) {
+		errbuf_set(err, "entry %llu is not covered by a signed checkpoint yet",
+		           (unsigned long long)seq);
+		rc = -EAGAIN;
+	} else if (rc >= 0 && cp->size > c.n) {
+		errbuf_set(err,
+		           "checkpoint covers %llu entries but the ledger has %llu: run "
+		           "`ledger verify`",
+		           (unsigned long long)cp->size, (unsigned long long)c.n);
+		rc = -EBADMSG;
+	} else if (rc >= 0) {
+		rc = build_proof(&c, cp, seq, ret, err);
+	}
+	free(c.leaves);
+	json_decref(c.entry);
+	return rc;
+}
+
+/* ---- proof verification ---- */
+
+static int
+proof_fail(struct errbuf *err, const char *why)
+{
+	errbuf_set(err, "proof does not verify: %s", why);
+	return -EBADMSG;
+}
+
+/* Checks the entry bytes: they parse, hash to leaf_hash, carry a consistent
+ * entry hash and the sequence leaf_index. */
+static int
+check_proof_entry(const json_t *proof, uint64_t index, const uint8_t leaf[LEDGER_HASH_LEN],
+                  struct errbuf *err)
+{
+	const json_t *entry = json_object_get(proof, "entry");
+	const char *hex = json_string_value(json_object_get(entry, "entry_bytes"));
+	uint8_t bytes[ENTRY_MAX_LEN], h[LEDGER_HASH_LEN];
+	struct entry_view v;
+	size_t n;
+	int rc;
+
+	if (hex == NULL || strlen(hex) > PROOF_HEX_MAX ||
+	    hex_decode(hex, bytes, sizeof(bytes), &n) < 0)
+		return proof_fail(err, "entry.entry_bytes missing or not hex");
+	if (ledger_entry_parse(bytes, n, &v) < 0)
+		return proof_fail(err, "entry.entry_bytes is not a ledger entry");
+	if ((rc = merkle_leaf_hash(bytes, n, h)) < 0)
+		return rc;
+	if (memcmp(h, leaf, LEDGER_HASH_LEN) != 0)
+		return proof_fail(err, "leaf_hash is not the hash of the entry");
+	if ((rc = ledger_entry_hash(bytes, n, h)) < 0)
+		return rc;
+	if (memcmp(h, v.entry_hash, LEDGER_HASH_LEN) != 0)
+		return proof_fail(err, "the entry's own hash does not match its fields");
+	if (v.seq != index)
+		return proof_fail(err, "leaf_index is not the entry's sequence");
+	return 0;
+}
+
+static int
+check_proof_ckpt(const json_t *proof, uint64_t size, const uint8_t root[LEDGER_HASH_LEN],
+                 const char *pubkey_path, bool *signed_ok, struct errbuf *err)
+{
+	_cleanup_(EVP_PKEY_freep) EVP_PKEY *pub = NULL;
+	const json_t *cj = json_object_get(proof, "checkpoint");
+	const char *sig = json_string_value(json_object_get(cj, "signature"));
+	struct ckpt c = { 0 };
+	size_t n;
+	int rc;
+
+	if (u64_from_json(cj, "tree_size", &c.size) < 0 ||
+	    u64_from_json(cj, "timestamp_ms", &c.timestamp_ms) < 0 ||
+	    hash_from_json(cj, "root_hash", c.root) < 0 ||
+	    hash_from_json(cj, "key_id", c.key_id) < 0 || sig == NULL ||
+	    hex_decode(sig, c.sig, sizeof(c.sig), &n) < 0 || n != CKPT_SIG_LEN)
+		return proof_fail(err, "checkpoint missing or malformed");
+	if (c.size != size || memcmp(c.root, root, LEDGER_HASH_LEN) != 0)
+		return proof_fail(err, "root_hash/tree_size differ from the checkpoint's");
+	*signed_ok = false;
+	if (pubkey_path == NULL)
+		return 0;
+	if ((rc = ledger_load_pubkey(pubkey_path, &pub, err)) < 0)
+		return rc;
+	if (ledger_ckpt_check_sig(&c, pub) < 0)
+		return proof_fail(err, "checkpoint signature does not verify with that key");
+	*signed_ok = true;
+	return 0;
+}
+
+int
+ledger_verify_proof(const char *text, size_t len, const char *pubkey_path, bool *ret_signed,
+                    struct errbuf *err)
+{
+	_cleanup_(json_decrefp) json_t *proof = NULL;
+	merkle_hash path[MERKLE_MAX_PATH];
+	uint8_t leaf[LEDGER_HASH_LEN], root[LEDGER_HASH_LEN];
+	uint64_t index, size;
+	const json_t *arr;
+	bool signed_ok = false;
+	size_t np, n;
+	int rc;
+
+	if (text == NULL || len > PROOF_TEXT_MAX)
+		return proof_fail(err, "no proof, or larger than 64 KiB");
+	if ((proof = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL)) == NULL ||
+	    !json_is_object(proof))
+		return proof_fail(err, "not a JSON object");
+	arr = json_object_get(proof, "audit_path");
+	if (u64_from_json(proof, "leaf_index", &index) < 0 ||
+	    u64_from_json(proof, "tree_size", &size) < 0 ||
+	    hash_from_json(proof, "leaf_hash", leaf) < 0 ||
+	    hash_from_json(proof, "root_hash", root) < 0 || !json_is_array(arr) ||
+	    (np = json_array_size(arr)) > MERKLE_MAX_PATH)
+		return proof_fail(err, "leaf_index, tree_size, leaf_hash, root_hash or audit_path "
+		                       "missing or malformed");
+	for (size_t i = 0; i < np; i++) {
+		const char *s = json_string_value(json_array_get(arr, i));
+
+		if (s == NULL || hex_decode(s, path[i], LEDGER_HASH_LEN, &n) < 0 ||
+		    n != LEDGER_HASH_LEN)
+			return proof_fail(err, "audit_path holds something that is not a hash");
+	}
+	if ((rc = check_proof_entry(proof, index, leaf, err)) < 0)
+		return rc;
+	if ((rc = merkle_verify_inclusion(index, size, leaf, path, np, root)) == -EBADMSG)
+		return proof_fail(err, "the audit path does not lead to root_hash");
+	if (rc < 0)
+		return rc;
+	if ((rc = check_proof_ckpt(proof, size, root, pubkey_path, &signed_ok, err)) < 0)
+		return rc;
+	if (ret_signed != NULL)
+		*ret_signed = signed_ok;
+	return 0;
+}

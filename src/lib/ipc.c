@@ -317,18 +317,12 @@ ipc_writer_queued(const struct ipc_writer *w)
 	return w->len - w->off;
 }
 
-int
-ipc_writer_push(struct ipc_writer *w, uint16_t type, uint16_t flags, const ProtobufCMessage *msg,
-                size_t max_payload)
+/* Compacts and grows the queue so flen more bytes fit after w->len. */
+static int
+writer_reserve(struct ipc_writer *w, size_t flen)
 {
-	_cleanup_free_ uint8_t *frame = NULL;
-	size_t flen, queued = w->len - w->off;
-	int rc;
+	size_t queued = w->len - w->off;
 
-	if ((rc = ipc_frame_pack(type, flags, msg, max_payload, &frame, &flen)) < 0)
-		return rc;
-	if (queued + flen > w->max)
-		return -ENOBUFS;
 	if (w->off > 0) {
 		memmove(w->buf, w->buf + w->off, queued);
 		w->len = queued;
@@ -345,7 +339,44 @@ ipc_writer_push(struct ipc_writer *w, uint16_t type, uint16_t flags, const Proto
 		w->buf = nb;
 		w->cap = ncap;
 	}
+	return 0;
+}
+
+int
+ipc_writer_push(struct ipc_writer *w, uint16_t type, uint16_t flags, const ProtobufCMessage *msg,
+                size_t max_payload)
+{
+	_cleanup_free_ uint8_t *frame = NULL;
+	size_t flen, queued = w->len - w->off;
+	int rc;
+
+	if ((rc = ipc_frame_pack(type, flags, msg, max_payload, &frame, &flen)) < 0)
+		return rc;
+	if (queued + flen > w->max)
+		return -ENOBUFS;
+	if ((rc = writer_reserve(w, flen)) < 0)
+		return rc;
 	memcpy(w->buf + w->len, frame, flen);
+	w->len += flen;
+	return 0;
+}
+
+int
+ipc_writer_push_frame(struct ipc_writer *w, uint16_t type, uint16_t flags, const void *payload,
+                      size_t len, size_t max_payload)
+{
+	size_t queued = w->len - w->off, flen = IPC_HEADER_SIZE + len;
+	int rc;
+
+	if (len > max_payload)
+		return -EMSGSIZE;
+	if (queued + flen > w->max)
+		return -ENOBUFS;
+	if ((rc = writer_reserve(w, flen)) < 0)
+		return rc;
+	if ((rc = ipc_header_encode(type, flags, payload, len, max_payload, w->buf + w->len)) < 0)
+		return rc;
+	memcpy(w->buf + w->len + IPC_HEADER_SIZE, payload, len);
 	w->len += flen;
 	return 0;
 }

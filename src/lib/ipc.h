@@ -148,6 +148,10 @@ void ipc_writer_free(struct ipc_writer *w);
  * (nothing is queued then), or an ipc_frame_pack error. */
 int ipc_writer_push(struct ipc_writer *w, uint16_t type, uint16_t flags,
                     const ProtobufCMessage *msg, size_t max_payload);
+/* Queues a frame around an already-encoded payload (len bytes). Same
+ * returns as ipc_writer_push. */
+int ipc_writer_push_frame(struct ipc_writer *w, uint16_t type, uint16_t flags, const void *payload,
+                          size_t len, size_t max_payload);
 /* Writes as much as fd takes. Returns 0 when the queue is empty, 1 when bytes
  * remain (EAGAIN), or -errno (-EPIPE when the peer went away). */
 int ipc_writer_flush(struct ipc_writer *w, int fd);

@@ -468,6 +468,27 @@ cursor_reset(struct wal_cursor *c)
 }
 
 int
+wal_sync_begin(struct wal *w, int *ret_fd, uint64_t *ret_seq)
+{
+	int fd;
+
+	if (w->unsynced == 0 || w->fd < 0)
+		return 0;
+	if ((fd = fcntl(w->fd, F_DUPFD_CLOEXEC, 0)) < 0)
+		return -errno;
+	*ret_fd = fd;
+	*ret_seq = w->next_seq - 1;
+	return 1;
+}
+
+void
+wal_sync_done(struct wal *w, uint64_t seq)
+{
+	if (seq == w->next_seq - 1)
+		w->unsynced = 0;
+}
+
+int
 wal_ack(struct wal *w, uint64_t seq)
 {
 	size_t keep = 0;
@@ -620,13 +641,17 @@ wal_read(struct wal *w, uint64_t from_seq, size_t max_records, size_t max_bytes,
 		rec = c->buf + (c->off - c->buf_off);
 		if ((sz = record_check(rec, WAL_RECORD_HEADER + len, 0, &seq)) == 0)
 			return -EBADMSG; /* changed on disk since it was scanned */
-		c->off += sz;
-		if (seq < from_seq)
+		if (seq < from_seq) {
+			c->off += sz;
 			continue;
-		c->next_seq = seq + 1;
-		from_seq = seq + 1;
+		}
+		/* A callback that stops leaves the cursor on this record. */
+		c->next_seq = seq;
 		if ((rc = cb(ctx, seq, rec + WAL_RECORD_HEADER, len)) != 0)
 			return rc;
+		c->off += sz;
+		c->next_seq = seq + 1;
+		from_seq = seq + 1;
 		delivered++;
 		bytes += len;
 	}

@@ -69,6 +69,14 @@ int wal_append(struct wal *w, uint64_t seq, const void *payload, size_t len);
 /* fdatasync(2)s what was appended since the last sync. Returns 0 or -errno. */
 int wal_sync(struct wal *w);
 
+/* Group commit outside the caller's lock: wal_sync_begin() returns 1 with a
+ * duplicate of the append fd (the caller fdatasyncs and closes it) and the
+ * last sequence it covers, or 0 when nothing is unsynced; after the sync the
+ * caller (holding its lock again) calls wal_sync_done(w, seq). Records in
+ * files rotated away were synced at rotation. */
+int wal_sync_begin(struct wal *w, int *ret_fd, uint64_t *ret_seq);
+void wal_sync_done(struct wal *w, uint64_t seq);
+
 /* Records that everything up to seq is stored by the agent and deletes the
  * files that hold nothing newer (never the file being appended to).
  * Returns the number of files deleted, or -errno. */

@@ -116,18 +116,11 @@ static int
 alerts_sql(const struct alerts_opts *ao, char *buf, size_t n)
 {
 	_cleanup_free_ char *rule = NULL;
-	char sev[128] = "";
-	size_t len = 0;
+	char sev[64] = "";
 	int k;
 
-	if (ao->min_severity > 0) {
-		len = (size_t)snprintf(sev, sizeof(sev), " AND severity IN (");
-		for (size_t i = (size_t)ao->min_severity; i < ARRAY_SIZE(severities); i++)
-			len += (size_t)snprintf(sev + len, sizeof(sev) - len, "%s'%s'",
-			                        i > (size_t)ao->min_severity ? "," : "",
-			                        severities[i].name);
-		snprintf(sev + len, sizeof(sev) - len, ")");
-	}
+	if (ao->min_severity > 0)
+		snprintf(sev, sizeof(sev), " AND severity_rank >= %d", ao->min_severity);
 	if (ao->rule && (rule = cli_sql_quote(ao->rule)) == NULL)
 		return -ENOMEM;
 	k = snprintf(buf, n,
@@ -196,7 +189,7 @@ alerts_print_rows(struct cli_ctx *ctx, const json_t *rows)
 		"alert_id", "timestamp", "severity", "rule_id",
 		"pid",      "process",   "title",    "repeat_count"
 	};
-	static const char types[] = "tttiitti";
+	static const char types[] = "ttttitti";
 	bool table = ctx->format == CLI_FORMAT_TABLE;
 	struct output_opts oo = { .format = ctx->format,
 		                  .f = ctx->out,

@@ -359,7 +359,7 @@ processes_one(struct cli_ctx *ctx, struct store *st, const char *src, int64_t pi
 
 	snprintf(sql, sizeof(sql),
 	         "SELECT * FROM live_processes WHERE pid = %" PRId64 " UNION ALL "
-	         "SELECT * FROM (SELECT * FROM process_instances WHERE pid = %" PRId64
+	         "SELECT * FROM (SELECT * FROM processes WHERE pid = %" PRId64
 	         " ORDER BY start_time DESC LIMIT 1) LIMIT 1",
 	         pid, pid);
 	(void)src;

@@ -182,6 +182,52 @@ parse_globals(int argc, char **argv, struct global_opts *g)
 	return -1;
 }
 
+/* Global options may also follow the command ("alerts --format json"): takes
+ * them out of argv[start..] so the command's own parser never sees them.
+ * Stops at "--". Returns the new argc, or -1 when one lacks its value. */
+static int
+extract_globals(int argc, char **argv, int start, struct global_opts *g)
+{
+	const struct {
+		const char *name;
+		const char **dst;
+	} globals[] = {
+		{ "--data-dir", &g->data_dir },   { "--socket", &g->socket },
+		{ "--format", &g->format },       { "--config", &g->config },
+		{ "--log-level", &g->log_level },
+	};
+	int out = start;
+
+	for (int i = start; i < argc; i++) {
+		bool taken = false;
+
+		if (streq(argv[i], "--")) {
+			while (i < argc)
+				argv[out++] = argv[i++];
+			break;
+		}
+		for (size_t k = 0; k < ARRAY_SIZE(globals) && !taken; k++) {
+			size_t n = strlen(globals[k].name);
+
+			if (streq(argv[i], globals[k].name)) {
+				if (i + 1 >= argc) {
+					cli_usage_error("option '%s' needs a value", argv[i]);
+					return -1;
+				}
+				*globals[k].dst = argv[++i];
+				taken = true;
+			} else if (strncmp(argv[i], globals[k].name, n) == 0 && argv[i][n] == '=') {
+				*globals[k].dst = argv[i] + n + 1;
+				taken = true;
+			}
+		}
+		if (!taken)
+			argv[out++] = argv[i];
+	}
+	argv[out] = NULL;
+	return out;
+}
+
 static int
 terminal_width(void)
 {
@@ -247,6 +293,8 @@ main(int argc, char **argv)
 	memset(&ctx, 0, sizeof(ctx));
 	if ((rc = parse_globals(argc, argv, &g)) >= 0)
 		return rc;
+	if (optind < argc && (argc = extract_globals(argc, argv, optind + 1, &g)) < 0)
+		return CLI_EXIT_USAGE;
 	if (g.log_level && log_level_from_string(g.log_level, &lvl) < 0)
 		return cli_usage_error("--log-level: '%s' is not one of error, warn, info, debug",
 		                       g.log_level);

@@ -136,7 +136,7 @@ print_row(struct output *o, struct table *t, char *const *cells, bool header)
 		if (last && !t->numeric[i] && output_display_width(v) <= t->widths[i])
 			fputs(v, f); /* no trailing blanks */
 		else
-			print_cell(f, v, t->widths[i], !header && t->numeric[i]);
+			print_cell(f, v, t->widths[i], t->numeric[i]);
 		if (sgr)
 			fputs("\033[0m", f);
 	}

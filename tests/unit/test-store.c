@@ -1,0 +1,319 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "errbuf.h"
+#include "process.h"
+#include "store.h"
+#include "timeutil.h"
+
+static char dir[] = "/tmp/test-store-XXXXXX";
+static char dbpath[256];
+
+static void
+ev_make(struct process_event *e, enum proc_event_type type, int32_t pid, uint64_t start,
+        const char *name, const char *exe, uint64_t seq)
+{
+	process_event_init(e);
+	e->type = type;
+	e->time = time_now_ms();
+	e->seq = seq;
+	e->source = strdup("poll");
+	e->proc.pid = pid;
+	e->proc.ppid = 1;
+	e->proc.start_time = start;
+	e->proc.name = strdup(name);
+	e->proc.executable_path = exe ? strdup(exe) : NULL;
+	e->proc.command_line = strdup(name);
+	e->proc.user_id = 1000;
+	e->proc.accessible = true;
+}
+
+static void
+evs_clear(struct process_event *evs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		process_event_clear(&evs[i]);
+}
+
+/* Counts rows, remembering the first value of the first column. */
+struct count_ctx {
+	int rows;
+	char first[128];
+};
+
+static int
+count_cb(void *ctx, int ncol, const char *const *names, const char *const *values,
+         const char *types)
+{
+	struct count_ctx *c = ctx;
+
+	(void)names;
+	(void)types;
+	if (c->rows++ == 0 && ncol > 0)
+		snprintf(c->first, sizeof(c->first), "%s", values[0] ? values[0] : "NULL");
+	return 0;
+}
+
+static int
+query_count(struct store *s, const char *sql)
+{
+	struct count_ctx c = { 0 };
+	struct errbuf err = { { 0 } };
+	int rc = store_query(s, sql, 1000, count_cb, &c, &err);
+
+	if (rc < 0)
+		fprintf(stderr, "query failed: %s: %s\n", sql, err.msg);
+	assert_true(rc >= 0);
+	return (int)strtol(c.first, NULL, 10);
+}
+
+static int
+setup(void **state)
+{
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(dbpath, sizeof(dbpath), "%s/events.db", dir);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[300];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void
+test_ingest_exactly_once(void **state)
+{
+	struct process_event evs[3];
+	struct store *s = NULL;
+	bool fresh[3];
+	uint64_t hw = 0;
+
+	(void)state;
+	unlink(dbpath);
+	assert_int_equal(store_open(dbpath, STORE_RW, &s), 0);
+	ev_make(&evs[0], PROC_EV_START, 100, 5000, "bash", "/bin/bash", 1);
+	ev_make(&evs[1], PROC_EV_START, 101, 5001, "curl", "/usr/bin/curl", 2);
+	ev_make(&evs[2], PROC_EV_STOP, 100, 5000, "bash", "/bin/bash", 3);
+	assert_int_equal(store_ingest_batch(s, "procmond", evs, 2, fresh), 2);
+	assert_true(fresh[0] && fresh[1]);
+	assert_int_equal(store_high_water(s, "procmond", &hw), 0);
+	assert_int_equal(hw, 2);
+	/* A replay of the whole WAL: the first two are skipped, the third is new. */
+	assert_int_equal(store_ingest_batch(s, "procmond", evs, 3, fresh), 1);
+	assert_false(fresh[0]);
+	assert_false(fresh[1]);
+	assert_true(fresh[2]);
+	assert_int_equal(store_ingest_batch(s, "procmond", evs, 3, fresh), 0);
+	/* Another collector has its own sequence space. */
+	assert_int_equal(store_ingest_batch(s, "other", &evs[1], 1, NULL), 1);
+	assert_int_equal(query_count(s, "SELECT count(*) FROM process_events"), 4);
+	assert_int_equal(query_count(s, "SELECT count(*) FROM processes"), 2);
+	/* bash stopped: gone from live_processes, kept (as stopped) in processes. */
+	assert_int_equal(query_count(s, "SELECT count(*) FROM live_processes"), 1);
+	assert_int_equal(query_count(s, "SELECT count(*) FROM processes WHERE pid = 100"
+	                                " AND event_type = 'stop'"),
+	                 1);
+	/* seq 0 events (not from a WAL) are always inserted. */
+	evs[1].seq = 0;
+	assert_int_equal(store_ingest_batch(s, "procmond", &evs[1], 1, NULL), 1);
+	assert_int_equal(query_count(s, "SELECT count(*) FROM process_events"), 5);
+	evs_clear(evs, 3);
+	store_close(s);
+}
+
+static void
+test_instances_and_pid_reuse(void **state)
+{
+	struct process_event evs[3];
+	struct store *s = NULL;
+
+	(void)state;
+	unlink(dbpath);
+	assert_int_equal(store_open(dbpath, STORE_RW, &s), 0);
+	ev_make(&evs[0], PROC_EV_START, 200, 1000, "a", "/bin/a", 0);
+	ev_make(&evs[1], PROC_EV_MODIFIED, 200, 1000, "a2", "/bin/a", 0);
+	ev_make(&evs[2], PROC_EV_START, 200, 2000, "b", "/bin/b", 0);
+	assert_int_equal(store_ingest_batch(s, "c", evs, 3, NULL), 3);
+	/* Two instances of pid 200; the first one's latest record is "a2". */
+	assert_int_equal(query_count(s, "SELECT count(*) FROM processes WHERE pid = 200"), 2);
+	assert_int_equal(query_count(s, "SELECT count(*) FROM processes WHERE name = 'a2'"), 1);
+	assert_int_equal(query_count(s, "SELECT count(*) FROM live_processes WHERE name = 'b'"), 1);
+	/* Unknown ids are NULL, not -1. */
+	evs_clear(evs, 3);
+	ev_make(&evs[0], PROC_EV_SNAPSHOT, 300, 1, "x", NULL, 0);
+	evs[0].proc.user_id = -1;
+	assert_int_equal(store_ingest_batch(s, "c", evs, 1, NULL), 1);
+	assert_int_equal(query_count(s, "SELECT count(*) FROM live_processes WHERE pid = 300"
+	                                " AND user_id IS NULL"),
+	                 1);
+	evs_clear(evs, 1);
+	store_close(s);
+}
+
+static void
+test_ro_while_writing(void **state)
+{
+	struct process_event ev;
+	struct store *rw = NULL, *ro = NULL;
+	struct errbuf err = { { 0 } };
+
+	(void)state;
+	unlink(dbpath);
+	assert_int_equal(store_open(dbpath, STORE_RO, &ro), -ENOENT);
+	assert_int_equal(store_open(dbpath, STORE_RW, &rw), 0);
+	ev_make(&ev, PROC_EV_START, 1, 1, "init", "/sbin/init", 1);
+	assert_int_equal(store_ingest_batch(rw, "c", &ev, 1, NULL), 1);
+	assert_int_equal(store_open(dbpath, STORE_RO, &ro), 0);
+	assert_int_equal(query_count(ro, "SELECT count(*) FROM process_events"), 1);
+	/* The writer keeps writing while the reader is open. */
+	ev.seq = 2;
+	assert_int_equal(store_ingest_batch(rw, "c", &ev, 1, NULL), 1);
+	assert_int_equal(query_count(ro, "SELECT count(*) FROM process_events"), 2);
+	/* The RO store refuses writes, at the API and in SQL. */
+	assert_int_equal(store_ingest_batch(ro, "c", &ev, 1, NULL), -EACCES);
+	assert_int_equal(store_query(ro, "DELETE FROM process_events", 100, NULL, NULL, &err),
+	                 -EINVAL);
+	assert_non_null(strstr(err.msg, "DELETE"));
+	process_event_clear(&ev);
+	store_close(ro);
+	store_close(rw);
+}
+
+static void
+test_query_sandbox(void **state)
+{
+	static const char *const bad[] = {
+		"ATTACH DATABASE '/tmp/x.db' AS x",
+		"PRAGMA journal_mode",
+		"SELECT * FROM sqlite_master",
+		"SELECT load_extension('/tmp/evil.so')",
+		"INSERT INTO alerts (alert_id) VALUES ('x')",
+		"DROP TABLE alerts",
+		"SELECT 1; SELECT 2",
+		"SELEC 1",
+		"",
+	};
+	struct store *s = NULL;
+	struct errbuf err;
+	int rc;
+
+	(void)state;
+	unlink(dbpath);
+	assert_int_equal(store_open(dbpath, STORE_RW, &s), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err.msg[0] = '\0';
+		rc = store_query(s, bad[i], 100, NULL, NULL, &err);
+		if (rc != -EINVAL)
+			fprintf(stderr, "accepted: %s\n", bad[i]);
+		assert_int_equal(rc, -EINVAL);
+		assert_true(err.msg[0] != '\0');
+	}
+	/* A never-ending recursive CTE stops at the time limit. */
+	rc = store_query(s,
+	                 "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c)"
+	                 " SELECT count(*) FROM c",
+	                 50, NULL, NULL, &err);
+	assert_int_equal(rc, -ETIMEDOUT);
+	/* The sandbox does not stick: ingest still works afterwards. */
+	assert_int_equal(query_count(s, "SELECT count(*) FROM alerts"), 0);
+	/* Trailing semicolons and comments are one statement. */
+	assert_int_equal(query_count(s, "SELECT 7; -- done\n ;"), 7);
+	store_close(s);
+}
+
+static void
+test_alerts_and_stats(void **state)
+{
+	struct store *s = NULL;
+	struct store_alert a = {
+		.alert_id = "a1",
+		.timestamp = 1000,
+		.rule_id = "r",
+		.severity = "high",
+		.category = "execution",
+		.dedup_key = "r:1:1",
+		.pid = 1,
+		.process_start_time = 1,
+		.repeat_count = 1,
+		.json = "{}",
+	};
+	json_t *st;
+
+	(void)state;
+	unlink(dbpath);
+	assert_int_equal(store_open(dbpath, STORE_RW, &s), 0);
+	assert_int_equal(store_alert_put(s, &a), 0);
+	a.repeat_count = 3;
+	assert_int_equal(store_alert_put(s, &a), 0);
+	assert_int_equal(query_count(s, "SELECT repeat_count FROM alerts WHERE alert_id = 'a1'"),
+	                 3);
+	assert_int_equal(query_count(s, "SELECT severity_rank FROM alerts"), 3);
+	assert_int_equal(store_system_info_put(s, "hostname", "h"), 0);
+	assert_int_equal(store_scan_put(s, "procmond", 5, 10, 2), 0);
+	st = store_stats_json(s);
+	assert_non_null(st);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(st, "rows"), "alerts")),
+	                 1);
+	assert_true(json_integer_value(json_object_get(st, "database_bytes")) > 0);
+	json_decref(st);
+	store_close(s);
+}
+
+static void
+test_retention(void **state)
+{
+	struct process_event evs[10];
+	struct store *s = NULL;
+	int total = 0, rc;
+
+	(void)state;
+	unlink(dbpath);
+	assert_int_equal(store_open(dbpath, STORE_RW, &s), 0);
+	for (int i = 0; i < 10; i++) {
+		ev_make(&evs[i], i < 7 ? PROC_EV_STOP : PROC_EV_START, 10 + i, 1, "old", NULL, 0);
+		if (i < 7)
+			evs[i].time = 1000; /* 1970: far older than any retention */
+	}
+	assert_int_equal(store_ingest_batch(s, "c", evs, 10, NULL), 10);
+	/* Small steps: at most 3 rows per call. */
+	while ((rc = store_retention_step(s, 30, 3)) > 0) {
+		assert_true(rc <= 3);
+		total += rc;
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(total, 7); /* the 7 old events; their instances never went live */
+	assert_int_equal(query_count(s, "SELECT count(*) FROM process_events"), 3);
+	assert_int_equal(query_count(s, "SELECT count(*) FROM live_processes"), 3);
+	evs_clear(evs, 10);
+	store_close(s);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ingest_exactly_once),
+		cmocka_unit_test(test_instances_and_pid_reuse),
+		cmocka_unit_test(test_ro_while_writing),
+		cmocka_unit_test(test_query_sandbox),
+		cmocka_unit_test(test_alerts_and_stats),
+		cmocka_unit_test(test_retention),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

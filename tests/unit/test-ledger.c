@@ -1,0 +1,611 @@
+/* The audit ledger: append and reopen, every kind of tampering named at the
+ * right entry, torn-tail recovery, checkpoints and their signatures,
+ * inclusion proofs, show and export. Each test works in its own temporary
+ * directory. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+
+#include "ledger.h"
+#include "util.h"
+
+#define MAGIC_LEN 8
+
+struct fixture {
+	char dir[64];
+	char ldir[96];
+	char entries[128];
+	char ckpts[128];
+	char pub[128];
+};
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	de_strlcpy(f->dir, "/tmp/test-ledger-XXXXXX", sizeof(f->dir));
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->ldir, sizeof(f->ldir), "%s/ledger", f->dir);
+	snprintf(f->entries, sizeof(f->entries), "%s/entries.log", f->ldir);
+	snprintf(f->ckpts, sizeof(f->ckpts), "%s/checkpoints.log", f->ldir);
+	snprintf(f->pub, sizeof(f->pub), "%s/ledger.pub", f->ldir);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+/* Writes a ledger of n entries (seq 0 is key.created) with a checkpoint
+ * every `every` entries and, with close_ckpt, the final one at close. */
+static void
+make_ledger(const struct fixture *f, int n, uint64_t every)
+{
+	struct ledger *l = NULL;
+	struct errbuf err = { { 0 } };
+	struct ledger_policy p = { .checkpoint_every = every, .sync_each_append = false };
+
+	assert_int_equal(ledger_open(f->ldir, LEDGER_RW, &l, &err), 0);
+	assert_int_equal(ledger_set_policy(l, &p), 0);
+	for (int i = 1; i < n; i++) {
+		char payload[64];
+		uint64_t seq = 0;
+		int len =
+		    snprintf(payload, sizeof(payload), "{\"i\":%d,\"pad\":\"%*s\"}", i, i % 7, "");
+
+		assert_int_equal(ledger_append(l, "agent", i % 2 ? "alert.raised" : "rules.loaded",
+		                               payload, (size_t)len, &seq),
+		                 0);
+		assert_int_equal(seq, (uint64_t)i);
+	}
+	ledger_close(l);
+}
+
+static void
+verify_dir(const char *dir, const char *pub, struct ledger_report *rep)
+{
+	struct ledger *l = NULL;
+	struct errbuf err = { { 0 } };
+
+	assert_int_equal(ledger_open(dir, LEDGER_RO, &l, &err), 0);
+	assert_int_equal(ledger_verify(l, pub, rep, &err), 0);
+	ledger_close(l);
+}
+
+static char *
+slurp(const char *path, size_t *len)
+{
+	char *buf = NULL;
+
+	assert_int_equal(read_file_at(AT_FDCWD, path, 64 << 20, false, &buf, len), 0);
+	return buf;
+}
+
+static void
+spit(const char *path, const void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write_all(fd, buf, len), 0);
+	close(fd);
+}
+
+/* Offsets of every record in entries.log; offs[n] = file length. */
+static size_t
+record_offsets(const char *buf, size_t len, size_t *offs, size_t max)
+{
+	size_t off = MAGIC_LEN, n = 0;
+
+	while (off + 4 <= len && n < max) {
+		const uint8_t *p = (const uint8_t *)buf + off;
+
+		offs[n++] = off;
+		off += 4 + ((size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3]);
+	}
+	offs[n] = off;
+	return n;
+}
+
+static void
+test_roundtrip_and_reopen(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger_report rep;
+	struct ledger *l = NULL;
+	struct errbuf err = { { 0 } };
+	struct stat st;
+
+	make_ledger(f, 10, 4);
+	assert_int_equal(stat(f->ldir, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0750);
+	snprintf(err.msg, sizeof(err.msg), "%s/ledger.key", f->ldir);
+	assert_int_equal(stat(err.msg, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	verify_dir(f->ldir, NULL, &rep);
+	assert_true(rep.ok);
+	assert_int_equal(rep.entries, 10);
+	/* 4, 8 by count and 10 at close. */
+	assert_int_equal(rep.checkpoints, 3);
+	assert_int_equal(rep.last_checkpoint_size, 10);
+	assert_int_equal(rep.unsigned_tail, 0);
+
+	/* Reopen and continue the same chain; a second writer is refused. */
+	assert_int_equal(ledger_open(f->ldir, LEDGER_RW, &l, &err), 0);
+	assert_int_equal(ledger_size(l), 10);
+	{
+		struct ledger *l2 = NULL;
+
+		assert_int_equal(ledger_open(f->ldir, LEDGER_RW, &l2, &err), -EBUSY);
+	}
+	assert_int_equal(ledger_append(l, "agent", "agent.stop", "{}", 2, NULL), 0);
+	assert_int_equal(ledger_append(l, "agent", "bad\naction", "{}", 2, NULL), -EINVAL);
+	assert_int_equal(ledger_append(l, "", "x", "{}", 2, NULL), -EINVAL);
+	ledger_close(l);
+	verify_dir(f->ldir, f->pub, &rep);
+	assert_true(rep.ok);
+	assert_int_equal(rep.entries, 11);
+	assert_int_equal(rep.checkpoints, 4);
+}
+
+/* Flipping any single byte of entries.log is caught, and the report names
+ * the entry whose record holds that byte. */
+static void
+test_every_byte_flip_named(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger_report rep;
+	size_t len, offs[16], n;
+	char *orig;
+
+	make_ledger(f, 6, 3);
+	orig = slurp(f->entries, &len);
+	n = record_offsets(orig, len, offs, 15);
+	assert_int_equal(n, 6);
+	assert_int_equal(offs[n], len);
+	for (size_t i = 0; i < len; i++) {
+		char *copy = malloc(len);
+		uint64_t want = 0;
+
+		assert_non_null(copy);
+		memcpy(copy, orig, len);
+		copy[i] ^= 0x01;
+		spit(f->entries, copy, len);
+		verify_dir(f->ldir, f->pub, &rep);
+		while (want + 1 < n && offs[want + 1] <= i)
+			want++;
+		if (rep.ok || rep.first_bad_seq != want)
+			fail_msg("byte %zu flipped: ok=%d first_bad=%llu want %llu (%s)", i, rep.ok,
+			         (unsigned long long)rep.first_bad_seq, (unsigned long long)want,
+			         rep.reason);
+		free(copy);
+	}
+	spit(f->entries, orig, len);
+	verify_dir(f->ldir, f->pub, &rep);
+	assert_true(rep.ok);
+	free(orig);
+}
+
+static void
+test_delete_and_reorder(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger_report rep;
+	size_t len, offs[16], n;
+	char *orig, *buf;
+
+	make_ledger(f, 8, 100);
+	orig = slurp(f->entries, &len);
+	n = record_offsets(orig, len, offs, 15);
+	assert_int_equal(n, 8);
+	buf = malloc(len);
+	assert_non_null(buf);
+
+	/* Delete entry 3. */
+	memcpy(buf, orig, offs[3]);
+	memcpy(buf + offs[3], orig + offs[4], len - offs[4]);
+	spit(f->entries, buf, len - (offs[4] - offs[3]));
+	verify_dir(f->ldir, f->pub, &rep);
+	assert_false(rep.ok);
+	assert_int_equal(rep.first_bad_seq, 3);
+	assert_non_null(strstr(rep.reason, "deleted or reordered"));
+
+	/* Swap entries 5 and 6. */
+	memcpy(buf, orig, offs[5]);
+	memcpy(buf + offs[5], orig + offs[6], offs[7] - offs[6]);
+	memcpy(buf + offs[5] + (offs[7] - offs[6]), orig + offs[5], offs[6] - offs[5]);
+	memcpy(buf + offs[7], orig + offs[7], len - offs[7]);
+	spit(f->entries, buf, len);
+	verify_dir(f->ldir, f->pub, &rep);
+	assert_false(rep.ok);
+	assert_int_equal(rep.first_bad_seq, 5);
+
+	/* Delete the very first entry. */
+	memcpy(buf, orig, MAGIC_LEN);
+	memcpy(buf + MAGIC_LEN, orig + offs[1], len - offs[1]);
+	spit(f->entries, buf, len - (offs[1] - offs[0]));
+	verify_dir(f->ldir, f->pub, &rep);
+	assert_false(rep.ok);
+	assert_int_equal(rep.first_bad_seq, 0);
+	free(buf);
+	free(orig);
+}
+
+/* Cutting whole entries that a checkpoint covers is caught and named; cutting
+ * inside a record is a torn tail. */
+static void
+test_truncation(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger_report rep;
+	size_t len, offs[16], n;
+	char *orig;
+
+	make_ledger(f, 9, 100); /* one checkpoint, at close, of size 9 */
+	orig = slurp(f->entries, &len);
+	n = record_offsets(orig, len, offs, 15);
+	assert_int_equal(n, 9);
+	for (size_t cut = 1; cut < n; cut++) {
+		assert_int_equal(truncate(f->entries, (off_t)offs[cut]), 0);
+		verify_dir(f->ldir, f->pub, &rep);
+		assert_false(rep.ok);
+		assert_int_equal(rep.first_bad_seq, cut);
+		assert_non_null(strstr(rep.reason, "truncated"));
+		spit(f->entries, orig, len);
+	}
+	assert_int_equal(truncate(f->entries, (off_t)(offs[6] + 10)), 0);
+	verify_dir(f->ldir, f->pub, &rep);
+	assert_false(rep.ok);
+	assert_int_equal(rep.first_bad_seq, 6);
+	assert_non_null(strstr(rep.reason, "torn"));
+	free(orig);
+}
+
+/* A crash mid-append leaves a torn record: verify reports it, the next RW open
+ * keeps the bytes aside, cuts the file and records what it did. */
+static void
+test_torn_tail_recovery(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger_report rep;
+	struct ledger *l = NULL;
+	struct errbuf err = { { 0 } };
+	json_t *arr = NULL;
+	size_t len;
+	char *orig, side[192];
+	int fd;
+
+	make_ledger(f, 5, 100);
+	orig = slurp(f->entries, &len);
+	fd = open(f->entries, O_WRONLY | O_APPEND | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(write_all(fd, orig + MAGIC_LEN, 40), 0); /* a partial record */
+	close(fd);
+	verify_dir(f->ldir, f->pub, &rep);
+	assert_false(rep.ok);
+	assert_int_equal(rep.first_bad_seq, 5);
+
+	assert_int_equal(ledger_open(f->ldir, LEDGER_RW, &l, &err), 0);
+	assert_int_equal(ledger_size(l), 6); /* + ledger.torn_tail */
+	ledger_close(l);
+	snprintf(side, sizeof(side), "%s.torn-%zu", f->entries, len);
+	assert_int_equal(access(side, F_OK), 0);
+	verify_dir(f->ldir, f->pub, &rep);
+	assert_true(rep.ok);
+	assert_int_equal(rep.entries, 6);
+
+	assert_int_equal(ledger_open(f->ldir, LEDGER_RO, &l, &err), 0);
+	assert_int_equal(ledger_show(l, 1, &arr, &err), 0);
+	assert_int_equal(json_array_size(arr), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(arr, 0), "action")),
+	                    "ledger.torn_tail");
+	json_decref(arr);
+	ledger_close(l);
+	free(orig);
+}
+
+/* A damaged ledger is not silently continued: RW open refuses it. */
+static void
+test_rw_open_refuses_damage(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger *l = NULL;
+	struct errbuf err = { { 0 } };
+	size_t len, offs[8];
+	char *buf;
+
+	make_ledger(f, 4, 100);
+	buf = slurp(f->entries, &len);
+	record_offsets(buf, len, offs, 7);
+	buf[offs[2] + 30] ^= 0x20;
+	spit(f->entries, buf, len);
+	assert_int_equal(ledger_open(f->ldir, LEDGER_RW, &l, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "entry 2"));
+	free(buf);
+}
+
+/* Checkpoint file tampering, a wrong trusted key, a missing private key. */
+static void
+test_checkpoint_signatures(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger_report rep;
+	struct ledger *l = NULL;
+	struct errbuf err = { { 0 } };
+	char other[128], key[128];
+	size_t len;
+	char *buf;
+
+	make_ledger(f, 12, 5); /* checkpoints at 5, 10, 12 */
+	buf = slurp(f->ckpts, &len);
+	assert_int_equal(len, MAGIC_LEN + 3 * 144);
+	buf[MAGIC_LEN + 144 + 100] ^= 1; /* the signature of the second */
+	spit(f->ckpts, buf, len);
+	verify_dir(f->ldir, f->pub, &rep);
+	assert_false(rep.ok);
+	assert_int_equal(rep.first_bad_seq, 5);
+	buf[MAGIC_LEN + 144 + 100] ^= 1;
+	buf[MAGIC_LEN + 20] ^= 1; /* the root of the first */
+	spit(f->ckpts, buf, len);
+	verify_dir(f->ldir, f->pub, &rep);
+	assert_false(rep.ok);
+	assert_int_equal(rep.first_bad_seq, 0);
+	buf[MAGIC_LEN + 20] ^= 1;
+	spit(f->ckpts, buf, len);
+	verify_dir(f->ldir, f->pub, &rep);
+	assert_true(rep.ok);
+
+	/* Another ledger's key is not trusted. */
+	snprintf(other, sizeof(other), "%s/other", f->dir);
+	assert_int_equal(ledger_open(other, LEDGER_RW, &l, &err), 0);
+	ledger_close(l);
+	snprintf(other, sizeof(other), "%s/other/ledger.pub", f->dir);
+	verify_dir(f->ldir, other, &rep);
+	assert_false(rep.ok);
+	assert_int_equal(rep.first_bad_seq, 0);
+
+	/* Without the private key the writer refuses to start a new signer. */
+	snprintf(key, sizeof(key), "%s/ledger.key", f->ldir);
+	assert_int_equal(unlink(key), 0);
+	assert_int_equal(ledger_open(f->ldir, LEDGER_RW, &l, &err), -ENOKEY);
+	free(buf);
+}
+
+/* An attacker who rewrites an entry and recomputes every later hash keeps
+ * the chain valid, but not the signed root. */
+static void
+test_rewritten_chain_caught_by_checkpoint(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger_report rep;
+	struct ledger *l = NULL;
+	struct errbuf err = { { 0 } };
+	char key[128], keyc[128], pubc[128], ck[128], ckc[128], dir2[96];
+	char *buf;
+	size_t len;
+
+	/* Build the same-length history twice with different payloads, then
+	 * splice the second's entries under the first's checkpoints. */
+	make_ledger(f, 6, 3);
+	snprintf(dir2, sizeof(dir2), "%s/forged", f->dir);
+	snprintf(key, sizeof(key), "%s/ledger.key", f->ldir);
+	snprintf(keyc, sizeof(keyc), "%s/ledger.key", dir2);
+	snprintf(pubc, sizeof(pubc), "%s/ledger.pub", dir2);
+	assert_int_equal(mkdir(dir2, 0750), 0);
+	buf = slurp(key, &len);
+	{
+		int fd = open(keyc, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+		assert_true(fd >= 0);
+		assert_int_equal(write_all(fd, buf, len), 0);
+		close(fd);
+	}
+	free(buf);
+	/* The forger cannot sign (in the real world); here it has the key but
+	 * we keep the original checkpoints, which is what an attacker without
+	 * the key must do. */
+	assert_int_equal(ledger_open(dir2, LEDGER_RW, &l, &err), 0);
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(ledger_append(l, "agent", "forged", "x", 1, NULL), 0);
+	ledger_close(l);
+	snprintf(ck, sizeof(ck), "%s/checkpoints.log", f->ldir);
+	snprintf(ckc, sizeof(ckc), "%s/checkpoints.log", dir2);
+	buf = slurp(ck, &len);
+	spit(ckc, buf, len);
+	free(buf);
+	(void)pubc;
+	verify_dir(dir2, NULL, &rep);
+	assert_false(rep.ok);
+	/* Entry 0 (key.created) is identical in both except its time; the first
+	 * checkpoint (size 3) already disagrees. */
+	assert_int_equal(rep.first_bad_seq, 0);
+	assert_non_null(strstr(rep.reason, "rewritten"));
+}
+
+static char *
+prove_text(const char *dir, uint64_t seq, int *rc)
+{
+	struct ledger *l = NULL;
+	struct errbuf err = { { 0 } };
+	json_t *proof = NULL;
+	char *text = NULL;
+
+	assert_int_equal(ledger_open(dir, LEDGER_RO, &l, &err), 0);
+	*rc = ledger_prove(l, seq, &proof, &err);
+	if (*rc == 0) {
+		text = json_dumps(proof, JSON_COMPACT);
+		json_decref(proof);
+	}
+	ledger_close(l);
+	return text;
+}
+
+static void
+test_prove_and_verify_proof(void **state)
+{
+	struct fixture *f = *state;
+	struct errbuf err = { { 0 } };
+	struct ledger *l = NULL;
+	bool signed_ok = false;
+	int rc;
+
+	make_ledger(f, 37, 10);
+	for (uint64_t seq = 0; seq < 37; seq++) {
+		char *text = prove_text(f->ldir, seq, &rc), *p;
+
+		assert_int_equal(rc, 0);
+		assert_int_equal(ledger_verify_proof(text, strlen(text), f->pub, &signed_ok, &err),
+		                 0);
+		assert_true(signed_ok);
+		assert_int_equal(ledger_verify_proof(text, strlen(text), NULL, &signed_ok, &err),
+		                 0);
+		assert_false(signed_ok);
+		/* Change one hex digit of the root, of the path, of the entry. */
+		p = strstr(text, "\"root_hash\":\"") + 13;
+		*p = *p == '0' ? '1' : '0';
+		assert_int_equal(ledger_verify_proof(text, strlen(text), f->pub, NULL, &err),
+		                 -EBADMSG);
+		*p = *p == '0' ? '1' : '0';
+		if ((p = strstr(text, "\"audit_path\":[\"")) != NULL) {
+			p += 15;
+			*p = *p == '0' ? '1' : '0';
+			assert_int_equal(
+			    ledger_verify_proof(text, strlen(text), f->pub, NULL, &err), -EBADMSG);
+			*p = *p == '0' ? '1' : '0';
+		}
+		p = strstr(text, "\"entry_bytes\":\"") + 40;
+		*p = *p == '0' ? '1' : '0';
+		assert_int_equal(ledger_verify_proof(text, strlen(text), f->pub, NULL, &err),
+		                 -EBADMSG);
+		free(text);
+	}
+	assert_null(prove_text(f->ldir, 37, &rc));
+	assert_int_equal(rc, -ENOENT);
+
+	/* Entries after the last checkpoint cannot be proven yet. */
+	assert_int_equal(ledger_open(f->ldir, LEDGER_RW, &l, &err), 0);
+	{
+		struct ledger_policy p = { .checkpoint_every = 0, .sync_each_append = true };
+
+		assert_int_equal(ledger_set_policy(l, &p), 0);
+	}
+	assert_int_equal(ledger_append(l, "agent", "late", "", 0, NULL), 0);
+	assert_null(prove_text(f->ldir, 37, &rc));
+	assert_int_equal(rc, -EAGAIN);
+	assert_int_equal(ledger_checkpoint(l), 1);
+	assert_int_equal(ledger_checkpoint(l), 0);
+	ledger_close(l);
+	free(prove_text(f->ldir, 37, &rc));
+	assert_int_equal(rc, 0);
+	assert_int_equal(ledger_verify_proof("{", 1, NULL, NULL, &err), -EBADMSG);
+}
+
+static void
+test_show_and_export(void **state)
+{
+	struct fixture *f = *state;
+	struct errbuf err = { { 0 } };
+	struct ledger *l = NULL;
+	json_t *arr = NULL;
+	char *out = NULL;
+	size_t outlen = 0;
+	FILE *mem;
+	int lines = 0;
+
+	make_ledger(f, 7, 3); /* checkpoints at 3, 6, 7 */
+	assert_int_equal(ledger_open(f->ldir, LEDGER_RO, &l, &err), 0);
+	assert_int_equal(ledger_show(l, 0, &arr, &err), 0);
+	assert_int_equal(json_array_size(arr), 7);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(arr, 0), "action")),
+	                    "key.created");
+	json_decref(arr);
+	assert_int_equal(ledger_show(l, 2, &arr, &err), 0);
+	assert_int_equal(json_array_size(arr), 2);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(arr, 0), "seq")), 5);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(arr, 1), "payload")),
+	                    "{\"i\":6,\"pad\":\"      \"}");
+	json_decref(arr);
+	mem = open_memstream(&out, &outlen);
+	assert_non_null(mem);
+	assert_int_equal(ledger_export(l, mem, &err), 10);
+	fclose(mem);
+	for (char *p = out; (p = strchr(p, '\n')) != NULL; p++)
+		lines++;
+	assert_int_equal(lines, 10);
+	assert_non_null(strstr(out, "\"type\":\"checkpoint\""));
+	free(out);
+	ledger_close(l);
+}
+
+/* Time-based checkpoints: a quiet ledger gets signed by ledger_tick. */
+static void
+test_tick_checkpoint(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger_policy p = { .checkpoint_every = 0, .checkpoint_interval_s = 1 };
+	struct ledger_report rep;
+	struct ledger *l = NULL;
+	struct errbuf err = { { 0 } };
+
+	assert_int_equal(ledger_open(f->ldir, LEDGER_RW, &l, &err), 0);
+	assert_int_equal(ledger_set_policy(l, &p), 0);
+	assert_int_equal(ledger_append(l, "agent", "agent.start", "{}", 2, NULL), 0);
+	assert_int_equal(ledger_tick(l), 0);
+	usleep(1100 * 1000);
+	assert_int_equal(ledger_tick(l), 1);
+	verify_dir(f->ldir, f->pub, &rep);
+	assert_true(rep.ok);
+	assert_int_equal(rep.checkpoints, 1);
+	assert_int_equal(rep.last_checkpoint_size, 2);
+	ledger_close(l);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_roundtrip_and_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_every_byte_flip_named, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_and_reorder, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_torn_tail_recovery, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rw_open_refuses_damage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_checkpoint_signatures, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rewritten_chain_caught_by_checkpoint, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_prove_and_verify_proof, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_show_and_export, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tick_checkpoint, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -12,7 +12,7 @@ PKGS=(
 	libyaml-dev libcap-dev libseccomp-dev libpcre2-dev
 	libcurl4-openssl-dev libjansson-dev libedit-dev
 	# test
-	libcmocka-dev python3 python3-pytest libclang-rt-14-dev sqlite3
+	libcmocka-dev python3 python3-pytest python3-yaml libclang-rt-14-dev sqlite3
 	rsyslog procps passwd util-linux
 	# lint, coverage, docs
 	cppcheck clang-tidy clang-format gcovr scdoc

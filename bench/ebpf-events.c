@@ -5,7 +5,7 @@
  * SIGTERM it drains what is pending and prints the source's health as JSON
  * on stderr.
  *
- * Usage: ebpf-events [--no-cwd] [--duration SECONDS] */
+ * Usage: ebpf-events [--no-cwd] [--duration SECONDS]  (0: open, attach and exit) */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -117,8 +117,8 @@ run(struct source *s, double duration)
 			return rc;
 		fflush(stdout);
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (duration > 0 &&
-		    (double)(now.tv_sec - t0.tv_sec) + (now.tv_nsec - t0.tv_nsec) / 1e9 > duration)
+		if (duration >= 0 &&
+		    (double)(now.tv_sec - t0.tv_sec) + (now.tv_nsec - t0.tv_nsec) / 1e9 >= duration)
 			break;
 	}
 	rc = source_ebpf_ops.dispatch(s, print_event, NULL);
@@ -134,7 +134,7 @@ main(int argc, char **argv)
 	struct errbuf err = { { 0 } };
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct source *s = NULL;
-	double duration = 0;
+	double duration = -1; /* until a signal */
 	int rc;
 
 	for (int i = 1; i < argc; i++) {

@@ -1,0 +1,207 @@
+"""The eBPF source: short-lived processes are seen, with their command line.
+
+Most tests drive bench/ebpf-events, which opens source_ebpf_ops alone and
+prints each source_event as a JSON line, so what the kernel programs and
+source_ebpf.c capture is checked field by field. The last one checks the same
+through `procmond --collector ebpf`. Everything skips, with the reason, where
+BPF cannot be loaded (not root, no BTF, built with -Debpf=disabled).
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import BUILD, binary, wait_for
+
+pytestmark = pytest.mark.root
+
+EVENTS = BUILD / "bench" / "ebpf-events"
+BURST = BUILD / "bench" / "burst"
+CHILD = BUILD / "bench" / "burst-child"
+
+
+@pytest.fixture(scope="module")
+def can_load():
+    """Skips the module when the programs cannot be loaded here, saying why."""
+    if not EVENTS.exists():
+        pytest.skip(f"{EVENTS} not built (meson -Debpf=disabled?)")
+    r = subprocess.run([EVENTS, "--duration", "0"], capture_output=True, text=True,
+                       timeout=60, stdin=subprocess.DEVNULL)
+    if r.returncode == 77:
+        pytest.skip("BPF cannot be loaded here: " + r.stderr.strip())
+    assert r.returncode == 0, r.stderr
+    assert "ready" in r.stderr
+
+
+class Source:
+    """A running ebpf-events; stop() returns (events, health)."""
+
+    def __init__(self, daemons, tmp_path, *args):
+        self.out = tmp_path / "events.jsonl"
+        self.err = tmp_path / "events.err"
+        with open(self.out, "wb") as fo, open(self.err, "wb") as fe:
+            self.proc = daemons.start([EVENTS, *args], stdout=fo, stderr=fe)
+        self.daemons = daemons
+        assert wait_for(lambda: "ready" in self.err.read_text(), timeout=30), \
+            self.err.read_text()
+
+    def stop(self, settle=0.5):
+        time.sleep(settle)
+        assert self.daemons.stop(self.proc, sig=signal.SIGINT) == 0, self.err.read_text()
+        events = [json.loads(line) for line in self.out.read_text().splitlines()]
+        health = json.loads(self.err.read_text().splitlines()[-1])
+        return events, health
+
+
+def run_child(marker, code=0, cwd=None, extra=()):
+    """Runs burst-child once; returns (pid, boottime ns before, boottime ns after)."""
+    before = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+    p = subprocess.Popen([CHILD, marker, str(code), *extra], cwd=cwd)
+    p.wait()
+    after = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+    assert p.returncode == code
+    return p.pid, before, after
+
+
+def by_kind(events, kind, pid):
+    return [e for e in events if e["kind"] == kind and e["pid"] == pid]
+
+
+def test_burst_of_1000_fully_captured_with_argv(can_load, daemons, tmp_path):
+    src = Source(daemons, tmp_path)
+    prefix = f"e2eburst{os.getpid()}"
+    r = subprocess.run([BURST, "1000", prefix, CHILD, "4"], capture_output=True, text=True,
+                       check=True)
+    pids = [int(x) for x in r.stdout.split()]
+    events, health = src.stop()
+    assert len(pids) == 1000
+
+    execs = {e["pid"]: e for e in events if e["kind"] == "exec" and e["pid"] in pids}
+    exits = {e["pid"]: e for e in events if e["kind"] == "exit" and e["pid"] in pids}
+    forks = {e["pid"]: e for e in events if e["kind"] == "fork" and e["pid"] in pids}
+    assert len(execs) == 1000, f"missed {1000 - len(execs)} execs; health {health}"
+    assert len(exits) == 1000 and len(forks) == 1000
+    markers = {e["argv"][1] for e in execs.values()}
+    assert markers == {f"{prefix}-{i}" for i in range(1000)}
+    for pid, e in execs.items():
+        assert e["argv"] == [str(CHILD), e["argv"][1], "0"]
+        assert e["filename"] == str(CHILD)
+        assert e["ppid"] == forks[pid]["ppid"]
+        assert exits[pid]["exit_code"] == 0
+        assert exits[pid]["start_ns"] == e["start_ns"] == forks[pid]["start_ns"]
+    assert len({e["ppid"] for e in execs.values()}) == 1  # all children of burst
+    assert health["drops"] == 0 and health["errors"] == 0
+    assert health["events"] >= 3000
+
+
+def test_process_living_under_a_millisecond_keeps_its_details(can_load, daemons, tmp_path):
+    src = Source(daemons, tmp_path)
+    marker = f"e2equick{os.getpid()}"
+    pid, before, after = run_child(marker, code=7, cwd=tmp_path)
+    events, _ = src.stop()
+
+    (ex,) = by_kind(events, "exec", pid)
+    (end,) = by_kind(events, "exit", pid)
+    assert ex["argv"] == [str(CHILD), marker, "7"] and ex["argv_truncated"] is False
+    assert ex["filename"] == str(CHILD)
+    assert ex["comm"] == "burst-child"
+    assert ex["cwd"] == str(tmp_path)
+    assert ex["ppid"] == os.getpid() and ex["tid"] == pid
+    assert (ex["uid"], ex["euid"], ex["gid"]) == (os.getuid(), os.geteuid(), os.getgid())
+    assert before <= ex["start_ns"] <= ex["ktime_ns"] <= end["ktime_ns"] <= after
+    assert end["exit_code"] == 7 << 8  # as wait(2) encodes it
+    assert end["start_ns"] == ex["start_ns"]
+    # Exec to exit: the process was gone long before user space could read /proc.
+    assert end["ktime_ns"] - ex["ktime_ns"] < 50_000_000
+
+
+def test_long_argv_is_truncated_and_flagged(can_load, daemons, tmp_path):
+    src = Source(daemons, tmp_path)
+    marker = f"e2elong{os.getpid()}"
+    pid, _, _ = run_child(marker, extra=("x" * 6000,))
+    events, _ = src.stop()
+
+    (ex,) = by_kind(events, "exec", pid)
+    assert ex["argv_truncated"] is True
+    assert ex["argv"][:3] == [str(CHILD), marker, "0"]
+    assert sum(len(a) + 1 for a in ex["argv"]) in (4096, 4097)  # the last one has no NUL
+
+
+def test_cwd_crosses_mounts_and_can_be_turned_off(can_load, daemons, tmp_path):
+    if not os.path.ismount("/dev/shm"):
+        pytest.skip("/dev/shm is not a mount point here")
+    src = Source(daemons, tmp_path)
+    pid, _, _ = run_child("e2ecwd", cwd="/dev/shm")
+    events, _ = src.stop()
+    assert by_kind(events, "exec", pid)[0]["cwd"] == "/dev/shm"
+
+    src = Source(daemons, tmp_path, "--no-cwd")
+    pid, _, _ = run_child("e2enocwd", cwd="/dev/shm")
+    events, _ = src.stop()
+    (ex,) = by_kind(events, "exec", pid)
+    assert "cwd" not in ex and ex["argv"][1] == "e2enocwd"
+
+
+def test_fork_is_a_process_and_a_thread_is_not(can_load, daemons, tmp_path):
+    src = Source(daemons, tmp_path)
+    child = os.fork()
+    if child == 0:
+        os._exit(3)
+    _, status = os.waitpid(child, 0)
+    t = threading.Thread(target=time.sleep, args=(0.01,))
+    t.start()
+    t.join()
+    events, _ = src.stop()
+
+    (fk,) = by_kind(events, "fork", child)
+    assert fk["ppid"] == os.getpid() and fk["tid"] == child
+    (end,) = by_kind(events, "exit", child)
+    assert end["exit_code"] == status == 3 << 8
+    # The thread neither forked a process nor ended ours.
+    assert not [e for e in events if e["kind"] in ("fork", "exit") and e["pid"] == os.getpid()]
+    assert not by_kind(events, "exec", child)
+
+
+def test_exec_from_a_thread_reports_the_process(can_load, daemons, tmp_path):
+    """A non-leader thread that execs becomes the leader: one process, its tgid."""
+    src = Source(daemons, tmp_path)
+    marker = f"e2ethr{os.getpid()}"
+    code = ("import os, threading\n"
+            f"t = threading.Thread(target=os.execv, args=({str(CHILD)!r}, "
+            f"[{str(CHILD)!r}, {marker!r}, '5']))\n"
+            "t.start(); t.join()\n")
+    p = subprocess.Popen(["/usr/bin/python3", "-c", code])
+    assert p.wait() == 5
+    events, _ = src.stop()
+    (ex,) = [e for e in events if e["kind"] == "exec" and marker in e.get("argv", [])]
+    assert ex["pid"] == ex["tid"] == p.pid
+    (end,) = by_kind(events, "exit", ex["pid"])
+    assert end["exit_code"] == 5 << 8
+
+
+def test_procmond_collector_ebpf_sees_a_burst(can_load, datadir, daemons, tmp_path):
+    out = tmp_path / "procmond.jsonl"
+    err = tmp_path / "procmond.err"
+    with open(out, "wb") as fo, open(err, "wb") as fe:
+        p = daemons.start([binary("procmond"), "--collector", "ebpf", "--no-hash",
+                           "--wal-dir", datadir], stdout=fo, stderr=fe)
+    # Running once the first snapshot is out.
+    assert wait_for(lambda: p.poll() is not None or out.stat().st_size > 0, timeout=30)
+    assert p.poll() is None, err.read_text()
+    prefix = f"e2epm{os.getpid()}"
+    subprocess.run([BURST, "1000", prefix, CHILD, "4"], capture_output=True, check=True)
+
+    def seen():
+        return set(re.findall(re.escape(prefix) + r"-(\d+)\b", out.read_text(errors="replace")))
+
+    wait_for(lambda: len(seen()) == 1000, timeout=20)
+    daemons.stop(p)
+    assert len(seen()) == 1000, f"missed {1000 - len(seen())}; stderr: {err.read_text()[-500:]}"
+    starts = [json.loads(line) for line in out.read_text().splitlines()
+              if prefix in line and '"start"' in line]
+    assert starts and all(s["source"] == "ebpf" for s in starts)

@@ -42,26 +42,51 @@ struct source {
 };
 
 /* libbpf reports through one process-wide print hook. While open() runs, the
- * first warning (the reason a load or attach failed) is kept for errbuf;
- * everything is logged at debug. open() runs once, from main, so a static
- * buffer is enough. */
+ * first warning that says why a load or attach failed is kept for errbuf,
+ * with the verifier's own complaint when a program was rejected; everything
+ * is logged at debug. open() runs once, from main, so static buffers do. */
 static char libbpf_reason[256];
+static char libbpf_verifier[160];
+
+/* The verifier's log ends "<complaint>\nprocessed N insns ...\n-- END PROG
+ * LOAD LOG --": keep the complaint. */
+static void
+ebpf_keep_verifier_line(const char *log)
+{
+	const char *end = strstr(log, "\nprocessed ");
+	const char *start;
+
+	if (end == NULL && (end = strstr(log, "\n-- END PROG LOAD LOG")) == NULL)
+		return;
+	start = end;
+	while (start > log && start[-1] != '\n')
+		start--;
+	if (end > start)
+		snprintf(libbpf_verifier, sizeof(libbpf_verifier), "%.*s", (int)(end - start),
+		         start);
+}
 
 static int
 ebpf_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
-	char line[512];
+	_cleanup_free_ char *msg = NULL;
 	size_t n;
 
-	if (vsnprintf(line, sizeof(line), fmt, ap) < 0)
+	if (level == LIBBPF_DEBUG || vasprintf(&msg, fmt, ap) < 0)
 		return 0;
-	n = strlen(line);
-	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == ' '))
-		line[--n] = '\0';
-	if (level == LIBBPF_WARN && libbpf_reason[0] == '\0' && n > 0)
-		de_strlcpy(libbpf_reason, line, sizeof(libbpf_reason));
-	if (level != LIBBPF_DEBUG)
-		log_debug("libbpf: %s", line);
+	if (strstr(msg, "-- BEGIN PROG LOAD LOG --") != NULL) {
+		ebpf_keep_verifier_line(msg);
+		return 0;
+	}
+	n = strlen(msg);
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		msg[--n] = '\0';
+	log_debug("libbpf: %s", msg);
+	/* libbpf 1.x tries to raise RLIMIT_MEMLOCK and says so when it cannot;
+	 * that is never the reason (kernels >= 5.11 account BPF memory to memcg). */
+	if (level == LIBBPF_WARN && libbpf_reason[0] == '\0' && n > 0 &&
+	    strstr(msg, "RLIMIT_MEMLOCK") == NULL)
+		de_strlcpy(libbpf_reason, msg, sizeof(libbpf_reason));
 	return 0;
 }
 
@@ -189,7 +214,9 @@ ebpf_load(struct source *s, bool cwd, struct errbuf *err)
 			    err, "loading BPF programs needs CAP_BPF and CAP_PERFMON (or root): %s",
 			    libbpf_reason);
 		else
-			errbuf_set(err, "the kernel rejected the BPF programs: %s", libbpf_reason);
+			errbuf_set(err, "the kernel rejected the BPF programs: %s%s%s",
+			           libbpf_reason, libbpf_verifier[0] != '\0' ? ": " : "",
+			           libbpf_verifier);
 		return rc;
 	}
 	if ((rc = procmond_bpf__attach(s->skel)) < 0) {
@@ -227,6 +254,7 @@ ebpf_open(const struct collector_opts *opts, struct source **ret, struct errbuf 
 		return -ENOMEM;
 
 	libbpf_reason[0] = '\0';
+	libbpf_verifier[0] = '\0';
 	old = libbpf_set_print(ebpf_libbpf_print);
 	rc = ebpf_load(s, opts == NULL || opts->enhanced_metadata, err);
 	libbpf_set_print(old);

@@ -14,7 +14,8 @@ the other, and gets the same burst:
   execsnoop            libbpf-tools execsnoop (BPF on the execve syscall)
 
 "recorded" counts burst pids that appear in a source's output, "with argv"
-the markers that appear (the command line was captured). Peers are installed
+the markers that appear (the command line was captured), "cpu s" the CPU
+time the source's process used over the run (start-up and burst). Peers are installed
 with apt-get on demand and skipped with a message when unavailable; tracefs is
 mounted for execsnoop when it is not (and unmounted afterwards).
 """
@@ -83,6 +84,7 @@ def measure(name, argv, ready, workdir, stop_sig=signal.SIGINT, drops=None):
         prefix = f"deburst{os.getpid()}{re.sub(r'[^a-z]', '', name)}"
         pids, summary = burst(prefix)
         time.sleep(1.5)  # let the source drain what is queued
+        cpu = cpu_seconds(proc.pid)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, stop_sig)
@@ -95,8 +97,19 @@ def measure(name, argv, ready, workdir, stop_sig=signal.SIGINT, drops=None):
     seen_pids = {int(t) for t in re.findall(r"\b\d+\b", text)} & pids
     markers = set(re.findall(re.escape(prefix) + r"-(\d+)\b", text))
     res = {"n": len(pids), "pids": len(seen_pids), "argv": len(markers), "burst": summary,
+           "cpu": cpu,
            "drops": drops(err.read_text(errors="replace")) if drops else ""}
     return res
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds the process has used so far."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return float("nan")
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def ebpf_drops(stderr):
@@ -156,7 +169,7 @@ def main():
     print(f"burst of {N} short-lived processes (fork+exec of a static binary, "
           f"{PARALLEL} at a time), each source alone")
     print(f"{'source':<18} {'recorded':>9} {'%':>7} {'with argv':>10} {'%':>7} "
-          f"{'drops':>6}  burst")
+          f"{'drops':>6} {'cpu s':>6}  burst")
     try:
         with tempfile.TemporaryDirectory(prefix="de-bench-burst-") as tmp:
             for name, spec, drops in sources:
@@ -170,7 +183,8 @@ def main():
                     continue
                 n = r["n"] or 1
                 print(f"{name:<18} {r['pids']:>9} {100.0 * r['pids'] / n:>6.1f}% "
-                      f"{r['argv']:>10} {100.0 * r['argv'] / n:>6.1f}% {r['drops']:>6}  "
+                      f"{r['argv']:>10} {100.0 * r['argv'] / n:>6.1f}% {r['drops']:>6} "
+                      f"{r['cpu']:>6.2f}  "
                       f"{r['burst'].removeprefix('burst: ')}", flush=True)
     finally:
         if mounted:

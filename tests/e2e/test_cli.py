@@ -474,9 +474,83 @@ def test_config_check(tmp_path):
     assert run("config", "frob").returncode == 2
 
 
-def test_rules_list_reads_the_store(store):
-    p = run("--format", "json", "rules", "list", data=store, check=0)
-    assert isinstance(json.loads(p.stdout), list)
+GOOD_RULE = """id: init-seen
+name: pid 1 is running
+severity: low
+category: test
+sql: |
+  SELECT pid, name FROM processes WHERE pid = 1
+"""
+BAD_RULES = {
+    "writes.yaml": ("id: writes\nname: w\nseverity: high\nsql: DELETE FROM processes\n",
+                    ":4:", "DELETE"),
+    "badsev.yaml": ("id: badsev\nname: s\nseverity: urgent\nsql: SELECT pid FROM processes\n",
+                    "badsev.yaml:", "severity"),
+    "nopid.yaml": ("id: nopid\nname: n\nseverity: low\nsql: SELECT name FROM processes\n",
+                   "nopid.yaml", "pid"),
+}
+
+
+def test_rules_validate(tmp_path):
+    need_cli()
+    good = tmp_path / "good.yaml"
+    good.write_text(GOOD_RULE)
+    p = run("rules", "validate", good, check=0)
+    assert "OK" in p.stdout and "init-seen" in p.stdout
+    paths = []
+    for name, (text, where, word) in BAD_RULES.items():
+        f = tmp_path / name
+        f.write_text(text)
+        paths.append(f)
+        p = run("rules", "validate", f)
+        assert p.returncode == 2, (name, p.stderr)
+        assert f"{f}" in p.stderr and where in p.stderr and word in p.stderr, p.stderr
+    # Several files: every bad one is named, the good one still passes, exit 2.
+    p = run("rules", "validate", good, *paths)
+    assert p.returncode == 2 and "OK" in p.stdout
+    assert all(str(f) in p.stderr for f in paths)
+    # A directory validates its *.yaml files.
+    p = run("rules", "validate", tmp_path)
+    assert p.returncode == 2 and "good.yaml: OK" in p.stdout
+    assert run("rules", "validate").returncode == 2
+    assert run("rules", "validate", tmp_path / "absent.yaml").returncode in (1, 2)
+
+
+def test_rules_test_runs_over_the_store(store, tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text(GOOD_RULE)
+    rows = json.loads(run("--format", "json", "rules", "test", good, data=store,
+                          check=0).stdout)
+    assert rows and {r["pid"] for r in rows} == {1}
+    bad = tmp_path / "writes.yaml"
+    bad.write_text(BAD_RULES["writes.yaml"][0])
+    assert run("rules", "test", bad, data=store).returncode == 2
+
+
+def test_rules_list_from_the_rule_dirs(tmp_path):
+    need_cli()
+    rd = tmp_path / "rules"
+    rd.mkdir()
+    (rd / "good.yaml").write_text(GOOD_RULE)
+    (rd / "writes.yaml").write_text(BAD_RULES["writes.yaml"][0])
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"agent:\n  data_dir: {tmp_path / 'nostore'}\n"
+                   f"detection:\n  rules_dirs: [{rd}]\n")
+    p = run("--config", cfg, "--format", "json", "rules", "list", check=0)
+    rules = json.loads(p.stdout)
+    assert [r["id"] for r in rules] == ["init-seen"]
+    assert "writes.yaml" in p.stderr
+
+
+def test_rules_list_falls_back_to_the_dirs_when_the_agent_loaded_none(store, tmp_path):
+    rd = tmp_path / "rules"
+    rd.mkdir()
+    (rd / "good.yaml").write_text(GOOD_RULE)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"detection:\n  rules_dirs: [{rd}]\n")
+    p = run("--config", cfg, "--format", "csv", "rules", "list", data=store, check=0)
+    rows = list(csv.DictReader(io.StringIO(p.stdout, newline="")))
+    assert [r["id"] for r in rows] == ["init-seen"]
     assert run("rules", "frob", data=store).returncode == 2
 
 

@@ -1,0 +1,385 @@
+/* alert.c: the SPEC §6 object, deduplication per process instance within the
+ * window (injected clock), the rate limit, fan-out to a file sink, and a sink
+ * that is down: spooled, retried, delivered in order once it is back. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "agent/alert.h"
+#include "store.h"
+#include "timeutil.h"
+#include "util.h"
+
+/* A stand-in for the store: records what alert.c asks it to keep. */
+struct store {
+	int dummy;
+};
+static struct store fake_store;
+static int puts_n;
+static char put_id[64];
+static uint32_t put_repeat;
+
+int
+store_alert_put(struct store *s, const struct store_alert *a)
+{
+	assert_ptr_equal(s, &fake_store);
+	assert_non_null(a->json);
+	puts_n++;
+	snprintf(put_id, sizeof(put_id), "%s", a->alert_id);
+	put_repeat = a->repeat_count;
+	return 0;
+}
+
+static uint64_t fake_now;
+
+static uint64_t
+fake_clock(void *ctx)
+{
+	(void)ctx;
+	return fake_now;
+}
+
+static int observed;
+static char observed_json[8192];
+
+static void
+observer(void *ctx, const char *id, const char *json)
+{
+	(void)ctx;
+	assert_non_null(strstr(json, id));
+	observed++;
+	snprintf(observed_json, sizeof(observed_json), "%s", json);
+}
+
+static char tmpdir[64];
+
+static int
+setup(void **state)
+{
+	(void)state;
+	puts_n = observed = 0;
+	fake_now = 1000000;
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test-alert-XXXXXX");
+	return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void
+proc_make(struct process_record *p, int32_t pid, uint64_t start)
+{
+	process_record_init(p);
+	p->pid = pid;
+	p->ppid = 1;
+	p->name = strdup("evil");
+	p->executable_path = strdup("/tmp/evil");
+	p->command_line = strdup("/tmp/evil --flag \"x,y\"");
+	p->start_time = start;
+	p->user_id = 1000;
+	p->executable_hash = strdup("ab12");
+}
+
+static struct alert_match
+match_make(const struct process_record *p, json_t *m)
+{
+	return (struct alert_match){
+		.rule_id = "exec-from-tmp",
+		.rule_name = "Process started from a world-writable directory",
+		.severity = "high",
+		.category = "execution",
+		.description = "T1059",
+		.proc = p,
+		.match = m,
+	};
+}
+
+static void
+cfg_make(struct de_config *cfg, uint32_t window, uint32_t per_min)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->alerting.dedup_window_s = window;
+	cfg->alerting.max_alerts_per_minute = per_min;
+}
+
+static void
+test_json_shape(void **state)
+{
+	static const char *const top[] = { "alert_id",    "timestamp", "host",     "rule_id",
+		                           "rule_name",   "severity",  "category", "title",
+		                           "description", "dedup_key", "process",  "match" };
+	static const char *const pk[] = { "pid",          "ppid",
+		                          "name",         "executable_path",
+		                          "command_line", "user_id",
+		                          "start_time",   "executable_hash" };
+	struct alerts *a = NULL;
+	struct de_config cfg;
+	struct process_record p;
+	struct alert_match m;
+	json_t *o, *proc, *mt = json_pack("{s:i, s:s}", "pid", 4242, "name", "evil");
+	const char *id, *ts;
+
+	(void)state;
+	cfg_make(&cfg, 300, 600);
+	assert_int_equal(alerts_new(&a, &cfg, &fake_store, NULL, NULL), 0);
+	alerts_set_observer(a, observer, NULL);
+	proc_make(&p, 4242, 1764090000123ull);
+	m = match_make(&p, mt);
+	assert_int_equal(alerts_submit(a, &m), ALERT_RAISED);
+	assert_int_equal(observed, 1);
+	assert_int_equal(puts_n, 1);
+	o = json_loads(observed_json, 0, NULL);
+	assert_non_null(o);
+	assert_int_equal(json_object_size(o), (int)ARRAY_SIZE(top));
+	for (size_t i = 0; i < ARRAY_SIZE(top); i++)
+		assert_non_null(json_object_get(o, top[i]));
+	id = json_string_value(json_object_get(o, "alert_id"));
+	assert_int_equal(strlen(id), 36);
+	assert_int_equal(id[14], '7'); /* UUIDv7 */
+	assert_string_equal(id, put_id);
+	ts = json_string_value(json_object_get(o, "timestamp"));
+	assert_int_equal(strlen(ts), 24);
+	assert_int_equal(ts[23], 'Z');
+	assert_int_equal(ts[19], '.');
+	assert_string_equal(json_string_value(json_object_get(o, "rule_id")), "exec-from-tmp");
+	assert_string_equal(json_string_value(json_object_get(o, "severity")), "high");
+	assert_string_equal(json_string_value(json_object_get(o, "dedup_key")),
+	                    "exec-from-tmp:4242:1764090000123");
+	assert_non_null(strstr(json_string_value(json_object_get(o, "title")), "evil"));
+	assert_non_null(strstr(json_string_value(json_object_get(o, "title")), "world-writable"));
+	proc = json_object_get(o, "process");
+	assert_int_equal(json_object_size(proc), (int)ARRAY_SIZE(pk));
+	for (size_t i = 0; i < ARRAY_SIZE(pk); i++)
+		assert_non_null(json_object_get(proc, pk[i]));
+	assert_int_equal(json_integer_value(json_object_get(proc, "pid")), 4242);
+	assert_string_equal(json_string_value(json_object_get(proc, "start_time")),
+	                    "2025-11-25T17:00:00.123Z");
+	assert_true(json_equal(json_object_get(o, "match"), mt));
+	json_decref(o);
+	json_decref(mt);
+
+	/* Invalid UTF-8 in a process field still yields valid JSON. */
+	free(p.command_line);
+	p.command_line = strdup("bad \xff\xfe bytes");
+	p.pid = 4243;
+	m.match = NULL;
+	assert_int_equal(alerts_submit(a, &m), ALERT_RAISED);
+	o = json_loads(observed_json, 0, NULL);
+	assert_non_null(o);
+	assert_true(json_is_object(json_object_get(o, "match")));
+	json_decref(o);
+
+	m.proc = NULL;
+	assert_int_equal(alerts_submit(a, &m), -EINVAL);
+	process_record_clear(&p);
+	alerts_free(a);
+}
+
+static void
+test_dedup_window(void **state)
+{
+	struct alerts *a = NULL;
+	struct de_config cfg;
+	struct process_record p, q;
+	struct alert_match m;
+	char first[64];
+	json_t *h;
+
+	(void)state;
+	cfg_make(&cfg, 300, 0);
+	assert_int_equal(alerts_new(&a, &cfg, &fake_store, NULL, NULL), 0);
+	alerts_set_clock(a, fake_clock, NULL);
+	alerts_set_observer(a, observer, NULL);
+	proc_make(&p, 100, 5000);
+	m = match_make(&p, NULL);
+	assert_int_equal(alerts_submit(a, &m), ALERT_RAISED);
+	snprintf(first, sizeof(first), "%s", put_id);
+	/* Seen again in later snapshots: a repeat, stored with its count. */
+	for (int i = 2; i <= 4; i++) {
+		fake_now += 60 * 1000;
+		assert_int_equal(alerts_submit(a, &m), ALERT_DUPLICATE);
+		assert_string_equal(put_id, first);
+		assert_int_equal(put_repeat, (uint32_t)i);
+	}
+	assert_int_equal(observed, 1);
+	/* A new process instance with the same pid (pid reuse) is a new alert. */
+	proc_make(&q, 100, 9000);
+	m.proc = &q;
+	assert_int_equal(alerts_submit(a, &m), ALERT_RAISED);
+	assert_int_equal(observed, 2);
+	/* After the window: the first instance alerts again, with a new id. */
+	m.proc = &p;
+	fake_now += 121 * 1000; /* 301 s after the first alert */
+	assert_int_equal(alerts_submit(a, &m), ALERT_RAISED);
+	assert_string_not_equal(put_id, first);
+	assert_int_equal(put_repeat, 1);
+	assert_int_equal(observed, 3);
+	h = alerts_health_json(a);
+	assert_int_equal(json_integer_value(json_object_get(h, "raised")), 3);
+	assert_int_equal(json_integer_value(json_object_get(h, "duplicates")), 3);
+	json_decref(h);
+	process_record_clear(&p);
+	process_record_clear(&q);
+	alerts_free(a);
+}
+
+static void
+test_rate_limit(void **state)
+{
+	struct alerts *a = NULL;
+	struct de_config cfg;
+	struct process_record p;
+	struct alert_match m;
+	int raised = 0, limited = 0, r;
+	json_t *h;
+
+	(void)state;
+	cfg_make(&cfg, 300, 5);
+	assert_int_equal(alerts_new(&a, &cfg, &fake_store, NULL, NULL), 0);
+	alerts_set_clock(a, fake_clock, NULL);
+	proc_make(&p, 1, 1);
+	m = match_make(&p, NULL);
+	for (int i = 0; i < 10; i++) {
+		p.pid = 1000 + i;
+		r = alerts_submit(a, &m);
+		raised += r == ALERT_RAISED;
+		limited += r == ALERT_RATE_LIMITED;
+	}
+	assert_int_equal(raised, 5);
+	assert_int_equal(limited, 5);
+	/* Rate-limited alerts are not stored (and not remembered by dedup). */
+	assert_int_equal(puts_n, 5);
+	/* 5 per minute: one token every 12 s. */
+	fake_now += 11 * 1000;
+	p.pid = 2000;
+	assert_int_equal(alerts_submit(a, &m), ALERT_RATE_LIMITED);
+	fake_now += 1 * 1000;
+	assert_int_equal(alerts_submit(a, &m), ALERT_RAISED);
+	h = alerts_health_json(a);
+	assert_int_equal(json_integer_value(json_object_get(h, "rate_limited")), 6);
+	assert_int_equal(json_integer_value(json_object_get(h, "raised")), 6);
+	json_decref(h);
+	process_record_clear(&p);
+	alerts_free(a);
+}
+
+static int
+count_lines(const char *path, char ids[][40], int max)
+{
+	char line[8192];
+	FILE *f = fopen(path, "re");
+	int n = 0;
+
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		json_t *o = json_loads(line, 0, NULL);
+
+		assert_non_null(o);
+		if (n < max)
+			snprintf(ids[n], 40, "%s",
+			         json_string_value(json_object_get(o, "alert_id")));
+		n++;
+		json_decref(o);
+	}
+	fclose(f);
+	return n;
+}
+
+static void
+sink_counters(struct alerts *a, const char *key, uint64_t *ret)
+{
+	json_t *h = alerts_health_json(a);
+	json_t *s = json_array_get(json_object_get(h, "sinks"), 0);
+
+	*ret = (uint64_t)json_integer_value(json_object_get(s, key));
+	json_decref(h);
+}
+
+/* The file sink's directory is missing: alerts go to the spool, are retried
+ * with backoff, and arrive in order, once each, when the directory appears. */
+static void
+test_down_spool_recover(void **state)
+{
+	enum { N = 20 };
+	struct alerts *a = NULL;
+	struct de_config cfg;
+	struct process_record p;
+	struct alert_match m;
+	char dir[128], path[160], spool[160], ids[N][40], got[N + 5][40];
+	uint64_t v;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/out", tmpdir);
+	snprintf(path, sizeof(path), "%s/alerts.jsonl", dir);
+	snprintf(spool, sizeof(spool), "%s/spool", tmpdir);
+	cfg_make(&cfg, 300, 0);
+	cfg.alerting.n_sinks = 1;
+	cfg.alerting.sinks[0] = (struct sink_config){ .type = SINK_FILE, .path = path };
+	assert_int_equal(alerts_new(&a, &cfg, NULL, spool, NULL), 0);
+	alerts_set_observer(a, observer, NULL);
+	proc_make(&p, 1, 1);
+	m = match_make(&p, NULL);
+	for (int i = 0; i < N; i++) {
+		json_t *o;
+
+		p.pid = 3000 + i;
+		assert_int_equal(alerts_submit(a, &m), ALERT_RAISED);
+		o = json_loads(observed_json, 0, NULL);
+		snprintf(ids[i], 40, "%s", json_string_value(json_object_get(o, "alert_id")));
+		json_decref(o);
+	}
+	assert_int_equal(alerts_flush(a, 5000, false), 0);
+	sink_counters(a, "spooled", &v);
+	assert_int_equal(v, N);
+	sink_counters(a, "spool_depth", &v);
+	assert_int_equal(v, N);
+	sink_counters(a, "failed", &v);
+	assert_true(v >= 1);
+	/* Stop while down: the spool keeps them for the next start. */
+	alerts_free(a);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(alerts_new(&a, &cfg, NULL, spool, NULL), 0);
+	p.pid = 9999;
+	assert_int_equal(alerts_submit(a, &m), ALERT_RAISED);
+	assert_int_equal(alerts_flush(a, 10000, true), 0);
+	sink_counters(a, "delivered", &v);
+	assert_int_equal(v, N + 1);
+	sink_counters(a, "dropped", &v);
+	assert_int_equal(v, 0);
+	assert_int_equal(count_lines(path, got, N + 5), N + 1);
+	for (int i = 0; i < N; i++)
+		assert_string_equal(got[i], ids[i]);
+	process_record_clear(&p);
+	alerts_free(a);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_json_shape, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dedup_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_down_spool_recover, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,284 @@
+/* The sinks on their own: RFC 4180 CSV quoting, the human line (colour and
+ * control characters), file rotation by size, syslog over a local datagram
+ * socket (RFC 3164 header) and over TCP (RFC 5424 + octet counting). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "agent/sink.h"
+#include "store.h"
+
+/* alert.c links store_alert_put; these tests never store. */
+int
+store_alert_put(struct store *s, const struct store_alert *a)
+{
+	(void)s;
+	(void)a;
+	return -ENOSYS;
+}
+
+static const char alert_json[] =
+    "{\"alert_id\":\"0192f6c1-0000-7000-8000-000000000001\","
+    "\"timestamp\":\"2026-11-25T17:00:00.123Z\",\"host\":\"box\","
+    "\"rule_id\":\"exec-from-tmp\",\"rule_name\":\"Exec from tmp\",\"severity\":\"high\","
+    "\"category\":\"execution\",\"title\":\"Exec from tmp: evil\",\"description\":\"d\","
+    "\"dedup_key\":\"exec-from-tmp:42:1\",\"process\":{\"pid\":42,\"ppid\":1,"
+    "\"name\":\"evil\",\"executable_path\":\"/tmp/evil\","
+    "\"command_line\":\"/tmp/evil \\\"a,b\\\"\\n\\u001b[31mred\",\"user_id\":0,"
+    "\"start_time\":\"2026-11-25T16:59:59.000Z\",\"executable_hash\":null},\"match\":{}}";
+
+static char tmpdir[64];
+
+static int
+setup(void **state)
+{
+	(void)state;
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test-sinks-XXXXXX");
+	return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void
+csv_is(const char *in, const char *want)
+{
+	struct sink_buf b = { 0 };
+
+	assert_int_equal(sink_csv_field(&b, in), 0);
+	assert_string_equal(b.p ? b.p : "", want);
+	free(b.p);
+}
+
+static void
+test_csv_quoting(void **state)
+{
+	char *line = NULL;
+	size_t n;
+
+	(void)state;
+	csv_is("plain", "plain");
+	csv_is("", "");
+	csv_is("a,b", "\"a,b\"");
+	csv_is("say \"hi\"", "\"say \"\"hi\"\"\"");
+	csv_is("two\nlines", "\"two\nlines\"");
+	csv_is("cr\rhere", "\"cr\rhere\"");
+	csv_is("\"", "\"\"\"\"");
+	csv_is("spaces stay ", "spaces stay ");
+	assert_int_equal(
+	    sink_format_line(SINK_FORMAT_CSV, alert_json, strlen(alert_json), false, &line, &n), 0);
+	assert_int_equal(n, strlen(line));
+	assert_string_equal(line, "0192f6c1-0000-7000-8000-000000000001,2026-11-25T17:00:00.123Z,"
+	                          "high,exec-from-tmp,Exec from tmp,execution,Exec from tmp: evil,"
+	                          "42,1,evil,/tmp/evil,\"/tmp/evil \"\"a,b\"\"\n\033[31mred\",0,"
+	                          "exec-from-tmp:42:1\r\n");
+	free(line);
+	/* The header has as many columns as a line. */
+	assert_non_null(strstr(sink_csv_header, "alert_id,timestamp,severity"));
+	assert_int_equal(sink_csv_header[strlen(sink_csv_header) - 1], '\n');
+}
+
+static void
+test_human_and_json(void **state)
+{
+	char *line = NULL;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(
+	    sink_format_line(SINK_FORMAT_HUMAN, alert_json, strlen(alert_json), false, &line, &n),
+	    0);
+	assert_non_null(strstr(line, "2026-11-25T17:00:00.123Z HIGH exec-from-tmp: "));
+	assert_non_null(strstr(line, "pid=42"));
+	/* One line; no escape sequence from the command line reaches the terminal. */
+	assert_null(strchr(line, '\033'));
+	assert_ptr_equal(strchr(line, '\n'), line + n - 1);
+	free(line);
+	assert_int_equal(
+	    sink_format_line(SINK_FORMAT_HUMAN, alert_json, strlen(alert_json), true, &line, &n),
+	    0);
+	assert_non_null(strstr(line, " \033[31mHIGH\033[0m "));
+	free(line);
+	assert_int_equal(
+	    sink_format_line(SINK_FORMAT_JSON, alert_json, strlen(alert_json), true, &line, &n), 0);
+	assert_int_equal(n, strlen(alert_json) + 1);
+	assert_memory_equal(line, alert_json, strlen(alert_json));
+	free(line);
+	assert_int_equal(sink_format_line(SINK_FORMAT_HUMAN, "[1]", 3, false, &line, &n), -EINVAL);
+}
+
+static int
+lines_in(const char *path)
+{
+	char buf[8192];
+	FILE *f = fopen(path, "re");
+	int n = 0;
+
+	if (f == NULL)
+		return -1;
+	while (fgets(buf, sizeof(buf), f) != NULL)
+		n++;
+	fclose(f);
+	return n;
+}
+
+static void
+test_file_rotation(void **state)
+{
+	struct sink_config sc = { .type = SINK_FILE, .format = SINK_FORMAT_JSON };
+	struct errbuf err;
+	char path[128], rot[160];
+	void *st = NULL;
+	size_t line = strlen(alert_json) + 1;
+	struct stat sb;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/alerts.jsonl", tmpdir);
+	sc.path = path;
+	sc.max_bytes = 3 * line; /* three alerts per file */
+	sc.max_files = 2;
+	assert_int_equal(sink_file_ops.open(&sc, &st, &err), 0);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(sink_file_ops.deliver(st, alert_json, strlen(alert_json), &err),
+		                 0);
+	sink_file_ops.close(st);
+	/* 10 alerts: path.2 and path.1 hold 3 each, path 1; the oldest 3 rotated out. */
+	assert_int_equal(lines_in(path), 1);
+	snprintf(rot, sizeof(rot), "%s.1", path);
+	assert_int_equal(lines_in(rot), 3);
+	assert_int_equal(stat(rot, &sb), 0);
+	assert_true((uint64_t)sb.st_size <= sc.max_bytes);
+	snprintf(rot, sizeof(rot), "%s.2", path);
+	assert_int_equal(lines_in(rot), 3);
+	snprintf(rot, sizeof(rot), "%s.3", path);
+	assert_int_equal(lines_in(rot), -1);
+
+	sc.path = NULL;
+	assert_int_equal(sink_file_ops.open(&sc, &st, &err), -EINVAL);
+}
+
+static void
+test_syslog_local(void **state)
+{
+	struct sink_config sc = { .type = SINK_SYSLOG, .facility = "local3" };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char server[160], buf[8192];
+	struct errbuf err;
+	void *st = NULL;
+	ssize_t n;
+	int fd;
+
+	(void)state;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/log", tmpdir);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	snprintf(server, sizeof(server), "unix:%s", sa.sun_path);
+	sc.server = server;
+	assert_int_equal(sink_syslog_ops.open(&sc, &st, &err), 0);
+	assert_int_equal(sink_syslog_ops.deliver(st, alert_json, strlen(alert_json), &err), 0);
+	n = recv(fd, buf, sizeof(buf) - 1, 0);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	/* local3 (19) * 8 + err (3) = 155: high maps to err. */
+	assert_memory_equal(buf, "<155>", 5);
+	assert_non_null(strstr(buf, " daemoneye["));
+	assert_non_null(strstr(buf, "]: {\"alert_id\""));
+	sink_syslog_ops.close(st);
+	close(fd);
+
+	sc.facility = "nonsense";
+	assert_int_equal(sink_syslog_ops.open(&sc, &st, &err), -EINVAL);
+	sc.facility = NULL;
+	sc.server = "udp://127.0.0.1:514";
+	assert_int_equal(sink_syslog_ops.open(&sc, &st, &err), -EINVAL);
+}
+
+static void
+test_syslog_tcp(void **state)
+{
+	struct sink_config sc = { .type = SINK_SYSLOG };
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sa);
+	char server[64], buf[16384];
+	struct errbuf err;
+	size_t got = 0, len;
+	void *st = NULL;
+	char *sp, *msg;
+	int lfd, cfd;
+
+	(void)state;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+	snprintf(server, sizeof(server), "tcp://127.0.0.1:%u", ntohs(sa.sin_port));
+	sc.server = server;
+	assert_int_equal(sink_syslog_ops.open(&sc, &st, &err), 0);
+	/* The kernel accepts and acknowledges before accept(): deliver returns. */
+	assert_int_equal(sink_syslog_ops.deliver(st, alert_json, strlen(alert_json), &err), 0);
+	cfd = accept(lfd, NULL, NULL);
+	assert_true(cfd >= 0);
+	while (got < sizeof(buf) - 1) {
+		ssize_t n = recv(cfd, buf + got, sizeof(buf) - 1 - got, MSG_DONTWAIT);
+
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	/* Octet counting: "LEN SP MSG", LEN the exact size of MSG. */
+	sp = strchr(buf, ' ');
+	assert_non_null(sp);
+	len = strtoul(buf, NULL, 10);
+	msg = sp + 1;
+	assert_int_equal(len, got - (size_t)(msg - buf));
+	/* auth (4) * 8 + err (3) = 35, version 1, then the alert's timestamp and host. */
+	assert_memory_equal(msg, "<35>1 2026-11-25T17:00:00.123Z box daemoneye ", 45);
+	assert_non_null(strstr(msg, " alert [daemoneye@32473 alert_id=\"0192f6c1-0000-7000-8000-"
+	                            "000000000001\" rule_id=\"exec-from-tmp\" severity=\"high\" "
+	                            "pid=\"42\"] {\"alert_id\""));
+	close(cfd);
+	close(lfd);
+	/* Receiver gone: the delivery fails (and the caller spools). */
+	assert_true(sink_syslog_ops.deliver(st, alert_json, strlen(alert_json), &err) < 0);
+	assert_true(strlen(err.msg) > 0);
+	sink_syslog_ops.close(st);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_csv_quoting),
+		cmocka_unit_test(test_human_and_json),
+		cmocka_unit_test_setup_teardown(test_file_rotation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_syslog_local, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_syslog_tcp, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,280 @@
+/* The on-disk spool: order, acknowledgement across reopen, the size bound,
+ * segment roll-over, torn tails and corrupt records. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "agent/spool.h"
+
+static char tmpl[64];
+
+static int
+setup(void **state)
+{
+	(void)state;
+	snprintf(tmpl, sizeof(tmpl), "/tmp/test-spool-XXXXXX");
+	if (mkdtemp(tmpl) == NULL)
+		return -1;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpl);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void
+spool_path(char *buf, size_t n)
+{
+	snprintf(buf, n, "%s/sp", tmpl);
+}
+
+static void
+append_n(struct spool *s, int from, int to)
+{
+	char rec[64];
+
+	for (int i = from; i < to; i++) {
+		int n = snprintf(rec, sizeof(rec), "record-%d", i);
+
+		assert_int_equal(spool_append(s, rec, (size_t)n), 0);
+	}
+}
+
+/* Peeks, checks and acknowledges records from..to-1. */
+static void
+expect_n(struct spool *s, int from, int to)
+{
+	char want[64];
+
+	for (int i = from; i < to; i++) {
+		char *got = NULL;
+		size_t len = 0;
+
+		snprintf(want, sizeof(want), "record-%d", i);
+		assert_int_equal(spool_peek(s, &got, &len), 1);
+		assert_string_equal(got, want);
+		assert_int_equal(len, strlen(want));
+		free(got);
+		assert_int_equal(spool_ack(s), 0);
+	}
+}
+
+static void
+test_order_and_ack(void **state)
+{
+	struct spool *s = NULL;
+	char dir[128], *got = NULL;
+	size_t len;
+
+	(void)state;
+	spool_path(dir, sizeof(dir));
+	assert_int_equal(spool_open(dir, 1 << 20, &s), 0);
+	assert_int_equal(spool_peek(s, &got, &len), 0);
+	assert_int_equal(spool_ack(s), -ENOENT);
+	append_n(s, 0, 10);
+	assert_int_equal(spool_pending(s), 10);
+	/* Peeking twice without an ack gives the same record. */
+	assert_int_equal(spool_peek(s, &got, &len), 1);
+	assert_string_equal(got, "record-0");
+	free(got);
+	expect_n(s, 0, 4);
+	assert_int_equal(spool_pending(s), 6);
+	spool_close(s);
+
+	/* Reopen: the acknowledged records are gone, the rest come back in order. */
+	assert_int_equal(spool_open(dir, 1 << 20, &s), 0);
+	assert_int_equal(spool_pending(s), 6);
+	append_n(s, 10, 12);
+	expect_n(s, 4, 12);
+	assert_int_equal(spool_peek(s, &got, &len), 0);
+	assert_int_equal(spool_pending(s), 0);
+	/* Everything delivered: no segment left on disk. */
+	assert_int_equal(spool_bytes(s), 0);
+	spool_close(s);
+	assert_int_equal(spool_open(dir, 1 << 20, &s), 0);
+	assert_int_equal(spool_pending(s), 0);
+	append_n(s, 20, 22);
+	spool_close(s);
+	assert_int_equal(spool_open(dir, 1 << 20, &s), 0);
+	expect_n(s, 20, 22);
+	spool_close(s);
+}
+
+static void
+test_bound(void **state)
+{
+	struct spool *s = NULL;
+	char dir[128];
+	int ok = 0, r;
+
+	(void)state;
+	spool_path(dir, sizeof(dir));
+	/* 16-byte header + "record-N" (8-9 bytes): 1000 bytes hold 40 records. */
+	assert_int_equal(spool_open(dir, 1000, &s), 0);
+	for (int i = 0; i < 100; i++) {
+		char rec[32];
+		int n = snprintf(rec, sizeof(rec), "record-%d", i);
+
+		if ((r = spool_append(s, rec, (size_t)n)) == 0)
+			ok++;
+		else
+			assert_int_equal(r, -ENOSPC);
+	}
+	assert_in_range(ok, 39, 41);
+	assert_true(spool_bytes(s) <= 1000);
+	assert_int_equal(spool_pending(s), (uint64_t)ok);
+	/* Draining everything frees the space again. */
+	expect_n(s, 0, ok);
+	assert_int_equal(spool_append(s, "record-0", 8), 0);
+	assert_int_equal(spool_append(s, "x", SPOOL_RECORD_MAX + 1), -E2BIG);
+	spool_close(s);
+	assert_int_equal(spool_open(dir, 10, &s), -EINVAL);
+}
+
+static void
+test_segments(void **state)
+{
+	struct spool *s = NULL;
+	char dir[128], *big, *got = NULL;
+	size_t len;
+
+	(void)state;
+	spool_path(dir, sizeof(dir));
+	big = malloc(SPOOL_RECORD_MAX);
+	assert_non_null(big);
+	assert_int_equal(spool_open(dir, 64ull << 20, &s), 0);
+	for (int i = 0; i < 10; i++) {
+		memset(big, 'a' + i, SPOOL_RECORD_MAX);
+		assert_int_equal(spool_append(s, big, SPOOL_RECORD_MAX), 0);
+	}
+	spool_close(s);
+	assert_int_equal(spool_open(dir, 64ull << 20, &s), 0);
+	assert_int_equal(spool_pending(s), 10);
+	for (int i = 0; i < 10; i++) {
+		assert_int_equal(spool_peek(s, &got, &len), 1);
+		assert_int_equal(len, SPOOL_RECORD_MAX);
+		assert_int_equal(got[0], 'a' + i);
+		assert_int_equal(got[len - 1], 'a' + i);
+		free(got);
+		assert_int_equal(spool_ack(s), 0);
+		/* Finished segments are removed as soon as they are acknowledged. */
+		assert_true(spool_bytes(s) <= (uint64_t)(11 - i) * (SPOOL_RECORD_MAX + 16));
+	}
+	assert_int_equal(spool_bytes(s), 0);
+	spool_close(s);
+	free(big);
+}
+
+static void
+segment_file(char *buf, size_t n, int idx)
+{
+	snprintf(buf, n, "%s/sp/seg-%016x", tmpl, idx);
+}
+
+static void
+test_torn_tail(void **state)
+{
+	struct spool *s = NULL;
+	char dir[128], seg[160];
+	struct stat st;
+
+	(void)state;
+	spool_path(dir, sizeof(dir));
+	assert_int_equal(spool_open(dir, 1 << 20, &s), 0);
+	append_n(s, 0, 5);
+	spool_close(s);
+	/* A crash in the middle of the last write. */
+	segment_file(seg, sizeof(seg), 1);
+	assert_int_equal(stat(seg, &st), 0);
+	assert_int_equal(truncate(seg, st.st_size - 3), 0);
+	assert_int_equal(spool_open(dir, 1 << 20, &s), 0);
+	assert_int_equal(spool_pending(s), 4);
+	assert_int_equal(spool_corrupt(s), 1);
+	/* Appends continue after the cut, and come out in order. */
+	append_n(s, 4, 6);
+	expect_n(s, 0, 6);
+	spool_close(s);
+}
+
+static void
+test_corrupt_middle(void **state)
+{
+	struct spool *s = NULL;
+	char dir[128], seg[160];
+	int fd;
+
+	(void)state;
+	spool_path(dir, sizeof(dir));
+	assert_int_equal(spool_open(dir, 1 << 20, &s), 0);
+	append_n(s, 0, 6); /* records of 24 bytes: record 2 starts at 48 */
+	spool_close(s);
+	segment_file(seg, sizeof(seg), 1);
+	fd = open(seg, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "X", 1, 48 + 16 + 2), 1);
+	close(fd);
+	assert_int_equal(spool_open(dir, 1 << 20, &s), 0);
+	/* Records 0 and 1 survive; the tail segment is cut at the bad record. */
+	assert_int_equal(spool_pending(s), 2);
+	assert_int_equal(spool_corrupt(s), 1);
+	expect_n(s, 0, 2);
+	append_n(s, 7, 8);
+	expect_n(s, 7, 8);
+	spool_close(s);
+}
+
+static void
+test_corrupt_ack_file(void **state)
+{
+	struct spool *s = NULL;
+	char dir[128], ack[160];
+	int fd;
+
+	(void)state;
+	spool_path(dir, sizeof(dir));
+	assert_int_equal(spool_open(dir, 1 << 20, &s), 0);
+	append_n(s, 0, 4);
+	expect_n(s, 0, 2);
+	spool_close(s);
+	/* A damaged ack pointer replays from the start: at least once, never lost. */
+	snprintf(ack, sizeof(ack), "%s/ack", dir);
+	fd = open(ack, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "\xff", 1, 3), 1);
+	close(fd);
+	assert_int_equal(spool_open(dir, 1 << 20, &s), 0);
+	assert_int_equal(spool_pending(s), 4);
+	expect_n(s, 0, 4);
+	spool_close(s);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_order_and_ack, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bound, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segments, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_middle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_ack_file, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -863,6 +863,14 @@ procfs_read_pid(struct procfs *pf, pid_t pid, unsigned what, struct process_reco
 }
 
 int
+procfs_read_parent(struct procfs *pf, struct process_record *rec)
+{
+	struct read_ctx c = { .pf = pf, .pid = rec->pid, .rec = rec };
+
+	return read_parent_step(&c);
+}
+
+int
 procfs_foreach_pid(struct procfs *pf, int (*fn)(void *ctx, pid_t pid), void *ctx)
 {
 	_cleanup_closedir_ DIR *d = NULL;

@@ -115,6 +115,10 @@ struct procfs_sample {
 int procfs_read_pid(struct procfs *pf, pid_t pid, unsigned what, struct process_record *rec,
                     struct procfs_sample *sample);
 
+/* Fills rec's parent_* columns by reading rec->ppid from /proc (sets
+ * PROC_MISSING_PARENT when it cannot). Returns 0 or -ENOMEM. */
+int procfs_read_parent(struct procfs *pf, struct process_record *rec);
+
 /* Reads only stat for pid. Returns 0, -ESRCH or -EINVAL. */
 int procfs_read_stat(struct procfs *pf, pid_t pid, struct procfs_stat *ret);
 

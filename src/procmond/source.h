@@ -20,6 +20,9 @@ enum source_event_kind {
 	SOURCE_EV_EXEC = 0,
 	SOURCE_EV_FORK,
 	SOURCE_EV_EXIT,
+	/* Added by procmond-core (netlink reports them; others may too): */
+	SOURCE_EV_UID,	/* set*uid: uid and euid in SOURCE_HAS_IDS (gid unknown) */
+	SOURCE_EV_COMM, /* prctl(PR_SET_NAME) or similar: the new comm */
 };
 
 /* Which optional fields of a source_event are filled. */

@@ -1,0 +1,849 @@
+#include "lifecycle.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cleanup.h"
+#include "sanitize.h"
+#include "timeutil.h"
+#include "util.h"
+
+#define TABLE_MIN_CAP   1024
+#define SYSTEM_UID_MAX  999
+#define FUTURE_SLACK_MS 2000
+#define MODIFIED_MAX    256
+
+/* What a new instance gets read; the parent comes from the table. */
+#define FULL_READ (PROCFS_READ_ALL & ~(unsigned)PROCFS_READ_PARENT)
+
+struct entry {
+	struct process_record rec;
+	uint64_t cpu_ticks;  /* utime + stime at the last sample */
+	uint64_t sample_ms;  /* monotonic ms of that sample */
+	uint64_t cmd_digest; /* of the raw command line */
+	uint32_t gen;        /* snapshot generation that last saw it */
+	uid_t dir_uid;       /* owner of /proc/PID: follows the euid */
+	gid_t dir_gid;
+	bool hash_pending; /* the image is being hashed in the background */
+	bool fork_only;    /* known from a fork event, not announced yet */
+	bool hidden;       /* tracked but not reported (skip_kernel/system) */
+	bool kernel_thread;
+	bool flagged_future; /* a suspicious start time was reported */
+};
+
+struct lifecycle {
+	struct procfs *pf;
+	struct hash_cache *hc;
+	struct collector_opts opts;
+	lifecycle_emit_fn emit;
+	void *ctx;
+	struct entry **slots; /* open addressing by pid, linear probing */
+	size_t cap, count;
+	uint32_t gen;
+	bool first_done;
+	/* Per snapshot. */
+	bool emit_all, truncated;
+	uint32_t seen;
+	uint64_t now_ms, now_mono_ms, now_boot_ms;
+	struct lifecycle_stats st;
+};
+
+/* ---- the pid table ---- */
+
+static size_t
+slot_of(const struct lifecycle *lc, pid_t pid)
+{
+	return ((size_t)(uint32_t)pid * 2654435761u) & (lc->cap - 1);
+}
+
+static struct entry *
+table_find(const struct lifecycle *lc, pid_t pid)
+{
+	for (size_t i = slot_of(lc, pid);; i = (i + 1) & (lc->cap - 1)) {
+		if (lc->slots[i] == NULL)
+			return NULL;
+		if (lc->slots[i]->rec.pid == pid)
+			return lc->slots[i];
+	}
+}
+
+static int
+table_grow(struct lifecycle *lc)
+{
+	struct entry **old = lc->slots;
+	size_t old_cap = lc->cap, ncap = lc->cap ? lc->cap * 2 : TABLE_MIN_CAP;
+
+	if ((lc->slots = calloc(ncap, sizeof(*lc->slots))) == NULL) {
+		lc->slots = old;
+		return -ENOMEM;
+	}
+	lc->cap = ncap;
+	for (size_t i = 0; i < old_cap; i++) {
+		if (old[i] == NULL)
+			continue;
+		for (size_t j = slot_of(lc, old[i]->rec.pid);; j = (j + 1) & (ncap - 1)) {
+			if (lc->slots[j] == NULL) {
+				lc->slots[j] = old[i];
+				break;
+			}
+		}
+	}
+	free(old);
+	return 0;
+}
+
+static int
+table_insert(struct lifecycle *lc, struct entry *e)
+{
+	size_t i;
+	int rc;
+
+	if ((lc->count + 1) * 10 > lc->cap * 7 && (rc = table_grow(lc)) < 0)
+		return rc;
+	for (i = slot_of(lc, e->rec.pid); lc->slots[i] != NULL; i = (i + 1) & (lc->cap - 1))
+		;
+	lc->slots[i] = e;
+	lc->count++;
+	return 0;
+}
+
+static void
+entry_free(struct entry *e)
+{
+	if (e == NULL)
+		return;
+	process_record_clear(&e->rec);
+	free(e);
+}
+
+/* Removes e (backward-shift deletion keeps probe chains intact) and frees it. */
+static void
+table_remove(struct lifecycle *lc, struct entry *e)
+{
+	size_t i = slot_of(lc, e->rec.pid), j;
+
+	while (lc->slots[i] != e)
+		i = (i + 1) & (lc->cap - 1);
+	lc->slots[i] = NULL;
+	for (j = (i + 1) & (lc->cap - 1); lc->slots[j] != NULL; j = (j + 1) & (lc->cap - 1)) {
+		size_t home = slot_of(lc, lc->slots[j]->rec.pid);
+
+		/* Move j back to the hole when its home is not inside (i, j]. */
+		if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+			lc->slots[i] = lc->slots[j];
+			lc->slots[j] = NULL;
+			i = j;
+		}
+	}
+	lc->count--;
+	entry_free(e);
+}
+
+/* ---- emitting ---- */
+
+static void
+emit_event(struct lifecycle *lc, enum proc_event_type type, const struct entry *e,
+           const char *source, const char *fields, const char *reason, int32_t exit_code)
+{
+	struct process_event ev;
+
+	if (e->hidden)
+		return;
+	process_event_init(&ev);
+	ev.type = type;
+	ev.time = time_now_ms();
+	/* Borrowed strings: the event lives only for the duration of the call. */
+	ev.source = (char *)source;
+	ev.proc = e->rec;
+	ev.modified_fields = (char *)fields;
+	ev.reason = (char *)reason;
+	if (type == PROC_EV_STOP) {
+		ev.exit_code = exit_code;
+		ev.runtime_ms = ev.time > e->rec.start_time ? ev.time - e->rec.start_time : 0;
+	}
+	lc->st.events[type]++;
+	lc->emit(lc->ctx, &ev);
+}
+
+/* ---- filling records ---- */
+
+static uint64_t
+clock_ms(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void
+fill_hash(struct lifecycle *lc, struct entry *e)
+{
+	char hex[HASH_HEX_LEN + 1];
+	int rc;
+
+	e->hash_pending = false;
+	if (lc->hc == NULL || !lc->opts.compute_hashes || e->kernel_thread)
+		return;
+	if (e->rec.executable_path == NULL) {
+		e->rec.missing |= PROC_MISSING_HASH;
+		return;
+	}
+	rc = hash_cache_get(lc->hc, procfs_dirfd(lc->pf), e->rec.pid, hex);
+	if (rc == 0) {
+		free(e->rec.executable_hash);
+		e->rec.executable_hash = strdup(hex);
+		e->rec.missing &= ~(uint32_t)PROC_MISSING_HASH;
+		return;
+	}
+	e->rec.missing |= PROC_MISSING_HASH;
+	e->hash_pending = rc == -EINPROGRESS || rc == -EAGAIN;
+}
+
+static void
+fill_parent(struct lifecycle *lc, struct entry *e)
+{
+	struct process_record *r = &e->rec;
+	const struct entry *p;
+
+	if (!lc->opts.enhanced_metadata || r->ppid <= 0)
+		return;
+	if ((p = table_find(lc, r->ppid)) != NULL && !p->fork_only) {
+		free(r->parent_name);
+		free(r->parent_executable_path);
+		free(r->parent_command_line);
+		r->parent_name = strdup_or_null(p->rec.name);
+		r->parent_executable_path = strdup_or_null(p->rec.executable_path);
+		r->parent_command_line = strdup_or_null(p->rec.command_line);
+		return;
+	}
+	procfs_read_parent(lc->pf, r);
+}
+
+/* CPU percent of one CPU: since the last sample, or over the whole life of
+ * the instance when this is the first look. */
+static void
+update_cpu(struct lifecycle *lc, struct entry *e, uint64_t ticks)
+{
+	long hz = procfs_ticks_per_sec(lc->pf);
+	uint64_t span_ms, used_ms;
+
+	if (e->sample_ms != 0 && lc->now_mono_ms > e->sample_ms) {
+		span_ms = lc->now_mono_ms - e->sample_ms;
+	} else {
+		uint64_t start_ms = e->rec.start_ticks * 1000u / (uint64_t)hz;
+
+		span_ms = lc->now_boot_ms > start_ms ? lc->now_boot_ms - start_ms : 0;
+	}
+	used_ms = (ticks >= e->cpu_ticks ? ticks - e->cpu_ticks : 0) * 1000u / (uint64_t)hz;
+	e->rec.cpu_usage = span_ms ? (double)used_ms * 100.0 / (double)span_ms : 0.0;
+	e->cpu_ticks = ticks;
+	e->sample_ms = lc->now_mono_ms;
+}
+
+static bool
+is_hidden(const struct lifecycle *lc, const struct entry *e)
+{
+	if (lc->opts.skip_kernel && e->kernel_thread)
+		return true;
+	return lc->opts.skip_system && e->rec.user_id >= 0 && e->rec.user_id <= SYSTEM_UID_MAX;
+}
+
+static void
+note_dir_owner(struct lifecycle *lc, struct entry *e)
+{
+	struct stat sb;
+	char name[16];
+
+	snprintf(name, sizeof(name), "%d", (int)e->rec.pid);
+	if (fstatat(procfs_dirfd(lc->pf), name, &sb, 0) == 0) {
+		e->dir_uid = sb.st_uid;
+		e->dir_gid = sb.st_gid;
+	}
+}
+
+/* Reads every column of pid into a new entry. Returns 0 and sets *ret, or
+ * -ESRCH / -ENOMEM. */
+static int
+entry_read_full(struct lifecycle *lc, pid_t pid, struct entry **ret)
+{
+	struct entry *e = calloc(1, sizeof(*e));
+	struct procfs_sample s;
+	int rc;
+
+	if (e == NULL)
+		return -ENOMEM;
+	process_record_init(&e->rec);
+	rc = procfs_read_pid(lc->pf, pid, FULL_READ, &e->rec, &s);
+	if (rc < 0) {
+		entry_free(e);
+		return rc;
+	}
+	lc->st.full_reads++;
+	e->kernel_thread = s.kernel_thread;
+	e->cmd_digest = s.cmdline_digest;
+	e->cpu_ticks = 0;
+	update_cpu(lc, e, s.cpu_ticks);
+	note_dir_owner(lc, e);
+	e->hidden = is_hidden(lc, e);
+	if (!e->hidden) {
+		fill_hash(lc, e);
+		fill_parent(lc, e);
+	}
+	*ret = e;
+	return 0;
+}
+
+/* ---- snapshot ---- */
+
+static void
+check_future(struct lifecycle *lc, struct entry *e, const char *source)
+{
+	char reason[160];
+
+	if (e->flagged_future || e->rec.start_time <= lc->now_ms + FUTURE_SLACK_MS)
+		return;
+	e->flagged_future = true;
+	snprintf(reason, sizeof(reason), "start time %llu ms is after the present (%llu ms)",
+	         (unsigned long long)e->rec.start_time, (unsigned long long)lc->now_ms);
+	emit_event(lc, PROC_EV_SUSPICIOUS, e, source, NULL, reason, -1);
+}
+
+static void
+add_field(char *buf, const char *name)
+{
+	size_t n = strlen(buf);
+
+	snprintf(buf + n, MODIFIED_MAX - n, "%s%s", n ? "," : "", name);
+}
+
+static bool
+str_differs(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a != b;
+	return strcmp(a, b) != 0;
+}
+
+/* The instance may have exec'd: re-read the image and rehash when it moved. */
+static void
+recheck_image(struct lifecycle *lc, struct entry *e, char *fields)
+{
+	struct process_record tmp;
+	struct procfs_sample s;
+	bool moved;
+
+	process_record_init(&tmp);
+	if (procfs_read_pid(lc->pf, e->rec.pid, PROCFS_READ_STAT | PROCFS_READ_EXE, &tmp, &s) < 0) {
+		process_record_clear(&tmp);
+		return;
+	}
+	moved = str_differs(tmp.executable_path, e->rec.executable_path) ||
+	        tmp.exe_deleted != e->rec.exe_deleted;
+	if (moved) {
+		free(e->rec.executable_path);
+		e->rec.executable_path = TAKE_PTR(tmp.executable_path);
+		e->rec.exe_deleted = tmp.exe_deleted;
+		e->rec.exe_memfd = tmp.exe_memfd;
+		e->rec.file_exists = tmp.file_exists;
+		add_field(fields, "executable_path");
+		free(e->rec.executable_hash);
+		e->rec.executable_hash = NULL;
+		fill_hash(lc, e);
+		if (e->rec.executable_hash != NULL)
+			add_field(fields, "executable_hash");
+	}
+	process_record_clear(&tmp);
+}
+
+static void
+recheck_cmdline(struct lifecycle *lc, struct entry *e, char *fields)
+{
+	_cleanup_free_ char *raw = NULL;
+	char *clean = NULL;
+	size_t len;
+	bool trunc;
+
+	if (procfs_read_cmdline_raw(lc->pf, e->rec.pid, &raw, &len, &trunc) < 0)
+		return;
+	if (procfs_digest(raw, len) == e->cmd_digest)
+		return;
+	/* A zombie's argv empties: that is the exit coming, not a rewrite. */
+	if (len == 0 && e->rec.state != NULL && e->rec.state[0] == 'Z')
+		return;
+	if (procfs_sanitize_cmdline(raw, len, &clean) < 0)
+		return;
+	e->cmd_digest = procfs_digest(raw, len);
+	e->rec.argv_truncated = trunc;
+	if (!str_differs(clean, e->rec.command_line)) {
+		free(clean);
+		return;
+	}
+	free(e->rec.command_line);
+	e->rec.command_line = clean;
+	add_field(fields, "command_line");
+	if (!e->kernel_thread)
+		recheck_image(lc, e, fields);
+}
+
+static void
+recheck_ids(struct lifecycle *lc, struct entry *e, char *fields)
+{
+	struct process_record tmp;
+	struct procfs_sample s;
+	uid_t ou = e->dir_uid;
+	gid_t og = e->dir_gid;
+
+	note_dir_owner(lc, e);
+	if (e->dir_uid == ou && e->dir_gid == og)
+		return;
+	process_record_init(&tmp);
+	if (procfs_read_pid(lc->pf, e->rec.pid, PROCFS_READ_STAT | PROCFS_READ_STATUS, &tmp, &s) ==
+	    0) {
+		if (tmp.user_id != e->rec.user_id)
+			add_field(fields, "user_id");
+		if (tmp.effective_user_id != e->rec.effective_user_id)
+			add_field(fields, "effective_user_id");
+		if (tmp.group_id != e->rec.group_id)
+			add_field(fields, "group_id");
+		if (tmp.user_id != e->rec.user_id) {
+			free(e->rec.user_name);
+			e->rec.user_name = procfs_user_name(lc->pf, tmp.user_id);
+		}
+		e->rec.user_id = tmp.user_id;
+		e->rec.effective_user_id = tmp.effective_user_id;
+		e->rec.group_id = tmp.group_id;
+	}
+	process_record_clear(&tmp);
+}
+
+/* A known instance: stat numbers, then the cheap change checks. */
+static void
+refresh_known(struct lifecycle *lc, struct entry *e, const struct procfs_stat *st)
+{
+	char fields[MODIFIED_MAX] = "";
+	long page = sysconf(_SC_PAGESIZE);
+
+	lc->st.cheap_reads++;
+	e->rec.ppid = st->ppid;
+	e->rec.threads = st->num_threads;
+	e->rec.memory_usage = st->rss_pages * (uint64_t)(page > 0 ? page : 4096);
+	if (e->rec.state != NULL)
+		e->rec.state[0] = st->state;
+	update_cpu(lc, e, st->utime + st->stime);
+	if (e->hidden)
+		return;
+	if (e->rec.name == NULL || strncmp(e->rec.name, st->comm, 15) != 0) {
+		char *n = utf8_sanitize_dup(st->comm, st->comm_len);
+
+		if (n != NULL && str_differs(n, e->rec.name)) {
+			free(e->rec.name);
+			e->rec.name = n;
+			add_field(fields, "name");
+		} else {
+			free(n);
+		}
+	}
+	if (!e->kernel_thread)
+		recheck_cmdline(lc, e, fields);
+	/* A comm change without an argv change can still be an exec. */
+	if (strstr(fields, "name") != NULL && strstr(fields, "command_line") == NULL)
+		recheck_image(lc, e, fields);
+	recheck_ids(lc, e, fields);
+	if (e->hash_pending) {
+		fill_hash(lc, e);
+		if (e->rec.executable_hash != NULL)
+			add_field(fields, "executable_hash");
+	}
+	if (fields[0] != '\0')
+		emit_event(lc, PROC_EV_MODIFIED, e, "poll", fields, NULL, -1);
+}
+
+static void
+announce_new(struct lifecycle *lc, struct entry *e, const char *source)
+{
+	bool snap = lc->emit_all || !lc->first_done;
+
+	emit_event(lc, snap ? PROC_EV_SNAPSHOT : PROC_EV_START, e, source, NULL, NULL, -1);
+	check_future(lc, e, source);
+}
+
+static void
+report_reuse(struct lifecycle *lc, struct entry *old, const struct procfs_stat *st)
+{
+	char reason[200];
+
+	snprintf(reason, sizeof(reason),
+	         "pid %d reused between two looks: instance started at tick %llu replaced by one "
+	         "started at tick %llu",
+	         (int)old->rec.pid, (unsigned long long)old->rec.start_ticks,
+	         (unsigned long long)st->starttime);
+	emit_event(lc, PROC_EV_STOP, old, "poll", NULL, NULL, -1);
+	emit_event(lc, PROC_EV_SUSPICIOUS, old, "poll", NULL, reason, -1);
+}
+
+static int
+snapshot_one(void *ctx, pid_t pid)
+{
+	struct lifecycle *lc = ctx;
+	struct procfs_stat st;
+	struct entry *e;
+	int rc;
+
+	if (lc->opts.max_processes && lc->seen >= lc->opts.max_processes) {
+		lc->truncated = true;
+		return 1;
+	}
+	if (procfs_read_stat(lc->pf, pid, &st) < 0)
+		return 0; /* gone (or unreadable): the sweep decides */
+	e = table_find(lc, pid);
+	if (e != NULL && e->rec.start_ticks == st.starttime && !e->fork_only) {
+		refresh_known(lc, e, &st);
+		e->gen = lc->gen;
+		lc->seen += !e->hidden;
+		return 0;
+	}
+	if (e != NULL && e->fork_only) {
+		table_remove(lc, e); /* never announced: read in full below, then announced */
+		e = NULL;
+	}
+	if (e != NULL) {
+		report_reuse(lc, e, &st);
+		table_remove(lc, e);
+	}
+	if ((rc = entry_read_full(lc, pid, &e)) < 0)
+		return rc == -ENOMEM ? rc : 0;
+	if ((rc = table_insert(lc, e)) < 0) {
+		entry_free(e);
+		return rc;
+	}
+	e->gen = lc->gen;
+	lc->seen += !e->hidden;
+	announce_new(lc, e, "poll");
+	return 0;
+}
+
+static void
+sweep_stopped(struct lifecycle *lc)
+{
+	for (size_t i = 0; i < lc->cap;) {
+		struct entry *e = lc->slots[i];
+		struct procfs_stat st;
+
+		if (e == NULL || e->gen == lc->gen) {
+			i++;
+			continue;
+		}
+		/* A truncated walk did not look at everyone: only the dead stop. */
+		if (lc->truncated && procfs_read_stat(lc->pf, e->rec.pid, &st) == 0 &&
+		    st.starttime == e->rec.start_ticks) {
+			e->gen = lc->gen;
+			i++;
+			continue;
+		}
+		if (e->fork_only)
+			emit_event(lc, PROC_EV_START, e, "poll", NULL, NULL, -1);
+		emit_event(lc, PROC_EV_STOP, e, "poll", NULL, NULL, -1);
+		table_remove(lc, e); /* slot i now holds a shifted entry, or NULL */
+	}
+}
+
+static void
+stamp_now(struct lifecycle *lc)
+{
+	lc->now_ms = time_now_ms();
+	lc->now_mono_ms = clock_ms(CLOCK_MONOTONIC);
+	lc->now_boot_ms = clock_ms(CLOCK_BOOTTIME);
+}
+
+int
+lifecycle_snapshot(struct lifecycle *lc, bool emit_all)
+{
+	uint64_t t0 = time_mono_ns();
+	int rc;
+
+	stamp_now(lc);
+	lc->gen++;
+	lc->seen = 0;
+	lc->truncated = false;
+	lc->emit_all = emit_all;
+	if (lc->hc != NULL)
+		hash_cache_tick(lc->hc);
+	rc = procfs_foreach_pid(lc->pf, snapshot_one, lc);
+	if (rc < 0)
+		return rc;
+	sweep_stopped(lc);
+	lc->first_done = true;
+	lc->st.snapshots++;
+	lc->st.processes = lc->count;
+	lc->st.last_snapshot_us = (time_mono_ns() - t0) / 1000u;
+	return (int)lc->seen;
+}
+
+/* ---- source events ---- */
+
+/* Fills what /proc could not give from the event itself, marking nothing
+ * as known that the event does not carry. */
+static void
+fill_from_event(struct lifecycle *lc, struct entry *e, const struct source_event *ev)
+{
+	struct process_record *r = &e->rec;
+
+	lc->st.from_event++;
+	r->pid = ev->pid;
+	if (r->ppid < 0 && (ev->has & SOURCE_HAS_PPID))
+		r->ppid = ev->ppid;
+	if (r->user_id < 0 && (ev->has & SOURCE_HAS_IDS)) {
+		r->user_id = ev->uid;
+		r->effective_user_id = ev->euid;
+		r->group_id = ev->gid;
+		r->missing &= ~(uint32_t)PROC_MISSING_STATUS;
+		free(r->user_name);
+		r->user_name = procfs_user_name(lc->pf, r->user_id);
+	} else if (r->user_id < 0) {
+		r->missing |= PROC_MISSING_STATUS;
+	}
+	if (r->name == NULL && (ev->has & SOURCE_HAS_COMM))
+		r->name = utf8_sanitize_dup(ev->comm, strnlen(ev->comm, sizeof(ev->comm)));
+	if (r->executable_path == NULL && (ev->has & SOURCE_HAS_FILENAME)) {
+		_cleanup_free_ char *u =
+		    utf8_sanitize_dup(ev->filename, strnlen(ev->filename, sizeof(ev->filename)));
+
+		r->executable_path = u ? sanitize_path(u) : NULL;
+		r->missing &= ~(uint32_t)PROC_MISSING_EXE;
+	} else if (r->executable_path == NULL) {
+		r->missing |= PROC_MISSING_EXE;
+	}
+	if ((r->command_line == NULL || (r->missing & PROC_MISSING_CMDLINE)) &&
+	    (ev->has & SOURCE_HAS_ARGV)) {
+		char *c = NULL;
+		size_t len = ev->argv_len < sizeof(ev->argv) ? ev->argv_len : sizeof(ev->argv);
+
+		if (procfs_sanitize_cmdline(ev->argv, len, &c) == 0) {
+			free(r->command_line);
+			r->command_line = c;
+			r->argv_truncated = ev->argv_truncated;
+			r->missing &= ~(uint32_t)PROC_MISSING_CMDLINE;
+		}
+	} else if (r->command_line == NULL) {
+		r->missing |= PROC_MISSING_CMDLINE;
+	}
+	if (r->cwd == NULL && (ev->has & SOURCE_HAS_CWD)) {
+		_cleanup_free_ char *u =
+		    utf8_sanitize_dup(ev->cwd, strnlen(ev->cwd, sizeof(ev->cwd)));
+
+		r->cwd = u ? sanitize_path(u) : NULL;
+		r->missing &= ~(uint32_t)PROC_MISSING_CWD;
+	}
+	if (r->start_ticks == 0 && (ev->has & SOURCE_HAS_START)) {
+		long hz = procfs_ticks_per_sec(lc->pf);
+
+		r->start_ticks = ev->start_ns / (1000000000u / (uint64_t)hz);
+		r->start_time = procfs_boot_ms(lc->pf) + ev->start_ns / 1000000u;
+	} else if (r->start_time == 0) {
+		r->start_time = lc->now_ms;
+	}
+	if (r->missing & PROC_MISSING_STAT)
+		r->accessible = false;
+}
+
+static void
+on_exec(struct lifecycle *lc, const struct source_event *ev, const char *source)
+{
+	struct entry *old = table_find(lc, ev->pid), *e = NULL;
+	int rc = entry_read_full(lc, ev->pid, &e);
+
+	if (rc == -ENOMEM)
+		return;
+	if (rc < 0) {
+		/* Gone already: keep what the kernel told us, and say what is missing. */
+		if ((e = calloc(1, sizeof(*e))) == NULL)
+			return;
+		process_record_init(&e->rec);
+		e->rec.missing = PROC_MISSING_STAT | PROC_MISSING_CWD | PROC_MISSING_CGROUP |
+		                 PROC_MISSING_HASH | PROC_MISSING_PARENT;
+		fill_from_event(lc, e, ev);
+		if (old != NULL && e->rec.ppid == old->rec.ppid)
+			e->rec.start_ticks = old->rec.start_ticks;
+		fill_parent(lc, e);
+	} else if (ev->has & (SOURCE_HAS_ARGV | SOURCE_HAS_FILENAME | SOURCE_HAS_CWD)) {
+		fill_from_event(lc, e, ev); /* /proc wins; the event fills the gaps */
+	}
+	if (old != NULL) {
+		/* The same instance exec'd (or a reuse we never saw stop). */
+		if (old->rec.start_ticks != e->rec.start_ticks && !old->fork_only)
+			emit_event(lc, PROC_EV_STOP, old, source, NULL, NULL, -1);
+		table_remove(lc, old);
+	}
+	if (table_insert(lc, e) < 0) {
+		entry_free(e);
+		return;
+	}
+	e->gen = lc->gen;
+	emit_event(lc, PROC_EV_START, e, source, NULL, NULL, -1);
+}
+
+static void
+on_fork(struct lifecycle *lc, const struct source_event *ev)
+{
+	const struct entry *parent = table_find(lc, ev->ppid);
+	struct entry *e;
+	struct procfs_stat st;
+
+	if (table_find(lc, ev->pid) != NULL)
+		return;
+	if ((e = calloc(1, sizeof(*e))) == NULL)
+		return;
+	if (parent != NULL && process_record_copy(&e->rec, &parent->rec) == 0) {
+		e->kernel_thread = parent->kernel_thread;
+		e->cmd_digest = parent->cmd_digest;
+		e->hidden = parent->hidden;
+		free(e->rec.parent_name);
+		free(e->rec.parent_executable_path);
+		free(e->rec.parent_command_line);
+		e->rec.parent_name = strdup_or_null(parent->rec.name);
+		e->rec.parent_executable_path = strdup_or_null(parent->rec.executable_path);
+		e->rec.parent_command_line = strdup_or_null(parent->rec.command_line);
+	} else {
+		process_record_init(&e->rec);
+		e->rec.missing = PROC_MISSING_EXE | PROC_MISSING_CMDLINE | PROC_MISSING_STATUS;
+	}
+	e->rec.pid = ev->pid;
+	e->rec.ppid = ev->ppid;
+	e->rec.start_ticks = 0;
+	e->rec.start_time = lc->now_ms;
+	e->rec.cpu_usage = 0;
+	e->fork_only = true;
+	if (procfs_read_stat(lc->pf, ev->pid, &st) == 0) {
+		e->rec.start_ticks = st.starttime;
+		e->rec.start_time = procfs_ticks_to_epoch_ms(lc->pf, st.starttime);
+	} else if (ev->has & SOURCE_HAS_START) {
+		fill_from_event(lc, e, ev);
+	}
+	e->gen = lc->gen;
+	if (table_insert(lc, e) < 0)
+		entry_free(e);
+}
+
+static void
+on_exit_ev(struct lifecycle *lc, const struct source_event *ev, const char *source)
+{
+	struct entry *e = table_find(lc, ev->pid);
+	int32_t code = (ev->has & SOURCE_HAS_EXIT_CODE) ? ev->exit_code : -1;
+
+	if (e == NULL)
+		return;
+	if (e->fork_only)
+		emit_event(lc, PROC_EV_START, e, source, NULL, NULL, -1);
+	if (e->rec.state != NULL)
+		e->rec.state[0] = 'X';
+	emit_event(lc, PROC_EV_STOP, e, source, NULL, NULL, code);
+	table_remove(lc, e);
+}
+
+/* set*uid reported by the kernel: re-read the ids now, not at the next tick. */
+static void
+on_ids(struct lifecycle *lc, const struct source_event *ev, const char *source)
+{
+	struct entry *e = table_find(lc, ev->pid);
+	char fields[MODIFIED_MAX] = "";
+
+	if (e == NULL || e->hidden || e->fork_only)
+		return;
+	e->dir_uid = (uid_t)-1; /* forces recheck_ids to read status */
+	recheck_ids(lc, e, fields);
+	if (fields[0] != '\0')
+		emit_event(lc, PROC_EV_MODIFIED, e, source, fields, NULL, -1);
+}
+
+/* A process renamed itself (prctl PR_SET_NAME): masquerading shows here. */
+static void
+on_comm(struct lifecycle *lc, const struct source_event *ev, const char *source)
+{
+	struct entry *e = table_find(lc, ev->pid);
+	char *n;
+
+	if (e == NULL || e->hidden || e->fork_only)
+		return;
+	n = utf8_sanitize_dup(ev->comm, strnlen(ev->comm, sizeof(ev->comm)));
+	if (n == NULL || !str_differs(n, e->rec.name) ||
+	    (e->rec.name != NULL && strlen(n) == 15 && strncmp(n, e->rec.name, 15) == 0)) {
+		free(n);
+		return;
+	}
+	free(e->rec.name);
+	e->rec.name = n;
+	emit_event(lc, PROC_EV_MODIFIED, e, source, "name", NULL, -1);
+}
+
+void
+lifecycle_on_source_event(struct lifecycle *lc, const struct source_event *ev, const char *source)
+{
+	/* Threads are not processes: only thread-group events count. */
+	if (ev->pid <= 0 || (ev->tid > 0 && ev->tid != ev->pid && ev->kind != SOURCE_EV_EXEC))
+		return;
+	stamp_now(lc);
+	switch (ev->kind) {
+	case SOURCE_EV_EXEC:
+		on_exec(lc, ev, source);
+		break;
+	case SOURCE_EV_FORK:
+		on_fork(lc, ev);
+		break;
+	case SOURCE_EV_EXIT:
+		on_exit_ev(lc, ev, source);
+		break;
+	case SOURCE_EV_UID:
+		on_ids(lc, ev, source);
+		break;
+	case SOURCE_EV_COMM:
+		on_comm(lc, ev, source);
+		break;
+	}
+	lc->st.processes = lc->count;
+}
+
+/* ---- life ---- */
+
+int
+lifecycle_new(struct procfs *pf, struct hash_cache *hc, const struct collector_opts *opts,
+              lifecycle_emit_fn emit, void *ctx, struct lifecycle **ret)
+{
+	struct lifecycle *lc = calloc(1, sizeof(*lc));
+
+	if (lc == NULL)
+		return -ENOMEM;
+	lc->pf = pf;
+	lc->hc = hc;
+	lc->opts = *opts;
+	lc->emit = emit;
+	lc->ctx = ctx;
+	if (table_grow(lc) < 0) {
+		free(lc);
+		return -ENOMEM;
+	}
+	*ret = lc;
+	return 0;
+}
+
+void
+lifecycle_free(struct lifecycle *lc)
+{
+	if (lc == NULL)
+		return;
+	for (size_t i = 0; i < lc->cap; i++)
+		entry_free(lc->slots[i]);
+	free(lc->slots);
+	free(lc);
+}
+
+void
+lifecycle_get_stats(const struct lifecycle *lc, struct lifecycle_stats *ret)
+{
+	*ret = lc->st;
+}

@@ -1,0 +1,66 @@
+/* Lifecycle tracking: turns /proc snapshots and kernel events into process
+ * events (the seed's lifecycle.rs).
+ *
+ * It keeps the previous snapshot in a table keyed by pid. A process instance is
+ * (pid, start_ticks): what cannot change for an instance (start time, and the
+ * image, its path and hash, until the instance execs) is read once and kept;
+ * a later snapshot reads only stat and the command line of a known instance
+ * (plus the ownership of its /proc directory, to notice set*id calls), so it
+ * is much cheaper than the first.
+ *
+ * Events:
+ *   snapshot   every process of the first snapshot (and of --once)
+ *   start      a new instance (from a source event, or found by a snapshot:
+ *              source "poll"), or an exec in a known one
+ *   stop       an instance that exited (runtime_ms, exit_code when known)
+ *   modified   a known instance whose name, command line, executable or ids
+ *              changed (modified_fields lists the columns)
+ *   suspicious a pid reused by a different instance between two looks, or a
+ *              start time after the present
+ *
+ * The callback receives events whose strings are borrowed: valid only during
+ * the call. */
+#ifndef DE_PROCMOND_LIFECYCLE_H
+#define DE_PROCMOND_LIFECYCLE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hash.h"
+#include "procfs.h"
+#include "process.h"
+#include "source.h"
+
+struct lifecycle;
+
+typedef void (*lifecycle_emit_fn)(void *ctx, const struct process_event *ev);
+
+struct lifecycle_stats {
+	uint64_t snapshots;
+	uint64_t processes; /* tracked now */
+	uint64_t events[_PROC_EV_MAX];
+	uint64_t full_reads;  /* every column read from /proc */
+	uint64_t cheap_reads; /* a known instance refreshed */
+	uint64_t from_event;  /* records built from a source event (process gone) */
+	uint64_t last_snapshot_us;
+};
+
+/* Creates a tracker over pf (borrowed), hashing with hc (borrowed; NULL: no
+ * hashes) under opts (copied). Returns 0 and sets *ret, or -ENOMEM. */
+int lifecycle_new(struct procfs *pf, struct hash_cache *hc, const struct collector_opts *opts,
+                  lifecycle_emit_fn emit, void *ctx, struct lifecycle **ret);
+void lifecycle_free(struct lifecycle *lc);
+
+/* Runs one full snapshot of /proc. With emit_all (and always on the first
+ * snapshot) every process is reported as a `snapshot` event. Returns the
+ * number of processes seen, or -errno when /proc cannot be listed. */
+int lifecycle_snapshot(struct lifecycle *lc, bool emit_all);
+
+/* Consumes one kernel event (exec/fork/exit) from the source named source
+ * (a string literal: "ebpf", "netlink"). */
+void lifecycle_on_source_event(struct lifecycle *lc, const struct source_event *ev,
+                               const char *source);
+
+void lifecycle_get_stats(const struct lifecycle *lc, struct lifecycle_stats *ret);
+
+#endif

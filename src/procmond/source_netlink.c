@@ -1,0 +1,243 @@
+/* The proc connector (NETLINK_CONNECTOR, CN_IDX_PROC): the kernel multicasts
+ * fork, exec, uid, comm and exit events of every task as they happen. It
+ * carries only ids (no argv, no path): lifecycle.c enriches each exec from
+ * /proc right away and, when the process is already gone, still records it
+ * with what is known and marks the rest missing.
+ *
+ * Subscribing needs CAP_NET_ADMIN; reading afterwards needs nothing, so the
+ * capability is not kept. Overflow of the socket buffer shows up as ENOBUFS
+ * from recv: counted as drops (the next snapshot reconciles what was lost). */
+#include <errno.h>
+#include <linux/cn_proc.h>
+#include <linux/connector.h>
+#include <linux/netlink.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "source.h"
+#include "util.h"
+
+#define NL_RCVBUF    (32 << 20)
+#define NL_RECV_BUF  (64u << 10)
+#define NL_MAX_BATCH 4096 /* messages per dispatch, so the loop stays fair */
+
+struct source {
+	int fd;
+	struct source_health health;
+	char *buf;
+};
+
+/* Sends the LISTEN (or IGNORE) multicast operation to the connector. */
+static int
+nl_send_op(int fd, enum proc_cn_mcast_op op)
+{
+	struct {
+		struct nlmsghdr nl;
+		struct cn_msg cn;
+		enum proc_cn_mcast_op op;
+	} __attribute__((packed)) msg;
+
+	memset(&msg, 0, sizeof(msg));
+	msg.nl.nlmsg_len = sizeof(msg);
+	msg.nl.nlmsg_type = NLMSG_DONE;
+	msg.nl.nlmsg_pid = (uint32_t)getpid();
+	msg.cn.id.idx = CN_IDX_PROC;
+	msg.cn.id.val = CN_VAL_PROC;
+	msg.cn.len = sizeof(enum proc_cn_mcast_op);
+	msg.op = op;
+	if (send(fd, &msg, sizeof(msg), 0) < 0)
+		return -errno;
+	return 0;
+}
+
+static int
+nl_open(const struct collector_opts *opts, struct source **ret, struct errbuf *err)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = CN_IDX_PROC };
+	struct source *s;
+	int size = NL_RCVBUF, rc;
+
+	(void)opts;
+	if ((s = calloc(1, sizeof(*s))) == NULL || (s->buf = malloc(NL_RECV_BUF)) == NULL) {
+		free(s);
+		return -ENOMEM;
+	}
+	s->fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_CONNECTOR);
+	if (s->fd < 0) {
+		rc = -errno;
+		errbuf_set(err, "netlink connector socket: %s", strerror(-rc));
+		goto fail;
+	}
+	/* A burst of thousands of execs must fit: FORCE ignores rmem_max (root). */
+	if (setsockopt(s->fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+		(void)setsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+	if (bind(s->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		rc = -errno;
+		errbuf_set(err, "bind to the proc connector: %s", strerror(-rc));
+		goto fail;
+	}
+	if ((rc = nl_send_op(s->fd, PROC_CN_MCAST_LISTEN)) < 0) {
+		errbuf_set(err, "subscribe to proc events: %s%s", strerror(-rc),
+		           rc == -EPERM ? " (needs CAP_NET_ADMIN)" : "");
+		goto fail;
+	}
+	s->health.ok = true;
+	*ret = s;
+	return 0;
+fail:
+	if (s->fd >= 0)
+		close(s->fd);
+	free(s->buf);
+	free(s);
+	return rc;
+}
+
+static int
+nl_fd(struct source *s)
+{
+	return s->fd;
+}
+
+/* Translates one proc_event. Returns true when ev was filled. */
+static bool
+nl_translate(const struct proc_event *pe, struct source_event *ev)
+{
+	memset(ev, 0, offsetof(struct source_event, filename));
+	ev->ktime_ns = pe->timestamp_ns;
+	switch (pe->what) {
+	case PROC_EVENT_FORK:
+		ev->kind = SOURCE_EV_FORK;
+		ev->pid = pe->event_data.fork.child_tgid;
+		ev->tid = pe->event_data.fork.child_pid;
+		ev->ppid = pe->event_data.fork.parent_tgid;
+		ev->has = SOURCE_HAS_PPID;
+		return true;
+	case PROC_EVENT_EXEC:
+		ev->kind = SOURCE_EV_EXEC;
+		ev->pid = pe->event_data.exec.process_tgid;
+		ev->tid = pe->event_data.exec.process_pid;
+		return true;
+	case PROC_EVENT_EXIT:
+		ev->kind = SOURCE_EV_EXIT;
+		ev->pid = pe->event_data.exit.process_tgid;
+		ev->tid = pe->event_data.exit.process_pid;
+		ev->exit_code = (int32_t)pe->event_data.exit.exit_code;
+		ev->has = SOURCE_HAS_EXIT_CODE;
+		return true;
+	case PROC_EVENT_UID:
+		ev->kind = SOURCE_EV_UID;
+		ev->pid = pe->event_data.id.process_tgid;
+		ev->tid = pe->event_data.id.process_pid;
+		ev->uid = pe->event_data.id.r.ruid;
+		ev->euid = pe->event_data.id.e.euid;
+		ev->has = SOURCE_HAS_IDS;
+		return true;
+	case PROC_EVENT_COMM:
+		ev->kind = SOURCE_EV_COMM;
+		ev->pid = pe->event_data.comm.process_tgid;
+		ev->tid = pe->event_data.comm.process_pid;
+		memcpy(ev->comm, pe->event_data.comm.comm, sizeof(ev->comm));
+		ev->comm[sizeof(ev->comm) - 1] = '\0';
+		ev->has = SOURCE_HAS_COMM;
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Walks the netlink messages of one datagram. Returns events delivered. */
+static int
+nl_parse(struct source *s, size_t len, source_event_cb cb, void *ctx)
+{
+	struct source_event ev;
+	int n = 0;
+
+	for (struct nlmsghdr *nh = (struct nlmsghdr *)s->buf; NLMSG_OK(nh, len);
+	     nh = NLMSG_NEXT(nh, len)) {
+		const struct cn_msg *cn;
+		struct proc_event pe;
+
+		if (nh->nlmsg_type == NLMSG_ERROR || nh->nlmsg_type == NLMSG_NOOP)
+			continue;
+		if (nh->nlmsg_len < NLMSG_LENGTH(sizeof(struct cn_msg)))
+			continue;
+		cn = NLMSG_DATA(nh);
+		if (cn->id.idx != CN_IDX_PROC || cn->id.val != CN_VAL_PROC)
+			continue;
+		if (cn->len < offsetof(struct proc_event, event_data) ||
+		    NLMSG_LENGTH(sizeof(struct cn_msg) + cn->len) > nh->nlmsg_len)
+			continue;
+		memset(&pe, 0, sizeof(pe));
+		memcpy(&pe, cn->data, cn->len < sizeof(pe) ? cn->len : sizeof(pe));
+		if (!nl_translate(&pe, &ev))
+			continue;
+		s->health.events++;
+		cb(ctx, &ev);
+		n++;
+	}
+	return n;
+}
+
+static int
+nl_dispatch(struct source *s, source_event_cb cb, void *ctx)
+{
+	int total = 0;
+
+	for (int i = 0; i < NL_MAX_BATCH; i++) {
+		struct sockaddr_nl from;
+		socklen_t flen = sizeof(from);
+		ssize_t n = recvfrom(s->fd, s->buf, NL_RECV_BUF, MSG_DONTWAIT,
+		                     (struct sockaddr *)&from, &flen);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				break;
+			if (errno == ENOBUFS) {
+				/* The kernel dropped an unknown number: count the overflow. */
+				s->health.drops++;
+				continue;
+			}
+			s->health.errors++;
+			return total ? total : -errno;
+		}
+		/* Only the kernel speaks on this group. */
+		if (flen < sizeof(from) || from.nl_pid != 0)
+			continue;
+		total += nl_parse(s, (size_t)n, cb, ctx);
+	}
+	return total;
+}
+
+static void
+nl_health(struct source *s, struct source_health *ret)
+{
+	*ret = s->health;
+}
+
+static void
+nl_close(struct source *s)
+{
+	if (s == NULL)
+		return;
+	if (s->fd >= 0) {
+		(void)nl_send_op(s->fd, PROC_CN_MCAST_IGNORE);
+		close(s->fd);
+	}
+	free(s->buf);
+	free(s);
+}
+
+const struct source_ops source_netlink_ops = {
+	.name = "netlink",
+	.realtime = true,
+	.argv_at_exec = false,
+	.open = nl_open,
+	.fd = nl_fd,
+	.dispatch = nl_dispatch,
+	.health = nl_health,
+	.close = nl_close,
+};

@@ -38,7 +38,7 @@ struct de_bpf_event {
 	__u32 kind; /* enum de_bpf_kind */
 	__u32 flags;
 	__u32 tgid; /* the process */
-	__u32 pid;  /* the thread that did it (EXEC: the new leader) */
+	__u32 pid;  /* the thread that did it (EXEC: the new leader; EXIT: tgid) */
 	__u32 ppid; /* real_parent's tgid */
 	__u32 uid, euid, gid;
 	__u64 start_ns;  /* task start_boottime: ns after boot, CLOCK_BOOTTIME */

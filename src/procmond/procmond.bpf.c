@@ -49,6 +49,9 @@ struct {
 	__type(value, struct pathbuf);
 } pathbufs SEC(".maps");
 
+/* include/linux/sched/signal.h; a #define, so not in BTF. Unchanged since 2.6. */
+#define DE_SIGNAL_GROUP_EXIT 0x00000004
+
 /* Set by user space before load: 0 turns the cwd walk off. */
 const volatile __u32 capture_cwd = 1;
 
@@ -271,15 +274,23 @@ int
 BPF_PROG(de_exit, struct task_struct *p)
 {
 	struct de_bpf_event e = {};
+	struct signal_struct *sig = BPF_CORE_READ(p, signal);
 
 	/* Only the last thread out ends the process (signal->live reached 0
 	 * before this tracepoint); read from the task, not the tracepoint's
 	 * group_dead argument, which older kernels do not pass. */
-	if (BPF_CORE_READ(p, signal, live.counter) != 0)
+	if (BPF_CORE_READ(sig, live.counter) != 0)
 		return 0;
 	e.kind = DE_BPF_EV_EXIT;
 	fill_task(&e, p);
-	e.exit_code = BPF_CORE_READ(p, exit_code);
+	/* The record is about the process, whichever thread left last. */
+	e.pid = e.tgid;
+	/* The status wait(2) will report: the group's, when exit_group() or a
+	 * fatal signal ended it, else the leader's own. */
+	if (BPF_CORE_READ(sig, flags) & DE_SIGNAL_GROUP_EXIT)
+		e.exit_code = BPF_CORE_READ(sig, group_exit_code);
+	else
+		e.exit_code = BPF_CORE_READ(p, group_leader, exit_code);
 	emit(&e, sizeof(e));
 	return 0;
 }

@@ -335,12 +335,10 @@ sink_drain(struct sink *s)
 		struct errbuf err = { { 0 } };
 		_cleanup_free_ char *json = NULL;
 		uint64_t now = time_mono_ms();
-		bool retry;
 		size_t len;
 		int r;
 
 		pthread_mutex_lock(&s->mu);
-		retry = s->down;
 		if (s->backlog_depth == 0 || (s->down && now < s->next_try) ||
 		    (s->stopping && (s->down || now >= s->stop_deadline))) {
 			pthread_mutex_unlock(&s->mu);
@@ -360,8 +358,9 @@ sink_drain(struct sink *s)
 		}
 		r = s->ops->deliver(s->state, json, len, &err);
 		pthread_mutex_lock(&s->mu);
-		if (retry)
-			s->retried++;
+		/* Every delivery from the backlog is a retry: the alert waits
+		 * there because it, or one before it, could not be delivered. */
+		s->retried++;
 		if (r == 0 || r == SINK_REJECTED) {
 			int a = backlog_ack(s);
 
@@ -497,13 +496,12 @@ sink_setup(struct alerts *a, struct sink *s, const struct sink_config *sc, const
 		errbuf_prefix(err, "alert sink %s", s->name);
 		return r;
 	}
-	if (spool_dir != NULL) {
-		uint64_t max = sc->spool_max_bytes ? sc->spool_max_bytes : 64ull * 1024 * 1024;
-
+	/* spool_max_bytes: 0 turns the on-disk spool off for this sink. */
+	if (spool_dir != NULL && sc->spool_max_bytes > 0) {
 		if (snprintf(path, sizeof(path), "%s/%s", spool_dir, s->name) >= (int)sizeof(path))
 			r = -ENAMETOOLONG;
 		else
-			r = spool_open(path, max, &s->spool);
+			r = spool_open(path, sc->spool_max_bytes, &s->spool);
 		if (r < 0)
 			log_warn("alert sink %s: no spool at %s (%s): a down sink keeps at most "
 			         "%u alerts in memory",

@@ -332,7 +332,8 @@ test_down_spool_recover(void **state)
 	snprintf(spool, sizeof(spool), "%s/spool", tmpdir);
 	cfg_make(&cfg, 300, 0);
 	cfg.alerting.n_sinks = 1;
-	cfg.alerting.sinks[0] = (struct sink_config){ .type = SINK_FILE, .path = path };
+	cfg.alerting.sinks[0] =
+	    (struct sink_config){ .type = SINK_FILE, .path = path, .spool_max_bytes = 1 << 20 };
 	assert_int_equal(alerts_new(&a, &cfg, NULL, spool, NULL), 0);
 	alerts_set_observer(a, observer, NULL);
 	proc_make(&p, 1, 1);

@@ -1,0 +1,352 @@
+"""Alert sinks end to end, through tests/tools/alertdrive (the real alert.c,
+spool and sinks): the file sink with rotation, syslog into a real rsyslogd on
+loopback, a webhook into a real HTTP server, and for both network sinks the
+receiver going down: alerts spooled, then delivered once it is back, in
+order, none lost, none duplicated. Only 127.0.0.1 is used.
+"""
+import http.server
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import BUILD, wait_for
+
+ALERTDRIVE = BUILD / "tests" / "unit" / "alertdrive"
+RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
+
+SPEC_KEYS = {"alert_id", "timestamp", "host", "rule_id", "rule_name", "severity",
+             "category", "title", "description", "dedup_key", "process", "match"}
+PROCESS_KEYS = {"pid", "ppid", "name", "executable_path", "command_line", "user_id",
+                "start_time", "executable_hash"}
+
+
+def need_alertdrive():
+    if not ALERTDRIVE.exists():
+        pytest.fail(f"{ALERTDRIVE} is not built: run `make build` first")
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_config(tmp_path, sinks, name="config.yaml"):
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    lines = ["agent:", f"  data_dir: {data}", "alerting:", "  dedup_window_s: 300",
+             "  max_alerts_per_minute: 1000000", "  sinks:"]
+    for s in sinks:
+        first = True
+        for k, v in s.items():
+            lines.append(("    - " if first else "      ") + f"{k}: {v}")
+            first = False
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def drive(config, *args, stdin=None, timeout=60):
+    need_alertdrive()
+    p = subprocess.run([str(ALERTDRIVE), "--config", str(config), *map(str, args)],
+                       input=stdin, capture_output=True, text=True, timeout=timeout)
+    assert p.returncode == 0, p.stderr
+    return p
+
+
+def health(path):
+    return json.loads(Path(path).read_text())
+
+
+def sink_health(h, typ):
+    return next(s for s in h["sinks"] if s["type"] == typ)
+
+
+def check_alert(a):
+    assert set(a) == SPEC_KEYS
+    assert set(a["process"]) == PROCESS_KEYS
+    assert a["timestamp"].endswith("Z") and len(a["timestamp"]) == 24
+    assert len(a["alert_id"]) == 36 and a["alert_id"][14] == "7"
+    assert a["dedup_key"] == f'{a["rule_id"]}:{a["process"]["pid"]}:' + \
+        a["dedup_key"].rsplit(":", 1)[1]
+
+
+# ---------------------------------------------------------------- file sink
+
+def test_file_sink_lines_and_rotation(tmp_path):
+    out = tmp_path / "alerts.jsonl"
+    cfg = write_config(tmp_path, [{"type": "file", "path": out, "max_bytes": 4096,
+                                   "max_files": 2}])
+    drive(cfg, "--count", 40, "--pid-base", 5000, "--health-out", tmp_path / "h.json")
+    files = [Path(f"{out}.2"), Path(f"{out}.1"), out]
+    assert all(f.exists() for f in files)
+    assert not Path(f"{out}.3").exists()
+    alerts = []
+    for f in files:
+        assert f.stat().st_size <= 4096
+        alerts += [json.loads(line) for line in f.read_text().splitlines()]
+    for a in alerts:
+        check_alert(a)
+    pids = [a["process"]["pid"] for a in alerts]
+    # The newest alerts survive rotation, in order and without gaps.
+    assert pids == list(range(5040 - len(pids), 5040))
+    h = health(tmp_path / "h.json")
+    assert h["raised"] == 40
+    assert sink_health(h, "file")["delivered"] == 40
+
+
+def test_dedup_through_the_driver(tmp_path):
+    out = tmp_path / "alerts.jsonl"
+    cfg = write_config(tmp_path, [{"type": "file", "path": out}])
+    lines = [{"rule_id": "r1", "pid": 77, "start_time": 1000},
+             {"rule_id": "r1", "pid": 77, "start_time": 1000},   # same instance: repeat
+             {"rule_id": "r1", "pid": 77, "start_time": 2000},   # pid reused: new instance
+             {"rule_id": "r2", "pid": 77, "start_time": 1000}]   # another rule
+    p = drive(cfg, "--stdin", "--health-out", tmp_path / "h.json",
+              stdin="\n".join(json.dumps(x) for x in lines) + "\n")
+    assert [l.split()[1] for l in p.stdout.splitlines()] == \
+        ["raised", "duplicate", "raised", "raised"]
+    got = [json.loads(l)["dedup_key"] for l in out.read_text().splitlines()]
+    assert got == ["r1:77:1000", "r1:77:2000", "r2:77:1000"]
+    h = health(tmp_path / "h.json")
+    assert h["duplicates"] == 1 and h["raised"] == 3
+
+
+# ---------------------------------------------------------------- syslog
+
+class Rsyslog:
+    """A private rsyslogd: imtcp on 127.0.0.1:port, omfile into out."""
+
+    def __init__(self, tmp_path, port):
+        self.dir = tmp_path / "rsyslog"
+        self.dir.mkdir(exist_ok=True)
+        self.port = port
+        self.out = self.dir / "out.log"
+        self.conf = self.dir / "rsyslog.conf"
+        self.conf.write_text(f"""
+global(workDirectory="{self.dir}" maxMessageSize="64k")
+module(load="imtcp")
+template(name="de" type="string"
+         string="%syslogfacility-text%|%syslogseverity-text%|%app-name%|%msgid%|%structured-data%|%msg%\\n")
+ruleset(name="de") {{
+  action(type="omfile" file="{self.out}" template="de" flushOnTXEnd="on")
+}}
+input(type="imtcp" port="{port}" address="127.0.0.1" ruleset="de")
+""")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [RSYSLOGD, "-n", "-f", str(self.conf), "-i", str(self.dir / "pid")],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+
+        def listening():
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return True
+            except OSError:
+                return False
+        assert wait_for(listening, timeout=10), "rsyslogd did not start listening"
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(10)
+        self.proc = None
+
+    def records(self):
+        if not self.out.exists():
+            return []
+        recs = []
+        for line in self.out.read_text().splitlines():
+            fac, sev, app, msgid, sd, msg = line.split("|", 5)
+            recs.append({"facility": fac, "severity": sev, "app": app, "msgid": msgid,
+                         "sd": sd, "alert": json.loads(msg.strip())})
+        return recs
+
+
+@pytest.fixture
+def rsyslog(tmp_path):
+    if not os.path.exists(RSYSLOGD):
+        pytest.skip("rsyslogd is not installed")
+    r = Rsyslog(tmp_path, free_port())
+    yield r
+    r.stop()
+
+
+def test_syslog_rfc5424_into_rsyslog(tmp_path, rsyslog):
+    rsyslog.start()
+    cfg = write_config(tmp_path, [{"type": "syslog", "facility": "local4",
+                                   "server": f"tcp://127.0.0.1:{rsyslog.port}"}])
+    drive(cfg, "--count", 5, "--pid-base", 100, "--severity", "critical")
+    recs = wait_for(lambda: len(rsyslog.records()) >= 5 and rsyslog.records())
+    assert recs and len(recs) == 5
+    for i, r in enumerate(recs):
+        assert r["facility"] == "local4" and r["severity"] == "crit"
+        assert r["app"] == "daemoneye" and r["msgid"] == "alert"
+        check_alert(r["alert"])
+        assert r["alert"]["process"]["pid"] == 100 + i
+        assert f'alert_id="{r["alert"]["alert_id"]}"' in r["sd"]
+        assert 'severity="critical"' in r["sd"]
+
+
+def test_syslog_down_spooled_then_delivered(tmp_path, rsyslog):
+    cfg = write_config(tmp_path, [{"type": "syslog",
+                                   "server": f"tcp://127.0.0.1:{rsyslog.port}"}])
+    rsyslog.start()
+    drive(cfg, "--count", 5, "--pid-base", 1000)
+    assert wait_for(lambda: len(rsyslog.records()) == 5)
+    rsyslog.stop()
+    # Receiver down: everything goes to the spool, the driver does not hang.
+    t0 = time.monotonic()
+    drive(cfg, "--count", 10, "--pid-base", 2000, "--flush-ms", 3000,
+          "--health-out", tmp_path / "down.json")
+    assert time.monotonic() - t0 < 15
+    s = sink_health(health(tmp_path / "down.json"), "syslog")
+    assert s["spooled"] == 10 and s["spool_depth"] == 10 and s["delivered"] == 0
+    assert s["failed"] >= 1 and s["state"] == "down" and s["dropped"] == 0
+    # Back: the spool is replayed first (after a restart of the driver), then new alerts.
+    rsyslog.start()
+    drive(cfg, "--count", 5, "--pid-base", 3000, "--wait-spool", "--flush-ms", 20000,
+          "--health-out", tmp_path / "up.json")
+    s = sink_health(health(tmp_path / "up.json"), "syslog")
+    assert s["delivered"] == 15 and s["spool_depth"] == 0
+    want = list(range(1000, 1005)) + list(range(2000, 2010)) + list(range(3000, 3005))
+    assert wait_for(lambda: len(rsyslog.records()) >= len(want))
+    time.sleep(0.3)
+    got = [r["alert"]["process"]["pid"] for r in rsyslog.records()]
+    assert got == want
+
+
+# ---------------------------------------------------------------- webhook
+
+class Receiver:
+    """A real HTTP server on 127.0.0.1 recording POSTed alerts."""
+
+    def __init__(self, port, status=200, delay=0.0):
+        self.port, self.status, self.delay = port, status, delay
+        self.bodies, self.headers = [], []
+        self.server = None
+
+    def start(self):
+        recv = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(n)
+                if recv.delay:
+                    time.sleep(recv.delay)
+                if recv.status == 200:
+                    recv.bodies.append(json.loads(body))
+                    recv.headers.append(dict(self.headers))
+                self.send_response(recv.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        http.server.ThreadingHTTPServer.allow_reuse_address = True
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+@pytest.fixture
+def receiver():
+    made = []
+
+    def make(**kw):
+        r = Receiver(free_port(), **kw)
+        made.append(r)
+        return r
+    yield make
+    for r in made:
+        r.stop()
+
+
+def test_webhook_delivers_json(tmp_path, receiver):
+    r = receiver()
+    r.start()
+    cfg = write_config(tmp_path, [{"type": "webhook", "url": f"http://127.0.0.1:{r.port}/hook",
+                                   "timeout_ms": 2000}])
+    drive(cfg, "--count", 8, "--pid-base", 10, "--health-out", tmp_path / "h.json")
+    assert [b["process"]["pid"] for b in r.bodies] == list(range(10, 18))
+    for b in r.bodies:
+        check_alert(b)
+    assert r.headers[0]["Content-Type"] == "application/json"
+    assert sink_health(health(tmp_path / "h.json"), "webhook")["delivered"] == 8
+
+
+def test_webhook_down_spooled_then_delivered(tmp_path, receiver):
+    r = receiver()
+    cfg = write_config(tmp_path, [{"type": "webhook", "url": f"http://127.0.0.1:{r.port}/",
+                                   "timeout_ms": 1000}])
+    # Down (nothing listening): spooled.
+    drive(cfg, "--count", 12, "--pid-base", 500, "--flush-ms", 2000,
+          "--health-out", tmp_path / "down.json")
+    s = sink_health(health(tmp_path / "down.json"), "webhook")
+    assert s["spooled"] == 12 and s["spool_depth"] == 12 and s["delivered"] == 0
+    # A 503 is a failure too: still spooled, retried.
+    r.status = 503
+    r.start()
+    drive(cfg, "--count", 3, "--pid-base", 600, "--flush-ms", 1500,
+          "--health-out", tmp_path / "busy.json")
+    s = sink_health(health(tmp_path / "busy.json"), "webhook")
+    assert s["spool_depth"] == 15 and s["delivered"] == 0 and s["retried"] >= 1
+    # Healthy again: delivered in order, exactly once each.
+    r.status = 200
+    drive(cfg, "--count", 2, "--pid-base", 700, "--wait-spool", "--flush-ms", 20000,
+          "--health-out", tmp_path / "up.json")
+    s = sink_health(health(tmp_path / "up.json"), "webhook")
+    assert s["delivered"] == 17 and s["spool_depth"] == 0 and s["dropped"] == 0
+    want = list(range(500, 512)) + list(range(600, 603)) + list(range(700, 702))
+    assert [b["process"]["pid"] for b in r.bodies] == want
+    assert len({b["alert_id"] for b in r.bodies}) == len(want)
+
+
+def test_webhook_rejection_is_counted_not_retried(tmp_path, receiver):
+    r = receiver(status=400)
+    r.start()
+    cfg = write_config(tmp_path, [{"type": "webhook", "url": f"http://127.0.0.1:{r.port}/"}])
+    drive(cfg, "--count", 4, "--health-out", tmp_path / "h.json")
+    s = sink_health(health(tmp_path / "h.json"), "webhook")
+    assert s["rejected"] == 4 and s["delivered"] == 0 and s["spool_depth"] == 0
+
+
+def test_dead_sink_does_not_block_the_others(tmp_path, receiver):
+    # A webhook that takes 3 s per request (timeout 500 ms) beside a file sink.
+    r = receiver(delay=3.0)
+    r.start()
+    out = tmp_path / "alerts.jsonl"
+    cfg = write_config(tmp_path, [
+        {"type": "webhook", "url": f"http://127.0.0.1:{r.port}/", "timeout_ms": 500},
+        {"type": "file", "path": out}])
+    need_alertdrive()
+    p = subprocess.Popen([str(ALERTDRIVE), "--config", str(cfg), "--count", "50",
+                          "--flush-ms", "1000", "--health-out", str(tmp_path / "h.json")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    t0 = time.monotonic()
+    assert wait_for(lambda: out.exists() and len(out.read_text().splitlines()) == 50,
+                    timeout=5)
+    assert time.monotonic() - t0 < 2.0
+    p.wait(30)
+    h = health(tmp_path / "h.json")
+    assert sink_health(h, "file")["delivered"] == 50
+    w = sink_health(h, "webhook")
+    assert w["delivered"] == 0 and w["failed"] >= 1
+    assert w["dropped"] == 0 and w["spooled"] >= 1

@@ -382,6 +382,20 @@ ipc_writer_push_frame(struct ipc_writer *w, uint16_t type, uint16_t flags, const
 }
 
 int
+ipc_writer_push_raw(struct ipc_writer *w, const void *frame, size_t len)
+{
+	int rc;
+
+	if (ipc_writer_queued(w) + len > w->max)
+		return -ENOBUFS;
+	if ((rc = writer_reserve(w, len)) < 0)
+		return rc;
+	memcpy(w->buf + w->len, frame, len);
+	w->len += len;
+	return 0;
+}
+
+int
 ipc_writer_flush(struct ipc_writer *w, int fd)
 {
 	while (w->off < w->len) {

@@ -152,6 +152,8 @@ int ipc_writer_push(struct ipc_writer *w, uint16_t type, uint16_t flags,
  * returns as ipc_writer_push. */
 int ipc_writer_push_frame(struct ipc_writer *w, uint16_t type, uint16_t flags, const void *payload,
                           size_t len, size_t max_payload);
+/* Queues len bytes that already form whole frames (control_respond()'s). */
+int ipc_writer_push_raw(struct ipc_writer *w, const void *frame, size_t len);
 /* Writes as much as fd takes. Returns 0 when the queue is empty, 1 when bytes
  * remain (EAGAIN), or -errno (-EPIPE when the peer went away). */
 int ipc_writer_flush(struct ipc_writer *w, int fd);

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,8 @@ struct publish {
 	uint64_t batch_limit_seq;
 	uint64_t last_sync_ms;
 	bool sync_wait;
+	pid_t parent; /* the agent's supervisor when it spawned us */
+	bool parent_gone;
 };
 
 static void
@@ -559,6 +562,8 @@ connected_step(struct publish *p)
 	if (rc == 1)
 		pfd[0].events |= POLLOUT;
 	timeout = (int)(p->next_heartbeat_ms > now ? p->next_heartbeat_ms - now : 0);
+	if (timeout > 1000)
+		timeout = 1000; /* check_parent() runs at least once a second */
 	if (p->sync_wait && timeout > (int)p->sync_interval_ms)
 		timeout = (int)p->sync_interval_ms; /* the group-commit window */
 	if (poll(pfd, 2, timeout) < 0 && errno != EINTR)
@@ -572,6 +577,23 @@ connected_step(struct publish *p)
 }
 
 /* ---- the thread ---- */
+
+/* PR_SET_PDEATHSIG does not survive procmond's privilege drop, so a
+ * procmond whose supervisor died (kill -9 of the agent) notices here and
+ * stops gracefully instead of living on as an orphan holding the WAL lock. */
+static void
+check_parent(struct publish *p)
+{
+	if (p->parent_gone || p->parent <= 1 || getppid() == p->parent)
+		return;
+	p->parent_gone = true;
+	log_warn("publish: the agent that started procmond (pid %d) is gone: stopping",
+	         (int)p->parent);
+	if (p->on_shutdown)
+		p->on_shutdown(p->ctx);
+	else
+		kill(getpid(), SIGTERM);
+}
 
 /* Waits for a wake-up or timeout_ms. */
 static void
@@ -609,6 +631,7 @@ publish_thread(void *arg)
 	int rc;
 
 	while (!stopping(p)) {
+		check_parent(p);
 		if (p->sock < 0) {
 			if ((rc = connect_register(p)) < 0) {
 				failures++;
@@ -694,6 +717,7 @@ publish_open(const struct publish_opts *o, struct publish **ret, struct errbuf *
 	p->on_adjust_interval = o->on_adjust_interval;
 	p->on_shutdown = o->on_shutdown;
 	p->ctx = o->ctx;
+	p->parent = getppid();
 	if ((p->socket_path = strdup(o->socket_path)) == NULL ||
 	    (p->collector_id = strdup(o->collector_id ? o->collector_id : "procmond")) == NULL ||
 	    (p->batch = malloc(BATCH_MAX_BYTES)) == NULL || split_caps(p, o->capabilities) < 0)

@@ -15,6 +15,7 @@
 
 #include "cleanup.h"
 #include "crc32c.h"
+#include "log.h"
 #include "util.h"
 
 #define WAL_PREFIX     "procmond-"
@@ -431,7 +432,8 @@ wal_append(struct wal *w, uint64_t seq, const void *payload, size_t len)
 	if (n < 0 || (size_t)n != total) {
 		rc = n < 0 ? -errno : -EIO;
 		/* Leave no half record behind: the next append must follow a good one. */
-		(void)ftruncate(w->fd, (off_t)f->size);
+		if (ftruncate(w->fd, (off_t)f->size) < 0)
+			log_debug("wal: cannot cut a short write: %s", strerror(errno));
 		return rc;
 	}
 	if (f->first_seq == 0)

@@ -117,16 +117,23 @@ def ebpf_drops(stderr):
     return m.group(1) if m else "?"
 
 
+def procmond_drops(stderr):
+    """procmond logs "<source>: N events, M drops" when it stops."""
+    m = re.search(r"(\d+) drops", stderr)
+    return m.group(1) if m else ""
+
+
 def procmond_sources():
     exe = BUILD / "src" / "procmond" / "procmond"
     if not exe.exists():
-        return [("procmond ebpf", "procmond is not built"),
-                ("procmond netlink", "procmond is not built")]
+        return [("procmond ebpf", "procmond is not built", None),
+                ("procmond netlink", "procmond is not built", None)]
     rows = []
     for coll in ("ebpf", "netlink"):
-        argv = [exe, "--collector", coll, "--no-hash"]
+        argv = [exe, "--collector", coll, "--no-hash", "--log-level", "info"]
         # Standalone procmond prints its first snapshot when it is running.
-        rows.append((f"procmond {coll}", (argv, lambda o, e: o.count("\n") > 10)))
+        rows.append((f"procmond {coll}", (argv, lambda o, e: o.count("\n") > 10),
+                     procmond_drops))
     return rows
 
 
@@ -145,8 +152,7 @@ def main():
         sources.append(("ebpf (source)", ([ev], lambda o, e: "ready" in e), ebpf_drops))
     else:
         sources.append(("ebpf (source)", "not built (-Debpf=disabled)", None))
-    for name, spec in procmond_sources():
-        sources.append((name, spec, None))
+    sources += procmond_sources()
     forkstat = apt_install("forkstat", "forkstat")
     if forkstat:
         sources.append(("forkstat", ([forkstat, "-l", "-e", "exec,exit"],

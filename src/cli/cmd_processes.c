@@ -27,16 +27,17 @@ static const char tree_cols[] = "pid, ppid, user_name, name, command_line";
 
 struct tree_node {
 	int64_t pid, ppid;
-	const char *user, *name, *cmd;
+	const char *user, *name, *cmd;  /* point into text */
+	char *text;                     /* the three strings, one allocation */
 	size_t first_child, n_children; /* into the by-parent index */
 	bool visited;
 };
 
 struct tree {
 	struct tree_node *nodes;
-	size_t n;
+	size_t n, cap;
 	size_t *by_parent; /* node indexes sorted by (ppid, pid) */
-	json_t *rows;      /* owns the strings */
+	int rc;            /* first error of the row callback */
 };
 
 static int
@@ -68,39 +69,62 @@ tree_find(struct tree *t, int64_t pid)
 	return bsearch(&key, t->nodes, t->n, sizeof(*t->nodes), cmp_pid);
 }
 
-static const char *
-row_str(const json_t *row, const char *k)
+/* store_query row callback: pid, ppid, user_name, name, command_line. */
+static int
+tree_add_row(void *arg, int ncol, const char *const *names, const char *const *values,
+             const char *types)
 {
-	const char *s = json_string_value(json_object_get(row, k));
+	struct tree *t = arg;
+	struct tree_node *nd;
+	size_t lu, ln, lc;
+	int64_t pid = 0, ppid = -1;
 
-	return s ? s : "";
+	(void)names;
+	(void)types;
+	if (ncol != 5 || values[0] == NULL || parse_i64(values[0], &pid) < 0)
+		return 0; /* a row without a pid cannot be placed */
+	if (values[1] != NULL && parse_i64(values[1], &ppid) < 0)
+		ppid = -1;
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 1024;
+		struct tree_node *nn = reallocarray(t->nodes, cap, sizeof(*nn));
+
+		if (nn == NULL) {
+			t->rc = -ENOMEM;
+			return 1;
+		}
+		t->nodes = nn;
+		t->cap = cap;
+	}
+	lu = values[2] ? strlen(values[2]) : 0;
+	ln = values[3] ? strlen(values[3]) : 0;
+	lc = values[4] ? strlen(values[4]) : 0;
+	nd = &t->nodes[t->n];
+	memset(nd, 0, sizeof(*nd));
+	if ((nd->text = malloc(lu + ln + lc + 3)) == NULL) {
+		t->rc = -ENOMEM;
+		return 1;
+	}
+	nd->pid = pid;
+	nd->ppid = ppid;
+	nd->user = memcpy(nd->text, values[2] ? values[2] : "", lu + 1);
+	nd->name = memcpy(nd->text + lu + 1, values[3] ? values[3] : "", ln + 1);
+	nd->cmd = memcpy(nd->text + lu + ln + 2, values[4] ? values[4] : "", lc + 1);
+	if (*nd->cmd == '\0')
+		nd->cmd = *nd->name ? nd->name : "?";
+	t->n++;
+	return 0;
 }
 
-/* Builds the parent index from the rows. Returns 0 or -ENOMEM. */
+/* Sorts the nodes and builds the parent index. Returns 0 or -ENOMEM. */
 static int
-tree_build(struct tree *t, json_t *rows)
+tree_index(struct tree *t)
 {
-	const json_t *row;
 	size_t i;
 
-	t->rows = rows;
-	t->n = json_array_size(rows);
-	t->nodes = calloc(t->n ? t->n : 1, sizeof(*t->nodes));
 	t->by_parent = calloc(t->n ? t->n : 1, sizeof(size_t));
-	if (t->nodes == NULL || t->by_parent == NULL)
+	if (t->by_parent == NULL)
 		return -ENOMEM;
-	json_array_foreach(rows, i, row)
-	{
-		struct tree_node *nd = &t->nodes[i];
-
-		nd->pid = json_integer_value(json_object_get(row, "pid"));
-		nd->ppid = json_integer_value(json_object_get(row, "ppid"));
-		nd->user = row_str(row, "user_name");
-		nd->name = row_str(row, "name");
-		nd->cmd = row_str(row, "command_line");
-		if (*nd->cmd == '\0')
-			nd->cmd = *nd->name ? nd->name : "?";
-	}
 	qsort(t->nodes, t->n, sizeof(*t->nodes), cmp_pid);
 	for (i = 0; i < t->n; i++)
 		t->by_parent[i] = i;
@@ -124,9 +148,10 @@ tree_build(struct tree *t, json_t *rows)
 static void
 tree_free(struct tree *t)
 {
+	for (size_t i = 0; i < t->n; i++)
+		free(t->nodes[i].text);
 	free(t->nodes);
 	free(t->by_parent);
-	json_decref(t->rows);
 }
 
 /* Prints s cut to at most w display columns ("…" marks the cut); w <= 0: all. */
@@ -151,11 +176,22 @@ print_fitted(FILE *f, const char *s, int w)
 	fputs("…", f);
 }
 
+/* Deeper chains are cut here (what is below is drawn as new roots), so a
+ * pathological chain cannot exhaust the stack. */
+#define TREE_MAX_RECURSION 4096
+
+enum draw_mode {
+	DRAW_TABLE = 0, /* the drawn tree */
+	DRAW_JSON,      /* nested objects */
+	DRAW_CSV,       /* flat rows in drawing order, with their depth */
+};
+
 struct draw {
 	FILE *f;
 	int width;
 	char prefix[TREE_MAX_DEPTH * 8 + 1]; /* "│  " or "   " per level */
-	bool json;                           /* collect nested objects instead of drawing */
+	enum draw_mode mode;
+	struct output *csv;
 	int depth;
 };
 
@@ -168,6 +204,18 @@ draw_line(struct draw *d, const struct tree_node *nd, bool root, bool last)
 	         root ? "" : (last ? "└─ " : "├─ "), nd->pid, *nd->user ? nd->user : "-", nd->cmd);
 	print_fitted(d->f, line, d->width);
 	fputc('\n', d->f);
+}
+
+static void
+csv_line(struct draw *d, const struct tree_node *nd)
+{
+	char pid[24], ppid[24], depth[16];
+	const char *v[6] = { pid, ppid, depth, nd->user, nd->name, nd->cmd };
+
+	snprintf(pid, sizeof(pid), "%" PRId64, nd->pid);
+	snprintf(ppid, sizeof(ppid), "%" PRId64, nd->ppid);
+	snprintf(depth, sizeof(depth), "%d", d->depth);
+	output_row(d->csv, 6, v, "iiittt");
 }
 
 static json_t *
@@ -189,16 +237,20 @@ tree_walk(struct tree *t, struct draw *d, struct tree_node *nd, bool root, bool 
 	if (nd->visited)
 		return;
 	nd->visited = true;
-	if (d->json) {
+	if (d->mode == DRAW_JSON) {
 		json_t *o = node_json(nd, d->depth);
 
 		if (o == NULL)
 			return;
 		kids = json_object_get(o, "children");
 		json_array_append_new(siblings, o);
+	} else if (d->mode == DRAW_CSV) {
+		csv_line(d, nd);
 	} else {
 		draw_line(d, nd, root, last);
 	}
+	if (d->depth >= TREE_MAX_RECURSION)
+		return;
 	if (!root && d->depth < TREE_MAX_DEPTH)
 		/* Keep the bar going below a middle child; blanks below the last. */
 		snprintf(d->prefix + plen, sizeof(d->prefix) - plen, "%s", last ? "   " : "│  ");
@@ -219,94 +271,45 @@ is_root(struct tree *t, const struct tree_node *nd)
 	return nd->ppid == nd->pid || tree_find(t, nd->ppid) == NULL;
 }
 
-/* Flattens the nested tree for csv, in drawing order. */
-static void
-flatten(json_t *list, json_t *flat)
-{
-	size_t i;
-	json_t *o;
-
-	json_array_foreach(list, i, o)
-	{
-		json_array_append(flat, o);
-		flatten(json_object_get(o, "children"), flat);
-	}
-}
-
-static int
-tree_emit_csv(struct cli_ctx *ctx, json_t *top)
-{
-	static const char *const names[] = { "pid", "ppid", "depth", "user", "name", "command" };
-	struct output_opts oo = { .format = CLI_FORMAT_CSV, .f = ctx->out };
-	_cleanup_(output_freep) struct output *o = NULL;
-	json_t *flat = json_array(), *n;
-	size_t i;
-	int rc;
-
-	if (flat == NULL || output_new(&oo, &o) < 0 || output_columns(o, 6, names) < 0) {
-		json_decref(flat);
-		return cli_error("out of memory");
-	}
-	flatten(top, flat);
-	json_array_foreach(flat, i, n)
-	{
-		char pid[24], ppid[24], depth[16];
-		const char *v[6] = { pid,
-			             ppid,
-			             depth,
-			             row_str(n, "user"),
-			             row_str(n, "name"),
-			             row_str(n, "command") };
-
-		snprintf(pid, sizeof(pid), "%" JSON_INTEGER_FORMAT,
-		         json_integer_value(json_object_get(n, "pid")));
-		snprintf(ppid, sizeof(ppid), "%" JSON_INTEGER_FORMAT,
-		         json_integer_value(json_object_get(n, "ppid")));
-		snprintf(depth, sizeof(depth), "%" JSON_INTEGER_FORMAT,
-		         json_integer_value(json_object_get(n, "depth")));
-		output_row(o, 6, v, "iiittt");
-	}
-	json_decref(flat);
-	rc = output_end(o);
-	return rc < 0 ? cli_error("writing the output") : CLI_EXIT_OK;
-}
-
 static int
 tree_print(struct cli_ctx *ctx, struct tree *t, int64_t only_pid)
 {
+	static const char *const names[] = { "pid", "ppid", "depth", "user", "name", "command" };
+	struct output_opts oo = { .format = CLI_FORMAT_CSV, .f = ctx->out };
 	struct draw d = { .f = ctx->out, .width = ctx->term_width };
+	_cleanup_(output_freep) struct output *csv = NULL;
 	json_t *top = NULL;
-	int rc;
+	int rc = 0;
 
-	d.json = ctx->format != CLI_FORMAT_TABLE;
-	if (d.json && (top = json_array()) == NULL)
+	d.mode = ctx->format == CLI_FORMAT_JSON  ? DRAW_JSON
+	         : ctx->format == CLI_FORMAT_CSV ? DRAW_CSV
+	                                         : DRAW_TABLE;
+	if (only_pid >= 0 && tree_find(t, only_pid) == NULL)
+		return cli_error("processes: no process with pid %" PRId64, only_pid);
+	if (d.mode == DRAW_JSON && (top = json_array()) == NULL)
 		return cli_error("out of memory");
+	if (d.mode == DRAW_CSV && (output_new(&oo, &csv) < 0 || output_columns(csv, 6, names) < 0))
+		return cli_error("out of memory");
+	d.csv = csv;
 	if (only_pid >= 0) {
-		struct tree_node *nd = tree_find(t, only_pid);
-
-		if (nd == NULL) {
-			json_decref(top);
-			return cli_error("processes: no process with pid %" PRId64, only_pid);
-		}
-		tree_walk(t, &d, nd, true, true, top);
+		tree_walk(t, &d, tree_find(t, only_pid), true, true, top);
 	} else {
 		for (size_t i = 0; i < t->n; i++)
 			if (is_root(t, &t->nodes[i]))
 				tree_walk(t, &d, &t->nodes[i], true, true, top);
-		/* What is left sits on a cycle (pid reuse): draw it from its lowest pid. */
+		/* What is left sits on a cycle (pid reuse) or below a cut chain. */
 		for (size_t i = 0; i < t->n; i++)
 			tree_walk(t, &d, &t->nodes[i], true, true, top);
 	}
-	if (!d.json)
-		return fflush(ctx->out) == 0 ? CLI_EXIT_OK : cli_error("writing the output");
-	if (ctx->format == CLI_FORMAT_CSV)
-		rc = tree_emit_csv(ctx, top);
-	else
-		rc = output_document(CLI_FORMAT_JSON, ctx->out, top) < 0
-		         ? cli_error("writing the output")
-		         : CLI_EXIT_OK;
-	json_decref(top);
-	return rc;
+	if (d.mode == DRAW_JSON) {
+		rc = output_document(CLI_FORMAT_JSON, ctx->out, top);
+		json_decref(top);
+	} else if (d.mode == DRAW_CSV) {
+		rc = output_end(csv);
+	}
+	if (rc < 0 || fflush(ctx->out) != 0)
+		return cli_error("writing the output");
+	return CLI_EXIT_OK;
 }
 
 /* The source of "current processes": live_processes, or when it is empty
@@ -334,15 +337,17 @@ processes_tree(struct cli_ctx *ctx, struct store *st, const char *src, int64_t p
 	char sql[TREE_SQL_MAX];
 	struct errbuf err = { { 0 } };
 	struct tree t = { 0 };
-	json_t *rows = NULL;
 	int rc;
 
 	snprintf(sql, sizeof(sql), "SELECT %s FROM %s", tree_cols, src);
-	if ((rc = cli_query_json(st, sql, &rows, &err)) < 0)
-		return cli_error("reading processes: %s", err.msg[0] ? err.msg : strerror(-rc));
-	if (tree_build(&t, rows) < 0) {
+	rc = store_query(st, sql, CLI_QUERY_TIMEOUT_MS, tree_add_row, &t, &err);
+	if (rc >= 0 && t.rc < 0)
+		rc = t.rc;
+	if (rc >= 0)
+		rc = tree_index(&t);
+	if (rc < 0) {
 		tree_free(&t);
-		return cli_error("out of memory");
+		return cli_error("reading processes: %s", err.msg[0] ? err.msg : strerror(-rc));
 	}
 	rc = tree_print(ctx, &t, pid);
 	tree_free(&t);
@@ -350,7 +355,7 @@ processes_tree(struct cli_ctx *ctx, struct store *st, const char *src, int64_t p
 }
 
 static int
-processes_one(struct cli_ctx *ctx, struct store *st, const char *src, int64_t pid)
+processes_one(struct cli_ctx *ctx, struct store *st, int64_t pid)
 {
 	char sql[TREE_SQL_MAX];
 	struct errbuf err = { { 0 } };
@@ -362,7 +367,6 @@ processes_one(struct cli_ctx *ctx, struct store *st, const char *src, int64_t pi
 	         "SELECT * FROM (SELECT * FROM processes WHERE pid = %" PRId64
 	         " ORDER BY start_time DESC LIMIT 1) LIMIT 1",
 	         pid, pid);
-	(void)src;
 	if (ctx->format == CLI_FORMAT_CSV)
 		return cli_print_query(ctx, st, sql, CLI_FORMAT_CSV);
 	if ((rc = cli_query_json(st, sql, &rows, &err)) < 0)
@@ -408,12 +412,12 @@ cmd_processes(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_usage_error("processes: unexpected argument '%s'", argv[optind]);
 	if ((rc = cli_store_open(ctx, &st)) != 0)
 		return rc;
+	if (pid >= 0 && !tree)
+		return processes_one(ctx, st, pid);
 	if ((rc = process_source(st, &src)) < 0)
 		return cli_error("reading processes from %s: %s", ctx->store_path, strerror(-rc));
 	if (tree)
 		return processes_tree(ctx, st, src, pid);
-	if (pid >= 0)
-		return processes_one(ctx, st, src, pid);
 	snprintf(sql, sizeof(sql),
 	         "SELECT pid, ppid, user_name AS user, state, threads, name, command_line "
 	         "FROM %s ORDER BY pid",

@@ -23,7 +23,7 @@
 #include "timeutil.h"
 #include "util.h"
 
-#define BATCH      512
+#define BATCH      4096
 #define MAX_EVENTS 10000000u
 
 static const char *const severities[] = { "info", "low", "medium", "high", "critical" };

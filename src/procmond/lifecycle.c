@@ -438,7 +438,8 @@ refresh_known(struct lifecycle *lc, struct entry *e, const struct procfs_stat *s
 	update_cpu(lc, e, st->utime + st->stime);
 	if (e->hidden)
 		return;
-	if (e->rec.name == NULL || strncmp(e->rec.name, st->comm, 15) != 0) {
+	/* Kernel workers rename themselves after their work item: not news. */
+	if (!e->kernel_thread && (e->rec.name == NULL || strncmp(e->rec.name, st->comm, 15) != 0)) {
 		char *n = utf8_sanitize_dup(st->comm, st->comm_len);
 
 		if (n != NULL && str_differs(n, e->rec.name)) {

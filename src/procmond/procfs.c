@@ -840,11 +840,13 @@ procfs_read_pid(struct procfs *pf, pid_t pid, unsigned what, struct process_reco
 	if ((rc = read_stat_step(&c, what)) < 0)
 		return rc;
 	rec->accessible = true;
-	if ((what & PROCFS_READ_STATUS) && (rc = read_status_step(&c)) < 0)
-		return rc;
+	/* The command line and the image first: a short-lived process loses them
+	 * at exit, while its status stays readable until it is reaped. */
 	if ((what & PROCFS_READ_CMDLINE) && (rc = read_cmdline_step(&c)) < 0)
 		return rc;
 	if ((what & PROCFS_READ_EXE) && (rc = read_exe_step(&c)) < 0)
+		return rc;
+	if ((what & PROCFS_READ_STATUS) && (rc = read_status_step(&c)) < 0)
 		return rc;
 	if ((what & PROCFS_READ_CWD) && (rc = read_cwd_step(&c)) < 0)
 		return rc;

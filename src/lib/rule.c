@@ -327,34 +327,52 @@ sha256_hex(const char *text, size_t len, char out[65])
 	hex_encode(md, 32, out);
 }
 
+static struct rule *
+rule_new(const char *name)
+{
+	struct rule *r = calloc(1, sizeof(*r));
+
+	if (r == NULL)
+		return NULL;
+	r->enabled = true;
+	r->path = strdup(name);
+	r->description = strdup("");
+	r->category = strdup("");
+	if (r->path == NULL || r->description == NULL || r->category == NULL) {
+		rule_free(r);
+		return NULL;
+	}
+	return r;
+}
+
 int
 rule_parse(const char *name, const char *text, size_t len, struct rule **ret, struct errbuf *err)
 {
-	_cleanup_(rule_freep) struct rule *r = NULL;
 	struct parser p = { .name = name ? name : "<rule>", .err = err };
+	struct rule *r;
 	int rc;
 
 	if (len > RULE_FILE_MAX) {
 		errbuf_set(err, "%s: larger than %u bytes", p.name, RULE_FILE_MAX);
 		return -EINVAL;
 	}
-	if ((r = calloc(1, sizeof(*r))) == NULL)
+	if ((r = rule_new(p.name)) == NULL)
 		return -ENOMEM;
-	r->enabled = true;
-	if ((r->path = strdup(p.name)) == NULL || (r->description = strdup("")) == NULL ||
-	    (r->category = strdup("")) == NULL)
+	if (!yaml_parser_initialize(&p.yp)) {
+		rule_free(r);
 		return -ENOMEM;
-	if (!yaml_parser_initialize(&p.yp))
-		return -ENOMEM;
+	}
 	yaml_parser_set_input_string(&p.yp, (const unsigned char *)text, len);
 	rc = parse_document(&p, r);
 	if (p.have_ev)
 		yaml_event_delete(&p.ev);
 	yaml_parser_delete(&p.yp);
-	if (rc < 0 || (rc = check_fields(&p, r)) < 0)
+	if (rc < 0 || (rc = check_fields(&p, r)) < 0) {
+		rule_free(r);
 		return rc;
+	}
 	sha256_hex(text, len, r->sha256);
-	*ret = TAKE_PTR(r);
+	*ret = r;
 	return 0;
 }
 
@@ -701,18 +719,20 @@ rule_set_load(const char *const *dirs, size_t n, uint32_t timeout_ms, rule_rejec
               void *ctx, struct rule_set **ret, struct errbuf *err)
 {
 	_cleanup_(rule_validator_freep) struct rule_validator *v = NULL;
-	_cleanup_(rule_set_freep) struct rule_set *s = NULL;
+	struct rule_set *s;
 	int rc, rejected = 0;
 
-	if ((s = calloc(1, sizeof(*s))) == NULL)
-		return -ENOMEM;
 	if ((rc = rule_validator_new(&v, err)) < 0)
 		return rc;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		if ((rc = set_add_dir(s, v, dirs[i], timeout_ms, reject, ctx, err)) < 0)
+		if ((rc = set_add_dir(s, v, dirs[i], timeout_ms, reject, ctx, err)) < 0) {
+			rule_set_free(s);
 			return rc;
+		}
 		rejected += rc;
 	}
-	*ret = TAKE_PTR(s);
+	*ret = s;
 	return rejected;
 }

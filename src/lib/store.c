@@ -592,8 +592,10 @@ ingest_one(struct store *s, const char *collector_id, const struct process_event
 	}
 	(void)sqlite3_bind_text(st, 6, ev->modified_fields, -1, SQLITE_STATIC);
 	(void)sqlite3_bind_text(st, 7, ev->reason, -1, SQLITE_STATIC);
-	if (bind_proc(st, 8, ev) != SQLITE_OK || (rc = step_done(st)) < 0)
+	if (bind_proc(st, 8, ev) != SQLITE_OK)
 		return map_rc(sqlite3_errcode(s->db));
+	if ((rc = step_done(st)) < 0)
+		return rc;
 
 	if (ev->type == PROC_EV_STOP) {
 		if ((st = stmt_get(s, ST_INST_STOP)) == NULL)
@@ -612,9 +614,10 @@ ingest_one(struct store *s, const char *collector_id, const struct process_event
 	if ((st = stmt_get(s, ST_INST_UPSERT)) == NULL)
 		return map_rc(sqlite3_errcode(s->db));
 	if (bind_proc(st, 1, ev) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, N_PROC_COLS + 1, (sqlite3_int64)ev->time) != SQLITE_OK ||
-	    (rc = step_done(st)) < 0)
+	    sqlite3_bind_int64(st, N_PROC_COLS + 1, (sqlite3_int64)ev->time) != SQLITE_OK)
 		return map_rc(sqlite3_errcode(s->db));
+	if ((rc = step_done(st)) < 0)
+		return rc;
 	if ((st = stmt_get(s, ST_LIVE_PUT)) == NULL)
 		return map_rc(sqlite3_errcode(s->db));
 	if (bind_proc(st, 1, ev) != SQLITE_OK)

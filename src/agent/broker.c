@@ -413,6 +413,10 @@ conn_read(struct conn *c)
 			}
 			return;
 		}
+		if (rc == -ECONNRESET) {
+			c->dead = true; /* the peer went away (it may have crashed) */
+			return;
+		}
 		if (rc < 0)
 			goto bad;
 		while (!c->dead && (rc = ipc_reader_next(&c->rd, &h, &payload)) == 1)

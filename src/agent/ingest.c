@@ -7,9 +7,7 @@
 
 #include "store.h"
 #include "timeutil.h"
-#if DE_HAVE_DETECT
 #include "detect.h"
-#endif
 
 struct ingest {
 	struct store *st;
@@ -63,15 +61,8 @@ free_events(struct process_event *evs, size_t n)
 static void
 run_detection(struct ingest *ing, struct process_event *evs, bool *is_new, size_t n)
 {
-#if DE_HAVE_DETECT
 	if (ing->det != NULL && detect_on_batch(ing->det, evs, is_new, n) < 0)
 		ing->detect_errors++;
-#else
-	(void)ing;
-	(void)evs;
-	(void)is_new;
-	(void)n;
-#endif
 }
 
 int

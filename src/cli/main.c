@@ -22,8 +22,8 @@
 const struct cli_command cli_commands[] = {
 	{ "query", "\"SQL\"", cmd_query, "run one read-only SQL statement over the store" },
 	{ "shell", NULL, cmd_shell, "interactive SQL shell (history, completion)" },
-	{ "alerts", "[--since 10m|2h|7d] [--severity L] [--rule ID] [--limit N] | show ID",
-	  cmd_alerts, "list recent alerts, or show one" },
+	{ "alerts", "[--since DUR] [--severity L] [--rule ID] [--limit N] | show ID", cmd_alerts,
+	  "recent alerts (DUR: 10m, 2h, 7d), or show one" },
 	{ "processes", "[--tree] [--pid PID]", cmd_processes, "list processes, or draw the tree" },
 	{ "rules", "list | validate FILE... | test FILE", cmd_rules,
 	  "list, validate or try detection rules" },
@@ -31,8 +31,10 @@ const struct cli_command cli_commands[] = {
 	{ "stats", NULL, cmd_stats, "rows per table, size, oldest/newest, events/s" },
 	{ "config", "check [FILE]", cmd_config, "validate a configuration file" },
 #ifdef CLI_HAVE_LEDGER
-	{ "ledger", "verify | show [--last N] | prove SEQ | export", cmd_ledger,
-	  "verify and read the audit ledger" },
+	{ "ledger",
+	  "verify [--pubkey FILE] | show [--last N] | prove SEQ | verify-proof FILE | export | "
+	  "pubkey",
+	  cmd_ledger, "verify and read the audit ledger" },
 #endif
 	{ NULL, NULL, NULL, NULL },
 };
@@ -89,6 +91,25 @@ usage(FILE *f)
 	fputs("\nRun '" PROG " COMMAND --help' for a command's arguments.\n"
 	      "Exit status: 0 ok, 1 runtime failure, 2 usage or validation error.\n",
 	      f);
+}
+
+/* "Usage:" and one line per alternative of the row's subcommands. */
+static void
+command_usage(const struct cli_command *c)
+{
+	const char *alt = c->subs ? c->subs : "";
+
+	printf("Usage: " PROG " [OPTIONS] %s%s\n", c->name, c->subs ? " ..." : "");
+	while (c->subs) {
+		const char *bar = strstr(alt, " | ");
+		int n = bar ? (int)(bar - alt) : (int)strlen(alt);
+
+		printf("  " PROG " %s %.*s\n", c->name, n, alt);
+		if (bar == NULL)
+			break;
+		alt = bar + 3;
+	}
+	printf("%s\n", c->help);
 }
 
 static const struct cli_command *
@@ -310,8 +331,7 @@ main(int argc, char **argv)
 	}
 	if (optind + 1 < argc &&
 	    (streq(argv[optind + 1], "--help") || streq(argv[optind + 1], "-h"))) {
-		printf("Usage: " PROG " [OPTIONS] %s %s\n%s\n", cmd->name,
-		       cmd->subs ? cmd->subs : "", cmd->help);
+		command_usage(cmd);
 		return CLI_EXIT_OK;
 	}
 	if ((rc = setup_context(&ctx, &g)) < 0) {

@@ -149,8 +149,11 @@ def test_help_fits_80_columns_and_version():
     assert max(len(line) for line in p.stdout.splitlines()) <= 80
     v = run("--version", check=0)
     assert re.match(r"daemoneye-cli \d+\.\d+\.\d+", v.stdout)
-    sub = run("alerts", "--help", check=0)
-    assert "--since" in sub.stdout
+    for cmd in ("query", "shell", "alerts", "processes", "rules", "health", "stats", "config"):
+        sub = run(cmd, "--help", check=0)
+        assert re.search(rf"daemoneye-cli (\[OPTIONS\] )?{cmd}", sub.stdout), cmd
+        assert max(len(line) for line in sub.stdout.splitlines()) <= 80, cmd
+    assert "--since" in run("alerts", "--help").stdout
 
 
 @pytest.mark.parametrize("argv", [

@@ -13,6 +13,17 @@
 
 #ifndef __VMLINUX_H__
 #include <linux/types.h>
+#ifndef __VMLINUX_H__
+struct source_event;
+
+/* Fills *ev from one ring-buffer record of size bytes (user space only). ev
+ * is a scratch buffer: a rejected record may leave it partly written. Its
+ * strings are always NUL-terminated, argv is argv_len raw bytes. Returns
+ * 0, or -EBADMSG for a record that is short, of an unknown kind or whose
+ * lengths do not add up (a kernel/user mismatch the caller counts). */
+int bpf_event_decode(const void *rec, size_t size, struct source_event *ev);
+#endif
+
 #endif
 
 #define DE_BPF_COMM_LEN     16
@@ -63,5 +74,16 @@ struct de_bpf_scratch {
 	struct de_bpf_event ev;
 	char data[DE_BPF_DATA_SIZE];
 };
+
+#ifndef __VMLINUX_H__
+struct source_event;
+
+/* Fills *ev from one ring-buffer record of size bytes (user space only). ev
+ * is a scratch buffer: a rejected record may leave it partly written. Its
+ * strings are always NUL-terminated, argv is argv_len raw bytes. Returns
+ * 0, or -EBADMSG for a record that is short, of an unknown kind or whose
+ * lengths do not add up (a kernel/user mismatch the caller counts). */
+int bpf_event_decode(const void *rec, size_t size, struct source_event *ev);
+#endif
 
 #endif

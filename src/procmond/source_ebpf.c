@@ -90,88 +90,12 @@ ebpf_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 	return 0;
 }
 
-/* Copies a NUL-terminated string of at most n bytes (NUL included) from a
- * record; returns false when the record does not hold one. */
-static bool
-ebpf_copy_str(char *dst, size_t dstsz, const char *src, size_t n)
-{
-	if (n == 0 || n > dstsz)
-		return false;
-	memcpy(dst, src, n);
-	dst[n - 1] = '\0';
-	return true;
-}
-
-/* Fills s->ev from one ring-buffer record. Returns -EBADMSG for a record
- * whose lengths do not add up (a kernel/user mismatch, counted as an error). */
-static int
-ebpf_convert(const struct de_bpf_event *r, size_t size, struct source_event *ev)
-{
-	const char *data = (const char *)(r + 1);
-	size_t avail;
-
-	if (size < sizeof(*r))
-		return -EBADMSG;
-	avail = size - sizeof(*r);
-	if ((size_t)r->filename_len + r->argv_len + r->cwd_len > avail)
-		return -EBADMSG;
-
-	switch (r->kind) {
-	case DE_BPF_EV_EXEC:
-		ev->kind = SOURCE_EV_EXEC;
-		break;
-	case DE_BPF_EV_FORK:
-		ev->kind = SOURCE_EV_FORK;
-		break;
-	case DE_BPF_EV_EXIT:
-		ev->kind = SOURCE_EV_EXIT;
-		break;
-	default:
-		return -EBADMSG;
-	}
-	ev->has = SOURCE_HAS_IDS | SOURCE_HAS_COMM | SOURCE_HAS_START | SOURCE_HAS_PPID;
-	ev->pid = (pid_t)r->tgid;
-	ev->tid = (pid_t)r->pid;
-	ev->ppid = (pid_t)r->ppid;
-	ev->uid = r->uid;
-	ev->euid = r->euid;
-	ev->gid = r->gid;
-	ev->start_ns = r->start_ns;
-	ev->ktime_ns = r->ktime_ns;
-	ev->exit_code = r->exit_code;
-	ev->argv_truncated = (r->flags & DE_BPF_F_ARGV_TRUNC) != 0;
-	memcpy(ev->comm, r->comm, sizeof(ev->comm));
-	ev->comm[sizeof(ev->comm) - 1] = '\0';
-	ev->filename[0] = '\0';
-	ev->cwd[0] = '\0';
-	ev->argv_len = 0;
-	if (r->kind == DE_BPF_EV_EXIT)
-		ev->has |= SOURCE_HAS_EXIT_CODE;
-	if (r->kind != DE_BPF_EV_EXEC)
-		return 0;
-
-	if (ebpf_copy_str(ev->filename, sizeof(ev->filename), data, r->filename_len) &&
-	    ev->filename[0] != '\0')
-		ev->has |= SOURCE_HAS_FILENAME;
-	data += r->filename_len;
-	if (r->argv_len > 0 && r->argv_len <= sizeof(ev->argv)) {
-		memcpy(ev->argv, data, r->argv_len);
-		ev->argv_len = r->argv_len;
-		ev->has |= SOURCE_HAS_ARGV;
-	}
-	data += r->argv_len;
-	if ((r->flags & DE_BPF_F_HAS_CWD) &&
-	    ebpf_copy_str(ev->cwd, sizeof(ev->cwd), data, r->cwd_len))
-		ev->has |= SOURCE_HAS_CWD;
-	return 0;
-}
-
 static int
 ebpf_on_record(void *ctx, void *data, size_t size)
 {
 	struct source *s = ctx;
 
-	if (ebpf_convert(data, size, &s->ev) < 0) {
+	if (bpf_event_decode(data, size, &s->ev) < 0) {
 		s->errors++;
 		return 0;
 	}

@@ -1,0 +1,83 @@
+/* Decoding of the records procmond.bpf.c writes (bpf_event.h). Kept apart
+ * from source_ebpf.c, which needs libbpf and the kernel, so that the unit
+ * tests (and the sanitizer build, which has no BPF) can check it. */
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "bpf_event.h"
+#include "source.h"
+
+/* Copies a NUL-terminated string of at most n bytes (NUL included) from a
+ * record; returns false when the record does not hold one. */
+static bool
+copy_str(char *dst, size_t dstsz, const char *src, size_t n)
+{
+	if (n == 0 || n > dstsz)
+		return false;
+	memcpy(dst, src, n);
+	dst[n - 1] = '\0';
+	return true;
+}
+
+int
+bpf_event_decode(const void *rec, size_t size, struct source_event *ev)
+{
+	const struct de_bpf_event *r = rec;
+	const char *data = (const char *)(r + 1);
+	size_t avail;
+
+	if (rec == NULL || size < sizeof(*r))
+		return -EBADMSG;
+	avail = size - sizeof(*r);
+	if ((size_t)r->filename_len + r->argv_len + r->cwd_len > avail)
+		return -EBADMSG;
+
+	switch (r->kind) {
+	case DE_BPF_EV_EXEC:
+		ev->kind = SOURCE_EV_EXEC;
+		break;
+	case DE_BPF_EV_FORK:
+		ev->kind = SOURCE_EV_FORK;
+		break;
+	case DE_BPF_EV_EXIT:
+		ev->kind = SOURCE_EV_EXIT;
+		break;
+	default:
+		return -EBADMSG;
+	}
+	ev->has = SOURCE_HAS_IDS | SOURCE_HAS_COMM | SOURCE_HAS_START | SOURCE_HAS_PPID;
+	ev->pid = (pid_t)r->tgid;
+	ev->tid = (pid_t)r->pid;
+	ev->ppid = (pid_t)r->ppid;
+	ev->uid = r->uid;
+	ev->euid = r->euid;
+	ev->gid = r->gid;
+	ev->start_ns = r->start_ns;
+	ev->ktime_ns = r->ktime_ns;
+	ev->exit_code = r->exit_code;
+	ev->argv_truncated = (r->flags & DE_BPF_F_ARGV_TRUNC) != 0;
+	memcpy(ev->comm, r->comm, sizeof(ev->comm));
+	ev->comm[sizeof(ev->comm) - 1] = '\0';
+	ev->filename[0] = '\0';
+	ev->cwd[0] = '\0';
+	ev->argv_len = 0;
+	if (r->kind == DE_BPF_EV_EXIT)
+		ev->has |= SOURCE_HAS_EXIT_CODE;
+	if (r->kind != DE_BPF_EV_EXEC)
+		return 0;
+
+	if (copy_str(ev->filename, sizeof(ev->filename), data, r->filename_len) &&
+	    ev->filename[0] != '\0')
+		ev->has |= SOURCE_HAS_FILENAME;
+	data += r->filename_len;
+	if (r->argv_len > 0 && r->argv_len <= sizeof(ev->argv)) {
+		memcpy(ev->argv, data, r->argv_len);
+		ev->argv_len = r->argv_len;
+		ev->has |= SOURCE_HAS_ARGV;
+	}
+	data += r->argv_len;
+	if ((r->flags & DE_BPF_F_HAS_CWD) && copy_str(ev->cwd, sizeof(ev->cwd), data, r->cwd_len))
+		ev->has |= SOURCE_HAS_CWD;
+	return 0;
+}

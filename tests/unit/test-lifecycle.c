@@ -1,0 +1,374 @@
+/* The lifecycle tracker against a synthetic /proc tree built per test: start,
+ * stop, modified (which fields), suspicious (pid reuse, future start), and
+ * kernel events (exec enriched from /proc, exec of a vanished process, fork
+ * then exit, thread events ignored). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "cleanup.h"
+#include "lifecycle.h"
+#include "util.h"
+
+#define MAX_SEEN 64
+
+struct seen {
+	enum proc_event_type type;
+	int pid;
+	char source[16];
+	char fields[128];
+	char cmdline[128];
+	char reason[200];
+	uint32_t missing;
+	int32_t exit_code;
+};
+
+struct world {
+	char root[64];
+	struct procfs *pf;
+	struct lifecycle *lc;
+	struct seen ev[MAX_SEEN];
+	size_t n;
+};
+
+static void
+record(void *ctx, const struct process_event *e)
+{
+	struct world *w = ctx;
+	struct seen *s;
+
+	if (w->n >= MAX_SEEN)
+		return;
+	s = &w->ev[w->n++];
+	memset(s, 0, sizeof(*s));
+	s->type = e->type;
+	s->pid = e->proc.pid;
+	s->missing = e->proc.missing;
+	s->exit_code = e->exit_code;
+	de_strlcpy(s->source, e->source ? e->source : "", sizeof(s->source));
+	de_strlcpy(s->fields, e->modified_fields ? e->modified_fields : "", sizeof(s->fields));
+	de_strlcpy(s->cmdline, e->proc.command_line ? e->proc.command_line : "",
+	           sizeof(s->cmdline));
+	de_strlcpy(s->reason, e->reason ? e->reason : "", sizeof(s->reason));
+}
+
+static void
+put(const struct world *w, int pid, const char *name, const void *data, size_t n)
+{
+	char path[128];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%d", w->root, pid);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/%d/%s", w->root, pid, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write_all(fd, data, n), 0);
+	close(fd);
+}
+
+static void
+put_proc(const struct world *w, int pid, const char *comm, int ppid, unsigned long long start,
+         const char *argv0, const char *arg1, int uid)
+{
+	char buf[512], cmd[256];
+	int n;
+
+	n = snprintf(buf, sizeof(buf),
+	             "%d (%s) S %d 1 1 0 -1 4194560 10 0 0 0 5 5 0 0 20 0 1 0 %llu 1000 50 "
+	             "18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n",
+	             pid, comm, ppid, start);
+	put(w, pid, "stat", buf, (size_t)n);
+	n = snprintf(buf, sizeof(buf),
+	             "Name:\t%s\nUid:\t%d\t%d\t%d\t%d\nGid:\t%d\t%d\t%d\t%d\n"
+	             "Threads:\t1\n",
+	             comm, uid, uid, uid, uid, uid, uid, uid, uid);
+	put(w, pid, "status", buf, (size_t)n);
+	n = snprintf(cmd, sizeof(cmd), "%s%c%s", argv0, '\0', arg1);
+	put(w, pid, "cmdline", cmd, (size_t)n + 1);
+	put(w, pid, "cgroup", "0::/\n", 5);
+}
+
+static void
+rm_proc(const struct world *w, int pid)
+{
+	static const char *const files[] = { "stat", "status", "cmdline", "cgroup" };
+	char path[128];
+
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		snprintf(path, sizeof(path), "%s/%d/%s", w->root, pid, files[i]);
+		unlink(path);
+	}
+	snprintf(path, sizeof(path), "%s/%d", w->root, pid);
+	rmdir(path);
+}
+
+static const struct seen *
+find(const struct world *w, enum proc_event_type t, int pid)
+{
+	for (size_t i = 0; i < w->n; i++)
+		if (w->ev[i].type == t && w->ev[i].pid == pid)
+			return &w->ev[i];
+	return NULL;
+}
+
+/* strstr on a field of a found event (GCC cannot see that find() succeeded). */
+static bool
+has(const struct seen *s, const char *field, const char *needle)
+{
+	const char *hay;
+
+	if (s == NULL)
+		return false;
+	hay = streq(field, "fields") ? s->fields : streq(field, "reason") ? s->reason : s->cmdline;
+	return strstr(hay, needle) != NULL;
+}
+
+static int
+setup(void **state)
+{
+	struct world *w = calloc(1, sizeof(*w));
+	struct collector_opts o = { .enhanced_metadata = true };
+	char stat[64];
+	int n;
+
+	if (w == NULL)
+		return -1;
+	snprintf(w->root, sizeof(w->root), "/tmp/de-test-lifecycle-XXXXXX");
+	if (mkdtemp(w->root) == NULL)
+		return -1;
+	/* Booted 1000 s ago: start ticks below 1000*HZ are in the past. */
+	n = snprintf(stat, sizeof(stat), "btime %lld\n", (long long)time(NULL) - 1000);
+	{
+		char path[128];
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/stat", w->root);
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		assert_true(fd >= 0);
+		assert_int_equal(write_all(fd, stat, (size_t)n), 0);
+		close(fd);
+	}
+	put_proc(w, 1, "init", 0, 1, "/sbin/init", "splash", 0);
+	put_proc(w, 100, "bash", 1, 500, "bash", "-l", 1000);
+	if (procfs_open(w->root, &w->pf) < 0 ||
+	    lifecycle_new(w->pf, NULL, &o, record, w, &w->lc) < 0)
+		return -1;
+	*state = w;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct world *w = *state;
+	char cmd[128];
+
+	lifecycle_free(w->lc);
+	procfs_free(w->pf);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", w->root);
+	if (system(cmd) != 0)
+		return -1;
+	free(w);
+	return 0;
+}
+
+static void
+test_snapshot_start_stop(void **state)
+{
+	struct world *w = *state;
+
+	assert_int_equal(lifecycle_snapshot(w->lc, false), 2);
+	assert_int_equal(w->n, 2);
+	assert_int_equal(w->ev[0].type, PROC_EV_SNAPSHOT);
+	assert_int_equal(w->ev[1].type, PROC_EV_SNAPSHOT);
+	/* Nothing changed: nothing to say. */
+	w->n = 0;
+	assert_int_equal(lifecycle_snapshot(w->lc, false), 2);
+	assert_int_equal(w->n, 0);
+	/* A new process and a vanished one. */
+	put_proc(w, 200, "vim", 100, 900, "vim", "notes.txt", 1000);
+	rm_proc(w, 100);
+	assert_int_equal(lifecycle_snapshot(w->lc, false), 2);
+	assert_non_null(find(w, PROC_EV_START, 200));
+	assert_string_equal(find(w, PROC_EV_START, 200)->source, "poll");
+	assert_non_null(find(w, PROC_EV_STOP, 100));
+	assert_int_equal(find(w, PROC_EV_STOP, 100)->exit_code, -1);
+}
+
+static void
+test_modified_fields(void **state)
+{
+	struct world *w = *state;
+	const struct seen *m;
+
+	lifecycle_snapshot(w->lc, false);
+	w->n = 0;
+	/* argv rewritten in place (same instance: same start ticks). */
+	put_proc(w, 100, "bash", 1, 500, "[kworker/0:1]", "", 1000);
+	lifecycle_snapshot(w->lc, false);
+	assert_non_null(m = find(w, PROC_EV_MODIFIED, 100));
+	assert_true(has(m, "fields", "command_line"));
+	assert_true(has(m, "cmdline", "[kworker/0:1]"));
+	/* comm renamed (prctl PR_SET_NAME): name. */
+	w->n = 0;
+	put_proc(w, 100, "sshd", 1, 500, "[kworker/0:1]", "", 1000);
+	lifecycle_snapshot(w->lc, false);
+	assert_non_null(m = find(w, PROC_EV_MODIFIED, 100));
+	assert_true(has(m, "fields", "name"));
+}
+
+static void
+test_pid_reuse_is_suspicious(void **state)
+{
+	struct world *w = *state;
+	const struct seen *s;
+
+	lifecycle_snapshot(w->lc, false);
+	w->n = 0;
+	put_proc(w, 100, "nc", 1, 7000, "nc", "-e", 1000);
+	lifecycle_snapshot(w->lc, false);
+	assert_non_null(find(w, PROC_EV_STOP, 100));
+	assert_non_null(s = find(w, PROC_EV_SUSPICIOUS, 100));
+	assert_true(has(s, "reason", "reused"));
+	assert_non_null(find(w, PROC_EV_START, 100));
+}
+
+static void
+test_future_start_is_suspicious(void **state)
+{
+	struct world *w = *state;
+	const struct seen *s;
+
+	lifecycle_snapshot(w->lc, false);
+	w->n = 0;
+	/* 10^9 ticks after a boot 1000 s ago is far in the future. */
+	put_proc(w, 300, "odd", 1, 1000000000ull, "odd", "x", 0);
+	lifecycle_snapshot(w->lc, false);
+	assert_non_null(find(w, PROC_EV_START, 300));
+	assert_non_null(s = find(w, PROC_EV_SUSPICIOUS, 300));
+	assert_true(has(s, "reason", "after the present"));
+}
+
+static void
+test_exec_event_enriched_or_from_event(void **state)
+{
+	static const char argv[] = "sh\0-c\0--password\0hunter2";
+	struct world *w = *state;
+	struct source_event ev;
+	const struct seen *s;
+
+	lifecycle_snapshot(w->lc, false);
+	w->n = 0;
+	/* A live process: read from /proc at once. */
+	put_proc(w, 400, "curl", 100, 990, "curl", "--token", 1000);
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = SOURCE_EV_EXEC;
+	ev.pid = ev.tid = 400;
+	lifecycle_on_source_event(w->lc, &ev, "netlink");
+	assert_non_null(s = find(w, PROC_EV_START, 400));
+	assert_string_equal(s->source, "netlink");
+	assert_true(has(s, "cmdline", "curl"));
+	/* Gone before we looked: the event's own fields, the rest marked missing. */
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = SOURCE_EV_EXEC;
+	ev.pid = ev.tid = 401;
+	ev.ppid = 100;
+	ev.has = SOURCE_HAS_ARGV | SOURCE_HAS_PPID | SOURCE_HAS_COMM | SOURCE_HAS_FILENAME;
+	memcpy(ev.argv, argv, sizeof(argv));
+	ev.argv_len = sizeof(argv);
+	de_strlcpy(ev.comm, "sh", sizeof(ev.comm));
+	de_strlcpy(ev.filename, "/bin/sh", sizeof(ev.filename));
+	lifecycle_on_source_event(w->lc, &ev, "ebpf");
+	assert_non_null(s = find(w, PROC_EV_START, 401));
+	assert_false(has(s, "cmdline", "hunter2"));
+	assert_true(has(s, "cmdline", "[REDACTED]"));
+	assert_true(s->missing & PROC_MISSING_STAT);
+	assert_false(s->missing & PROC_MISSING_CMDLINE);
+	assert_false(s->missing & PROC_MISSING_EXE);
+	/* Its exit: stop with the exit code. */
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = SOURCE_EV_EXIT;
+	ev.pid = ev.tid = 401;
+	ev.exit_code = 256;
+	ev.has = SOURCE_HAS_EXIT_CODE;
+	lifecycle_on_source_event(w->lc, &ev, "ebpf");
+	assert_non_null(s = find(w, PROC_EV_STOP, 401));
+	assert_int_equal(s->exit_code, 256);
+}
+
+static void
+test_fork_exit_and_threads(void **state)
+{
+	struct world *w = *state;
+	struct source_event ev;
+	size_t before;
+
+	lifecycle_snapshot(w->lc, false);
+	w->n = 0;
+	/* A thread exits: not a process. */
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = SOURCE_EV_EXIT;
+	ev.pid = 100;
+	ev.tid = 101;
+	lifecycle_on_source_event(w->lc, &ev, "netlink");
+	assert_int_equal(w->n, 0);
+	/* A fork that never execs and exits: announced (as its parent's image), then stopped. */
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = SOURCE_EV_FORK;
+	ev.pid = ev.tid = 500;
+	ev.ppid = 100;
+	ev.has = SOURCE_HAS_PPID;
+	lifecycle_on_source_event(w->lc, &ev, "netlink");
+	assert_int_equal(w->n, 0);
+	before = w->n;
+	ev.kind = SOURCE_EV_EXIT;
+	lifecycle_on_source_event(w->lc, &ev, "netlink");
+	assert_int_equal(w->n, before + 2);
+	assert_non_null(find(w, PROC_EV_START, 500));
+	assert_non_null(find(w, PROC_EV_STOP, 500));
+	assert_true(has(find(w, PROC_EV_START, 500), "cmdline", "bash"));
+}
+
+static void
+test_max_processes_does_not_fake_stops(void **state)
+{
+	struct world *w = *state;
+	struct collector_opts o = { .max_processes = 1 };
+	struct lifecycle *lc = NULL;
+
+	assert_int_equal(lifecycle_new(w->pf, NULL, &o, record, w, &lc), 0);
+	assert_int_equal(lifecycle_snapshot(lc, false), 1);
+	assert_int_equal(lifecycle_snapshot(lc, false), 1);
+	for (size_t i = 0; i < w->n; i++)
+		assert_int_not_equal(w->ev[i].type, PROC_EV_STOP);
+	lifecycle_free(lc);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_snapshot_start_stop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_modified_fields, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pid_reuse_is_suspicious, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_future_start_is_suspicious, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exec_event_enriched_or_from_event, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_fork_exit_and_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_max_processes_does_not_fake_stops, setup,
+		                                teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

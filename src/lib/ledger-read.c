@@ -56,7 +56,7 @@ hex_decode(const char *s, uint8_t *out, size_t max, size_t *ret_len)
 	if (n % 2 != 0 || n / 2 > max)
 		return -EBADMSG;
 	for (size_t i = 0; i < n; i++) {
-		int c = s[i], v;
+		int c = (unsigned char)s[i], v;
 
 		if (c >= '0' && c <= '9')
 			v = c - '0';

@@ -586,7 +586,7 @@ load_key(struct ledger *l, struct errbuf *err)
 	}
 	if ((f = fdopen(fd, "re")) == NULL)
 		return -errno;
-	fd = -1;
+	(void)TAKE_FD(fd); /* f owns it now */
 	l->key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
 	if (l->key == NULL || EVP_PKEY_get_id(l->key) != EVP_PKEY_ED25519) {
 		errbuf_set(err, "%s/%s: not an Ed25519 private key", l->dir, KEY_FILE);

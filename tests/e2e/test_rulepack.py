@@ -80,6 +80,9 @@ def test_rule_schema(stem):
     assert MITRE.search(r["description"]), "description names a MITRE ATT&CK technique"
     assert r["name"].strip() and len(r["name"]) < 100
     assert re.match(r"\s*(SELECT|WITH)\b", r["sql"], re.I)
+    for pat in re.findall(r"REGEXP '((?:[^']|'')*)'", r["sql"]):
+        assert len(pat.encode()) <= 1024, "the sandbox refuses patterns over 1024 bytes"
+        re.compile(pat.replace("''", "'"))
 
 
 def mock_db():

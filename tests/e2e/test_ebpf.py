@@ -195,13 +195,25 @@ def test_procmond_collector_ebpf_sees_a_burst(can_load, datadir, daemons, tmp_pa
     assert p.poll() is None, err.read_text()
     prefix = f"e2epm{os.getpid()}"
     subprocess.run([BURST, "1000", prefix, CHILD, "4"], capture_output=True, check=True)
+    quick = f"e2epmquick{os.getpid()}"
+    pid, _, _ = run_child(quick, code=9, cwd=tmp_path)
 
     def seen():
         return set(re.findall(re.escape(prefix) + r"-(\d+)\b", out.read_text(errors="replace")))
 
-    wait_for(lambda: len(seen()) == 1000, timeout=20)
+    wait_for(lambda: len(seen()) == 1000 and quick in out.read_text(), timeout=20)
     daemons.stop(p)
     assert len(seen()) == 1000, f"missed {1000 - len(seen())}; stderr: {err.read_text()[-500:]}"
-    starts = [json.loads(line) for line in out.read_text().splitlines()
-              if prefix in line and '"start"' in line]
-    assert starts and all(s["source"] == "ebpf" for s in starts)
+    lines = [json.loads(line) for line in out.read_text().splitlines() if "e2epm" in line]
+    starts = [e for e in lines
+              if e["event"] == "start" and f"{prefix}-" in e["process"]["command_line"]]
+    assert len({e["process"]["pid"] for e in starts}) == 1000
+    assert all(e["source"] == "ebpf" for e in starts)
+    # The sub-millisecond process: its start and its stop, command line and exit status.
+    mine = [e for e in lines if e["process"]["pid"] == pid]
+    assert {e["event"] for e in mine} >= {"start", "stop"}, mine
+    for e in mine:
+        assert e["process"]["command_line"] == f"{CHILD} {quick} 9"
+        assert e["process"]["cwd"] == str(tmp_path)
+    (stop,) = [e for e in mine if e["event"] == "stop"]
+    assert stop["exit_code"] in (9, 9 << 8)

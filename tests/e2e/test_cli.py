@@ -692,3 +692,30 @@ def test_health_of_a_real_agent(tmp_path, datadir, daemons):
     daemons.stop(agent)
     p = run("--socket", sock, "health")
     assert p.returncode == 1
+
+
+# ---- bash completion ----------------------------------------------------------
+
+
+COMPLETION = Path(__file__).resolve().parents[2] / "contrib" / "bash-completion" / "daemoneye-cli"
+
+
+def complete(*words):
+    script = (f"source {COMPLETION}; COMP_WORDS=(\"$@\"); COMP_CWORD=$(($# - 1)); "
+              "_daemoneye_cli; printf '%s\\n' \"${COMPREPLY[@]}\"")
+    p = subprocess.run(["bash", "-c", script, "_", *words], capture_output=True, text=True,
+                       check=True)
+    return sorted(w for w in p.stdout.split("\n") if w)
+
+
+def test_bash_completion():
+    assert complete("daemoneye-cli", "al") == ["alerts"]
+    assert complete("daemoneye-cli", "--format", "") == ["csv", "json", "table"]
+    assert complete("daemoneye-cli", "--format", "json", "rules", "") == [
+        "list", "test", "validate"]
+    assert complete("daemoneye-cli", "alerts", "--severity", "h") == ["high"]
+    assert "verify" in complete("daemoneye-cli", "ledger", "")
+    # Every command of the table is offered.
+    need_cli()
+    listed = re.findall(r"^  (\w+)\s", run("--help").stdout, re.M)
+    assert set(listed) <= set(complete("daemoneye-cli", ""))

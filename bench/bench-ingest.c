@@ -1,0 +1,220 @@
+/* bench-ingest: store ingest rows/s (store_ingest_batch: one transaction per
+ * batch with the collector's high-water mark, into process_events,
+ * process_instances and live_processes) beside the floor: plain batched
+ * prepared INSERTs into the same three tables of the same schema, same
+ * journal settings (WAL, synchronous=NORMAL), no upsert, no high-water.
+ * Issue 5 goal: at least half the floor.
+ *
+ * Usage: bench-ingest [EVENTS [BATCH]] */
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "process.h"
+#include "store.h"
+#include "timeutil.h"
+#include "util.h"
+
+static void
+make_events(struct process_event *evs, size_t n, size_t first)
+{
+	char buf[200];
+
+	for (size_t i = 0; i < n; i++) {
+		struct process_event *e = &evs[i];
+		size_t k = first + i;
+		process_event_init(e);
+		e->type = k % 10 == 9 ? PROC_EV_STOP : PROC_EV_START;
+		e->time = 1795626000000ull + k;
+		e->seq = k + 1;
+		e->source = strdup("netlink");
+		e->proc.pid = (int32_t)(1000 + k % 30000);
+		e->proc.ppid = 1;
+		e->proc.start_time = 1795626000000ull + k;
+		e->proc.name = strdup("worker");
+		(void)snprintf(buf, sizeof(buf), "/usr/bin/worker --job %zu --queue default -v", k);
+		e->proc.command_line = strdup(buf);
+		e->proc.executable_path = strdup("/usr/bin/worker");
+		e->proc.executable_hash =
+		    strdup("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
+		e->proc.cwd = strdup("/srv");
+		e->proc.user_id = 1000;
+		e->proc.effective_user_id = 1000;
+		e->proc.group_id = 1000;
+		e->proc.user_name = strdup("svc");
+		e->proc.parent_name = strdup("systemd");
+		e->proc.parent_executable_path = strdup("/usr/lib/systemd/systemd");
+		e->proc.state = strdup("R");
+		e->proc.threads = 1;
+		e->proc.accessible = true;
+		e->proc.file_exists = true;
+	}
+}
+
+static void
+clear_events(struct process_event *evs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		process_event_clear(&evs[i]);
+}
+
+/* The floor's statements: every process column, in the store's order. */
+#define COLS                                                                                     \
+	"pid, ppid, name, executable_path, command_line, start_time, start_ticks, cpu_usage,"    \
+	" memory_usage, executable_hash, user_id, effective_user_id, group_id, user_name, cwd,"  \
+	" tty, state, threads, accessible, file_exists, exe_deleted, exe_memfd, argv_truncated," \
+	" parent_name, parent_executable_path, parent_command_line, container_id, cgroup,"       \
+	" missing, event_type, collection_time"
+#define P31                                                                                   \
+	"?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23," \
+	"?24,?25,?26,?27,?28,?29,?30,?31"
+
+static void
+bind_all(sqlite3_stmt *st, const struct process_event *e)
+{
+	const struct process_record *p = &e->proc;
+	int i = 1;
+
+	sqlite3_bind_int(st, i++, p->pid);
+	sqlite3_bind_int(st, i++, p->ppid);
+	sqlite3_bind_text(st, i++, p->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, i++, p->executable_path, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, i++, p->command_line, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, i++, (sqlite3_int64)p->start_time);
+	sqlite3_bind_int64(st, i++, (sqlite3_int64)p->start_ticks);
+	sqlite3_bind_double(st, i++, p->cpu_usage);
+	sqlite3_bind_int64(st, i++, (sqlite3_int64)p->memory_usage);
+	sqlite3_bind_text(st, i++, p->executable_hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, i++, p->user_id);
+	sqlite3_bind_int64(st, i++, p->effective_user_id);
+	sqlite3_bind_int64(st, i++, p->group_id);
+	sqlite3_bind_text(st, i++, p->user_name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, i++, p->cwd, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, i++, p->tty, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, i++, p->state, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, i++, p->threads);
+	sqlite3_bind_int(st, i++, p->accessible);
+	sqlite3_bind_int(st, i++, p->file_exists);
+	sqlite3_bind_int(st, i++, p->exe_deleted);
+	sqlite3_bind_int(st, i++, p->exe_memfd);
+	sqlite3_bind_int(st, i++, p->argv_truncated);
+	sqlite3_bind_text(st, i++, p->parent_name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, i++, p->parent_executable_path, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, i++, p->parent_command_line, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, i++, p->container_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, i++, p->cgroup, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, i++, p->missing);
+	sqlite3_bind_text(st, i++, proc_event_type_to_string(e->type), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, i, (sqlite3_int64)e->time);
+}
+
+static int
+step(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+/* The floor: the same rows into the same three tables, plain INSERTs. */
+static double
+floor_rate(const char *path, size_t total, size_t batch, struct process_event *evs)
+{
+	static const char *const sqls[] = {
+		"INSERT INTO process_events (" COLS ", collector_id, seq, source, exit_code,"
+		" runtime_ms, modified_fields, reason) VALUES (" P31
+		", 'bench', 0, 'netlink', NULL,"
+		" NULL, NULL, NULL)",
+		"INSERT OR REPLACE INTO process_instances (" COLS ", first_seen, last_seen) VALUES"
+		" (" P31 ", ?31, ?31)",
+		"INSERT OR REPLACE INTO live_processes (" COLS ") VALUES (" P31 ")",
+	};
+	sqlite3_stmt *st[3] = { NULL, NULL, NULL };
+	sqlite3 *db = NULL;
+	uint64_t t0, ns = 0;
+	double rate = -1;
+
+	if (sqlite3_open(path, &db) != SQLITE_OK ||
+	    sqlite3_exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL", NULL, NULL,
+	                 NULL) != SQLITE_OK)
+		goto out;
+	for (int i = 0; i < 3; i++)
+		if (sqlite3_prepare_v2(db, sqls[i], -1, &st[i], NULL) != SQLITE_OK) {
+			fprintf(stderr, "floor: %s\n", sqlite3_errmsg(db));
+			goto out;
+		}
+	for (size_t done = 0; done < total; done += batch) {
+		make_events(evs, batch, 10000000 + done);
+		t0 = time_mono_ns();
+		sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+		for (size_t i = 0; i < batch; i++)
+			for (int k = 0; k < 3; k++) {
+				bind_all(st[k], &evs[i]);
+				if (step(st[k]) < 0)
+					goto out;
+			}
+		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+		ns += time_mono_ns() - t0;
+		clear_events(evs, batch);
+	}
+	rate = (double)total / ((double)ns / 1e9);
+out:
+	for (int i = 0; i < 3; i++)
+		sqlite3_finalize(st[i]);
+	sqlite3_close(db);
+	return rate;
+}
+
+int
+main(int argc, char **argv)
+{
+	size_t total = argc > 1 ? strtoul(argv[1], NULL, 10) : 100000;
+	size_t batch = argc > 2 ? strtoul(argv[2], NULL, 10) : 1000;
+	char dir[] = "/tmp/bench-ingest-XXXXXX", ours_db[300], floor_db[300], cmd[400];
+	struct process_event *evs;
+	struct store *st = NULL;
+	uint64_t ns = 0;
+	double ours, fl;
+
+	if (batch == 0 || total < batch || mkdtemp(dir) == NULL)
+		return 2;
+	total -= total % batch;
+	(void)snprintf(ours_db, sizeof(ours_db), "%s/ours.db", dir);
+	(void)snprintf(floor_db, sizeof(floor_db), "%s/floor.db", dir);
+	if ((evs = calloc(batch, sizeof(*evs))) == NULL)
+		return 1;
+	/* The floor's database gets the same schema from the store, then the
+	 * store lets go of it. */
+	if (store_open(floor_db, STORE_RW, &st) < 0)
+		return 1;
+	store_close(st);
+	if (store_open(ours_db, STORE_RW, &st) < 0)
+		return 1;
+	for (size_t done = 0; done < total; done += batch) {
+		uint64_t t0;
+		make_events(evs, batch, done);
+		t0 = time_mono_ns();
+		if (store_ingest_batch(st, "procmond", evs, batch, NULL) != (int)batch) {
+			fprintf(stderr, "bench-ingest: ingest failed\n");
+			return 1;
+		}
+		ns += time_mono_ns() - t0;
+		clear_events(evs, batch);
+	}
+	store_close(st);
+	ours = (double)total / ((double)ns / 1e9);
+	fl = floor_rate(floor_db, total, batch, evs);
+	printf("bench-ingest: %zu events in batches of %zu (WAL, synchronous=NORMAL)\n", total,
+	       batch);
+	printf("  daemoneye store_ingest_batch: %10.0f events/s (3 tables, upsert, high-water)\n",
+	       ours);
+	printf("  floor (plain prepared INSERTs, same schema): %10.0f events/s\n", fl);
+	printf("  ratio: %.2f of the floor (goal >= 0.50)\n", fl > 0 ? ours / fl : 0.0);
+	free(evs);
+	(void)snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : 1;
+}

@@ -931,9 +931,12 @@ alerts_flush(struct alerts *a, uint32_t timeout_ms, bool wait_spool)
 static json_t *
 sink_health_json(struct sink *s)
 {
+	uint64_t dropped;
 	json_t *o;
 
 	pthread_mutex_lock(&s->mu);
+	dropped =
+	    s->dropped_queue_full + s->dropped_spool_full + s->lost_at_stop + s->spool_corrupt;
 	o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
 	              "s:I, s:I, s:b, s:s}",
 	              "name", s->name, "type", s->type, "target", s->target, "state",
@@ -944,10 +947,8 @@ sink_health_json(struct sink *s)
 	              "retried", (json_int_t)s->retried, "spooled", (json_int_t)s->spooled,
 	              "queue_depth", (json_int_t)s->queue.len, "spool_depth",
 	              (json_int_t)s->backlog_depth, "spool_bytes", (json_int_t)s->spool_bytes,
-	              "dropped",
-	              (json_int_t)(s->dropped_queue_full + s->dropped_spool_full + s->lost_at_stop +
-	                           s->spool_corrupt),
-	              "dropped_queue_full", (json_int_t)s->dropped_queue_full, "dropped_spool_full",
+	              "dropped", (json_int_t)dropped, "dropped_queue_full",
+	              (json_int_t)s->dropped_queue_full, "dropped_spool_full",
 	              (json_int_t)s->dropped_spool_full, "rejected", (json_int_t)s->rejected,
 	              "spool_corrupt", (json_int_t)s->spool_corrupt, "on_disk_spool",
 	              s->spool != NULL, "last_error", s->last_error);

@@ -95,27 +95,33 @@ syslog_close(void *state)
 static int
 parse_hostport(const char *hp, char **ret_host, char **ret_port)
 {
-	_cleanup_free_ char *host = NULL, *port = NULL;
-	const char *colon;
+	const char *host = hp, *colon, *port;
+	size_t host_len;
+	char *h, *p;
 
 	if (hp[0] == '[') {
 		const char *end = strchr(hp, ']');
 
 		if (end == NULL || (end[1] != '\0' && end[1] != ':'))
 			return -EINVAL;
-		host = strndup(hp + 1, (size_t)(end - hp - 1));
+		host = hp + 1;
+		host_len = (size_t)(end - host);
 		colon = end[1] == ':' ? end + 1 : NULL;
 	} else {
 		colon = strrchr(hp, ':');
-		host = colon ? strndup(hp, (size_t)(colon - hp)) : strdup(hp);
+		host_len = colon ? (size_t)(colon - hp) : strlen(hp);
 	}
-	port = strdup(colon ? colon + 1 : SYSLOG_DEFAULT_PORT);
-	if (host == NULL || port == NULL)
-		return -ENOMEM;
-	if (host[0] == '\0' || port[0] == '\0' || strspn(port, "0123456789") != strlen(port))
+	port = colon ? colon + 1 : SYSLOG_DEFAULT_PORT;
+	if (host_len == 0 || port[0] == '\0' || strspn(port, "0123456789") != strlen(port))
 		return -EINVAL;
-	*ret_host = TAKE_PTR(host);
-	*ret_port = TAKE_PTR(port);
+	if ((h = strndup(host, host_len)) == NULL)
+		return -ENOMEM;
+	if ((p = strdup(port)) == NULL) {
+		free(h);
+		return -ENOMEM;
+	}
+	*ret_host = h;
+	*ret_port = p;
 	return 0;
 }
 

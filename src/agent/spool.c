@@ -36,7 +36,7 @@ struct spool {
 	int ackfd; /* the ack file */
 	uint64_t rfd_idx;
 	uint64_t max_bytes;
-	struct segment *segs; /* sorted by idx; segs[0] is read, the last is the tail */
+	struct segment segs[SPOOL_MAX_SEGS]; /* by idx; segs[0] is read, the last the tail */
 	size_t n_segs;
 	uint64_t next_idx;
 	uint64_t roff; /* offset of the first unacknowledged record in segs[0] */
@@ -290,10 +290,22 @@ spool_load(struct spool *s)
 	return 0;
 }
 
+static int
+spool_init(struct spool *s, const char *dir)
+{
+	if ((s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -errno;
+	s->ackfd =
+	    openat(s->dirfd, SPOOL_ACK_NAME, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (s->ackfd < 0)
+		return -errno;
+	return spool_load(s);
+}
+
 int
 spool_open(const char *dir, uint64_t max_bytes, struct spool **ret)
 {
-	_cleanup_(spool_closep) struct spool *s = NULL;
+	struct spool *s;
 	int r;
 
 	if (max_bytes < SPOOL_HDR + 1)
@@ -304,17 +316,11 @@ spool_open(const char *dir, uint64_t max_bytes, struct spool **ret)
 		return -ENOMEM;
 	s->dirfd = s->wfd = s->rfd = s->ackfd = -1;
 	s->max_bytes = max_bytes;
-	if ((s->segs = calloc(SPOOL_MAX_SEGS, sizeof(s->segs[0]))) == NULL)
-		return -ENOMEM;
-	if ((s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return -errno;
-	s->ackfd =
-	    openat(s->dirfd, SPOOL_ACK_NAME, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (s->ackfd < 0)
-		return -errno;
-	if ((r = spool_load(s)) < 0)
+	if ((r = spool_init(s, dir)) < 0) {
+		spool_close(s);
 		return r;
-	*ret = TAKE_PTR(s);
+	}
+	*ret = s;
 	return 0;
 }
 
@@ -415,7 +421,7 @@ spool_peek(struct spool *s, char **ret, size_t *ret_len)
 	while (s->n_segs > 0) {
 		struct segment *seg = &s->segs[0];
 		char *buf = NULL;
-		uint32_t len;
+		uint32_t len = 0;
 		int fd, r;
 
 		if (s->roff >= seg->end) {
@@ -499,6 +505,5 @@ spool_close(struct spool *s)
 		close(s->ackfd);
 	if (s->dirfd >= 0)
 		close(s->dirfd);
-	free(s->segs);
 	free(s);
 }

@@ -19,6 +19,9 @@
 #include "timeutil.h"
 #include "util.h"
 
+/* Largest torn tail kept aside on recovery (a record, or a run of zeros). */
+#define TORN_TAIL_MAX (16u << 20)
+
 struct ledger {
 	enum ledger_mode mode;
 	int dirfd;
@@ -366,6 +369,15 @@ check_roots(const struct ckpt *cps, const bool *good, size_t n, size_t *next,
 	return 0;
 }
 
+static bool
+all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != 0)
+			return false;
+	return true;
+}
+
 static int
 scan_entries(const uint8_t *base, size_t len, const struct ckpt *cps, const bool *good, size_t n,
              struct ledger_report *rep, struct ledger_state *st)
@@ -383,6 +395,10 @@ scan_entries(const uint8_t *base, size_t len, const struct ckpt *cps, const bool
 		struct entry_view v;
 		long r = ledger_record_parse(base + off, len - off, &v);
 
+		/* A crash can leave a record cut short, or (when the size reached
+		 * the disk before the data) a run of zeros: both are a torn tail. */
+		if (r == -EBADMSG && all_zero(base + off, len - off))
+			r = -EAGAIN;
 		if (r == -EAGAIN) {
 			fail(rep, st->count,
 			     "entry %llu: torn tail (%zu incomplete bytes at offset %zu)",
@@ -610,7 +626,7 @@ save_torn_tail(struct ledger *l, int fd, const char *name, size_t good_end, size
 	ssize_t r;
 	int rc;
 
-	if (n > RECORD_MAX_LEN + CKPT_RECORD_LEN)
+	if (n > TORN_TAIL_MAX)
 		return -EFBIG;
 	if ((tail = malloc(n + 1)) == NULL)
 		return -ENOMEM;
@@ -1020,4 +1036,34 @@ ledger_close(struct ledger *l)
 	free(l->dir);
 	free(l->pub_path);
 	free(l);
+}
+
+int
+ledger_quarantine(const char *dir, char *ret_path, size_t n, struct errbuf *err)
+{
+	char moved[4096], from[4200], to[4200];
+
+	if (isempty(dir) || ret_path == NULL)
+		return -EINVAL;
+	if ((size_t)snprintf(moved, sizeof(moved), "%s.damaged-%llu", dir,
+	                     (unsigned long long)time_now_ms()) >= sizeof(moved) ||
+	    strlen(moved) >= n)
+		return -ENAMETOOLONG;
+	if (rename(dir, moved) < 0) {
+		errbuf_set(err, "%s: cannot move aside: %s", dir, strerror(errno));
+		return -errno;
+	}
+	if (mkdir(dir, 0750) < 0) {
+		errbuf_set(err, "%s: %s", dir, strerror(errno));
+		return -errno;
+	}
+	/* Keep the signer: verifiers holding the public key need nothing new. */
+	snprintf(from, sizeof(from), "%s/%s", moved, KEY_FILE);
+	snprintf(to, sizeof(to), "%s/%s", dir, KEY_FILE);
+	if (rename(from, to) < 0 && errno != ENOENT) {
+		errbuf_set(err, "%s: cannot move the key back: %s", from, strerror(errno));
+		return -errno;
+	}
+	de_strlcpy(ret_path, moved, n);
+	return 0;
 }

@@ -34,9 +34,9 @@ enum ledger_mode {
 };
 
 #define LEDGER_HASH_LEN    32
-#define LEDGER_ACTOR_MAX   64          /* bytes, UTF-8 without NUL */
-#define LEDGER_ACTION_MAX  64          /* bytes */
-#define LEDGER_PAYLOAD_MAX (64 * 1024) /* bytes; bigger payloads: store a hash */
+#define LEDGER_ACTOR_MAX   64           /* bytes, UTF-8 without NUL */
+#define LEDGER_ACTION_MAX  64           /* bytes */
+#define LEDGER_PAYLOAD_MAX (256 * 1024) /* bytes; bigger payloads: store a hash */
 
 /* Defaults of struct ledger_policy. */
 #define LEDGER_CHECKPOINT_EVERY      1000
@@ -139,6 +139,15 @@ int ledger_export(struct ledger *l, FILE *out, struct errbuf *err);
 /* Path of the ledger's public key file (for `ledger verify` defaults). The
  * pointer lives as long as l. */
 const char *ledger_pubkey_path(const struct ledger *l);
+
+/* Moves a damaged ledger aside so the agent can start a fresh one without
+ * destroying the evidence: renames dir to "<dir>.damaged-<epoch ms>", makes
+ * an empty dir and moves ledger.key back into it (same signer, so verifiers
+ * keep their public key; the old directory keeps its ledger.pub). Copies the
+ * new name of the old ledger into ret_path (n bytes). The caller then reopens
+ * dir (RW) and should append a "ledger.quarantined" entry naming ret_path and
+ * the reason ledger_open gave. Returns 0 or -errno (reason in err). */
+int ledger_quarantine(const char *dir, char *ret_path, size_t n, struct errbuf *err);
 
 /* Closes; RW signs a final checkpoint first when entries are unsigned and
  * syncs. Accepts NULL. */

@@ -590,6 +590,56 @@ test_tick_checkpoint(void **state)
 	ledger_close(l);
 }
 
+/* Zeros past the end (size reached the disk before the data) are a torn
+ * tail too; and a damaged ledger can be moved aside keeping its signer. */
+static void
+test_zero_tail_and_quarantine(void **state)
+{
+	struct fixture *f = *state;
+	static const char zeros[300];
+	struct ledger_report rep;
+	struct ledger *l = NULL;
+	struct errbuf err = { { 0 } };
+	char moved[256], pub_old[320];
+	size_t len;
+	char *buf;
+	int fd;
+
+	make_ledger(f, 5, 100);
+	fd = open(f->entries, O_WRONLY | O_APPEND | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(write_all(fd, zeros, sizeof(zeros)), 0);
+	close(fd);
+	verify_dir(f->ldir, f->pub, &rep);
+	assert_false(rep.ok);
+	assert_int_equal(rep.first_bad_seq, 5);
+	assert_non_null(strstr(rep.reason, "torn"));
+	assert_int_equal(ledger_open(f->ldir, LEDGER_RW, &l, &err), 0);
+	ledger_close(l);
+	verify_dir(f->ldir, f->pub, &rep);
+	assert_true(rep.ok);
+
+	/* Damage entry 2: RW open refuses; quarantine; a fresh ledger with
+	 * the same key starts, and the old one still shows its damage. */
+	buf = slurp(f->entries, &len);
+	buf[MAGIC_LEN + 700] ^= 0x10;
+	spit(f->entries, buf, len);
+	free(buf);
+	assert_int_equal(ledger_open(f->ldir, LEDGER_RW, &l, &err), -EBADMSG);
+	assert_int_equal(ledger_quarantine(f->ldir, moved, sizeof(moved), &err), 0);
+	assert_int_equal(ledger_open(f->ldir, LEDGER_RW, &l, &err), 0);
+	assert_int_equal(ledger_size(l), 0); /* same key: no key.created */
+	assert_int_equal(
+	    ledger_append(l, "ledger", "ledger.quarantined", moved, strlen(moved), NULL), 0);
+	ledger_close(l);
+	snprintf(pub_old, sizeof(pub_old), "%s/ledger.pub", moved);
+	verify_dir(f->ldir, pub_old, &rep);
+	assert_true(rep.ok);
+	verify_dir(moved, pub_old, &rep);
+	assert_false(rep.ok);
+	nftw(moved, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int
 main(void)
 {
@@ -606,6 +656,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_prove_and_verify_proof, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_show_and_export, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tick_checkpoint, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_zero_tail_and_quarantine, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -107,6 +107,10 @@ conn_flush(struct conn *c)
 	int rc = ipc_writer_flush(&c->wr, c->w.fd);
 	bool want = rc == 1;
 
+	if (rc == -EPIPE || rc == -ECONNRESET) {
+		c->dead = true; /* the peer went away: its reader side logs nothing */
+		return;
+	}
 	if (rc < 0) {
 		conn_fail(c, "write failed: %s", strerror(-rc));
 		return;

@@ -8,54 +8,25 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <jansson.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/un.h>
 #include <unistd.h>
-#include <yaml.h>
 
 #include "cleanup.h"
+#include "config-internal.h"
 #include "util.h"
 
 #define CONFIG_MAX_FILE    (1u << 20) /* a config file larger than 1 MiB is a mistake */
 #define CONFIG_SYSTEM_PATH "/etc/daemoneye/config.yaml"
 #define CONFIG_USER_SUFFIX "/.config/daemoneye/config.yaml"
-#define CONFIG_MAX_NAME    128
-
-#define FIELD(base, off, T) ((T *)(void *)((char *)(base) + (off)))
-
-enum cfg_type {
-	CFG_STRING,     /* char *; NULL allowed only when the default is NULL */
-	CFG_BOOL,       /* bool */
-	CFG_U32,        /* uint32_t, plain decimal */
-	CFG_SIZE,       /* uint64_t, decimal with an optional K/KiB/KB/M/... suffix */
-	CFG_ENUM,       /* char *, one of choices */
-	CFG_ENUM_INT,   /* an int-sized enum: the index of the value in choices */
-	CFG_STRLIST,    /* char *[max_items] with a size_t count at count_offset */
-	CFG_SINKS,      /* alerting.sinks */
-	CFG_COLLECTORS, /* collectors */
-};
-
-struct cfg_row {
-	const char *section; /* NULL for a top-level key */
-	const char *key;
-	enum cfg_type type;
-	size_t offset;
-	size_t count_offset;
-	size_t max_items;
-	uint64_t min, max;
-	const char *const *choices;
-	const char *def; /* the default as text, parsed like any value; NULL = unset */
-	unsigned sink_mask;
-};
 
 static const char *const collector_choices[] = { "auto", "ebpf", "netlink", "poll", NULL };
 static const char *const format_choices[] = { "json", "human", "csv", NULL };
 static const char *const file_format_choices[] = { "json", NULL };
-static const char *const sink_type_choices[] = { "stdout", "file", "syslog", "webhook", NULL };
+const char *const config_sink_type_names[] = { "stdout", "file", "syslog", "webhook", NULL };
 static const char *const facility_choices[] = { "kern",     "user",   "mail",   "daemon", "auth",
 	                                        "syslog",   "lpr",    "news",   "uucp",   "cron",
 	                                        "authpriv", "ftp",    "local0", "local1", "local2",
@@ -123,9 +94,7 @@ static const struct cfg_row cfg_rows[] = {
 	{ .section = NULL, .key = "collectors", .type = CFG_COLLECTORS },
 };
 
-#define SINK_ALL    0xfu
-#define SINK_BIT(t) (1u << (t))
-#define SOFF(f)     offsetof(struct sink_config, f)
+#define SOFF(f) offsetof(struct sink_config, f)
 
 /* Per-sink keys; "type" is read first and picks the rows that apply. */
 static const struct cfg_row sink_rows[] = {
@@ -189,16 +158,8 @@ static const struct cfg_row sink_rows[] = {
 	  .sink_mask = SINK_ALL },
 };
 
-/* Keys of the seed's collectors.json that DaemonEye accepts and does not use. */
-static const char *const collector_json_ignored[] = {
-	"collector_type",       "enabled",
-	"startup_timeout_secs", "heartbeat_interval_secs",
-	"max_restarts",         "restart_delay_secs",
-	"environment",          NULL,
-};
-
-static int
-choice_index(const char *const *choices, const char *s)
+int
+config_choice_index(const char *const *choices, const char *s)
 {
 	for (int i = 0; choices[i] != NULL; i++)
 		if (streq(choices[i], s))
@@ -206,8 +167,8 @@ choice_index(const char *const *choices, const char *s)
 	return -1;
 }
 
-static void
-choices_join(const char *const *choices, char *buf, size_t n)
+void
+config_choices_join(const char *const *choices, char *buf, size_t n)
 {
 	size_t used = 0;
 
@@ -266,8 +227,8 @@ parse_size(const char *s, uint64_t *ret)
 	return -EINVAL;
 }
 
-static int
-parse_bool(const char *s, bool *ret)
+int
+config_parse_bool(const char *s, bool *ret)
 {
 	static const char *const yes[] = { "true", "yes", "on", "1", NULL };
 	static const char *const no[] = { "false", "no", "off", "0", NULL };
@@ -309,8 +270,8 @@ set_integer(const struct cfg_row *row, void *base, const char *text, struct errb
 	return 0;
 }
 
-static int
-set_string(char **field, const char *text)
+int
+config_set_string(char **field, const char *text)
 {
 	char *s = NULL;
 
@@ -370,8 +331,8 @@ set_strlist_text(const struct cfg_row *row, void *base, const char *text, struct
 
 /* Sets one row from text; null means an explicit null/empty value. On error
  * err holds the reason without a location (the caller adds it). */
-static int
-row_set(const struct cfg_row *row, void *base, const char *text, struct errbuf *err)
+int
+config_row_set(const struct cfg_row *row, void *base, const char *text, struct errbuf *err)
 {
 	char list[256];
 	int idx;
@@ -380,16 +341,16 @@ row_set(const struct cfg_row *row, void *base, const char *text, struct errbuf *
 	if (row->type == CFG_STRLIST)
 		return set_strlist_text(row, base, text, err);
 	if (text[0] == '\0' && row->type == CFG_STRING && row->def == NULL)
-		return set_string(FIELD(base, row->offset, char *), NULL);
+		return config_set_string(FIELD(base, row->offset, char *), NULL);
 	if (text[0] == '\0' && row->type == CFG_STRING) {
 		errbuf_set(err, "must not be empty");
 		return -EINVAL;
 	}
 	switch (row->type) {
 	case CFG_STRING:
-		return set_string(FIELD(base, row->offset, char *), text);
+		return config_set_string(FIELD(base, row->offset, char *), text);
 	case CFG_BOOL:
-		if (parse_bool(text, &b) < 0) {
+		if (config_parse_bool(text, &b) < 0) {
 			errbuf_set(err, "expected true or false, got '%s'", text);
 			return -EINVAL;
 		}
@@ -400,8 +361,8 @@ row_set(const struct cfg_row *row, void *base, const char *text, struct errbuf *
 		return set_integer(row, base, text, err);
 	case CFG_ENUM:
 	case CFG_ENUM_INT:
-		if ((idx = choice_index(row->choices, text)) < 0) {
-			choices_join(row->choices, list, sizeof(list));
+		if ((idx = config_choice_index(row->choices, text)) < 0) {
+			config_choices_join(row->choices, list, sizeof(list));
 			errbuf_set(err, "expected one of %s, got '%s'", list, text);
 			return -EINVAL;
 		}
@@ -409,15 +370,15 @@ row_set(const struct cfg_row *row, void *base, const char *text, struct errbuf *
 			*FIELD(base, row->offset, int) = idx;
 			return 0;
 		}
-		return set_string(FIELD(base, row->offset, char *), text);
+		return config_set_string(FIELD(base, row->offset, char *), text);
 	default:
 		errbuf_set(err, "cannot be set from a single value");
 		return -EINVAL;
 	}
 }
 
-static void
-sink_free(struct sink_config *s)
+void
+config_sink_free(struct sink_config *s)
 {
 	free(s->path);
 	free(s->facility);
@@ -426,8 +387,8 @@ sink_free(struct sink_config *s)
 	memset(s, 0, sizeof(*s));
 }
 
-static void
-collector_free(struct collector_config *c)
+void
+config_collector_free(struct collector_config *c)
 {
 	free(c->id);
 	free(c->binary);
@@ -436,19 +397,19 @@ collector_free(struct collector_config *c)
 	memset(c, 0, sizeof(*c));
 }
 
-static void
-sinks_clear(struct de_config *cfg)
+void
+config_sinks_clear(struct de_config *cfg)
 {
 	for (size_t i = 0; i < cfg->alerting.n_sinks; i++)
-		sink_free(&cfg->alerting.sinks[i]);
+		config_sink_free(&cfg->alerting.sinks[i]);
 	cfg->alerting.n_sinks = 0;
 }
 
-static void
-collectors_clear(struct de_config *cfg)
+void
+config_collectors_clear(struct de_config *cfg)
 {
 	for (size_t i = 0; i < cfg->n_collectors; i++)
-		collector_free(&cfg->collectors[i]);
+		config_collector_free(&cfg->collectors[i]);
 	cfg->n_collectors = 0;
 }
 
@@ -466,15 +427,15 @@ config_free(struct de_config *cfg)
 			strlist_clear(FIELD(cfg, row->offset, char *),
 			              FIELD(cfg, row->count_offset, size_t));
 	}
-	sinks_clear(cfg);
-	collectors_clear(cfg);
+	config_sinks_clear(cfg);
+	config_collectors_clear(cfg);
 	free(cfg->source_path);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
 /* Fills a sink with the defaults of its type. */
-static int
-sink_defaults(struct sink_config *s, enum sink_type t)
+int
+config_sink_defaults(struct sink_config *s, enum sink_type t)
 {
 	struct errbuf err;
 	int rc;
@@ -486,7 +447,7 @@ sink_defaults(struct sink_config *s, enum sink_type t)
 
 		if (!(row->sink_mask & SINK_BIT(t)) || row->def == NULL)
 			continue;
-		if ((rc = row_set(row, s, row->def, &err)) < 0)
+		if ((rc = config_row_set(row, s, row->def, &err)) < 0)
 			return rc;
 	}
 	return 0;
@@ -514,10 +475,10 @@ config_defaults(struct de_config *cfg)
 
 		if (row->def == NULL)
 			continue;
-		if ((rc = row_set(row, &c, row->def, &err)) < 0)
+		if ((rc = config_row_set(row, &c, row->def, &err)) < 0)
 			goto fail;
 	}
-	if ((rc = sink_defaults(&c.alerting.sinks[0], SINK_STDOUT)) < 0)
+	if ((rc = config_sink_defaults(&c.alerting.sinks[0], SINK_STDOUT)) < 0)
 		goto fail;
 	c.alerting.n_sinks = 1;
 	c.n_collectors = 1;
@@ -631,187 +592,10 @@ fail:
 	return -ENOMEM;
 }
 
-/* ---- YAML ---------------------------------------------------------------- */
-
-struct yctx {
-	yaml_document_t *doc;
-	const char *name; /* file name for messages */
-	struct de_config *cfg;
-};
-
-static size_t
-node_line(const yaml_node_t *n)
-{
-	return n->start_mark.line + 1;
-}
-
-static const char *
-node_scalar(const yaml_node_t *n)
-{
-	return n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
-}
-
-/* A plain ~, null or empty scalar is YAML's null. */
-static bool
-node_is_null(const yaml_node_t *n)
-{
-	const char *s = node_scalar(n);
-
-	return n->type == YAML_SCALAR_NODE && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
-	       (s[0] == '\0' || streq(s, "~") || streq(s, "null") || streq(s, "Null") ||
-	        streq(s, "NULL"));
-}
-
-static int
-loc_error(const struct yctx *y, const yaml_node_t *n, struct errbuf *err, const char *what)
-{
-	if (what[0] != '\0')
-		errbuf_prefix(err, "%s:%zu: %s", y->name, node_line(n), what);
-	else
-		errbuf_prefix(err, "%s:%zu", y->name, node_line(n));
-	return -EINVAL;
-}
-
-/* Walks a mapping, rejecting non-scalar and duplicate keys, calling fn for
- * every pair. */
-typedef int (*pair_fn)(struct yctx *y, const char *key, yaml_node_t *kn, yaml_node_t *vn, void *ud,
-                       struct errbuf *err);
-
-static int
-map_each(struct yctx *y, yaml_node_t *map, const char *where, pair_fn fn, void *ud,
-         struct errbuf *err)
-{
-	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
-	     p++) {
-		yaml_node_t *kn = yaml_document_get_node(y->doc, p->key);
-		yaml_node_t *vn = yaml_document_get_node(y->doc, p->value);
-		const char *key = kn ? node_scalar(kn) : NULL;
-		int rc;
-
-		if (key == NULL || vn == NULL) {
-			errbuf_set(err, "%s:%zu: %s: keys must be plain strings", y->name,
-			           kn ? node_line(kn) : 0, where);
-			return -EINVAL;
-		}
-		for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
-			const char *prev = node_scalar(yaml_document_get_node(y->doc, q->key));
-
-			if (prev != NULL && streq(prev, key)) {
-				errbuf_set(err, "%s:%zu: duplicate key '%s%s%s'", y->name,
-				           node_line(kn), where, where[0] ? "." : "", key);
-				return -EINVAL;
-			}
-		}
-		if ((rc = fn(y, key, kn, vn, ud, err)) < 0)
-			return rc;
-	}
-	return 0;
-}
-
-static int
-expect(const struct yctx *y, const yaml_node_t *n, yaml_node_type_t t, const char *what,
-       const char *name, struct errbuf *err)
-{
-	if (n->type == t)
-		return 0;
-	errbuf_set(err, "%s:%zu: %s: expected %s", y->name, node_line(n), name, what);
-	return -EINVAL;
-}
-
-/* Sets a scalar row from a YAML node, with the location in any error. */
-static int
-yaml_set_scalar(struct yctx *y, const struct cfg_row *row, void *base, const char *name,
-                yaml_node_t *vn, struct errbuf *err)
-{
-	const char *text;
-	int rc;
-
-	if (row->type == CFG_STRLIST && vn->type == YAML_SEQUENCE_NODE) {
-		char joined[CONFIG_MAX_RULES_DIRS * (PATH_MAX + 1)];
-		size_t used = 0;
-
-		joined[0] = '\0';
-		for (yaml_node_item_t *it = vn->data.sequence.items.start;
-		     it < vn->data.sequence.items.top; it++) {
-			yaml_node_t *in = yaml_document_get_node(y->doc, *it);
-			const char *s = in ? node_scalar(in) : NULL;
-			int w;
-
-			if (s == NULL || strchr(s, ':') != NULL || s[0] == '\0') {
-				errbuf_set(err, "%s:%zu: %s: expected a list of paths (no ':')",
-				           y->name, in ? node_line(in) : node_line(vn), name);
-				return -EINVAL;
-			}
-			w = snprintf(joined + used, sizeof(joined) - used, "%s%s", used ? ":" : "",
-			             s);
-			if (w < 0 || (size_t)w >= sizeof(joined) - used) {
-				errbuf_set(err, "%s:%zu: %s: list too long", y->name, node_line(vn),
-				           name);
-				return -EINVAL;
-			}
-			used += (size_t)w;
-		}
-		text = joined;
-		if ((rc = row_set(row, base, text, err)) == -EINVAL)
-			return loc_error(y, vn, err, name);
-		return rc;
-	}
-	if ((rc = expect(y, vn, YAML_SCALAR_NODE, "a single value", name, err)) < 0)
-		return rc;
-	text = node_is_null(vn) ? "" : node_scalar(vn);
-	if (node_is_null(vn) && row->type != CFG_STRING) {
-		errbuf_set(err, "%s:%zu: %s: a value is required", y->name, node_line(vn), name);
-		return -EINVAL;
-	}
-	if ((rc = row_set(row, base, text, err)) == -EINVAL)
-		return loc_error(y, vn, err, name);
-	return rc;
-}
-
-struct sink_ud {
-	struct sink_config *sink;
-	size_t index;
-};
-
-static int
-sink_pair(struct yctx *y, const char *key, yaml_node_t *kn, yaml_node_t *vn, void *ud,
-          struct errbuf *err)
-{
-	struct sink_ud *su = ud;
-	char name[CONFIG_MAX_NAME];
-
-	(void)snprintf(name, sizeof(name), "alerting.sinks[%zu].%s", su->index, key);
-	if (streq(key, "type"))
-		return 0;
-	for (size_t i = 0; i < ARRAY_SIZE(sink_rows); i++) {
-		const struct cfg_row *row = &sink_rows[i];
-
-		if (streq(row->key, key) && (row->sink_mask & SINK_BIT(su->sink->type)))
-			return yaml_set_scalar(y, row, su->sink, name, vn, err);
-	}
-	errbuf_set(err, "%s:%zu: unknown key '%s' for a %s sink", y->name, node_line(kn), name,
-	           sink_type_to_string(su->sink->type));
-	return -EINVAL;
-}
-
-static yaml_node_t *
-map_get(yaml_document_t *doc, yaml_node_t *map, const char *key)
-{
-	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
-	     p++) {
-		yaml_node_t *kn = yaml_document_get_node(doc, p->key);
-		const char *k = kn ? node_scalar(kn) : NULL;
-
-		if (k != NULL && streq(k, key))
-			return yaml_document_get_node(doc, p->value);
-	}
-	return NULL;
-}
-
 /* Type-specific requirements, checked where the sink is written so the error
  * has its line. */
-static const char *
-sink_problem(const struct sink_config *s)
+const char *
+config_sink_problem(const struct sink_config *s)
 {
 	if (s->type == SINK_FILE && isempty(s->path))
 		return "a file sink needs a path";
@@ -824,338 +608,8 @@ sink_problem(const struct sink_config *s)
 	return NULL;
 }
 
-static int
-parse_sink(struct yctx *y, yaml_node_t *n, size_t index, struct sink_config *ret,
-           struct errbuf *err)
-{
-	struct sink_config s;
-	struct sink_ud ud = { .sink = &s, .index = index };
-	char name[CONFIG_MAX_NAME], list[128];
-	yaml_node_t *tn;
-	const char *t, *why;
-	int idx, rc;
-
-	(void)snprintf(name, sizeof(name), "alerting.sinks[%zu]", index);
-	if ((rc = expect(y, n, YAML_MAPPING_NODE, "a mapping with a type", name, err)) < 0)
-		return rc;
-	tn = map_get(y->doc, n, "type");
-	if (tn == NULL || (t = node_scalar(tn)) == NULL) {
-		errbuf_set(err, "%s:%zu: %s: a sink needs a type", y->name, node_line(n), name);
-		return -EINVAL;
-	}
-	if ((idx = choice_index(sink_type_choices, t)) < 0) {
-		choices_join(sink_type_choices, list, sizeof(list));
-		errbuf_set(err, "%s:%zu: %s.type: unknown sink type '%s' (expected one of %s)",
-		           y->name, node_line(tn), name, t, list);
-		return -EINVAL;
-	}
-	if ((rc = sink_defaults(&s, (enum sink_type)idx)) < 0 ||
-	    (rc = map_each(y, n, name, sink_pair, &ud, err)) < 0) {
-		sink_free(&s);
-		return rc;
-	}
-	if ((why = sink_problem(&s)) != NULL) {
-		errbuf_set(err, "%s:%zu: %s: %s", y->name, node_line(n), name, why);
-		sink_free(&s);
-		return -EINVAL;
-	}
-	*ret = s;
-	return 0;
-}
-
-static int
-parse_sinks(struct yctx *y, yaml_node_t *vn, struct errbuf *err)
-{
-	struct sink_config tmp[CONFIG_MAX_SINKS];
-	size_t n = 0;
-	int rc = 0;
-
-	if ((rc = expect(y, vn, YAML_SEQUENCE_NODE, "a list of sinks", "alerting.sinks", err)) < 0)
-		return rc;
-	for (yaml_node_item_t *it = vn->data.sequence.items.start; it < vn->data.sequence.items.top;
-	     it++) {
-		yaml_node_t *in = yaml_document_get_node(y->doc, *it);
-
-		if (n >= CONFIG_MAX_SINKS) {
-			errbuf_set(err, "%s:%zu: alerting.sinks: at most %d sinks", y->name,
-			           node_line(in), CONFIG_MAX_SINKS);
-			rc = -EINVAL;
-			break;
-		}
-		if (in == NULL || (rc = parse_sink(y, in, n, &tmp[n], err)) < 0) {
-			rc = rc < 0 ? rc : -EINVAL;
-			break;
-		}
-		n++;
-	}
-	if (rc < 0) {
-		for (size_t i = 0; i < n; i++)
-			sink_free(&tmp[i]);
-		return rc;
-	}
-	sinks_clear(y->cfg);
-	memcpy(y->cfg->alerting.sinks, tmp, n * sizeof(tmp[0]));
-	y->cfg->alerting.n_sinks = n;
-	return 0;
-}
-
-/* ---- collectors ---------------------------------------------------------- */
-
-/* Checks and stores one collector built from either YAML or JSON. */
-static int
-collector_finish(struct collector_config *c, const char *name, struct errbuf *err)
-{
-	const char *id = c->id;
-
-	if (id == NULL || id[0] == '\0') {
-		errbuf_set(err, "%s: a collector needs an id", name);
-		return -EINVAL;
-	}
-	if (c->binary == NULL && (c->binary = strdup(id)) == NULL)
-		return -ENOMEM;
-	return 0;
-}
-
-static int
-collector_add_arg(struct collector_config *c, const char *a, const char *name, struct errbuf *err)
-{
-	if (c->n_args >= CONFIG_MAX_ARGS) {
-		errbuf_set(err, "%s: at most %d args", name, CONFIG_MAX_ARGS);
-		return -EINVAL;
-	}
-	if ((c->args[c->n_args] = strdup(a)) == NULL)
-		return -ENOMEM;
-	c->n_args++;
-	return 0;
-}
-
-static int
-collector_pair(struct yctx *y, const char *key, yaml_node_t *kn, yaml_node_t *vn, void *ud,
-               struct errbuf *err)
-{
-	struct collector_config *c = ud;
-	const char *s = node_scalar(vn);
-	bool b;
-	int rc;
-
-	if (streq(key, "args")) {
-		if ((rc = expect(y, vn, YAML_SEQUENCE_NODE, "a list of strings", key, err)) < 0)
-			return rc;
-		for (yaml_node_item_t *it = vn->data.sequence.items.start;
-		     it < vn->data.sequence.items.top; it++) {
-			yaml_node_t *in = yaml_document_get_node(y->doc, *it);
-
-			if (in == NULL || node_scalar(in) == NULL)
-				return loc_error(y, vn, err, "collectors: args must be strings");
-			if ((rc = collector_add_arg(c, node_scalar(in), "collectors", err)) < 0)
-				return rc == -EINVAL ? loc_error(y, in, err, "") : rc;
-		}
-		return 0;
-	}
-	if (s == NULL || node_is_null(vn)) {
-		errbuf_set(err, "%s:%zu: collectors.%s: expected a single value", y->name,
-		           node_line(vn), key);
-		return -EINVAL;
-	}
-	if (streq(key, "id"))
-		return set_string(&c->id, s);
-	if (streq(key, "binary"))
-		return set_string(&c->binary, s);
-	if (streq(key, "spawn")) {
-		if (parse_bool(s, &b) < 0) {
-			errbuf_set(err,
-			           "%s:%zu: collectors.spawn: expected true or false, got '%s'",
-			           y->name, node_line(vn), s);
-			return -EINVAL;
-		}
-		c->spawn = b;
-		return 0;
-	}
-	errbuf_set(err, "%s:%zu: unknown key 'collectors.%s'", y->name, node_line(kn), key);
-	return -EINVAL;
-}
-
-static int
-json_collector(json_t *o, size_t index, const char *file, struct collector_config *c,
-               struct errbuf *err)
-{
-	char name[PATH_MAX + 32];
-	const char *key;
-	json_t *v;
-	int rc;
-
-	(void)snprintf(name, sizeof(name), "%s: collectors[%zu]", file, index);
-	if (!json_is_object(o)) {
-		errbuf_set(err, "%s: expected an object", name);
-		return -EINVAL;
-	}
-	json_object_foreach(o, key, v)
-	{
-		if (streq(key, "id") || streq(key, "binary") || streq(key, "binary_path")) {
-			if (!json_is_string(v)) {
-				errbuf_set(err, "%s.%s: expected a string", name, key);
-				return -EINVAL;
-			}
-			rc = set_string(streq(key, "id") ? &c->id : &c->binary,
-			                json_string_value(v));
-		} else if (streq(key, "spawn") || streq(key, "auto_restart")) {
-			if (!json_is_boolean(v)) {
-				errbuf_set(err, "%s.%s: expected true or false", name, key);
-				return -EINVAL;
-			}
-			c->spawn = json_is_true(v);
-			rc = 0;
-		} else if (streq(key, "args")) {
-			size_t i;
-			json_t *a;
-
-			if (!json_is_array(v)) {
-				errbuf_set(err, "%s.args: expected a list of strings", name);
-				return -EINVAL;
-			}
-			rc = 0;
-			json_array_foreach(v, i, a)
-			{
-				if (!json_is_string(a)) {
-					errbuf_set(err, "%s.args: expected strings", name);
-					return -EINVAL;
-				}
-				if ((rc = collector_add_arg(c, json_string_value(a), name, err)) <
-				    0)
-					break;
-			}
-		} else if (choice_index(collector_json_ignored, key) >= 0) {
-			rc = 0;
-		} else {
-			errbuf_set(err, "%s: unknown key '%s'", name, key);
-			return -EINVAL;
-		}
-		if (rc < 0)
-			return rc;
-	}
-	return collector_finish(c, name, err);
-}
-
-/* Reads the seed's collectors.json: {"collectors":[{...}, ...]}. */
-static int
-parse_collectors_json(const char *path, struct collector_config *tmp, size_t *ret_n,
-                      struct errbuf *err)
-{
-	json_error_t jerr;
-	json_t *root, *arr, *o;
-	size_t i, n = 0;
-	int rc = 0;
-
-	if ((root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
-		errbuf_set(err, "%s:%d: %s", path, jerr.line, jerr.text);
-		return -EINVAL;
-	}
-	arr = json_object_get(root, "collectors");
-	if (!json_is_object(root) || !json_is_array(arr) || json_object_size(root) != 1) {
-		errbuf_set(err, "%s: expected {\"collectors\": [...]}", path);
-		json_decref(root);
-		return -EINVAL;
-	}
-	json_array_foreach(arr, i, o)
-	{
-		if (n >= CONFIG_MAX_COLLECTORS) {
-			errbuf_set(err, "%s: at most %d collectors", path, CONFIG_MAX_COLLECTORS);
-			rc = -EINVAL;
-			break;
-		}
-		memset(&tmp[n], 0, sizeof(tmp[n]));
-		tmp[n].spawn = true;
-		rc = json_collector(o, i, path, &tmp[n], err);
-		n++;
-		if (rc < 0)
-			break;
-	}
-	json_decref(root);
-	*ret_n = n;
-	return rc;
-}
-
-/* A relative collectors.json path is relative to the config file's directory. */
-static void
-resolve_beside(const char *cfgname, const char *rel, char *buf, size_t n)
-{
-	const char *slash = strrchr(cfgname, '/');
-
-	if (rel[0] == '/' || slash == NULL) {
-		(void)snprintf(buf, n, "%s", rel);
-		return;
-	}
-	(void)snprintf(buf, n, "%.*s/%s", (int)(slash - cfgname), cfgname, rel);
-}
-
-static int
-parse_collectors_yaml(struct yctx *y, yaml_node_t *vn, struct collector_config *tmp, size_t *ret_n,
-                      struct errbuf *err)
-{
-	size_t n = 0;
-	int rc = 0;
-
-	for (yaml_node_item_t *it = vn->data.sequence.items.start; it < vn->data.sequence.items.top;
-	     it++) {
-		yaml_node_t *in = yaml_document_get_node(y->doc, *it);
-		char name[CONFIG_MAX_NAME];
-
-		(void)snprintf(name, sizeof(name), "collectors[%zu]", n);
-		if (n >= CONFIG_MAX_COLLECTORS) {
-			errbuf_set(err, "%s:%zu: at most %d collectors", y->name, node_line(in),
-			           CONFIG_MAX_COLLECTORS);
-			rc = -EINVAL;
-			break;
-		}
-		memset(&tmp[n], 0, sizeof(tmp[n]));
-		tmp[n].spawn = true;
-		n++;
-		if ((rc = expect(y, in, YAML_MAPPING_NODE, "a mapping", name, err)) < 0 ||
-		    (rc = map_each(y, in, "collectors", collector_pair, &tmp[n - 1], err)) < 0)
-			break;
-		if ((rc = collector_finish(&tmp[n - 1], name, err)) == -EINVAL) {
-			rc = loc_error(y, in, err, "");
-			break;
-		}
-	}
-	*ret_n = n;
-	return rc;
-}
-
-static int
-parse_collectors(struct yctx *y, yaml_node_t *vn, struct errbuf *err)
-{
-	struct collector_config tmp[CONFIG_MAX_COLLECTORS];
-	char path[PATH_MAX];
-	size_t n = 0;
-	int rc;
-
-	if (vn->type == YAML_SCALAR_NODE && !node_is_null(vn)) {
-		resolve_beside(y->name, node_scalar(vn), path, sizeof(path));
-		if ((rc = parse_collectors_json(path, tmp, &n, err)) == -EINVAL)
-			(void)loc_error(y, vn, err, "collectors");
-	} else if (vn->type == YAML_SEQUENCE_NODE) {
-		rc = parse_collectors_yaml(y, vn, tmp, &n, err);
-	} else {
-		errbuf_set(err, "%s:%zu: collectors: expected a list or a collectors.json path",
-		           y->name, node_line(vn));
-		rc = -EINVAL;
-	}
-	if (rc < 0) {
-		for (size_t i = 0; i < n; i++)
-			collector_free(&tmp[i]);
-		return rc;
-	}
-	collectors_clear(y->cfg);
-	memcpy(y->cfg->collectors, tmp, n * sizeof(tmp[0]));
-	y->cfg->n_collectors = n;
-	return 0;
-}
-
-/* ---- sections ------------------------------------------------------------ */
-
-static const struct cfg_row *
-row_find(const char *section, const char *key)
+const struct cfg_row *
+config_row_find(const char *section, const char *key)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(cfg_rows); i++) {
 		const struct cfg_row *r = &cfg_rows[i];
@@ -1168,121 +622,13 @@ row_find(const char *section, const char *key)
 	return NULL;
 }
 
-static bool
-section_known(const char *section)
+bool
+config_section_known(const char *section)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(cfg_rows); i++)
 		if (cfg_rows[i].section != NULL && streq(cfg_rows[i].section, section))
 			return true;
 	return false;
-}
-
-static int
-section_pair(struct yctx *y, const char *key, yaml_node_t *kn, yaml_node_t *vn, void *ud,
-             struct errbuf *err)
-{
-	const char *section = ud;
-	const struct cfg_row *row = row_find(section, key);
-	char name[CONFIG_MAX_NAME];
-
-	(void)snprintf(name, sizeof(name), "%s.%s", section, key);
-	if (row == NULL) {
-		errbuf_set(err, "%s:%zu: unknown key '%s'", y->name, node_line(kn), name);
-		return -EINVAL;
-	}
-	if (row->type == CFG_SINKS)
-		return parse_sinks(y, vn, err);
-	return yaml_set_scalar(y, row, y->cfg, name, vn, err);
-}
-
-static int
-top_pair(struct yctx *y, const char *key, yaml_node_t *kn, yaml_node_t *vn, void *ud,
-         struct errbuf *err)
-{
-	(void)ud;
-	if (row_find(NULL, key) != NULL)
-		return parse_collectors(y, vn, err);
-	if (!section_known(key)) {
-		errbuf_set(err, "%s:%zu: unknown key '%s'", y->name, node_line(kn), key);
-		return -EINVAL;
-	}
-	if (node_is_null(vn))
-		return 0;
-	if (vn->type != YAML_MAPPING_NODE) {
-		errbuf_set(err, "%s:%zu: %s: expected a mapping of keys", y->name, node_line(vn),
-		           key);
-		return -EINVAL;
-	}
-	return map_each(y, vn, key, section_pair, (void *)(uintptr_t)key, err);
-}
-
-static int
-yaml_syntax_error(const yaml_parser_t *p, const char *name, struct errbuf *err)
-{
-	errbuf_set(err, "%s:%zu: YAML syntax error: %s%s%s", name, p->problem_mark.line + 1,
-	           p->problem ? p->problem : "unknown problem", p->context ? " " : "",
-	           p->context ? p->context : "");
-	return p->error == YAML_MEMORY_ERROR ? -ENOMEM : -EINVAL;
-}
-
-static int
-parse_document(struct de_config *cfg, const char *name, yaml_parser_t *parser, struct errbuf *err)
-{
-	yaml_document_t doc, extra;
-	struct yctx y = { .doc = &doc, .name = name, .cfg = cfg };
-	yaml_node_t *root;
-	int rc = 0;
-
-	if (!yaml_parser_load(parser, &doc))
-		return yaml_syntax_error(parser, name, err);
-	root = yaml_document_get_root_node(&doc);
-	if (root != NULL && !node_is_null(root)) {
-		if (root->type != YAML_MAPPING_NODE) {
-			errbuf_set(err, "%s:%zu: expected a mapping of sections at the top", name,
-			           node_line(root));
-			rc = -EINVAL;
-		} else {
-			rc = map_each(&y, root, "", top_pair, NULL, err);
-		}
-	}
-	yaml_document_delete(&doc);
-	if (rc < 0 || root == NULL)
-		return rc;
-	if (!yaml_parser_load(parser, &extra))
-		return yaml_syntax_error(parser, name, err);
-	root = yaml_document_get_root_node(&extra);
-	if (root != NULL) {
-		errbuf_set(err, "%s:%zu: only one YAML document is allowed", name, node_line(root));
-		rc = -EINVAL;
-	}
-	yaml_document_delete(&extra);
-	return rc;
-}
-
-int
-config_parse_string(struct de_config *cfg, const char *name, const char *yaml, size_t len,
-                    struct errbuf *err)
-{
-	struct de_config work;
-	yaml_parser_t parser;
-	int rc;
-
-	if ((rc = config_copy(cfg, &work)) < 0)
-		return rc;
-	if (!yaml_parser_initialize(&parser)) {
-		config_free(&work);
-		return -ENOMEM;
-	}
-	yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
-	rc = parse_document(&work, name, &parser, err);
-	yaml_parser_delete(&parser);
-	if (rc < 0) {
-		config_free(&work);
-		return rc;
-	}
-	config_free(cfg);
-	*cfg = work;
-	return 0;
 }
 
 static int
@@ -1372,7 +718,7 @@ config_apply_env(struct de_config *cfg, struct errbuf *err)
 		env_name(row, name, sizeof(name));
 		if ((v = getenv(name)) == NULL)
 			continue;
-		if ((rc = row_set(row, cfg, v, err)) < 0) {
+		if ((rc = config_row_set(row, cfg, v, err)) < 0) {
 			if (rc == -EINVAL)
 				errbuf_prefix(err, "%s", name);
 			return rc;
@@ -1391,7 +737,7 @@ row_by_dotted(const char *key)
 		return NULL;
 	memcpy(section, key, (size_t)(dot - key));
 	section[dot - key] = '\0';
-	return row_find(section, dot + 1);
+	return config_row_find(section, dot + 1);
 }
 
 int
@@ -1405,7 +751,7 @@ config_set(struct de_config *cfg, const char *key, const char *value, struct err
 		           key);
 		return -EINVAL;
 	}
-	if ((rc = row_set(row, cfg, value, err)) == -EINVAL)
+	if ((rc = config_row_set(row, cfg, value, err)) == -EINVAL)
 		errbuf_prefix(err, "%s", key);
 	return rc;
 }
@@ -1472,7 +818,7 @@ config_validate(const struct de_config *cfg, struct errbuf *err)
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < cfg->alerting.n_sinks; i++)
-		if ((why = sink_problem(&cfg->alerting.sinks[i])) != NULL) {
+		if ((why = config_sink_problem(&cfg->alerting.sinks[i])) != NULL) {
 			errbuf_set(err, "%s: alerting.sinks[%zu]: %s", src, i, why);
 			return -EINVAL;
 		}
@@ -1600,11 +946,21 @@ config_wal_dir(const struct de_config *cfg, char *buf, size_t n)
 const char *
 sink_type_to_string(enum sink_type t)
 {
-	return (size_t)t < ARRAY_SIZE(sink_type_choices) - 1 ? sink_type_choices[t] : "unknown";
+	return (size_t)t < ARRAY_SIZE(config_sink_type_names) - 1 ? config_sink_type_names[t]
+	                                                          : "unknown";
 }
 
 const char *
 sink_format_to_string(enum sink_format f)
 {
 	return (size_t)f < ARRAY_SIZE(format_choices) - 1 ? format_choices[f] : "unknown";
+}
+
+const struct cfg_row *
+config_sink_row_find(const char *key, enum sink_type t)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(sink_rows); i++)
+		if (streq(sink_rows[i].key, key) && (sink_rows[i].sink_mask & SINK_BIT(t)))
+			return &sink_rows[i];
+	return NULL;
 }

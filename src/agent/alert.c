@@ -28,9 +28,9 @@
 #include "timeutil.h"
 #include "util.h"
 
-#define SINK_QUEUE_MAX   4096u /* alerts waiting for a sink's worker */
-#define SINK_BACKLOG_MAX 4096u /* memory backlog when there is no spool */
-#define SINK_BATCH       64u
+#define SINK_QUEUE_MAX   16384u /* alerts waiting for a sink's worker (~16 MiB at most) */
+#define SINK_BACKLOG_MAX 4096u  /* memory backlog when there is no spool */
+#define SINK_BATCH       256u
 #define SINK_DRAIN_CHUNK 256u
 #define BACKOFF_MIN_MS   250u
 #define BACKOFF_MAX_MS   5000u
@@ -60,7 +60,7 @@ struct sink {
 	struct spool *spool;
 	struct ring backlog;
 	/* Under mu. */
-	bool stopping, busy, down;
+	bool stopping, busy, down, waiting;
 	uint64_t stop_deadline, next_try, backoff_ms;
 	uint64_t delivered, failed, retried, spooled, rejected;
 	uint64_t dropped_queue_full, dropped_spool_full, lost_at_stop;
@@ -395,11 +395,12 @@ sink_wait(struct sink *s)
 			return s->queue.len > 0 || (backlog && !s->down && now < s->stop_deadline);
 		if (s->queue.len > 0 || (backlog && (!s->down || now >= s->next_try)))
 			return true;
-		if (backlog) {
+		s->waiting = true;
+		if (backlog)
 			cond_wait_ms(&s->wake, &s->mu, s->next_try - now);
-		} else {
+		else
 			pthread_cond_wait(&s->wake, &s->mu);
-		}
+		s->waiting = false;
 	}
 }
 
@@ -828,7 +829,9 @@ alerts_fan_out(struct alerts *a, const char *text)
 				log_error("alert sink %s: queue full, %" PRIu64
 				          " alerts dropped so far",
 				          s->name, s->dropped_queue_full);
-		} else {
+		} else if (s->waiting) {
+			/* A busy worker takes the queue when it looks next: a
+			 * wake-up per alert would only cost context switches. */
 			pthread_cond_signal(&s->wake);
 		}
 		pthread_mutex_unlock(&s->mu);

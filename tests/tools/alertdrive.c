@@ -15,8 +15,12 @@
  * writes alerts_health_json to --health-out, and exits 0.
  *
  * --latency-file FILE: after each submit, waits until the alert's line is in
- * FILE (the file sink's path) and prints p50/p99/max submit->line latency. */
+ * FILE (the file sink's path) and prints p50/p99/max submit->line latency.
+ * --timing: prints alerts/s from the first submit until the sinks are drained.
+ * --floor-out FILE: instead of the pipeline, writes the same N alert lines
+ * with one write(2) each to FILE and prints lines/s (the benchmark's floor). */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -38,9 +42,9 @@
 #include "util.h"
 
 struct opts {
-	const char *config, *data_dir, *rule, *severity, *health_out, *latency_file;
+	const char *config, *data_dir, *rule, *severity, *health_out, *latency_file, *floor_out;
 	uint64_t count, pid_base, flush_ms;
-	bool no_store, use_stdin, wait_spool;
+	bool no_store, use_stdin, wait_spool, timing;
 };
 
 static void
@@ -48,7 +52,8 @@ usage(FILE *f)
 {
 	fputs("usage: alertdrive --config FILE [--data-dir DIR] [--no-store] [--count N]\n"
 	      "       [--pid-base N] [--rule ID] [--severity S] [--stdin] [--flush-ms MS]\n"
-	      "       [--wait-spool] [--health-out FILE] [--latency-file FILE]\n",
+	      "       [--wait-spool] [--health-out FILE] [--latency-file FILE]\n"
+	      "       [--timing] [--floor-out FILE]\n",
 	      f);
 }
 
@@ -68,6 +73,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "wait-spool", no_argument, NULL, 'w' },
 		{ "health-out", required_argument, NULL, 'H' },
 		{ "latency-file", required_argument, NULL, 'L' },
+		{ "timing", no_argument, NULL, 'T' },
+		{ "floor-out", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -117,6 +124,12 @@ parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case 'L':
 			o->latency_file = optarg;
+			break;
+		case 'T':
+			o->timing = true;
+			break;
+		case 'F':
+			o->floor_out = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -282,6 +295,64 @@ run_stdin(struct alerts *al, const struct opts *o)
 	return 0;
 }
 
+/* The floor: the same alert lines, prebuilt, one write(2) each. */
+static int
+run_floor(const struct opts *o)
+{
+	char **lines = calloc(o->count ? o->count : 1, sizeof(char *));
+	uint64_t t0, ns;
+	int fd, r = 0;
+
+	if (lines == NULL)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < o->count && r == 0; i++) {
+		struct process_record p;
+		struct alert_match m = { .rule_id = o->rule,
+			                 .rule_name = "Synthetic test rule",
+			                 .severity = o->severity,
+			                 .category = "test",
+			                 .description = "alertdrive synthetic match" };
+		char id[64];
+		json_t *a, *mt;
+		char *text;
+
+		process_record_init(&p);
+		p.pid = (int32_t)(o->pid_base + i);
+		p.start_time = time_now_ms();
+		p.name = (char *)"synthetic";
+		mt = json_pack("{s:I, s:i, s:s}", "seq", (json_int_t)i, "pid", p.pid, "name",
+		               "synthetic");
+		m.proc = &p;
+		m.match = mt;
+		(void)snprintf(id, sizeof(id), "00000000-0000-7000-8000-%012" PRIx64, i);
+		a = alert_build_json(&m, id, time_now_ms(), "host");
+		text = a ? json_dumps(a, JSON_COMPACT) : NULL;
+		json_decref(a);
+		json_decref(mt);
+		if (text == NULL || asprintf(&lines[i], "%s\n", text) < 0) {
+			lines[i] = NULL;
+			r = -ENOMEM;
+		}
+		free(text);
+	}
+	fd = open(o->floor_out, O_WRONLY | O_APPEND | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (r == 0 && fd < 0)
+		r = -errno;
+	t0 = time_mono_ns();
+	for (uint64_t i = 0; i < o->count && r == 0; i++)
+		r = write_all(fd, lines[i], strlen(lines[i]));
+	ns = time_mono_ns() - t0;
+	if (fd >= 0)
+		close(fd);
+	for (uint64_t i = 0; i < o->count; i++)
+		free(lines[i]);
+	free(lines);
+	if (r == 0)
+		printf("floor: %" PRIu64 " lines in %.3f ms = %.0f lines/s\n", o->count,
+		       (double)ns / 1e6, (double)o->count * 1e9 / (double)(ns ? ns : 1));
+	return r;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -291,12 +362,15 @@ main(int argc, char **argv)
 	_cleanup_(store_closep) struct store *st = NULL;
 	char path[4096], spool[4096];
 	struct opts o;
+	uint64_t t0;
 	int r;
 
 	log_init("alertdrive");
 	signal(SIGPIPE, SIG_IGN);
 	if (parse_opts(argc, argv, &o) < 0)
 		return 2;
+	if (o.floor_out != NULL)
+		return run_floor(&o) < 0 ? 1 : 0;
 	if ((r = config_load(o.config, &cfg, &err)) < 0) {
 		fprintf(stderr, "alertdrive: %s\n", err.msg);
 		return 2;
@@ -313,11 +387,24 @@ main(int argc, char **argv)
 	if ((r = alerts_new(&al, &cfg, st, spool, &err)) < 0)
 		fatal("%s", err.msg);
 	config_free(&cfg);
+	t0 = time_mono_ns();
 	r = o.use_stdin ? run_stdin(al, &o) : run_synthetic(al, &o);
 	if (r < 0)
 		return 1;
 	if (alerts_flush(al, (uint32_t)o.flush_ms, o.wait_spool) < 0)
 		log_warn("sinks not drained within %" PRIu64 " ms", o.flush_ms);
+	if (o.timing) {
+		uint64_t ns = time_mono_ns() - t0;
+		json_t *h = alerts_health_json(al);
+		json_t *s0 = json_array_get(json_object_get(h, "sinks"), 0);
+		json_int_t delivered = json_integer_value(json_object_get(s0, "delivered"));
+
+		printf("pipeline: %" PRIu64 " alerts submitted, %" JSON_INTEGER_FORMAT
+		       " delivered, %" JSON_INTEGER_FORMAT " dropped in %.3f ms = %.0f alerts/s\n",
+		       o.count, delivered, json_integer_value(json_object_get(s0, "dropped")),
+		       (double)ns / 1e6, (double)delivered * 1e9 / (double)(ns ? ns : 1));
+		json_decref(h);
+	}
 	if (o.health_out != NULL) {
 		json_t *h = alerts_health_json(al);
 

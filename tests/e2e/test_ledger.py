@@ -5,13 +5,15 @@ every kind of tampering, proofs check with an independent RFC 6962 verifier and
 """
 import hashlib
 import json
+import os
 import shutil
+import signal
 import struct
 import subprocess
 
 import pytest
 
-from conftest import BUILD, binary, have
+from conftest import BUILD, binary, have, wait_for
 
 MAGIC = 8
 CKPT_LEN = 144
@@ -251,3 +253,74 @@ def test_copied_ledger_verifies_offline(datadir, tmp_path):
 def test_missing_ledger_is_an_error(tmp_path):
     r = cli(tmp_path, "verify")
     assert r.returncode == 1 and "no ledger" in r.stderr
+
+
+def _start_agent(daemons, datadir, tmp_path, registrations=1):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    rules.chmod(0o755)
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text("agent:\n  data_dir: %s\n  startup_timeout_s: 30\n"
+                   "alerting:\n  sinks:\n    - { type: file, path: %s, format: json }\n"
+                   % (datadir, tmp_path / "alerts.jsonl"))
+    env = dict(os.environ, DAEMONEYE_PROCMOND_BINARY=str(binary("procmond")))
+    log = open(tmp_path / "agent.log", "ab")
+    p = daemons.start([binary("daemoneye-agent"), "--config", cfg, "--rules-dir", rules],
+                      env=env, stdout=subprocess.DEVNULL, stderr=log)
+    shown = lambda: (cli(datadir, "show", "--last", "100", fmt="json").stdout or "[]")
+    ok = wait_for(lambda: shown().count('"collector.register"') >= registrations, 30)
+    assert ok, (tmp_path / "agent.log").read_text(errors="replace")[-3000:]
+    return p
+
+
+@pytest.mark.root
+def test_agent_ledger_records_and_verifies(daemons, datadir, tmp_path):
+    """The real agent writes the ledger as its own user; a clean stop signs
+    everything; the CLI verifies it offline with a copy of the public key."""
+    p = _start_agent(daemons, datadir, tmp_path)
+    key = datadir / "ledger" / "ledger.key"
+    st = key.stat()
+    assert st.st_mode & 0o777 == 0o600
+    assert st.st_uid != 0 or pwd_missing("daemoneye") and pwd_missing("nobody")
+    assert daemons.stop(p) == 0
+    pub = tmp_path / "trusted.pub"
+    pub.write_text(cli(datadir, "pubkey").stdout)
+    r = cli(datadir, "verify", "--pubkey", str(pub), fmt="json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["unsigned_tail"] == 0 and doc["checkpoints"] >= 1
+    actions = [e["action"] for e in json.loads(cli(datadir, "show", "--last", "1000", fmt="json").stdout)]
+    assert actions[0] == "key.created"
+    for a in ("agent.start", "collector.register", "agent.stop"):
+        assert a in actions, actions
+
+
+def pwd_missing(name):
+    import pwd
+    try:
+        pwd.getpwnam(name)
+        return False
+    except KeyError:
+        return True
+
+
+@pytest.mark.root
+def test_agent_kill9_then_restart_keeps_one_chain(daemons, datadir, tmp_path):
+    """kill -9 of the whole agent loses nothing already appended: the chain
+    verifies (the tail after the last checkpoint is chain-checked), and the
+    restarted agent continues the same chain and signs it at its clean stop."""
+    p = _start_agent(daemons, datadir, tmp_path)
+    daemons.stop(p, sig=signal.SIGKILL)
+    r = cli(datadir, "verify", fmt="json")
+    assert r.returncode == 0, r.stderr
+    before = json.loads(r.stdout)["entries"]
+    (tmp_path / "rules").rename(tmp_path / "rules.old")
+    p = _start_agent(daemons, datadir, tmp_path, registrations=2)
+    assert daemons.stop(p) == 0
+    r = cli(datadir, "verify", fmt="json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["entries"] > before and doc["unsigned_tail"] == 0
+    shown = cli(datadir, "show", "--last", "1000", fmt="json").stdout
+    actions = [e["action"] for e in json.loads(shown)]
+    assert actions.count("key.created") == 1 and actions.count("agent.start") == 2

@@ -269,11 +269,9 @@ shell_run(struct shell *sh, const char *sql)
 static char *
 shell_readline(struct shell *sh, bool continuation, char **buf, size_t *cap)
 {
-	ssize_t n;
-
 	if (sh->interactive)
 		return readline(continuation ? "   ...> " : "daemoneye> ");
-	if ((n = getline(buf, cap, stdin)) < 0)
+	if (getline(buf, cap, stdin) < 0)
 		return NULL;
 	return strdup(*buf);
 }

@@ -5,8 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "sanitize.h"
@@ -20,6 +22,8 @@
 
 /* What a new instance gets read; the parent comes from the table. */
 #define FULL_READ (PROCFS_READ_ALL & ~(unsigned)PROCFS_READ_PARENT)
+/* Descriptors kept for other uses (sockets, WAL, hashing, logs). */
+#define FD_RESERVE 256
 
 struct entry {
 	struct process_record rec;
@@ -27,6 +31,7 @@ struct entry {
 	uint64_t sample_ms;  /* monotonic ms of that sample */
 	uint64_t cmd_digest; /* of the raw command line */
 	uint32_t gen;        /* snapshot generation that last saw it */
+	int stat_fd, cmd_fd; /* kept open: re-read without a path lookup, or -1 */
 	uid_t dir_uid;       /* owner of /proc/PID: follows the euid */
 	gid_t dir_gid;
 	bool hash_pending; /* the image is being hashed in the background */
@@ -42,7 +47,8 @@ struct lifecycle {
 	struct collector_opts opts;
 	lifecycle_emit_fn emit;
 	void *ctx;
-	struct entry **slots; /* open addressing by pid, linear probing */
+	struct entry **slots;         /* open addressing by pid, linear probing */
+	size_t fd_entries, fd_budget; /* entries holding fds, and how many may */
 	size_t cap, count;
 	uint32_t gen;
 	bool first_done;
@@ -113,12 +119,30 @@ table_insert(struct lifecycle *lc, struct entry *e)
 }
 
 static void
-entry_free(struct entry *e)
+entry_free(struct lifecycle *lc, struct entry *e)
 {
 	if (e == NULL)
 		return;
+	if (e->stat_fd >= 0 || e->cmd_fd >= 0)
+		lc->fd_entries--;
+	if (e->stat_fd >= 0)
+		close(e->stat_fd);
+	if (e->cmd_fd >= 0)
+		close(e->cmd_fd);
 	process_record_clear(&e->rec);
 	free(e);
+}
+
+static struct entry *
+entry_new(void)
+{
+	struct entry *e = calloc(1, sizeof(*e));
+
+	if (e == NULL)
+		return NULL;
+	process_record_init(&e->rec);
+	e->stat_fd = e->cmd_fd = -1;
+	return e;
 }
 
 /* Removes e (backward-shift deletion keeps probe chains intact) and frees it. */
@@ -141,7 +165,7 @@ table_remove(struct lifecycle *lc, struct entry *e)
 		}
 	}
 	lc->count--;
-	entry_free(e);
+	entry_free(lc, e);
 }
 
 /* ---- emitting ---- */
@@ -261,7 +285,9 @@ note_dir_owner(struct lifecycle *lc, struct entry *e)
 	char name[16];
 
 	snprintf(name, sizeof(name), "%d", (int)e->rec.pid);
-	if (fstatat(procfs_dirfd(lc->pf), name, &sb, 0) == 0) {
+	/* Files of /proc/PID follow the task's euid/egid on every stat. */
+	if ((e->stat_fd >= 0 ? fstat(e->stat_fd, &sb)
+	                     : fstatat(procfs_dirfd(lc->pf), name, &sb, 0)) == 0) {
 		e->dir_uid = sb.st_uid;
 		e->dir_gid = sb.st_gid;
 	}
@@ -272,18 +298,22 @@ note_dir_owner(struct lifecycle *lc, struct entry *e)
 static int
 entry_read_full(struct lifecycle *lc, pid_t pid, struct entry **ret)
 {
-	struct entry *e = calloc(1, sizeof(*e));
+	struct entry *e = entry_new();
+	bool keep = lc->fd_entries < lc->fd_budget;
 	struct procfs_sample s;
 	int rc;
 
 	if (e == NULL)
 		return -ENOMEM;
-	process_record_init(&e->rec);
-	rc = procfs_read_pid(lc->pf, pid, FULL_READ, &e->rec, &s);
+	rc = procfs_read_pid(lc->pf, pid, FULL_READ | (keep ? PROCFS_KEEP_FDS : 0u), &e->rec, &s);
 	if (rc < 0) {
-		entry_free(e);
+		entry_free(lc, e);
 		return rc;
 	}
+	e->stat_fd = s.stat_fd;
+	e->cmd_fd = s.cmdline_fd;
+	if (e->stat_fd >= 0 || e->cmd_fd >= 0)
+		lc->fd_entries++;
 	lc->st.full_reads++;
 	e->kernel_thread = s.kernel_thread;
 	e->cmd_digest = s.cmdline_digest;
@@ -369,7 +399,8 @@ recheck_cmdline(struct lifecycle *lc, struct entry *e, char *fields)
 	size_t len;
 	bool trunc;
 
-	if (procfs_read_cmdline_raw(lc->pf, e->rec.pid, &raw, &len, &trunc) < 0)
+	if ((e->cmd_fd >= 0 ? procfs_pread_cmdline(e->cmd_fd, &raw, &len, &trunc)
+	                    : procfs_read_cmdline_raw(lc->pf, e->rec.pid, &raw, &len, &trunc)) < 0)
 		return;
 	if (procfs_digest(raw, len) == e->cmd_digest)
 		return;
@@ -500,9 +531,17 @@ snapshot_one(void *ctx, pid_t pid)
 		lc->truncated = true;
 		return 1;
 	}
+	e = table_find(lc, pid);
+	/* A kept fd reads the very instance we know; ESRCH means it died. */
+	if (e != NULL && e->stat_fd >= 0 && !e->fork_only &&
+	    procfs_pread_stat(e->stat_fd, &st) == 0 && st.starttime == e->rec.start_ticks) {
+		refresh_known(lc, e, &st);
+		e->gen = lc->gen;
+		lc->seen += !e->hidden;
+		return 0;
+	}
 	if (procfs_read_stat(lc->pf, pid, &st) < 0)
 		return 0; /* gone (or unreadable): the sweep decides */
-	e = table_find(lc, pid);
 	if (e != NULL && e->rec.start_ticks == st.starttime && !e->fork_only) {
 		refresh_known(lc, e, &st);
 		e->gen = lc->gen;
@@ -520,7 +559,7 @@ snapshot_one(void *ctx, pid_t pid)
 	if ((rc = entry_read_full(lc, pid, &e)) < 0)
 		return rc == -ENOMEM ? rc : 0;
 	if ((rc = table_insert(lc, e)) < 0) {
-		entry_free(e);
+		entry_free(lc, e);
 		return rc;
 	}
 	e->gen = lc->gen;
@@ -663,9 +702,8 @@ on_exec(struct lifecycle *lc, const struct source_event *ev, const char *source)
 		return;
 	if (rc < 0) {
 		/* Gone already: keep what the kernel told us, and say what is missing. */
-		if ((e = calloc(1, sizeof(*e))) == NULL)
+		if ((e = entry_new()) == NULL)
 			return;
-		process_record_init(&e->rec);
 		e->rec.missing = PROC_MISSING_STAT | PROC_MISSING_CWD | PROC_MISSING_CGROUP |
 		                 PROC_MISSING_HASH | PROC_MISSING_PARENT;
 		fill_from_event(lc, e, ev);
@@ -682,7 +720,7 @@ on_exec(struct lifecycle *lc, const struct source_event *ev, const char *source)
 		table_remove(lc, old);
 	}
 	if (table_insert(lc, e) < 0) {
-		entry_free(e);
+		entry_free(lc, e);
 		return;
 	}
 	e->gen = lc->gen;
@@ -698,7 +736,7 @@ on_fork(struct lifecycle *lc, const struct source_event *ev)
 
 	if (table_find(lc, ev->pid) != NULL)
 		return;
-	if ((e = calloc(1, sizeof(*e))) == NULL)
+	if ((e = entry_new()) == NULL)
 		return;
 	if (parent != NULL && process_record_copy(&e->rec, &parent->rec) == 0) {
 		e->kernel_thread = parent->kernel_thread;
@@ -728,7 +766,7 @@ on_fork(struct lifecycle *lc, const struct source_event *ev)
 	}
 	e->gen = lc->gen;
 	if (table_insert(lc, e) < 0)
-		entry_free(e);
+		entry_free(lc, e);
 }
 
 static void
@@ -816,6 +854,7 @@ lifecycle_new(struct procfs *pf, struct hash_cache *hc, const struct collector_o
               lifecycle_emit_fn emit, void *ctx, struct lifecycle **ret)
 {
 	struct lifecycle *lc = calloc(1, sizeof(*lc));
+	struct rlimit rl;
 
 	if (lc == NULL)
 		return -ENOMEM;
@@ -824,6 +863,8 @@ lifecycle_new(struct procfs *pf, struct hash_cache *hc, const struct collector_o
 	lc->opts = *opts;
 	lc->emit = emit;
 	lc->ctx = ctx;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 2 * FD_RESERVE)
+		lc->fd_budget = (rl.rlim_cur - FD_RESERVE) / 2;
 	if (table_grow(lc) < 0) {
 		free(lc);
 		return -ENOMEM;
@@ -838,7 +879,7 @@ lifecycle_free(struct lifecycle *lc)
 	if (lc == NULL)
 		return;
 	for (size_t i = 0; i < lc->cap; i++)
-		entry_free(lc->slots[i]);
+		entry_free(lc, lc->slots[i]);
 	free(lc->slots);
 	free(lc);
 }

@@ -505,23 +505,97 @@ is_gone(int err)
 	return err == -ENOENT || err == -ESRCH;
 }
 
+/* Opens a file of a process. -ESRCH when the process is gone. */
 static int
-stat_at(int dirfd, const char *path, struct procfs_stat *ret)
+open_at(int dirfd, const char *path)
 {
-	_cleanup_close_ int fd = -1;
+	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0)
+		return is_gone(-errno) ? -ESRCH : -errno;
+	return fd;
+}
+
+int
+procfs_pread_stat(int fd, struct procfs_stat *ret)
+{
 	char buf[STAT_FILE_MAX];
 	ssize_t n;
 
-	if ((fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
-		return is_gone(-errno) ? -ESRCH : -errno;
 	do
-		n = read(fd, buf, sizeof(buf));
+		n = pread(fd, buf, sizeof(buf), 0);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return errno == ESRCH ? -ESRCH : -errno;
 	if (n == 0)
 		return -ESRCH;
 	return procfs_parse_stat(buf, (size_t)n, ret);
+}
+
+int
+procfs_pread_cmdline(int fd, char **ret, size_t *ret_len, bool *ret_truncated)
+{
+	_cleanup_free_ char *buf = malloc(PROC_CMDLINE_MAX + 1);
+	size_t len = 0;
+	ssize_t n;
+	char probe;
+
+	if (buf == NULL)
+		return -ENOMEM;
+	while (len < PROC_CMDLINE_MAX) {
+		n = pread(fd, buf + len, PROC_CMDLINE_MAX - len, (off_t)len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == ESRCH ? -ESRCH : -errno;
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		/* proc_pid_cmdline_read fills the whole request unless argv ends. */
+		if (len < PROC_CMDLINE_MAX)
+			break;
+	}
+	*ret_truncated = len == PROC_CMDLINE_MAX && pread(fd, &probe, 1, (off_t)len) == 1;
+	buf[len] = '\0';
+	*ret_len = len;
+	*ret = TAKE_PTR(buf);
+	return 0;
+}
+
+/* Reads a small /proc file (status, cgroup) in one call: seq_file fills
+ * the whole buffer when the text fits, so a short read is the end. Longer
+ * files are cut at max (the parsers only need their first lines). Returns
+ * 0 and sets *ret (caller frees) or -errno. */
+static int
+small_file_at(int dirfd, const char *path, size_t max, char **ret, size_t *ret_len)
+{
+	_cleanup_close_ int fd = open_at(dirfd, path);
+	_cleanup_free_ char *buf = NULL;
+	ssize_t n;
+
+	if (fd < 0)
+		return fd;
+	if ((buf = malloc(max + 1)) == NULL)
+		return -ENOMEM;
+	do
+		n = read(fd, buf, max);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == ESRCH ? -ESRCH : -errno;
+	buf[n] = '\0';
+	*ret_len = (size_t)n;
+	*ret = TAKE_PTR(buf);
+	return 0;
+}
+
+static int
+stat_at(int dirfd, const char *path, struct procfs_stat *ret)
+{
+	_cleanup_close_ int fd = open_at(dirfd, path);
+
+	if (fd < 0)
+		return fd;
+	return procfs_pread_stat(fd, ret);
 }
 
 int
@@ -536,12 +610,11 @@ procfs_read_stat(struct procfs *pf, pid_t pid, struct procfs_stat *ret)
 static int
 cmdline_at(int dirfd, const char *path, char **ret, size_t *ret_len, bool *ret_truncated)
 {
-	int rc = read_file_at(dirfd, path, PROC_CMDLINE_MAX, true, ret, ret_len);
+	_cleanup_close_ int fd = open_at(dirfd, path);
 
-	if (rc < 0)
-		return is_gone(rc) ? -ESRCH : rc;
-	*ret_truncated = rc == 1;
-	return 0;
+	if (fd < 0)
+		return fd;
+	return procfs_pread_cmdline(fd, ret, ret_len, ret_truncated);
 }
 
 int
@@ -601,13 +674,18 @@ note_err(struct read_ctx *c, int rc, uint32_t missing_bit)
 static int
 read_stat_step(struct read_ctx *c, unsigned what)
 {
+	_cleanup_close_ int fd = -1;
 	struct procfs_stat st;
 	struct process_record *r = c->rec;
 	char tty[32];
 	int rc;
 
-	if ((rc = stat_at(c->pdir, "stat", &st)) < 0)
+	if ((fd = open_at(c->pdir, "stat")) < 0)
+		return fd;
+	if ((rc = procfs_pread_stat(fd, &st)) < 0)
 		return rc == -EINVAL ? -ESRCH : rc;
+	if (what & PROCFS_KEEP_FDS)
+		c->sample->stat_fd = TAKE_FD(fd);
 	r->pid = c->pid;
 	r->ppid = st.ppid;
 	r->start_ticks = st.starttime;
@@ -640,7 +718,7 @@ read_status_step(struct read_ctx *c)
 	size_t len;
 	int rc;
 
-	if ((rc = read_file_at(c->pdir, "status", STATUS_FILE_MAX, true, &buf, &len)) < 0) {
+	if ((rc = small_file_at(c->pdir, "status", STATUS_FILE_MAX, &buf, &len)) < 0) {
 		note_err(c, rc, PROC_MISSING_STATUS);
 		return rc == -ENOMEM ? rc : 0;
 	}
@@ -693,18 +771,23 @@ procfs_sanitize_cmdline(const char *raw, size_t len, char **ret)
 }
 
 static int
-read_cmdline_step(struct read_ctx *c)
+read_cmdline_step(struct read_ctx *c, unsigned what)
 {
+	_cleanup_close_ int fd = -1;
 	_cleanup_free_ char *raw = NULL;
 	char *clean = NULL;
 	size_t len = 0;
 	bool trunc = false;
 	int rc;
 
-	if ((rc = cmdline_at(c->pdir, "cmdline", &raw, &len, &trunc)) < 0) {
+	if ((fd = open_at(c->pdir, "cmdline")) < 0 ||
+	    (rc = procfs_pread_cmdline(fd, &raw, &len, &trunc)) < 0) {
+		rc = fd < 0 ? fd : rc;
 		note_err(c, rc == -ESRCH ? -ENOENT : rc, PROC_MISSING_CMDLINE);
 		return rc == -ENOMEM ? rc : 0;
 	}
+	if (what & PROCFS_KEEP_FDS)
+		c->sample->cmdline_fd = TAKE_FD(fd);
 	if ((rc = procfs_sanitize_cmdline(raw, len, &clean)) < 0)
 		return rc;
 	replace_str(&c->rec->command_line, clean);
@@ -779,7 +862,7 @@ read_cgroup_step(struct read_ctx *c)
 	size_t len;
 	int rc;
 
-	if ((rc = read_file_at(c->pdir, "cgroup", CGROUP_FILE_MAX, true, &buf, &len)) < 0) {
+	if ((rc = small_file_at(c->pdir, "cgroup", CGROUP_FILE_MAX, &buf, &len)) < 0) {
 		note_err(c, rc, PROC_MISSING_CGROUP);
 		return rc == -ENOMEM ? rc : 0;
 	}
@@ -821,9 +904,9 @@ read_parent_step(struct read_ctx *c)
 	return 0;
 }
 
-int
-procfs_read_pid(struct procfs *pf, pid_t pid, unsigned what, struct process_record *rec,
-                struct procfs_sample *sample)
+static int
+read_pid(struct procfs *pf, pid_t pid, unsigned what, struct process_record *rec,
+         struct procfs_sample *sample)
 {
 	struct read_ctx c = { .pf = pf, .pid = pid, .rec = rec, .sample = sample };
 	_cleanup_close_ int pdir = -1;
@@ -831,6 +914,7 @@ procfs_read_pid(struct procfs *pf, pid_t pid, unsigned what, struct process_reco
 	int rc;
 
 	memset(sample, 0, sizeof(*sample));
+	sample->stat_fd = sample->cmdline_fd = -1;
 	snprintf(name, sizeof(name), "%d", (int)pid);
 	/* One directory fd per read: every file comes from the same process
 	 * instance even if the pid is reused meanwhile (reads then fail ESRCH). */
@@ -842,7 +926,7 @@ procfs_read_pid(struct procfs *pf, pid_t pid, unsigned what, struct process_reco
 	rec->accessible = true;
 	/* The command line and the image first: a short-lived process loses them
 	 * at exit, while its status stays readable until it is reaped. */
-	if ((what & PROCFS_READ_CMDLINE) && (rc = read_cmdline_step(&c)) < 0)
+	if ((what & PROCFS_READ_CMDLINE) && (rc = read_cmdline_step(&c, what)) < 0)
 		return rc;
 	if ((what & PROCFS_READ_EXE) && (rc = read_exe_step(&c)) < 0)
 		return rc;
@@ -862,6 +946,22 @@ procfs_read_pid(struct procfs *pf, pid_t pid, unsigned what, struct process_reco
 	if (c.gone && faccessat(pdir, "stat", F_OK, 0) < 0)
 		return -ESRCH;
 	return 0;
+}
+
+int
+procfs_read_pid(struct procfs *pf, pid_t pid, unsigned what, struct process_record *rec,
+                struct procfs_sample *sample)
+{
+	int rc = read_pid(pf, pid, what, rec, sample);
+
+	if (rc < 0) {
+		if (sample->stat_fd >= 0)
+			close(sample->stat_fd);
+		if (sample->cmdline_fd >= 0)
+			close(sample->cmdline_fd);
+		sample->stat_fd = sample->cmdline_fd = -1;
+	}
+	return rc;
 }
 
 int

@@ -98,6 +98,10 @@ enum {
 	PROCFS_READ_PARENT = 1u << 6, /* parent name, exe, command line */
 	PROCFS_READ_USER = 1u << 7,   /* user_name from the uid */
 	PROCFS_READ_ALL = 0xffu,
+	/* Hand the opened stat and cmdline fds back in the sample (caller
+	 * closes): pread on them later re-reads the same process instance
+	 * without a path lookup, and fails with ESRCH once it is gone. */
+	PROCFS_KEEP_FDS = 1u << 8,
 };
 
 /* Numbers that are not record columns but that the lifecycle needs. */
@@ -106,6 +110,7 @@ struct procfs_sample {
 	uint32_t flags;          /* PF_* of stat */
 	uint64_t cmdline_digest; /* FNV-1a of the raw cmdline bytes (READ_CMDLINE) */
 	bool kernel_thread;
+	int stat_fd, cmdline_fd; /* with PROCFS_KEEP_FDS: open fds, or -1 */
 };
 
 /* Reads pid into rec (initialized by the caller with process_record_init;
@@ -131,6 +136,11 @@ int procfs_read_cmdline_raw(struct procfs *pf, pid_t pid, char **ret, size_t *re
 /* The command_line column from raw NUL-separated argv bytes: SPEC §7
  * sanitizing, then valid UTF-8. Returns 0 and sets *ret, or -ENOMEM. */
 int procfs_sanitize_cmdline(const char *raw, size_t len, char **ret);
+
+/* Re-read a kept stat or cmdline fd (PROCFS_KEEP_FDS). Same results as the
+ * path-based readers; -ESRCH once the instance is gone. */
+int procfs_pread_stat(int fd, struct procfs_stat *ret);
+int procfs_pread_cmdline(int fd, char **ret, size_t *ret_len, bool *ret_truncated);
 
 /* FNV-1a 64 of a buffer: the cheap change detector for command lines. */
 uint64_t procfs_digest(const char *buf, size_t len);

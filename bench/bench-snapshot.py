@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Full /proc snapshot cost: procmond vs `ps` vs a floor program.
+
+At each live-process level (default 1000 and 5000; BENCH_LEVELS="1000,5000,10000"
+to change), sleepers are spawned to reach the level, then, interleaved so a
+noisy machine hurts every contender alike, medians of:
+  floor      bench/snapshot-floor: read stat, status, cmdline and the exe link
+             of every process, nothing else
+  ps         ps -eo pid,ppid,uid,stat,lstart,rss,args > /dev/null (wall clock)
+  first      procmond --once: every SPEC column, JSON lines to /dev/null (the
+             in-process snapshot time procmond logs at debug level), with
+             hashes (cold cache) and with --no-hash
+  later      procmond --collector poll: the snapshots after the first
+             (known instances are refreshed, not re-read)
+and procmond's resident memory (VmRSS, VmHWM) while it tracks them.
+Goals (issue 3): first <= 1.5x floor, later <= 0.5x floor, RSS < 8 MB at 10k.
+Bounded: about a minute at the default levels.
+"""
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TOP = Path(__file__).resolve().parents[1]
+BUILD = Path(os.environ.get("DE_BUILD_DIR", TOP / "build"))
+PROCMOND = BUILD / "src/procmond/procmond"
+FLOOR = BUILD / "bench/snapshot-floor"
+ROUNDS = 5
+SNAP_RE = re.compile(r"snapshot: (\d+) processes in (\d+) us")
+
+
+def floor_us():
+    out = subprocess.run([str(FLOOR), "3"], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[1])
+
+
+def ps_us():
+    t = time.perf_counter()
+    subprocess.run(["ps", "-eo", "pid,ppid,uid,stat,lstart,rss,args"],
+                   stdout=subprocess.DEVNULL, check=True)
+    return (time.perf_counter() - t) * 1e6
+
+
+def once_us(*extra):
+    p = subprocess.run([str(PROCMOND), "--once", "--output", "/dev/null", "--log-level",
+                        "debug", *extra], capture_output=True, text=True, timeout=120)
+    m = SNAP_RE.search(p.stderr)
+    if p.returncode != 0 or m is None:
+        raise RuntimeError(p.stderr)
+    return int(m.group(2))
+
+
+def later_us_and_rss(seconds=4.0):
+    p = subprocess.Popen([str(PROCMOND), "--collector", "poll", "--interval", "300",
+                          "--output", "/dev/null", "--log-level", "debug"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(seconds)
+    status = Path(f"/proc/{p.pid}/status").read_text()
+    p.send_signal(signal.SIGTERM)
+    err = p.communicate(timeout=20)[1]
+    times = [int(m.group(2)) for m in SNAP_RE.finditer(err)]
+    rss = {k: int(v.split()[0]) for k, v in
+           (line.split(":", 1) for line in status.splitlines() if line.startswith("Vm"))}
+    if len(times) < 3:
+        raise RuntimeError(err)
+    return statistics.median(times[1:]), rss.get("VmRSS", 0), rss.get("VmHWM", 0)
+
+
+def live_count():
+    return sum(1 for d in os.listdir("/proc") if d.isdigit())
+
+
+def spawn_to(level, sleepers):
+    while live_count() < level:
+        need = level - live_count()
+        for _ in range(min(need, 500)):
+            sleepers.append(subprocess.Popen(["sleep", "600"], stdin=subprocess.DEVNULL,
+                                             stdout=subprocess.DEVNULL, close_fds=True))
+        time.sleep(0.2)
+
+
+def measure(level, sleepers):
+    spawn_to(level, sleepers)
+    time.sleep(0.5)
+    fl, ps, first, first_nh = [], [], [], []
+    for _ in range(ROUNDS):
+        fl.append(floor_us())
+        ps.append(ps_us())
+        first_nh.append(once_us("--no-hash"))
+        first.append(once_us())
+    later, rss, hwm = later_us_and_rss()
+    f = statistics.median(fl)
+    row = {
+        "processes": live_count(),
+        "floor_ms": f / 1000,
+        "ps_ms": statistics.median(ps) / 1000,
+        "first_ms": statistics.median(first) / 1000,
+        "first_nohash_ms": statistics.median(first_nh) / 1000,
+        "later_ms": later / 1000,
+        "rss_kb": rss,
+        "hwm_kb": hwm,
+    }
+    print(f"{row['processes']:>6} procs | floor {row['floor_ms']:7.1f} ms | "
+          f"ps {row['ps_ms']:7.1f} ms ({row['ps_ms'] / row['floor_ms']:.2f}x) | "
+          f"procmond first {row['first_ms']:7.1f} ms ({row['first_ms'] / row['floor_ms']:.2f}x),"
+          f" --no-hash {row['first_nohash_ms']:7.1f} ms "
+          f"({row['first_nohash_ms'] / row['floor_ms']:.2f}x) | "
+          f"later {row['later_ms']:6.1f} ms ({row['later_ms'] / row['floor_ms']:.2f}x) | "
+          f"RSS {rss / 1024:.1f} MB (peak {hwm / 1024:.1f} MB)", flush=True)
+    return row
+
+
+def main():
+    if not PROCMOND.exists() or not FLOOR.exists():
+        print(f"build first: {PROCMOND} / {FLOOR} missing", file=sys.stderr)
+        return 1
+    levels = [int(x) for x in os.environ.get("BENCH_LEVELS", "1000,5000").split(",")]
+    print(f"median of {ROUNDS} interleaved rounds; goals: first <= 1.5x floor, "
+          "later <= 0.5x floor, RSS < 8 MB at 10k")
+    sleepers = []
+    try:
+        for level in levels:
+            measure(level, sleepers)
+    finally:
+        for s in sleepers:
+            s.kill()
+        for s in sleepers:
+            s.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

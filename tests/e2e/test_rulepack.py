@@ -947,7 +947,9 @@ def test_rule_fires_on_real_process(pack, rule):
         f"no {rule} alert for pid {pid} (seen by the store: {pid in pack.seen}); "
         f"alerts for that pid: {sorted(r for (r, p) in pack.alerts if p == pid)}")
     assert a["severity"] == RULES[rule]["severity"]
+    assert a["rule_name"] == RULES[rule]["name"]
     assert a["process"]["pid"] == pid
+    assert a["match"]["pid"] == pid, "the match carries the columns the rule selected"
 
 
 @pytest.mark.root

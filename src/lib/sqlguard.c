@@ -34,6 +34,7 @@ enum guard_stop {
 
 struct regex_entry {
 	char *pattern;
+	size_t len;
 	pcre2_code *code;
 	pcre2_match_data *md;
 	uint64_t last_use;
@@ -50,6 +51,7 @@ struct sqlguard {
 	char reason[256]; /* why the authorizer said no */
 	pcre2_match_context *mctx;
 	struct regex_entry regex[SQLGUARD_REGEX_CACHE];
+	struct regex_entry *mru; /* the entry used last */
 	uint64_t regex_clock;
 	struct sqlguard_stats stats;
 	char *known[64]; /* tables and views at attach time */
@@ -321,18 +323,25 @@ regex_get(struct sqlguard *g, const char *pat, size_t len, char *msg, size_t msg
 	PCRE2_SIZE erroff;
 	int errcode;
 
+	/* A rule scanning a batch calls with the same pattern row after row. */
+	if (g->mru != NULL && g->mru->len == len && memcmp(g->mru->pattern, pat, len) == 0) {
+		g->stats.regex_cache_hits++;
+		return g->mru;
+	}
 	for (size_t i = 0; i < ARRAY_SIZE(g->regex); i++) {
 		struct regex_entry *e = &g->regex[i];
-		if (e->pattern != NULL && strlen(e->pattern) == len &&
-		    memcmp(e->pattern, pat, len) == 0) {
+		if (e->pattern != NULL && e->len == len && memcmp(e->pattern, pat, len) == 0) {
 			e->last_use = ++g->regex_clock;
 			g->stats.regex_cache_hits++;
+			g->mru = e;
 			return e;
 		}
 		if (e->pattern == NULL ||
 		    (victim->pattern != NULL && e->last_use < victim->last_use))
 			victim = e;
 	}
+	if (g->mru == victim)
+		g->mru = NULL;
 	regex_entry_clear(victim);
 	victim->code = pcre2_compile((PCRE2_SPTR)pat, len, PCRE2_UTF | PCRE2_MATCH_INVALID_UTF,
 	                             &errcode, &erroff, NULL);
@@ -352,8 +361,10 @@ regex_get(struct sqlguard *g, const char *pat, size_t len, char *msg, size_t msg
 		(void)snprintf(msg, msgsz, "regexp: out of memory");
 		return NULL;
 	}
+	victim->len = len;
 	victim->last_use = ++g->regex_clock;
 	g->stats.regex_compiles++;
+	g->mru = victim;
 	return victim;
 }
 

@@ -1093,7 +1093,7 @@ store_eval_open(struct store *s, struct store_eval **ret, struct errbuf *err)
 			goto fail;
 		e->guard = s->guard;
 	} else {
-		rc = sqlite3_open_v2(s->path, &e->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX,
+		rc = sqlite3_open_v2(s->path, &e->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
 		                     NULL);
 		if (rc != SQLITE_OK) {
 			errbuf_set(err, "%s: %s", s->path, sqlite3_errstr(rc));

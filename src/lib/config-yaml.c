@@ -81,8 +81,8 @@ map_each(struct yctx *y, yaml_node_t *map, const char *where, pair_fn fn, void *
 		int rc;
 
 		if (key == NULL || vn == NULL) {
-			errbuf_set(err, "%s:%zu: %s: keys must be plain strings", y->name,
-			           kn ? node_line(kn) : 0, where);
+			errbuf_set(err, "%s:%zu: %s%skeys must be plain strings", y->name,
+			           kn ? node_line(kn) : 0, where, where[0] ? ": " : "");
 			return -EINVAL;
 		}
 		for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
@@ -312,7 +312,8 @@ collector_pair(struct yctx *y, const char *key, yaml_node_t *kn, yaml_node_t *vn
 	int rc;
 
 	if (streq(key, "args")) {
-		if ((rc = expect(y, vn, YAML_SEQUENCE_NODE, "a list of strings", key, err)) < 0)
+		if ((rc = expect(y, vn, YAML_SEQUENCE_NODE, "a list of strings", "collectors.args",
+		                 err)) < 0)
 			return rc;
 		for (yaml_node_item_t *it = vn->data.sequence.items.start;
 		     it < vn->data.sequence.items.top; it++) {

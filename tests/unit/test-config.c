@@ -420,6 +420,139 @@ test_set_and_validate(void **state)
 	config_free(&cfg);
 }
 
+/* The remaining shapes of bad input, each with its location. */
+static void
+test_more_errors(void **state)
+{
+	char big[2048];
+	size_t used = 0;
+
+	(void)state;
+	expect_error("? [a]\n: 1\n", "t.yaml:1: keys must be plain strings");
+	expect_error("detection:\n  rules_dirs: [/a, 'b:c']\n",
+	             "t.yaml:2: detection.rules_dirs: expected a list of paths (no ':')");
+	expect_error("agent:\n  retention_days:\n",
+	             "t.yaml:2: agent.retention_days: a value is required");
+	expect_error("procmond:\n  max_buffer_bytes: 99999999999999T\n",
+	             "t.yaml:2: procmond.max_buffer_bytes: must be between 65536 and 4294967296");
+	expect_error("procmond:\n  max_buffer_bytes: 1K\n",
+	             "t.yaml:2: procmond.max_buffer_bytes: must be between 65536 and 4294967296");
+	expect_error("alerting:\n  sinks:\n    - { type: syslog, server: 'udp://h:514' }\n",
+	             "t.yaml:3: alerting.sinks[0]: a syslog server is tcp://host:port or "
+	             "tls://host:port");
+	expect_error(
+	    "alerting:\n  sinks:\n    - { type: syslog, facility: mail2 }\n",
+	    "t.yaml:3: alerting.sinks[0].facility: expected one of kern, user, mail, daemon, "
+	    "auth, syslog, lpr, news, uucp, cron, authpriv, ftp, local0, local1, local2, "
+	    "local3, local4, local5, local6, local7, got 'mail2'");
+	expect_error("collectors:\n  - { id: x, args: [a, [b]] }\n",
+	             "t.yaml:2: collectors: args must be strings");
+	expect_error("collectors:\n  - { id: x, args: a }\n",
+	             "t.yaml:2: collectors.args: expected a list of strings");
+	expect_error("collectors:\n  - { id: [x] }\n",
+	             "t.yaml:2: collectors.id: expected a single value");
+	expect_error("collectors:\n  - { id: x, spawn: sometimes }\n",
+	             "t.yaml:2: collectors.spawn: expected true or false, got 'sometimes'");
+	expect_error("collectors: { id: x }\n",
+	             "t.yaml:1: collectors: expected a list or a collectors.json path");
+	expect_error("collectors:\n  - 5\n", "t.yaml:2: collectors[0]: expected a mapping");
+
+	/* Bounds of the lists: 17 sinks, 9 collectors, 33 args. */
+	used += (size_t)snprintf(big + used, sizeof(big) - used, "alerting:\n  sinks:\n");
+	for (int i = 0; i < CONFIG_MAX_SINKS + 1; i++)
+		used += (size_t)snprintf(big + used, sizeof(big) - used, "    - type: stdout\n");
+	expect_error(big, "t.yaml:19: alerting.sinks: at most 16 sinks");
+	used = (size_t)snprintf(big, sizeof(big), "collectors:\n");
+	for (int i = 0; i < CONFIG_MAX_COLLECTORS + 1; i++)
+		used += (size_t)snprintf(big + used, sizeof(big) - used, "  - { id: c%d }\n", i);
+	expect_error(big, "t.yaml:10: at most 8 collectors");
+	used = (size_t)snprintf(big, sizeof(big), "collectors:\n  - id: x\n    args: [");
+	for (int i = 0; i < CONFIG_MAX_ARGS + 1; i++)
+		used += (size_t)snprintf(big + used, sizeof(big) - used, "%sa", i ? ", " : "");
+	(void)snprintf(big + used, sizeof(big) - used, "]\n");
+	expect_error(big, "t.yaml:3: collectors: at most 32 args");
+}
+
+/* Each malformed collectors.json is refused with the file's name. */
+static void
+test_collectors_json_errors(void **state)
+{
+	static const struct {
+		const char *json, *msg;
+	} cases[] = {
+		{ "[]", "expected {\"collectors\": [...]}" },
+		{ "{\"collectors\":[], \"x\":1}", "expected {\"collectors\": [...]}" },
+		{ "{\"collectors\":[5]}", "collectors[0]: expected an object" },
+		{ "{\"collectors\":[{\"id\":5}]}", "collectors[0].id: expected a string" },
+		{ "{\"collectors\":[{\"id\":\"a\",\"spawn\":1}]}",
+		  "collectors[0].spawn: expected true or false" },
+		{ "{\"collectors\":[{\"id\":\"a\",\"args\":\"x\"}]}",
+		  "collectors[0].args: expected a list of strings" },
+		{ "{\"collectors\":[{\"id\":\"a\",\"args\":[1]}]}",
+		  "collectors[0].args: expected strings" },
+		{ "{\"collectors\":[{\"binary\":\"a\"}]}",
+		  "collectors[0]: a collector needs an id" },
+		{ "{\"collectors\":[{\"id\":\"a\"},{\"id\":\"a\"},{\"id\":\"a\"},{\"id\":\"a\"},"
+		  "{\"id\":\"a\"},{\"id\":\"a\"},{\"id\":\"a\"},{\"id\":\"a\"},{\"id\":\"a\"}]}",
+		  "at most 8 collectors" },
+	};
+	struct de_config cfg;
+	struct errbuf err;
+	struct tmpdir t;
+	char json[PATH_MAX], yaml[PATH_MAX + 32];
+
+	(void)state;
+	tmpdir_make(&t);
+	(void)snprintf(json, sizeof(json), "%s/c.json", t.path);
+	/* An absolute path is used as it is. */
+	(void)snprintf(yaml, sizeof(yaml), "collectors: %s\n", json);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		write_text(json, cases[i].json);
+		assert_int_equal(config_defaults(&cfg), 0);
+		assert_int_equal(config_parse_string(&cfg, "t.yaml", yaml, strlen(yaml), &err),
+		                 -EINVAL);
+		if (strstr(err.msg, cases[i].msg) == NULL ||
+		    strncmp(err.msg, "t.yaml:1: ", 10) != 0)
+			fail_msg("case %zu: %s", i, err.msg);
+		config_free(&cfg);
+	}
+	rm_rf(t.path);
+}
+
+/* Environment values are checked like file values, lists included. */
+static void
+test_env_lists(void **state)
+{
+	struct de_config cfg;
+	struct errbuf err;
+
+	(void)state;
+	assert_int_equal(config_defaults(&cfg), 0);
+	setenv("DAEMONEYE_DETECTION_RULES_DIRS", "::", 1);
+	assert_int_equal(config_apply_env(&cfg, &err), -EINVAL);
+	assert_string_equal(err.msg, "DAEMONEYE_DETECTION_RULES_DIRS: expected at least one entry");
+	setenv("DAEMONEYE_DETECTION_RULES_DIRS",
+	       "/1:/2:/3:/4:/5:/6:/7:/8:/9:/10:/11:/12:/13:/14:/15:/16:/17", 1);
+	assert_int_equal(config_apply_env(&cfg, &err), -EINVAL);
+	assert_string_equal(err.msg, "DAEMONEYE_DETECTION_RULES_DIRS: at most 16 entries");
+	unsetenv("DAEMONEYE_DETECTION_RULES_DIRS");
+	setenv("DAEMONEYE_AGENT_USER", "", 1);
+	assert_int_equal(config_apply_env(&cfg, &err), -EINVAL);
+	assert_string_equal(err.msg, "DAEMONEYE_AGENT_USER: must not be empty");
+	unsetenv("DAEMONEYE_AGENT_USER");
+	setenv("DAEMONEYE_PROCMOND_WAL_ROTATE_BYTES", "1GiB", 1);
+	assert_int_equal(config_apply_env(&cfg, &err), 0);
+	assert_true(cfg.procmond.wal_rotate_bytes == 1u << 30);
+	unsetenv("DAEMONEYE_PROCMOND_WAL_ROTATE_BYTES");
+	/* The list is unchanged by the failed attempts. */
+	assert_int_equal(cfg.detection.n_rules_dirs, 1);
+	for (int i = 1; i < CONFIG_MAX_RULES_DIRS; i++)
+		assert_int_equal(config_append(&cfg, "detection.rules_dirs", "/x", &err), 0);
+	assert_int_equal(config_append(&cfg, "detection.rules_dirs", "/x", &err), -EINVAL);
+	assert_string_equal(err.msg, "detection.rules_dirs: too many entries");
+	config_free(&cfg);
+}
+
 /* The shipped example must always load and validate. */
 static void
 test_example_file(void **state)
@@ -445,10 +578,17 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),         cmocka_unit_test(test_good_file),
-		cmocka_unit_test(test_errors),           cmocka_unit_test(test_syntax_error),
-		cmocka_unit_test(test_env_and_files),    cmocka_unit_test(test_collectors_json),
-		cmocka_unit_test(test_set_and_validate), cmocka_unit_test(test_example_file),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_good_file),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_syntax_error),
+		cmocka_unit_test(test_env_and_files),
+		cmocka_unit_test(test_collectors_json),
+		cmocka_unit_test(test_set_and_validate),
+		cmocka_unit_test(test_example_file),
+		cmocka_unit_test(test_more_errors),
+		cmocka_unit_test(test_collectors_json_errors),
+		cmocka_unit_test(test_env_lists),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

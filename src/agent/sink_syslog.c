@@ -9,6 +9,11 @@
  * acknowledged every byte (SIOCOUTQ == 0): a receiver that went away makes
  * the delivery fail (and the alert is spooled) instead of vanishing.
  *
+ * "tls://host:port" (port default 6514) is the same over TLS (RFC 5425): OpenSSL,
+ * TLS 1.2 or newer, the server's certificate verified against the system CA
+ * store (or SSL_CERT_FILE / SSL_CERT_DIR, OpenSSL's own variables) and its
+ * name checked against host.
+ *
  * Local (no server, or "unix:PATH"): one datagram per alert to /dev/log in the
  * format syslog(3) uses (RFC 3164 header, JSON message), because the local
  * receivers (journald, rsyslog's imuxsock) parse that header and not 5424's.
@@ -27,10 +32,14 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "cleanup.h"
 #include "sink.h"
@@ -38,6 +47,7 @@
 #include "util.h"
 
 #define SYSLOG_DEFAULT_PORT    "514"
+#define SYSLOG_TLS_PORT        "6514"
 #define SYSLOG_CONNECT_TIMEOUT 5000
 #define SYSLOG_ACK_TIMEOUT_MS  5000
 #define SYSLOG_MSG_MAX         (256 * 1024)
@@ -50,6 +60,8 @@ struct sink_syslog {
 	char *port;
 	char *local_path;
 	int fd;
+	SSL_CTX *tls_ctx; /* tls:// only */
+	SSL *ssl;
 };
 
 static const struct {
@@ -72,6 +84,10 @@ static const struct {
 static void
 syslog_disconnect(struct sink_syslog *s)
 {
+	if (s->ssl != NULL) {
+		SSL_free(s->ssl);
+		s->ssl = NULL;
+	}
 	if (s->fd >= 0)
 		close(s->fd);
 	s->fd = -1;
@@ -85,6 +101,7 @@ syslog_close(void *state)
 	if (s == NULL)
 		return;
 	syslog_disconnect(s);
+	SSL_CTX_free(s->tls_ctx);
 	free(s->host);
 	free(s->port);
 	free(s->local_path);
@@ -93,7 +110,7 @@ syslog_close(void *state)
 
 /* Splits "host:port" or "[v6]:port" (port optional). */
 static int
-parse_hostport(const char *hp, char **ret_host, char **ret_port)
+parse_hostport(const char *hp, const char *def_port, char **ret_host, char **ret_port)
 {
 	const char *host = hp, *colon, *port;
 	size_t host_len;
@@ -111,7 +128,7 @@ parse_hostport(const char *hp, char **ret_host, char **ret_port)
 		colon = strrchr(hp, ':');
 		host_len = colon ? (size_t)(colon - hp) : strlen(hp);
 	}
-	port = colon ? colon + 1 : SYSLOG_DEFAULT_PORT;
+	port = colon ? colon + 1 : def_port;
 	if (host_len == 0 || port[0] == '\0' || strspn(port, "0123456789") != strlen(port))
 		return -EINVAL;
 	if ((h = strndup(host, host_len)) == NULL)
@@ -125,10 +142,26 @@ parse_hostport(const char *hp, char **ret_host, char **ret_port)
 	return 0;
 }
 
+/* TLS 1.2+, peer verified against the default CA paths (which honour
+ * SSL_CERT_FILE and SSL_CERT_DIR). */
+static int
+syslog_tls_init(struct sink_syslog *s)
+{
+	if ((s->tls_ctx = SSL_CTX_new(TLS_client_method())) == NULL)
+		return -ENOMEM;
+	if (SSL_CTX_set_min_proto_version(s->tls_ctx, TLS1_2_VERSION) != 1 ||
+	    SSL_CTX_set_default_verify_paths(s->tls_ctx) != 1)
+		return -EINVAL;
+	SSL_CTX_set_verify(s->tls_ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_mode(s->tls_ctx, SSL_MODE_AUTO_RETRY);
+	return 0;
+}
+
 static int
 syslog_configure(struct sink_syslog *s, const struct sink_config *sc, struct errbuf *err)
 {
 	const char *fac = isempty(sc->facility) ? "auth" : sc->facility;
+	bool tls;
 	int r;
 
 	s->facility = -1;
@@ -147,20 +180,25 @@ syslog_configure(struct sink_syslog *s, const struct sink_config *sc, struct err
 		s->local_path = strdup(sc->server + 5);
 		return s->local_path ? 0 : -ENOMEM;
 	}
-	if (strncmp(sc->server, "tls://", 6) == 0) {
-		errbuf_set(err, "syslog sink: tls:// is not supported by this build; "
-		                "use tcp:// to a local relay that forwards over TLS");
+	if (strncmp(sc->server, "tcp://", 6) != 0 && strncmp(sc->server, "tls://", 6) != 0) {
+		errbuf_set(err,
+		           "syslog sink: server '%s' must be tcp://host:port or tls://host:port",
+		           sc->server);
 		return -EINVAL;
 	}
-	if (strncmp(sc->server, "tcp://", 6) != 0) {
-		errbuf_set(err, "syslog sink: server '%s' must be tcp://host:port", sc->server);
-		return -EINVAL;
-	}
-	if ((r = parse_hostport(sc->server + 6, &s->host, &s->port)) < 0) {
+	tls = strncmp(sc->server, "tls://", 6) == 0;
+	r = parse_hostport(sc->server + 6, tls ? SYSLOG_TLS_PORT : SYSLOG_DEFAULT_PORT, &s->host,
+	                   &s->port);
+	if (r < 0) {
 		errbuf_set(err, "syslog sink: bad server '%s'", sc->server);
 		return r;
 	}
 	s->remote = true;
+	if (tls && (r = syslog_tls_init(s)) < 0) {
+		errbuf_set(err, "syslog sink: cannot set up TLS: %s",
+		           ERR_reason_error_string(ERR_get_error()));
+		return r;
+	}
 	return 0;
 }
 
@@ -199,6 +237,54 @@ connect_timeout(int fd, const struct sockaddr *sa, socklen_t len, int timeout_ms
 	return soerr ? -soerr : 0;
 }
 
+static const char *
+tls_error(void)
+{
+	unsigned long e = ERR_get_error();
+	const char *r = e ? ERR_reason_error_string(e) : NULL;
+
+	return r ? r : "handshake failed";
+}
+
+/* Runs the TLS handshake on the connected s->fd, verifying the server's
+ * certificate and name. The socket is blocking with timeouts from here on. */
+static int
+syslog_tls_handshake(struct sink_syslog *s, struct errbuf *err)
+{
+	struct timeval tv = { .tv_sec = SYSLOG_CONNECT_TIMEOUT / 1000 };
+	struct in6_addr a6;
+	struct in_addr a4;
+	int fl = fcntl(s->fd, F_GETFL), r;
+
+	if (fl < 0 || fcntl(s->fd, F_SETFL, fl & ~O_NONBLOCK) < 0 ||
+	    setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(s->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+		return -errno;
+	ERR_clear_error();
+	if ((s->ssl = SSL_new(s->tls_ctx)) == NULL || SSL_set_fd(s->ssl, s->fd) != 1)
+		return -ENOMEM;
+	if (inet_pton(AF_INET, s->host, &a4) == 1 || inet_pton(AF_INET6, s->host, &a6) == 1) {
+		X509_VERIFY_PARAM *vp = SSL_get0_param(s->ssl);
+
+		if (X509_VERIFY_PARAM_set1_ip_asc(vp, s->host) != 1)
+			return -EINVAL;
+	} else if (SSL_set1_host(s->ssl, s->host) != 1 ||
+	           SSL_set_tlsext_host_name(s->ssl, s->host) != 1) {
+		return -EINVAL;
+	}
+	if ((r = SSL_connect(s->ssl)) != 1) {
+		long v = SSL_get_verify_result(s->ssl);
+
+		if (v != X509_V_OK)
+			errbuf_set(err, "TLS to %s:%s: certificate: %s", s->host, s->port,
+			           X509_verify_cert_error_string(v));
+		else
+			errbuf_set(err, "TLS to %s:%s: %s", s->host, s->port, tls_error());
+		return -EPROTO;
+	}
+	return 0;
+}
+
 static int
 syslog_connect_tcp(struct sink_syslog *s, struct errbuf *err)
 {
@@ -225,8 +311,15 @@ syslog_connect_tcp(struct sink_syslog *s, struct errbuf *err)
 		close(fd);
 	}
 	freeaddrinfo(res);
-	if (r < 0)
+	if (r < 0) {
 		errbuf_set(err, "connect %s:%s: %s", s->host, s->port, strerror(-r));
+		return r;
+	}
+	if (s->tls_ctx != NULL && (r = syslog_tls_handshake(s, err)) < 0) {
+		if (err->msg[0] == '\0')
+			errbuf_set(err, "TLS to %s:%s: %s", s->host, s->port, strerror(-r));
+		syslog_disconnect(s);
+	}
 	return r;
 }
 
@@ -313,6 +406,29 @@ send_all(int fd, const char *p, size_t n)
 			return -errno;
 		p += k;
 		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/* Writes the frame header and message as TLS records (blocking socket with
+ * SO_SNDTIMEO, so a stuck peer times out). */
+static int
+tls_send(SSL *ssl, const char *frame, const struct sink_buf *msg)
+{
+	const char *parts[2] = { frame, msg->p };
+	size_t lens[2] = { strlen(frame), msg->len };
+
+	ERR_clear_error();
+	for (int i = 0; i < 2; i++) {
+		size_t done = 0;
+
+		while (done < lens[i]) {
+			size_t n = 0;
+
+			if (SSL_write_ex(ssl, parts[i] + done, lens[i] - done, &n) != 1)
+				return -ECONNRESET;
+			done += n;
+		}
 	}
 	return 0;
 }
@@ -423,8 +539,11 @@ syslog_send(struct sink_syslog *s, const struct sink_buf *msg, struct errbuf *er
 		return 0;
 	}
 	(void)snprintf(frame, sizeof(frame), "%zu ", msg->len);
-	if ((r = send_all(s->fd, frame, strlen(frame))) < 0 ||
-	    (r = send_all(s->fd, msg->p, msg->len)) < 0 || (r = tcp_wait_acked(s->fd)) < 0) {
+	if (s->ssl != NULL)
+		r = tls_send(s->ssl, frame, msg);
+	else if ((r = send_all(s->fd, frame, strlen(frame))) == 0)
+		r = send_all(s->fd, msg->p, msg->len);
+	if (r < 0 || (r = tcp_wait_acked(s->fd)) < 0) {
 		errbuf_set(err, "send to %s:%s: %s", s->host, s->port, strerror(-r));
 		syslog_disconnect(s);
 		return r;

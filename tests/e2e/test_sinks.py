@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -54,10 +55,11 @@ def write_config(tmp_path, sinks, name="config.yaml"):
     return path
 
 
-def drive(config, *args, stdin=None, timeout=60):
+def drive(config, *args, stdin=None, timeout=60, env=None):
     need_alertdrive()
     p = subprocess.run([str(ALERTDRIVE), "--config", str(config), *map(str, args)],
-                       input=stdin, capture_output=True, text=True, timeout=timeout)
+                       input=stdin, capture_output=True, text=True, timeout=timeout,
+                       env=env)
     assert p.returncode == 0, p.stderr
     return p
 
@@ -224,6 +226,92 @@ def test_syslog_down_spooled_then_delivered(tmp_path, rsyslog):
     time.sleep(0.3)
     got = [r["alert"]["process"]["pid"] for r in rsyslog.records()]
     assert got == want
+
+
+# ---------------------------------------------------------------- syslog over TLS
+
+def make_certs(d):
+    """A throw-away CA and a server certificate for 127.0.0.1 (openssl CLI)."""
+    def run(*a):
+        subprocess.run(["openssl", *a], check=True, capture_output=True, cwd=d)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
+        "-subj", "/CN=DaemonEye test CA")
+    run("req", *ec, "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=127.0.0.1")
+    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "srv.pem", "-days", "1", "-extfile", "ext.cnf")
+    return d / "ca.pem", d / "srv.pem", d / "srv.key"
+
+
+class TlsSyslog:
+    """A TLS syslog receiver (RFC 5425 framing) on 127.0.0.1, in a thread."""
+
+    def __init__(self, cert, key):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert, key)
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.msgs = []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+
+    def handle(self, conn):
+        try:
+            with self.ctx.wrap_socket(conn, server_side=True) as c:
+                buf = b""
+                while True:
+                    data = c.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                    while b" " in buf:
+                        n, rest = buf.split(b" ", 1)
+                        if len(rest) < int(n):
+                            break
+                        self.msgs.append(rest[:int(n)].decode())
+                        buf = rest[int(n):]
+        except (ssl.SSLError, OSError):
+            return
+
+    def close(self):
+        self.sock.close()
+
+
+def test_syslog_tls_verified_spooled_then_delivered(tmp_path):
+    if not shutil.which("openssl"):
+        pytest.skip("openssl CLI not installed")
+    ca, cert, key = make_certs(tmp_path)
+    srv = TlsSyslog(cert, key)
+    try:
+        cfg = write_config(tmp_path, [{"type": "syslog",
+                                       "server": f"tls://127.0.0.1:{srv.port}"}])
+        # Our CA is not trusted by default: the certificate is refused, alerts spooled.
+        env = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+        drive(cfg, "--count", 3, "--pid-base", 40, "--flush-ms", 1500,
+              "--health-out", tmp_path / "untrusted.json", env=env)
+        s = sink_health(health(tmp_path / "untrusted.json"), "syslog")
+        assert s["delivered"] == 0 and s["spool_depth"] == 3
+        assert "certificate" in s["last_error"]
+        assert srv.msgs == []
+        # Trusted: the spool first, then the new ones, over TLS.
+        drive(cfg, "--count", 2, "--pid-base", 50, "--wait-spool", "--flush-ms", 20000,
+              "--health-out", tmp_path / "trusted.json", env=dict(env, SSL_CERT_FILE=str(ca)))
+        s = sink_health(health(tmp_path / "trusted.json"), "syslog")
+        assert s["delivered"] == 5 and s["spool_depth"] == 0
+        assert wait_for(lambda: len(srv.msgs) == 5)
+        pids = [json.loads(m[m.index("] {") + 2:])["process"]["pid"] for m in srv.msgs]
+        assert pids == [40, 41, 42, 50, 51]
+        assert all(m.startswith("<35>1 ") for m in srv.msgs)   # auth (4) * 8 + err (3)
+    finally:
+        srv.close()
 
 
 # ---------------------------------------------------------------- webhook

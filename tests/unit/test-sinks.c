@@ -213,6 +213,13 @@ test_syslog_local(void **state)
 	sc.facility = NULL;
 	sc.server = "udp://127.0.0.1:514";
 	assert_int_equal(sink_syslog_ops.open(&sc, &st, &err), -EINVAL);
+	sc.server = "tcp://:514";
+	assert_int_equal(sink_syslog_ops.open(&sc, &st, &err), -EINVAL);
+	sc.server = "tcp://[::1:514";
+	assert_int_equal(sink_syslog_ops.open(&sc, &st, &err), -EINVAL);
+	sc.server = "tls://[::1]";
+	assert_int_equal(sink_syslog_ops.open(&sc, &st, &err), 0);
+	sink_syslog_ops.close(st);
 }
 
 static void

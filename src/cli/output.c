@@ -164,44 +164,67 @@ doc_is_container(const json_t *v)
 	return json_is_object(v) || json_is_array(v);
 }
 
+static void doc_table(FILE *f, const json_t *v, int depth);
+
+/* One member "key: value" (or "key:" and the nested block) at depth; lead
+ * replaces the indentation of the first line ("- " for an array item). */
+static void
+doc_member(FILE *f, const char *key, const json_t *val, int depth, const char *lead)
+{
+	char buf[1024];
+
+	if (lead)
+		fprintf(f, "%*s%s", (depth - 1) * 2, "", lead);
+	else
+		fprintf(f, "%*s", depth * 2, "");
+	if (doc_is_container(val)) {
+		fprintf(f, "%s:\n", key);
+		doc_table(f, val, depth + 1);
+	} else {
+		doc_scalar_text(val, buf, sizeof(buf));
+		fprintf(f, "%s: %s\n", key, buf);
+	}
+}
+
+/* Prints a document as indented "key: value" lines, YAML-like: array items
+ * start with "- ", an object item's first member on the same line. */
 static void
 doc_table(FILE *f, const json_t *v, int depth)
 {
 	char buf[1024];
+	const char *key;
+	const json_t *val;
+	size_t i;
 
 	if (json_is_object(v)) {
-		const char *key;
-		const json_t *val;
-
-		json_object_foreach((json_t *)v, key, val)
-		{
-			if (doc_is_container(val)) {
-				fprintf(f, "%*s%s:\n", depth * 2, "", key);
-				doc_table(f, val, depth + 1);
-			} else {
-				doc_scalar_text(val, buf, sizeof(buf));
-				fprintf(f, "%*s%s: %s\n", depth * 2, "", key, buf);
-			}
-		}
-	} else if (json_is_array(v)) {
-		size_t i;
-		const json_t *val;
-
-		if (json_array_size(v) == 0)
-			fprintf(f, "%*s(none)\n", depth * 2, "");
-		json_array_foreach((json_t *)v, i, val)
-		{
-			if (doc_is_container(val)) {
-				fprintf(f, "%*s- [%zu]\n", depth * 2, "", i);
-				doc_table(f, val, depth + 1);
-			} else {
-				doc_scalar_text(val, buf, sizeof(buf));
-				fprintf(f, "%*s- %s\n", depth * 2, "", buf);
-			}
-		}
-	} else {
+		json_object_foreach((json_t *)v, key, val) doc_member(f, key, val, depth, NULL);
+		return;
+	}
+	if (!json_is_array(v)) {
 		doc_scalar_text(v, buf, sizeof(buf));
 		fprintf(f, "%*s%s\n", depth * 2, "", buf);
+		return;
+	}
+	if (json_array_size(v) == 0)
+		fprintf(f, "%*s(none)\n", depth * 2, "");
+	json_array_foreach((json_t *)v, i, val)
+	{
+		if (json_is_object(val) && json_object_size(val) > 0) {
+			const char *lead = "- ";
+			json_t *member;
+
+			json_object_foreach((json_t *)val, key, member)
+			{
+				doc_member(f, key, member, depth + 1, lead);
+				lead = NULL;
+			}
+		} else if (json_is_array(val)) {
+			fprintf(f, "%*s-\n", depth * 2, "");
+			doc_table(f, val, depth + 1);
+		} else {
+			doc_scalar_text(val, buf, sizeof(buf));
+			fprintf(f, "%*s- %s\n", depth * 2, "", buf);
+		}
 	}
 }
 

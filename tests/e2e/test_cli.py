@@ -650,7 +650,8 @@ def test_health_speaks_the_control_frames(tmp_path):
     sock = tmp_path / "agent.sock"
     body = {"state": "running", "uptime_s": 42,
             "collectors": [{"id": "procmond", "source": "ebpf", "restarts": 0}],
-            "sinks": [{"type": "stdout", "delivered": 7, "spooled": 0, "failed": 0}]}
+            "sinks": [{"type": "stdout", "delivered": 7, "spooled": 0, "failed": 0},
+                      {"type": "webhook", "delivered": 9, "spooled": 3, "failed": 1}]}
     seen = []
     t = fake_agent(sock, 0, body, seen)
     p = run("--socket", sock, "--format", "json", "health", check=0)
@@ -662,7 +663,15 @@ def test_health_speaks_the_control_frames(tmp_path):
     t = fake_agent(sock, 0, body, seen)
     out = run("--socket", sock, "health", check=0).stdout
     t.join(5)
-    assert "state: running" in out and "procmond" in out and "delivered: 7" in out
+    assert "state: running" in out and "procmond" in out
+    assert "  - type: stdout\n    delivered: 7" in out
+    assert "  - type: webhook\n    delivered: 9\n    spooled: 3" in out
+    # csv: one dotted key per value.
+    t = fake_agent(sock, 0, body, [])
+    rows = dict(csv.reader(io.StringIO(run("--socket", sock, "--format", "csv", "health",
+                                           check=0).stdout, newline="")))
+    t.join(5)
+    assert rows["sinks[1].spooled"] == "3" and rows["collectors[0].id"] == "procmond"
     # An error answer is exit 1 with the agent's reason.
     t = fake_agent(sock, 2, {"error": "unknown command"}, [])
     p = run("--socket", sock, "health")
@@ -672,26 +681,52 @@ def test_health_speaks_the_control_frames(tmp_path):
 
 @pytest.mark.root
 def test_health_of_a_real_agent(tmp_path, datadir, daemons):
-    if not AGENT.exists():
-        pytest.skip("daemoneye-agent is not built yet")
+    """The real agent (with procmond) fills the store and answers health; then
+    every store command works on what it wrote."""
+    if not AGENT.exists() or not PROCMOND.exists():
+        pytest.skip("daemoneye-agent or procmond is not built yet")
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "init.yaml").write_text(GOOD_RULE)
+    os.chmod(rules, 0o755)
+    os.chmod(rules / "init.yaml", 0o644)
     sock = datadir / "daemoneye.sock"
-    agent = daemons.start([AGENT, "--data-dir", datadir, "--socket", sock])
-    assert wait_for(lambda: sock.exists() or agent.poll() is not None, 20)
-    assert agent.poll() is None, agent.stderr.read()
-    p = wait_for(lambda: (lambda r: r if r.returncode == 0 else None)(
-        run("--socket", sock, "--format", "json", "health")), 15)
-    assert p, "health never answered"
+    agent = daemons.start([AGENT, "--data-dir", datadir, "--socket", sock,
+                           "--rules-dir", rules])
+
+    def healthy():
+        if agent.poll() is not None:
+            return "exited"
+        p = run("--socket", sock, "--format", "json", "health")
+        # Ready once the collector has registered.
+        return p if p.returncode == 0 and json.loads(p.stdout).get("collectors") else None
+
+    p = wait_for(healthy, 20)
+    assert p not in (None, "exited"), agent.stderr.read() if agent.poll() is not None else p
     h = json.loads(p.stdout)
-    assert isinstance(h, dict) and h
-    # Then the store it fills answers the other commands.
-    assert wait_for(lambda: json.loads(run("--format", "json", "query",
-                                           "SELECT count(*) AS n FROM live_processes",
-                                           data=datadir).stdout or "[{\"n\":0}]")[0]["n"] > 0, 30)
-    rules = json.loads(run("--format", "json", "rules", "list", data=datadir, check=0).stdout)
-    assert isinstance(rules, list)
+    assert h["state"] and "collectors" in h
+    assert "procmond" in json.dumps(h["collectors"])
+    table = run("--socket", sock, "health", check=0).stdout
+    assert "state:" in table and "procmond" in table
+    # The store it fills answers the other commands.
+    def live():
+        p = run("--format", "json", "query", "SELECT count(*) AS n FROM live_processes",
+                data=datadir)
+        return p.returncode == 0 and json.loads(p.stdout)[0]["n"] > 5
+    assert wait_for(live, 30)
+    ids = [r["id"] for r in json.loads(run("--format", "json", "rules", "list",
+                                           data=datadir, check=0).stdout)]
+    assert ids == ["init-seen"]
+    tree = json.loads(run("--format", "json", "processes", "--tree", data=datadir,
+                          check=0).stdout)
+    assert any(t["pid"] == 1 for t in tree)
+    assert json.loads(run("--format", "json", "processes", "--pid", str(agent.pid),
+                          data=datadir, check=0).stdout)["pid"] == agent.pid
+    stats = json.loads(run("--format", "json", "stats", data=datadir, check=0).stdout)
+    assert stats
     daemons.stop(agent)
     p = run("--socket", sock, "health")
-    assert p.returncode == 1
+    assert p.returncode == 1 and "not running" in p.stderr
 
 
 # ---- bash completion ----------------------------------------------------------

@@ -24,11 +24,12 @@ int
 bpf_event_decode(const void *rec, size_t size, struct source_event *ev)
 {
 	const struct de_bpf_event *r = rec;
-	const char *data = (const char *)(r + 1);
+	const char *data;
 	size_t avail;
 
-	if (rec == NULL || size < sizeof(*r))
+	if (r == NULL || size < sizeof(*r))
 		return -EBADMSG;
+	data = (const char *)(r + 1);
 	avail = size - sizeof(*r);
 	if ((size_t)r->filename_len + r->argv_len + r->cwd_len > avail)
 		return -EBADMSG;

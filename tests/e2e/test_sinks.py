@@ -438,3 +438,21 @@ def test_dead_sink_does_not_block_the_others(tmp_path, receiver):
     w = sink_health(h, "webhook")
     assert w["delivered"] == 0 and w["failed"] >= 1
     assert w["dropped"] == 0 and w["spooled"] >= 1
+
+
+def test_webhook_https_verifies_the_certificate(tmp_path, receiver):
+    """HTTPS against a server whose CA is not in the system store: refused, spooled."""
+    if not shutil.which("openssl"):
+        pytest.skip("openssl CLI not installed")
+    _, cert, key = make_certs(tmp_path)
+    r = receiver()
+    r.start()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    r.server.socket = ctx.wrap_socket(r.server.socket, server_side=True)
+    cfg = write_config(tmp_path, [{"type": "webhook", "url": f"https://127.0.0.1:{r.port}/",
+                                   "timeout_ms": 2000}])
+    drive(cfg, "--count", 2, "--flush-ms", 1500, "--health-out", tmp_path / "h.json")
+    s = sink_health(health(tmp_path / "h.json"), "webhook")
+    assert s["delivered"] == 0 and s["spool_depth"] == 2 and r.bodies == []
+    assert "certificate" in s["last_error"]

@@ -1,5 +1,6 @@
-/* `ledger verify [--pubkey FILE]`, `ledger show [--last N]`, `ledger prove SEQ`,
- * `ledger verify-proof FILE [--pubkey FILE]`, `ledger export`, `ledger pubkey`:
+/* `ledger verify [--pubkey FILE] [--checkpoint FILE]`, `ledger show [--last N]`,
+ * `ledger prove SEQ`, `ledger verify-proof FILE [--pubkey FILE]`, `ledger export`,
+ * `ledger pubkey`:
  * the audit ledger at <data_dir>/ledger, read straight from its files
  * (read-only, no agent needed, so it also works offline on a copied data
  * directory). docs/ledger.md describes the ledger and each subcommand.
@@ -34,26 +35,32 @@ struct ledger_cmd {
 	const char *usage;
 };
 
-/* Parses the one option these subcommands take (--pubkey FILE or --last N,
- * by name) and returns the index of the first positional argument. */
+/* Parses the options a subcommand takes (each "--name VALUE", names[k] into
+ * vals[k]; at most two) and returns the index of the first positional
+ * argument, or minus the usage exit code. */
 static int
-parse_opt(int argc, char **argv, const char *optname, const char **ret_val)
+parse_opts(int argc, char **argv, const char *const *names, const char **vals, size_t n)
 {
-	const struct option opts[] = {
-		{ optname, required_argument, NULL, 'o' },
-		{ NULL, 0, NULL, 0 },
-	};
+	struct option opts[3] = { { 0 } };
 	int c;
 
+	for (size_t k = 0; k < n && k < 2; k++)
+		opts[k] = (struct option){ names[k], required_argument, NULL, (int)k + 1 };
 	optind = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c != 'o')
+		if (c < 1 || c > (int)n)
 			return -cli_usage_error("ledger %s: unknown option or missing value: %s",
 			                        argv[0], argv[optind - 1]);
-		*ret_val = optarg;
+		vals[c - 1] = optarg;
 	}
 	return optind;
+}
+
+static int
+parse_opt(int argc, char **argv, const char *name, const char **ret_val)
+{
+	return parse_opts(argc, argv, &name, ret_val, 1);
 }
 
 static int
@@ -95,22 +102,31 @@ report_json(const struct ledger_report *r, const char *trust)
 static int
 ledger_cmd_verify(struct cli_ctx *ctx, int argc, char **argv)
 {
+	static const char *const names[] = { "pubkey", "checkpoint" };
 	_cleanup_(ledger_closep) struct ledger *l = NULL;
+	_cleanup_free_ char *trusted = NULL;
 	struct errbuf err = { { 0 } };
 	struct ledger_report rep;
-	const char *pubkey = NULL;
+	const char *vals[2] = { NULL, NULL };
+	size_t tlen = 0;
 	json_t *doc;
 	int i, rc;
 
-	if ((i = parse_opt(argc, argv, "pubkey", &pubkey)) < 0)
+	if ((i = parse_opts(argc, argv, names, vals, 2)) < 0)
 		return -i;
 	if (i < argc)
 		return cli_usage_error("ledger verify: unexpected argument '%s'", argv[i]);
+	if (vals[1] != NULL &&
+	    (rc = read_file_at(AT_FDCWD, vals[1], LEDGER_PROOF_MAX, false, &trusted, &tlen)) < 0)
+		return cli_error("%s: %s", vals[1], strerror(-rc));
 	if ((rc = open_ledger(ctx, &l)) != 0)
 		return rc;
-	if ((rc = ledger_verify(l, pubkey, &rep, &err)) < 0)
+	rc = ledger_verify_with(l, vals[0], trusted, tlen, &rep, &err);
+	if (rc == -EINVAL)
+		return cli_usage_error("ledger verify --checkpoint %s: %s", vals[1], err.msg);
+	if (rc < 0)
 		return cli_error("ledger verify: %s", err.msg[0] ? err.msg : strerror(-rc));
-	doc = report_json(&rep, pubkey != NULL ? pubkey : ledger_pubkey_path(l));
+	doc = report_json(&rep, vals[0] != NULL ? vals[0] : ledger_pubkey_path(l));
 	if (doc == NULL || output_document(ctx->format, ctx->out, doc) < 0) {
 		json_decref(doc);
 		return cli_error("writing the output");
@@ -290,7 +306,7 @@ ledger_cmd_pubkey(struct cli_ctx *ctx, int argc, char **argv)
 }
 
 static const struct ledger_cmd ledger_cmds[] = {
-	{ "verify", ledger_cmd_verify, "verify [--pubkey FILE]" },
+	{ "verify", ledger_cmd_verify, "verify [--pubkey FILE] [--checkpoint FILE]" },
 	{ "show", ledger_cmd_show, "show [--last N]" },
 	{ "prove", ledger_cmd_prove, "prove SEQ" },
 	{ "verify-proof", ledger_cmd_verify_proof, "verify-proof FILE [--pubkey FILE]" },

@@ -92,17 +92,19 @@ struct ledger_state {
 	uint8_t last_hash[LEDGER_HASH_LEN];
 	uint64_t count;     /* good entries */
 	size_t entries_end; /* file offset after the last good record */
-	size_t ckpt_count;  /* whole checkpoint records */
+	size_t ckpt_count;  /* whole checkpoint records in the file */
+	size_t trusted_at;  /* index of the caller's trusted checkpoint, or SIZE_MAX */
 	uint64_t last_ckpt_size;
 	bool torn_entries, torn_ckpt, other_damage;
 	size_t entries_file_len, ckpt_file_len;
 };
 
 /* Verifies the files under dirfd with the trusted key pub (may be NULL: then
- * every checkpoint fails its signature check). Fills rep and st. Returns 0
- * when it could read the files, -errno otherwise. */
-int ledger_verify_core(int dirfd, EVP_PKEY *pub, struct ledger_report *rep,
-                       struct ledger_state *st);
+ * every checkpoint fails its signature check), and against trusted (a
+ * checkpoint kept outside the ledger; may be NULL). Fills rep and st.
+ * Returns 0 when it could read the files, -errno otherwise. */
+int ledger_verify_core(int dirfd, EVP_PKEY *pub, const struct ckpt *trusted,
+                       struct ledger_report *rep, struct ledger_state *st);
 
 /* The ledger directory's fd (owned by l). */
 int ledger_dirfd(const struct ledger *l);

@@ -21,31 +21,6 @@
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY *, EVP_PKEY_free)
 
-int
-ledger_verify(struct ledger *l, const char *pubkey_path, struct ledger_report *ret,
-              struct errbuf *err)
-{
-	_cleanup_(EVP_PKEY_freep) EVP_PKEY *pub = NULL;
-	struct ledger_report rep;
-	struct ledger_state st;
-	int rc;
-
-	if (l == NULL || ret == NULL)
-		return -EINVAL;
-	rc = ledger_load_pubkey(pubkey_path != NULL ? pubkey_path : ledger_pubkey_path(l), &pub,
-	                        err);
-	/* Without any key the chain and roots are still checked; every
-	 * checkpoint then fails its signature, which the report says. */
-	if (rc < 0 && (pubkey_path != NULL || rc != -ENOENT))
-		return rc;
-	if ((rc = ledger_verify_core(ledger_dirfd(l), pub, &rep, &st)) < 0) {
-		errbuf_set(err, "cannot read the ledger: %s", strerror(-rc));
-		return rc;
-	}
-	*ret = rep;
-	return 0;
-}
-
 /* ---- hex and JSON helpers ---- */
 
 static int
@@ -494,6 +469,71 @@ ledger_prove(struct ledger *l, uint64_t seq, json_t **ret, struct errbuf *err)
 
 /* ---- proof verification ---- */
 
+/* A checkpoint as ckpt_json() writes it (also a line of `ledger export`). */
+static int
+ckpt_from_json(const json_t *cj, struct ckpt *c)
+{
+	const char *sig = json_string_value(json_object_get(cj, "signature"));
+	size_t n;
+
+	if (!json_is_object(cj) || u64_from_json(cj, "tree_size", &c->size) < 0 ||
+	    u64_from_json(cj, "timestamp_ms", &c->timestamp_ms) < 0 ||
+	    hash_from_json(cj, "root_hash", c->root) < 0 ||
+	    hash_from_json(cj, "key_id", c->key_id) < 0 || sig == NULL ||
+	    hex_decode(sig, c->sig, sizeof(c->sig), &n) < 0 || n != CKPT_SIG_LEN)
+		return -EBADMSG;
+	return 0;
+}
+
+int
+ledger_verify_with(struct ledger *l, const char *pubkey_path, const char *trusted_ckpt, size_t len,
+                   struct ledger_report *ret, struct errbuf *err)
+{
+	_cleanup_(EVP_PKEY_freep) EVP_PKEY *pub = NULL;
+	struct ledger_report rep;
+	struct ledger_state st;
+	struct ckpt trusted = { 0 };
+	int rc;
+
+	if (l == NULL || ret == NULL)
+		return -EINVAL;
+	if (trusted_ckpt != NULL) {
+		_cleanup_(json_decrefp) json_t *j = NULL;
+		const json_t *cj;
+
+		if (len <= PROOF_TEXT_MAX)
+			j = json_loadb(trusted_ckpt, len, JSON_REJECT_DUPLICATES, NULL);
+		cj =
+		    json_object_get(j, "checkpoint") != NULL ? json_object_get(j, "checkpoint") : j;
+		if (j == NULL || ckpt_from_json(cj, &trusted) < 0) {
+			errbuf_set(err, "the trusted checkpoint is not a checkpoint object as "
+			                "`ledger export` or `ledger prove` prints it");
+			return -EINVAL;
+		}
+	}
+	rc = ledger_load_pubkey(pubkey_path != NULL ? pubkey_path : ledger_pubkey_path(l), &pub,
+	                        err);
+	/* Without any key the chain and roots are still checked; every
+	 * checkpoint then fails its signature, which the report says. */
+	if (rc < 0 && (pubkey_path != NULL || rc != -ENOENT))
+		return rc;
+	rc = ledger_verify_core(ledger_dirfd(l), pub, trusted_ckpt != NULL ? &trusted : NULL, &rep,
+	                        &st);
+	if (rc < 0) {
+		errbuf_set(err, "cannot read the ledger: %s", strerror(-rc));
+		return rc;
+	}
+	*ret = rep;
+	return 0;
+}
+
+int
+ledger_verify(struct ledger *l, const char *pubkey_path, struct ledger_report *ret,
+              struct errbuf *err)
+{
+	return ledger_verify_with(l, pubkey_path, NULL, 0, ret, err);
+}
+
 static int
 proof_fail(struct errbuf *err, const char *why)
 {
@@ -538,16 +578,10 @@ check_proof_ckpt(const json_t *proof, uint64_t size, const uint8_t root[LEDGER_H
 {
 	_cleanup_(EVP_PKEY_freep) EVP_PKEY *pub = NULL;
 	const json_t *cj = json_object_get(proof, "checkpoint");
-	const char *sig = json_string_value(json_object_get(cj, "signature"));
 	struct ckpt c = { 0 };
-	size_t n;
 	int rc;
 
-	if (u64_from_json(cj, "tree_size", &c.size) < 0 ||
-	    u64_from_json(cj, "timestamp_ms", &c.timestamp_ms) < 0 ||
-	    hash_from_json(cj, "root_hash", c.root) < 0 ||
-	    hash_from_json(cj, "key_id", c.key_id) < 0 || sig == NULL ||
-	    hex_decode(sig, c.sig, sizeof(c.sig), &n) < 0 || n != CKPT_SIG_LEN)
+	if (ckpt_from_json(cj, &c) < 0)
 		return proof_fail(err, "checkpoint missing or malformed");
 	if (c.size != size || memcmp(c.root, root, LEDGER_HASH_LEN) != 0)
 		return proof_fail(err, "root_hash/tree_size differ from the checkpoint's");

@@ -245,10 +245,35 @@ map_file(int dirfd, const char *name, uint8_t **ret_base, size_t *ret_len)
 	return 0;
 }
 
+/* Adds a checkpoint the verifier kept elsewhere (cps has room for it), in
+ * size order, so a ledger cut back consistently in both files is caught.
+ * Returns the new count. */
+static size_t
+insert_trusted(struct ckpt *cps, bool *good, size_t n, const struct ckpt *t, EVP_PKEY *pub,
+               struct ledger_report *rep, struct ledger_state *st)
+{
+	size_t at = n;
+
+	while (at > 0 && cps[at - 1].size > t->size) {
+		cps[at] = cps[at - 1];
+		good[at] = good[at - 1];
+		at--;
+	}
+	cps[at] = *t;
+	good[at] = ledger_ckpt_check_sig(t, pub) == 0 && t->size > 0;
+	if (!good[at]) {
+		fail(rep, 0, "trusted checkpoint (tree size %llu): bad signature or unknown key",
+		     (unsigned long long)t->size);
+		st->other_damage = true;
+	}
+	st->trusted_at = at;
+	return n + 1;
+}
+
 /* Reads and signature-checks the checkpoints. Returns a new array in *ret. */
 static int
-load_ckpts(int dirfd, EVP_PKEY *pub, struct ledger_report *rep, struct ledger_state *st,
-           struct ckpt **ret, bool **ret_good)
+load_ckpts(int dirfd, EVP_PKEY *pub, const struct ckpt *trusted, struct ledger_report *rep,
+           struct ledger_state *st, struct ckpt **ret, bool **ret_good, size_t *ret_n)
 {
 	_cleanup_free_ struct ckpt *cps = NULL;
 	_cleanup_free_ bool *good = NULL;
@@ -294,8 +319,12 @@ load_ckpts(int dirfd, EVP_PKEY *pub, struct ledger_report *rep, struct ledger_st
 	if (base != NULL)
 		munmap(base, len);
 	st->ckpt_count = n;
+	st->trusted_at = SIZE_MAX;
+	if (trusted != NULL)
+		n = insert_trusted(cps, good, n, trusted, pub, rep, st);
 	*ret = TAKE_PTR(cps);
 	*ret_good = TAKE_PTR(good);
+	*ret_n = n;
 	return 0;
 }
 
@@ -338,6 +367,12 @@ check_entry(const struct entry_view *v, struct ledger_report *rep, struct ledger
 	return 0;
 }
 
+static const char *
+ckpt_label(const struct ledger_state *st, size_t i)
+{
+	return i == st->trusted_at ? "trusted checkpoint" : "checkpoint";
+}
+
 /* Compares the recomputed root with every good checkpoint of this size. */
 static int
 check_roots(const struct ckpt *cps, const bool *good, size_t n, size_t *next,
@@ -355,9 +390,9 @@ check_roots(const struct ckpt *cps, const bool *good, size_t n, size_t *next,
 			return rc;
 		if (memcmp(root, cps[i].root, LEDGER_HASH_LEN) != 0) {
 			fail(rep, rep->last_checkpoint_size,
-			     "checkpoint %zu: root of entries %llu..%llu differs from the signed "
+			     "%s %zu: root of entries %llu..%llu differs from the signed "
 			     "root (an entry in that range was rewritten)",
-			     i, (unsigned long long)rep->last_checkpoint_size,
+			     ckpt_label(st, i), i, (unsigned long long)rep->last_checkpoint_size,
 			     (unsigned long long)st->count - 1);
 			st->other_damage = true;
 			continue;
@@ -426,9 +461,10 @@ scan_entries(const uint8_t *base, size_t len, const struct ckpt *cps, const bool
 	for (size_t i = 0; i < n; i++) {
 		if (good[i] && cps[i].size > st->count) {
 			fail(rep, st->count,
-			     "entry %llu: missing, but checkpoint %zu covers %llu entries "
+			     "entry %llu: missing, but %s %zu covers %llu entries "
 			     "(log truncated or damaged)",
-			     (unsigned long long)st->count, i, (unsigned long long)cps[i].size);
+			     (unsigned long long)st->count, ckpt_label(st, i), i,
+			     (unsigned long long)cps[i].size);
 			st->other_damage = true;
 			break;
 		}
@@ -437,12 +473,13 @@ scan_entries(const uint8_t *base, size_t len, const struct ckpt *cps, const bool
 }
 
 int
-ledger_verify_core(int dirfd, EVP_PKEY *pub, struct ledger_report *rep, struct ledger_state *st)
+ledger_verify_core(int dirfd, EVP_PKEY *pub, const struct ckpt *trusted, struct ledger_report *rep,
+                   struct ledger_state *st)
 {
 	_cleanup_free_ struct ckpt *cps = NULL;
 	_cleanup_free_ bool *good = NULL;
 	uint8_t *base = NULL;
-	size_t len = 0;
+	size_t len = 0, ncp = 0;
 	int rc;
 
 	memset(rep, 0, sizeof(*rep));
@@ -455,12 +492,12 @@ ledger_verify_core(int dirfd, EVP_PKEY *pub, struct ledger_report *rep, struct l
 			return rc;
 		hex_encode(id, sizeof(id), rep->key_id);
 	}
-	if ((rc = load_ckpts(dirfd, pub, rep, st, &cps, &good)) < 0)
+	if ((rc = load_ckpts(dirfd, pub, trusted, rep, st, &cps, &good, &ncp)) < 0)
 		return rc;
 	if ((rc = map_file(dirfd, ENTRIES_FILE, &base, &len)) < 0)
 		return rc;
 	st->entries_file_len = len;
-	rc = scan_entries(base, len, cps, good, st->ckpt_count, rep, st);
+	rc = scan_entries(base, len, cps, good, ncp, rep, st);
 	if (base != NULL)
 		munmap(base, len);
 	if (rc < 0)
@@ -963,7 +1000,7 @@ open_rw(struct ledger *l, struct errbuf *err)
 		errbuf_set(err, "%s/%s: cannot write the public key", l->dir, PUB_FILE);
 		return rc;
 	}
-	if ((rc = ledger_verify_core(l->dirfd, l->key, &rep, &st)) < 0) {
+	if ((rc = ledger_verify_core(l->dirfd, l->key, NULL, &rep, &st)) < 0) {
 		errbuf_set(err, "%s: cannot read the ledger: %s", l->dir, strerror(-rc));
 		return rc;
 	}

@@ -111,6 +111,15 @@ uint64_t ledger_size(const struct ledger *l);
 int ledger_verify(struct ledger *l, const char *pubkey_path, struct ledger_report *ret,
                   struct errbuf *err);
 
+/* ledger_verify(), and also against a checkpoint the verifier kept outside
+ * the ledger (JSON text: a checkpoint line of `ledger export`, or a proof,
+ * whose "checkpoint" is used): its signature must verify with the trusted key
+ * and the ledger must still hold its tree, so a ledger cut back consistently
+ * in both of its files is caught. Returns -EINVAL when trusted_ckpt is not a
+ * checkpoint; otherwise as ledger_verify(). */
+int ledger_verify_with(struct ledger *l, const char *pubkey_path, const char *trusted_ckpt,
+                       size_t len, struct ledger_report *ret, struct errbuf *err);
+
 /* Builds an inclusion proof for entry seq as a JSON object (docs/ledger.md
  * describes it) anchored to the latest checkpoint that covers seq. *ret is a
  * new reference. Returns -ENOENT when seq does not exist, -EAGAIN when no

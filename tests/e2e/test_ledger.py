@@ -324,3 +324,24 @@ def test_agent_kill9_then_restart_keeps_one_chain(daemons, datadir, tmp_path):
     shown = cli(datadir, "show", "--last", "1000", fmt="json").stdout
     actions = [e["action"] for e in json.loads(shown)]
     assert actions.count("key.created") == 1 and actions.count("agent.start") == 2
+
+
+def test_kept_checkpoint_catches_consistent_cut(datadir, tmp_path):
+    """Cutting both files back to an earlier checkpoint leaves a ledger that
+    agrees with itself; a checkpoint the investigator kept elsewhere (a line
+    of `ledger export`) still catches it and names the first missing entry."""
+    fill(datadir, 30, every=10)
+    kept = tmp_path / "kept.json"
+    kept.write_text(cli(datadir, "export").stdout.splitlines()[-1])
+    assert cli(datadir, "verify", "--checkpoint", str(kept)).returncode == 0
+    path = datadir / "ledger" / "entries.log"
+    with open(path, "r+b") as f:
+        f.truncate(records(path)[20][0])
+    with open(datadir / "ledger" / "checkpoints.log", "r+b") as f:
+        f.truncate(MAGIC + 2 * CKPT_LEN)
+    assert cli(datadir, "verify").returncode == 0
+    r = cli(datadir, "verify", "--checkpoint", str(kept), fmt="json")
+    assert r.returncode == 1 and "FAILED at entry 20" in r.stderr, r.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    assert cli(datadir, "verify", "--checkpoint", str(bad)).returncode == 2

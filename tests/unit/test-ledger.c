@@ -640,6 +640,60 @@ test_zero_tail_and_quarantine(void **state)
 	nftw(moved, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* Cutting both files back consistently passes a plain verify (the files
+ * alone cannot tell), but not a verify against a checkpoint kept elsewhere. */
+static void
+test_trusted_checkpoint(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger_report rep;
+	struct ledger *l = NULL;
+	struct errbuf err = { { 0 } };
+	size_t len, offs[32], clen;
+	char *buf, *ck, *kept = NULL, *line;
+	size_t keptlen = 0;
+	FILE *mem;
+
+	make_ledger(f, 20, 5); /* checkpoints at 5, 10, 15, 20 */
+	assert_int_equal(ledger_open(f->ldir, LEDGER_RO, &l, &err), 0);
+	mem = open_memstream(&kept, &keptlen);
+	assert_int_equal(ledger_export(l, mem, &err), 24);
+	fclose(mem);
+	line = strrchr(kept, '{'); /* the last checkpoint line */
+	assert_non_null(line);
+	assert_int_equal(ledger_verify_with(l, f->pub, line, strlen(line), &rep, &err), 0);
+	assert_true(rep.ok);
+	ledger_close(l);
+
+	buf = slurp(f->entries, &len);
+	record_offsets(buf, len, offs, 31);
+	assert_int_equal(truncate(f->entries, (off_t)offs[12]), 0);
+	ck = slurp(f->ckpts, &clen);
+	assert_int_equal(truncate(f->ckpts, MAGIC_LEN + 2 * 144), 0); /* keep 5 and 10 */
+	verify_dir(f->ldir, f->pub, &rep);
+	assert_true(rep.ok);
+	assert_int_equal(ledger_open(f->ldir, LEDGER_RO, &l, &err), 0);
+	assert_int_equal(ledger_verify_with(l, f->pub, line, strlen(line), &rep, &err), 0);
+	assert_false(rep.ok);
+	assert_int_equal(rep.first_bad_seq, 12);
+	assert_non_null(strstr(rep.reason, "trusted checkpoint"));
+	/* A forged trusted checkpoint is refused, not believed. */
+	{
+		char *sig = strstr(line, "\"signature\":\"") + 20;
+
+		*sig = *sig == '0' ? '1' : '0';
+	}
+	assert_int_equal(ledger_verify_with(l, f->pub, line, strlen(line), &rep, &err), 0);
+	assert_false(rep.ok);
+	assert_int_equal(rep.first_bad_seq, 0);
+	assert_non_null(strstr(rep.reason, "trusted checkpoint (tree size 20): bad signature"));
+	assert_int_equal(ledger_verify_with(l, f->pub, "{}", 2, &rep, &err), -EINVAL);
+	ledger_close(l);
+	free(buf);
+	free(ck);
+	free(kept);
+}
+
 int
 main(void)
 {
@@ -657,6 +711,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_show_and_export, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tick_checkpoint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zero_tail_and_quarantine, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_trusted_checkpoint, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,4 @@
-/* `query "SQL"`: one read-only statement over the store, under the same
+/* `query "SQL"` (or `query -`: the statement from stdin): one read-only statement over the store, under the same
  * sandbox as detection rules (sqlguard), against the live store while the
  * agent writes (a WAL reader never blocks the writer). */
 #include <stdlib.h>
@@ -7,6 +7,7 @@
 #include "cleanup.h"
 #include "cli.h"
 #include "store.h"
+#include "util.h"
 
 #define QUERY_MAX_SQL (64u << 10)
 
@@ -42,7 +43,16 @@ cmd_query(struct cli_ctx *ctx, int argc, char **argv)
 		                       "query \"SELECT pid, name FROM live_processes\"");
 	if ((sql = malloc(QUERY_MAX_SQL)) == NULL)
 		return cli_error("out of memory");
-	if (join_args(argc, argv, sql, QUERY_MAX_SQL) <= 0)
+	if (argc == 2 && streq(argv[1], "-")) {
+		/* The statement from stdin, for long SQL kept in a file. */
+		size_t n = fread(sql, 1, QUERY_MAX_SQL - 1, stdin);
+
+		if (ferror(stdin) || !feof(stdin))
+			return cli_usage_error(
+			    "query -: stdin is unreadable or longer than %u bytes",
+			    QUERY_MAX_SQL - 1);
+		sql[n] = '\0';
+	} else if (join_args(argc, argv, sql, QUERY_MAX_SQL) <= 0)
 		return cli_usage_error("query: the statement is empty or longer than %u bytes",
 		                       QUERY_MAX_SQL);
 	if ((rc = cli_store_open(ctx, &st)) != 0)

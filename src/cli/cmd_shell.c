@@ -107,7 +107,9 @@ load_schema(struct shell *sh)
 			json_decref(cols);
 			continue;
 		}
-		snprintf(sql, sizeof(sql), "SELECT * FROM \"%s\" LIMIT 1", name);
+		/* One all-NULL row even for an empty table: its column names. */
+		snprintf(sql, sizeof(sql),
+		         "SELECT t.* FROM (SELECT 1) AS one LEFT JOIN \"%s\" AS t ON 0", name);
 		store_query(sh->st, sql, 1000, column_names_cb, cols, NULL);
 		json_object_set_new(t, "columns", cols);
 		add_word(sh, name);

@@ -197,6 +197,10 @@ def test_query_json_and_csv_agree(store):
     assert len(parsed) - 1 == len(rows)
     assert [int(r[0]) for r in parsed[1:]] == [r["pid"] for r in rows]
     assert [r[2] for r in parsed[1:]] == [r["name"] for r in rows]
+    # `query -` reads the statement from stdin.
+    again = json.loads(run("--format", "json", "query", "-", data=store, stdin=sql,
+                           check=0).stdout)
+    assert again == rows
 
 
 def test_query_csv_quotes_awkward_text(store):
@@ -375,6 +379,7 @@ def test_processes_tree_draws_and_fits_the_terminal(store):
 def test_shell_through_a_pipe(store):
     script = (".tables\n"
               ".schema alerts\n"
+              ".schema detection_rules\n"
               "SELECT count(*) AS n\n  FROM alerts;\n"
               ".mode csv\n"
               "SELECT pid, name FROM live_processes WHERE pid = 1;\n"
@@ -388,6 +393,7 @@ def test_shell_through_a_pipe(store):
     for t in ("alerts", "live_processes", "process_events", "processes"):
         assert re.search(rf"^{t}$", out, re.M), t
     assert "alerts (alert_id, timestamp" in out
+    assert "detection_rules (id, name" in out, "columns of an empty table too"
     assert re.search(r"^\s*n\n\s*60$", out, re.M)
     assert "pid,name\r\n1," in out
     j = out[out.index("[\n{"):]
@@ -458,7 +464,9 @@ def test_stats(store):
     out = run("--format", "csv", "stats", data=store, check=0).stdout
     rows = list(csv.reader(io.StringIO(out, newline="")))
     assert rows[0] == ["key", "value"] and len(rows) > 3
-    assert "alerts" in run("stats", data=store, check=0).stdout
+    table = run("stats", data=store, check=0).stdout
+    assert "alerts" in table
+    assert re.search(r"_ms: \d{4}-\d\d-\d\dT[0-9:.]+Z \((just now|\d+[smhd] ago)\)", table), table
 
 
 def test_config_check(tmp_path):

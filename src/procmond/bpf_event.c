@@ -3,10 +3,12 @@
  * tests (and the sanitizer build, which has no BPF) can check it. */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "bpf_event.h"
 #include "source.h"
+#include "util.h"
 
 /* Copies a NUL-terminated string of at most n bytes (NUL included) from a
  * record; returns false when the record does not hold one. */
@@ -18,6 +20,27 @@ copy_str(char *dst, size_t dstsz, const char *src, size_t n)
 	memcpy(dst, src, n);
 	dst[n - 1] = '\0';
 	return true;
+}
+
+/* execve() resolves a relative path against the working directory, which
+ * the same record carries: join them, so that a process gone before /proc
+ * could be read still has a usable executable path ("./tool" run in /srv
+ * becomes "/srv/tool"). Left as exec'd when the result would not fit. */
+static void
+absolute_filename(struct source_event *ev)
+{
+	const char *rel = ev->filename;
+	char joined[sizeof(ev->filename)];
+	int n;
+
+	if (!(ev->has & SOURCE_HAS_FILENAME) || !(ev->has & SOURCE_HAS_CWD) || rel[0] == '/')
+		return;
+	while (rel[0] == '.' && rel[1] == '/')
+		rel += 2;
+	n = snprintf(joined, sizeof(joined), "%s%s%s", ev->cwd, streq(ev->cwd, "/") ? "" : "/",
+	             rel);
+	if (n > 0 && (size_t)n < sizeof(joined))
+		memcpy(ev->filename, joined, (size_t)n + 1);
 }
 
 int
@@ -80,5 +103,6 @@ bpf_event_decode(const void *rec, size_t size, struct source_event *ev)
 	data += r->argv_len;
 	if ((r->flags & DE_BPF_F_HAS_CWD) && copy_str(ev->cwd, sizeof(ev->cwd), data, r->cwd_len))
 		ev->has |= SOURCE_HAS_CWD;
+	absolute_filename(ev);
 	return 0;
 }

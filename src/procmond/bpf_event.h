@@ -18,7 +18,8 @@ struct source_event;
 
 /* Fills *ev from one ring-buffer record of size bytes (user space only). ev
  * is a scratch buffer: a rejected record may leave it partly written. Its
- * strings are always NUL-terminated, argv is argv_len raw bytes. Returns
+ * strings are always NUL-terminated, argv is argv_len raw bytes; a relative
+ * filename is joined with the record's cwd (execve resolved it there). Returns
  * 0, or -EBADMSG for a record that is short, of an unknown kind or whose
  * lengths do not add up (a kernel/user mismatch the caller counts). */
 int bpf_event_decode(const void *rec, size_t size, struct source_event *ev);
@@ -80,7 +81,8 @@ struct source_event;
 
 /* Fills *ev from one ring-buffer record of size bytes (user space only). ev
  * is a scratch buffer: a rejected record may leave it partly written. Its
- * strings are always NUL-terminated, argv is argv_len raw bytes. Returns
+ * strings are always NUL-terminated, argv is argv_len raw bytes; a relative
+ * filename is joined with the record's cwd (execve resolved it there). Returns
  * 0, or -EBADMSG for a record that is short, of an unknown kind or whose
  * lengths do not add up (a kernel/user mismatch the caller counts). */
 int bpf_event_decode(const void *rec, size_t size, struct source_event *ev);

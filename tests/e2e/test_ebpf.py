@@ -120,6 +120,17 @@ def test_process_living_under_a_millisecond_keeps_its_details(can_load, daemons,
     assert end["ktime_ns"] - ex["ktime_ns"] < 50_000_000
 
 
+def test_relative_exec_gets_an_absolute_filename(can_load, daemons, tmp_path):
+    src = Source(daemons, tmp_path)
+    p = subprocess.Popen(["./burst-child", "e2erel", "0"], cwd=CHILD.parent,
+                         executable="./burst-child")
+    assert p.wait() == 0
+    events, _ = src.stop()
+    (ex,) = by_kind(events, "exec", p.pid)
+    assert ex["filename"] == str(CHILD)
+    assert ex["argv"] == ["./burst-child", "e2erel", "0"]
+
+
 def test_long_argv_is_truncated_and_flagged(can_load, daemons, tmp_path):
     src = Source(daemons, tmp_path)
     marker = f"e2elong{os.getpid()}"

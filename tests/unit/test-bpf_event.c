@@ -122,6 +122,25 @@ test_full_argv_and_unterminated_strings(void **state)
 }
 
 static void
+test_relative_filename_is_joined_with_cwd(void **state)
+{
+	static struct rec r;
+	size_t n;
+
+	(void)state;
+	n = make_exec(&r, "./bin/tool", "t", 2, "/srv/app");
+	assert_int_equal(bpf_event_decode(&r, n, &ev), 0);
+	assert_string_equal(ev.filename, "/srv/app/bin/tool");
+	n = make_exec(&r, "tool", "t", 2, "/");
+	assert_int_equal(bpf_event_decode(&r, n, &ev), 0);
+	assert_string_equal(ev.filename, "/tool");
+	/* Without a cwd it stays as exec'd. */
+	n = make_exec(&r, "./tool", "t", 2, NULL);
+	assert_int_equal(bpf_event_decode(&r, n, &ev), 0);
+	assert_string_equal(ev.filename, "./tool");
+}
+
+static void
 test_fork_and_exit_records(void **state)
 {
 	static struct rec r;
@@ -173,6 +192,7 @@ main(void)
 		cmocka_unit_test(test_exec_record_decodes_every_field),
 		cmocka_unit_test(test_flags_and_missing_parts),
 		cmocka_unit_test(test_full_argv_and_unterminated_strings),
+		cmocka_unit_test(test_relative_filename_is_joined_with_cwd),
 		cmocka_unit_test(test_fork_and_exit_records),
 		cmocka_unit_test(test_malformed_records_are_rejected),
 	};

@@ -11,7 +11,8 @@
 #include "config.h"
 #include "errbuf.h"
 
-#define CONFIG_MAX_NAME 128 /* longest dotted key name in messages */
+#define CONFIG_MAX_FILE (1u << 20) /* a config or collectors.json larger than 1 MiB is a mistake */
+#define CONFIG_MAX_NAME 128        /* longest dotted key name in messages */
 
 #define FIELD(base, off, T) ((T *)(void *)((char *)(base) + (off)))
 

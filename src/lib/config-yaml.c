@@ -3,6 +3,7 @@
  * "file:line: reason", 1-based. Also reads the seed's collectors.json (jansson)
  * when `collectors:` is a path. */
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdint.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "cleanup.h"
 #include "config-internal.h"
 #include "config.h"
 #include "util.h"
@@ -415,15 +417,22 @@ static int
 parse_collectors_json(const char *path, struct collector_config *tmp, size_t *ret_n,
                       struct errbuf *err)
 {
+	_cleanup_free_ char *buf = NULL;
 	json_error_t jerr;
 	json_t *root, *arr, *o;
-	size_t i, n = 0;
-	int rc = 0;
+	size_t i, len = 0, n = 0;
+	int rc;
 
-	if ((root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
+	/* Bounded like the configuration file itself. */
+	if ((rc = read_file_at(AT_FDCWD, path, CONFIG_MAX_FILE, false, &buf, &len)) < 0) {
+		errbuf_set(err, "%s: %s", path, rc == -EFBIG ? "larger than 1 MiB" : strerror(-rc));
+		return rc == -ENOMEM ? rc : -EINVAL;
+	}
+	if ((root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
 		errbuf_set(err, "%s:%d: %s", path, jerr.line, jerr.text);
 		return -EINVAL;
 	}
+	rc = 0;
 	arr = json_object_get(root, "collectors");
 	if (!json_is_object(root) || !json_is_array(arr) || json_object_size(root) != 1) {
 		errbuf_set(err, "%s: expected {\"collectors\": [...]}", path);

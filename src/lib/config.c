@@ -19,7 +19,6 @@
 #include "config-internal.h"
 #include "util.h"
 
-#define CONFIG_MAX_FILE    (1u << 20) /* a config file larger than 1 MiB is a mistake */
 #define CONFIG_SYSTEM_PATH "/etc/daemoneye/config.yaml"
 #define CONFIG_USER_SUFFIX "/.config/daemoneye/config.yaml"
 

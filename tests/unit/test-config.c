@@ -371,6 +371,12 @@ test_collectors_json(void **state)
 	assert_int_equal(config_load(path, &cfg, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "c.yaml:1: collectors: "));
 	assert_non_null(strstr(err.msg, "unknown key 'colour'"));
+	(void)snprintf(path, sizeof(path), "%s/missing.yaml", t.path);
+	write_text(path, "collectors: nope.json\n");
+	assert_int_equal(config_load(path, &cfg, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "missing.yaml:1: collectors: "));
+	assert_non_null(strstr(err.msg, "nope.json: No such file or directory"));
+	(void)snprintf(path, sizeof(path), "%s/c.yaml", t.path);
 	write_text(json, "{\"collectors\":[\n{\"id\":}]}");
 	assert_int_equal(config_load(path, &cfg, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "collectors.json:2: "));

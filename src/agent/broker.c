@@ -372,7 +372,6 @@ static void
 on_frame(struct conn *c, const struct ipc_header *h, const uint8_t *payload)
 {
 	ProtobufCMessage *m = NULL;
-	int rc;
 
 	if (!type_allowed(c->kind, h->type)) {
 		c->b->bad_frames++;
@@ -383,7 +382,7 @@ on_frame(struct conn *c, const struct ipc_header *h, const uint8_t *payload)
 		on_cli(c, payload, h->len);
 		return;
 	}
-	if ((rc = ipc_payload_unpack(h->type, payload, h->len, &m)) < 0) {
+	if (ipc_payload_unpack(h->type, payload, h->len, &m) < 0) {
 		c->b->bad_frames++;
 		conn_fail(c, "malformed %s payload", ipc_type_name(h->type));
 		return;

@@ -337,7 +337,7 @@ check_config(const struct agent_flags *f)
 	unsigned rejected = 0;
 	int rc;
 
-	if ((rc = load_config(f, &cfg, &err)) < 0) {
+	if (load_config(f, &cfg, &err) < 0) {
 		fprintf(stderr, "daemoneye-agent: %s\n", err.msg);
 		config_free(&cfg);
 		return EXIT_USAGE;
@@ -366,7 +366,7 @@ reload(struct agent *a)
 	struct errbuf err = { 0 };
 	int rc;
 
-	if ((rc = load_config(&a->flags, &cfg, &err)) < 0) {
+	if (load_config(&a->flags, &cfg, &err) < 0) {
 		log_error("reload: configuration refused, keeping the running one: %s", err.msg);
 		config_free(&cfg);
 		a->reload_failures++;
@@ -545,13 +545,13 @@ drop_privileges(struct agent *a)
 	if (u.fell_back && geteuid() == 0)
 		log_warn("engine: user %s does not exist: running as %s", a->cfg.agent.user,
 		         u.name);
-	if ((rc = privdrop_apply(&u, NULL, 0, &err)) < 0)
+	if (privdrop_apply(&u, NULL, 0, &err) < 0)
 		fatal("engine: privilege drop: %s", err.msg);
 	/* The parent-death signal is cleared by the credential change. */
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
 		fatal("engine: the supervisor went away during start-up");
-	if ((rc = seccomp_profile_apply(SECCOMP_PROFILE_AGENT, &err)) < 0)
+	if (seccomp_profile_apply(SECCOMP_PROFILE_AGENT, &err) < 0)
 		fatal("engine: seccomp: %s", err.msg);
 	de_strlcpy(a->user, u.name, sizeof(a->user));
 }
@@ -592,8 +592,8 @@ open_components(struct agent *a)
 	if ((rc = detect_new(&a->detect, a->store, &a->cfg, a->alerts, &err)) < 0)
 		fatal("detection: %s", err.msg[0] ? err.msg : strerror(-rc));
 	detect_set_rules_observer(a->detect, on_rules_loaded, a);
-	if ((rc = detect_load_rules(a->detect, (const char *const *)a->cfg.detection.rules_dirs,
-	                            a->cfg.detection.n_rules_dirs, &err)) < 0)
+	if (detect_load_rules(a->detect, (const char *const *)a->cfg.detection.rules_dirs,
+	                      a->cfg.detection.n_rules_dirs, &err) < 0)
 		fatal("rules: %s", err.msg);
 	if ((rc = ingest_new(a->store, a->detect, &a->ingest)) < 0 ||
 	    (rc = control_new(&cb, &a->control)) < 0)
@@ -778,7 +778,7 @@ main(int argc, char **argv)
 	}
 	if (a.flags.check_config)
 		return check_config(&a.flags);
-	if ((rc = load_config(&a.flags, &a.cfg, &err)) < 0) {
+	if (load_config(&a.flags, &a.cfg, &err) < 0) {
 		fprintf(stderr, "daemoneye-agent: %s\n", err.msg);
 		return EXIT_USAGE;
 	}

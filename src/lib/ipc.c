@@ -166,9 +166,10 @@ ipc_frame_pack(uint16_t type, uint16_t flags, const ProtobufCMessage *msg, size_
 		return -EMSGSIZE;
 	if ((buf = malloc(IPC_HEADER_SIZE + len)) == NULL)
 		return -ENOMEM;
-	if (protobuf_c_message_pack(msg, buf + IPC_HEADER_SIZE) != len)
-		return -EINVAL;
-	if ((rc = ipc_header_encode(type, flags, buf + IPC_HEADER_SIZE, len, max_payload, buf)) < 0)
+	rc = protobuf_c_message_pack(msg, buf + IPC_HEADER_SIZE) == len
+	         ? ipc_header_encode(type, flags, buf + IPC_HEADER_SIZE, len, max_payload, buf)
+	         : -EINVAL;
+	if (rc < 0)
 		return rc;
 	*ret_len = IPC_HEADER_SIZE + len;
 	*ret_buf = TAKE_PTR(buf);
@@ -511,7 +512,7 @@ int
 ipc_recv(int fd, size_t max_payload, int timeout_ms, uint16_t *ret_type, uint16_t *ret_flags,
          ProtobufCMessage **ret_msg)
 {
-	uint8_t hdr[IPC_HEADER_SIZE];
+	uint8_t hdr[IPC_HEADER_SIZE] = { 0 };
 	_cleanup_free_ uint8_t *payload = NULL;
 	struct ipc_header h;
 	ProtobufCMessage *m;

@@ -214,8 +214,8 @@ connect_register(struct publish *p)
 		close(fd);
 		fd = -1;
 	}
-	if (fd < 0)
-		return rc;
+	if (fd < 0 || ack == NULL)
+		return rc < 0 ? rc : -EPROTO;
 	if (!ack->accepted) {
 		log_error("publish: agent refused registration: %s",
 		          ack->reason ? ack->reason : "no reason given");

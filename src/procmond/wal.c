@@ -360,17 +360,19 @@ int
 wal_open(const char *dir, uint64_t rotate_bytes, struct wal **ret)
 {
 	_cleanup_(wal_closep) struct wal *w = NULL;
+	_cleanup_close_ int dirfd = -1;
 	int rc;
 
-	if ((w = calloc(1, sizeof(*w))) == NULL)
-		return -ENOMEM;
-	w->dirfd = w->lockfd = w->fd = w->cur.fd = -1;
-	w->rotate_bytes = rotate_bytes ? rotate_bytes : WAL_ROTATE_DEFAULT;
-	w->next_seq = 1;
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return -errno;
-	if ((w->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+	if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return -errno;
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		return -ENOMEM;
+	w->lockfd = w->fd = w->cur.fd = -1;
+	w->dirfd = TAKE_FD(dirfd);
+	w->rotate_bytes = rotate_bytes ? rotate_bytes : WAL_ROTATE_DEFAULT;
+	w->next_seq = 1;
 	if ((rc = open_lock(w)) < 0)
 		return rc;
 	if ((rc = wal_load(w)) < 0)

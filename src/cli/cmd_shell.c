@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <editline/readline.h>
@@ -364,8 +365,12 @@ cmd_shell(struct cli_ctx *ctx, int argc, char **argv)
 		shell_run(&sh, stmt);
 	if (sh.interactive) {
 		fputc('\n', stdout);
+		/* Queries can be sensitive: the history is the user's alone. */
+		mode_t old = umask(077);
+
 		if (hist[0] && write_history(hist) == 0)
 			history_truncate_file(hist, SHELL_HISTORY_MAX);
+		umask(old);
 	}
 	completion_shell = NULL;
 	for (size_t i = 0; i < sh.n_words; i++)

@@ -181,6 +181,23 @@ def test_missing_store_exits_1_naming_it(tmp_path):
         assert "no event store" in p.stderr and str(tmp_path / "nowhere") in p.stderr
 
 
+def test_data_dir_precedence(store, tmp_path):
+    """--data-dir > DAEMONEYE_AGENT_DATA_DIR > the configuration file."""
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"agent:\n  data_dir: {tmp_path / 'from-config'}\n")
+    sql = ["--format", "json", "query", "SELECT count(*) AS n FROM alerts"]
+    p = run("--config", cfg, *sql)
+    assert p.returncode == 1 and "from-config" in p.stderr
+    p = run("--config", cfg, *sql, env={"DAEMONEYE_AGENT_DATA_DIR": str(store)})
+    assert p.returncode == 0 and json.loads(p.stdout) == [{"n": 60}]
+    p = run("--config", cfg, "--data-dir", tmp_path / "from-flag", *sql,
+            env={"DAEMONEYE_AGENT_DATA_DIR": str(store)})
+    assert p.returncode == 1 and "from-flag" in p.stderr
+    # The socket follows the data dir unless given.
+    p = run("--data-dir", tmp_path / "dd", "health")
+    assert p.returncode == 1 and str(tmp_path / "dd" / "daemoneye.sock") in p.stderr
+
+
 # ---- query -----------------------------------------------------------------------
 
 
@@ -449,6 +466,7 @@ def test_shell_interactive_history_and_completion(store, tmp_path):
         os.close(fd)
     hist = tmp_path / ".daemoneye_history"
     assert hist.exists() and "live_processes" in hist.read_text()
+    assert hist.stat().st_mode & 0o077 == 0, "history is private"
 
 
 # ---- stats, config, rules ---------------------------------------------------------
@@ -728,8 +746,10 @@ def test_health_of_a_real_agent(tmp_path, datadir, daemons):
     tree = json.loads(run("--format", "json", "processes", "--tree", data=datadir,
                           check=0).stdout)
     assert any(t["pid"] == 1 for t in tree)
-    assert json.loads(run("--format", "json", "processes", "--pid", str(agent.pid),
-                          data=datadir, check=0).stdout)["pid"] == agent.pid
+    # The agent itself is in procmond's snapshot.
+    mine = wait_for(lambda: run("--format", "json", "processes", "--pid", str(agent.pid),
+                                data=datadir).stdout, 15)
+    assert mine and json.loads(mine)["pid"] == agent.pid
     stats = json.loads(run("--format", "json", "stats", data=datadir, check=0).stdout)
     assert stats
     daemons.stop(agent)

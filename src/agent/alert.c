@@ -347,12 +347,16 @@ sink_drain(struct sink *s)
 		pthread_mutex_unlock(&s->mu);
 		if ((r = backlog_peek(s, &json, &len)) <= 0) {
 			pthread_mutex_lock(&s->mu);
-			if (r < 0)
-				log_error("alert sink %s: cannot read its spool: %s", s->name,
-				          strerror(-r));
 			backlog_publish(s);
-			/* Nothing readable: stop spinning until something new arrives. */
-			s->backlog_depth = r < 0 ? 0 : s->backlog_depth;
+			if (r < 0) {
+				/* Unreadable spool: back off and try again, like a
+				 * failed delivery, rather than spin. */
+				errbuf_set(&err, "cannot read the spool: %s", strerror(-r));
+				sink_mark_down(s, &err);
+			} else {
+				s->backlog_depth = 0;
+			}
+			pthread_cond_broadcast(&s->idle);
 			pthread_mutex_unlock(&s->mu);
 			return;
 		}

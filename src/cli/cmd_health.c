@@ -26,6 +26,11 @@ agent_unreachable(const struct cli_ctx *ctx, int rc)
 		return cli_error("permission denied on %s: run as root or as a member of "
 		                 "the agent's group",
 		                 ctx->socket_path);
+	case -ECONNRESET:
+	case -EPIPE:
+		return cli_error("the agent at %s closed the connection without answering: it "
+		                 "admits only root, its own user and its group (see its log)",
+		                 ctx->socket_path);
 	case -ETIMEDOUT:
 		return cli_error("the agent at %s did not answer within %d ms", ctx->socket_path,
 		                 HEALTH_TIMEOUT_MS);

@@ -752,6 +752,16 @@ def test_health_of_a_real_agent(tmp_path, datadir, daemons):
     assert mine and json.loads(mine)["pid"] == agent.pid
     stats = json.loads(run("--format", "json", "stats", data=datadir, check=0).stdout)
     assert stats
+    # A stranger (not root, not the agent's user or group) gets a clear refusal:
+    # by the socket's mode, or, when the mode lets it in, by the agent itself.
+    def as_stranger():
+        return subprocess.run([str(CLI), "--socket", str(sock), "health"], capture_output=True,
+                              text=True, user=4321, group=4321, extra_groups=[], timeout=30)
+    p = as_stranger()
+    assert p.returncode == 1 and "permission denied" in p.stderr, p.stderr
+    os.chmod(sock, 0o666)
+    p = as_stranger()
+    assert p.returncode == 1 and "admits only root" in p.stderr, p.stderr
     daemons.stop(agent)
     p = run("--socket", sock, "health")
     assert p.returncode == 1 and "not running" in p.stderr

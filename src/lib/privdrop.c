@@ -48,7 +48,7 @@ privdrop_resolve_user(const char *name, struct privdrop_user *ret)
 	struct privdrop_user u;
 	int rc;
 
-	if (!isempty(name) && (rc = lookup(name, &u)) == 0) {
+	if (!isempty(name) && lookup(name, &u) == 0) {
 		*ret = u;
 		return 0;
 	}

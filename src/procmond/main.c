@@ -339,11 +339,11 @@ drop_privileges(struct procmond *pm, bool managed)
 	if (managed && (rc = prepare_wal_dir(pm, &u)) < 0)
 		fatal("WAL directory: %s", strerror(-rc));
 	errbuf_clear(&err);
-	if ((rc = privdrop_apply(&u, keep, n, &err)) < 0)
+	if (privdrop_apply(&u, keep, n, &err) < 0)
 		fatal("privilege drop failed: %s", err.msg);
 	prof = streq(pm->src_ops->name, "ebpf") ? SECCOMP_PROFILE_PROCMOND_BPF
 	                                        : SECCOMP_PROFILE_PROCMOND;
-	if ((rc = seccomp_profile_apply(prof, &err)) < 0)
+	if (seccomp_profile_apply(prof, &err) < 0)
 		fatal("seccomp filter: %s", err.msg);
 	log_info("running as %s (uid %u), %zu capabilities kept, no_new_privs, seccomp on",
 	         geteuid() == u.uid ? u.name : "self", (unsigned)geteuid(), n);
@@ -605,14 +605,14 @@ main(int argc, char **argv)
 	setup_core(&pm, &copts);
 	if (pm.opt.once) {
 		pm.src_ops = &source_poll_ops;
-	} else if ((rc = open_source(&pm, &copts)) < 0) {
+	} else if (open_source(&pm, &copts) < 0) {
 		procmond_free(&pm);
 		return EXIT_RUNTIME;
 	}
 	if ((pm.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
 		fatal("eventfd: %s", strerror(errno));
 	if (broker == NULL || pm.opt.once) {
-		if ((rc = open_output(&pm, NULL, &err)) < 0)
+		if (open_output(&pm, NULL, &err) < 0)
 			fatal("output: %s", err.msg);
 	}
 	drop_privileges(&pm, broker != NULL && !pm.opt.once);

@@ -412,10 +412,11 @@ clock_ms(clockid_t id)
 int
 procfs_open(const char *proc_path, struct procfs **ret)
 {
-	_cleanup_free_ struct procfs *pf = NULL;
 	_cleanup_free_ char *stat = NULL;
+	struct procfs *pf;
 	size_t len;
 	uint64_t btime;
+	int rc;
 
 	if ((pf = calloc(1, sizeof(*pf))) == NULL)
 		return -ENOMEM;
@@ -425,15 +426,18 @@ procfs_open(const char *proc_path, struct procfs **ret)
 		pf->hz = 100;
 	if (pf->page_size <= 0)
 		pf->page_size = 4096;
-	if ((pf->dirfd = open(proc_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return -errno;
+	if ((pf->dirfd = open(proc_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		rc = -errno;
+		free(pf);
+		return rc;
+	}
 	if (read_file_at(pf->dirfd, "stat", 1u << 16, true, &stat, &len) >= 0 &&
 	    procfs_parse_btime(stat, len, &btime) == 0)
 		pf->boot_ms = btime * 1000u;
 	/* The live /proc: the boot instant to the millisecond, not the second. */
 	if (streq(proc_path, "/proc"))
 		pf->boot_ms = clock_ms(CLOCK_REALTIME) - clock_ms(CLOCK_BOOTTIME);
-	*ret = TAKE_PTR(pf);
+	*ret = pf;
 	return 0;
 }
 
@@ -505,6 +509,13 @@ is_gone(int err)
 	return err == -ENOENT || err == -ESRCH;
 }
 
+/* -errno of the call that just failed, never 0. */
+static int
+neg_errno(void)
+{
+	return errno > 0 ? -errno : -EIO;
+}
+
 /* Opens a file of a process. -ESRCH when the process is gone. */
 static int
 open_at(int dirfd, const char *path)
@@ -512,7 +523,7 @@ open_at(int dirfd, const char *path)
 	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 
 	if (fd < 0)
-		return is_gone(-errno) ? -ESRCH : -errno;
+		return is_gone(-errno) ? -ESRCH : neg_errno();
 	return fd;
 }
 
@@ -526,7 +537,7 @@ procfs_pread_stat(int fd, struct procfs_stat *ret)
 		n = pread(fd, buf, sizeof(buf), 0);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
-		return errno == ESRCH ? -ESRCH : -errno;
+		return neg_errno();
 	if (n == 0)
 		return -ESRCH;
 	return procfs_parse_stat(buf, (size_t)n, ret);
@@ -547,7 +558,7 @@ procfs_pread_cmdline(int fd, char **ret, size_t *ret_len, bool *ret_truncated)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return errno == ESRCH ? -ESRCH : -errno;
+			return neg_errno();
 		if (n == 0)
 			break;
 		len += (size_t)n;
@@ -581,7 +592,7 @@ small_file_at(int dirfd, const char *path, size_t max, char **ret, size_t *ret_l
 		n = read(fd, buf, max);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
-		return errno == ESRCH ? -ESRCH : -errno;
+		return neg_errno();
 	buf[n] = '\0';
 	*ret_len = (size_t)n;
 	*ret = TAKE_PTR(buf);
@@ -627,21 +638,23 @@ procfs_read_cmdline_raw(struct procfs *pf, pid_t pid, char **ret, size_t *ret_le
 	return cmdline_at(pf->dirfd, path, ret, ret_len, ret_truncated);
 }
 
-/* readlinkat into a new string. Returns 0, or -errno (-ENOENT when gone). */
-static int
-link_at(int dirfd, const char *name, char **ret)
+/* readlinkat into a new string (caller frees). Returns NULL with -errno in
+ * *ret_err (-ENOENT when gone). */
+static char *
+link_at(int dirfd, const char *name, int *ret_err)
 {
 	char buf[EXE_LINK_MAX];
 	ssize_t n = readlinkat(dirfd, name, buf, sizeof(buf) - 1);
 	char *s;
 
-	if (n < 0)
-		return -errno;
+	if (n < 0) {
+		*ret_err = neg_errno();
+		return NULL;
+	}
 	buf[n] = '\0';
 	if ((s = strdup(buf)) == NULL)
-		return -ENOMEM;
-	*ret = s;
-	return 0;
+		*ret_err = -ENOMEM;
+	return s;
 }
 
 static void
@@ -675,7 +688,7 @@ static int
 read_stat_step(struct read_ctx *c, unsigned what)
 {
 	_cleanup_close_ int fd = -1;
-	struct procfs_stat st;
+	struct procfs_stat st = { 0 };
 	struct process_record *r = c->rec;
 	char tty[32];
 	int rc;
@@ -715,7 +728,7 @@ read_status_step(struct read_ctx *c)
 {
 	_cleanup_free_ char *buf = NULL;
 	struct procfs_status st;
-	size_t len;
+	size_t len = 0;
 	int rc;
 
 	if ((rc = small_file_at(c->pdir, "status", STATUS_FILE_MAX, &buf, &len)) < 0) {
@@ -781,7 +794,7 @@ read_cmdline_step(struct read_ctx *c, unsigned what)
 	int rc;
 
 	if ((fd = open_at(c->pdir, "cmdline")) < 0 ||
-	    (rc = procfs_pread_cmdline(fd, &raw, &len, &trunc)) < 0) {
+	    (rc = procfs_pread_cmdline(fd, &raw, &len, &trunc)) < 0 || raw == NULL) {
 		rc = fd < 0 ? fd : rc;
 		note_err(c, rc == -ESRCH ? -ENOENT : rc, PROC_MISSING_CMDLINE);
 		return rc == -ENOMEM ? rc : 0;
@@ -811,7 +824,7 @@ read_exe_step(struct read_ctx *c)
 	char *clean;
 	int rc;
 
-	if ((rc = link_at(c->pdir, "exe", &link)) < 0) {
+	if ((link = link_at(c->pdir, "exe", &rc)) == NULL) {
 		replace_str(&r->executable_path, NULL);
 		r->file_exists = false;
 		if (c->sample->kernel_thread && rc == -ENOENT)
@@ -837,7 +850,7 @@ read_cwd_step(struct read_ctx *c)
 	_cleanup_free_ char *link = NULL;
 	int rc;
 
-	if ((rc = link_at(c->pdir, "cwd", &link)) < 0) {
+	if ((link = link_at(c->pdir, "cwd", &rc)) == NULL) {
 		if (!c->sample->kernel_thread || rc != -ENOENT)
 			note_err(c, rc == -ENOENT && c->zombie_or_kernel ? -ENODATA : rc,
 			         PROC_MISSING_CWD);
@@ -859,7 +872,7 @@ read_cgroup_step(struct read_ctx *c)
 {
 	_cleanup_free_ char *buf = NULL;
 	char *path = NULL, id[65];
-	size_t len;
+	size_t len = 0;
 	int rc;
 
 	if ((rc = small_file_at(c->pdir, "cgroup", CGROUP_FILE_MAX, &buf, &len)) < 0) {
@@ -919,7 +932,7 @@ read_pid(struct procfs *pf, pid_t pid, unsigned what, struct process_record *rec
 	/* One directory fd per read: every file comes from the same process
 	 * instance even if the pid is reused meanwhile (reads then fail ESRCH). */
 	if ((pdir = openat(pf->dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return is_gone(-errno) ? -ESRCH : -errno;
+		return is_gone(-errno) ? -ESRCH : neg_errno();
 	c.pdir = pdir;
 	if ((rc = read_stat_step(&c, what)) < 0)
 		return rc;

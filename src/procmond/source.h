@@ -21,18 +21,18 @@ enum source_event_kind {
 	SOURCE_EV_FORK,
 	SOURCE_EV_EXIT,
 	/* Added by procmond-core (netlink reports them; others may too): */
-	SOURCE_EV_UID,	/* set*uid: uid and euid in SOURCE_HAS_IDS (gid unknown) */
+	SOURCE_EV_UID,  /* set*uid: uid and euid in SOURCE_HAS_IDS (gid unknown) */
 	SOURCE_EV_COMM, /* prctl(PR_SET_NAME) or similar: the new comm */
 };
 
 /* Which optional fields of a source_event are filled. */
 enum {
-	SOURCE_HAS_IDS = 1u << 0,	/* uid, euid, gid */
+	SOURCE_HAS_IDS = 1u << 0, /* uid, euid, gid */
 	SOURCE_HAS_COMM = 1u << 1,
-	SOURCE_HAS_FILENAME = 1u << 2,	/* executable path as exec'd */
+	SOURCE_HAS_FILENAME = 1u << 2, /* executable path as exec'd */
 	SOURCE_HAS_ARGV = 1u << 3,
 	SOURCE_HAS_CWD = 1u << 4,
-	SOURCE_HAS_START = 1u << 5,	/* start_ns */
+	SOURCE_HAS_START = 1u << 5, /* start_ns */
 	SOURCE_HAS_EXIT_CODE = 1u << 6,
 	SOURCE_HAS_PPID = 1u << 7,
 };
@@ -42,35 +42,35 @@ enum {
 
 struct source_event {
 	enum source_event_kind kind;
-	uint32_t has;		 /* SOURCE_HAS_* */
-	pid_t pid;		 /* thread-group id (the process) */
-	pid_t tid;		 /* the thread that did it */
-	pid_t ppid;		 /* parent's tgid (for FORK: the parent) */
+	uint32_t has; /* SOURCE_HAS_* */
+	pid_t pid;    /* thread-group id (the process) */
+	pid_t tid;    /* the thread that did it */
+	pid_t ppid;   /* parent's tgid (for FORK: the parent) */
 	uint32_t uid, euid, gid;
-	uint64_t start_ns;	 /* task start, ns after boot (CLOCK_BOOTTIME) */
-	uint64_t ktime_ns;	 /* when the kernel saw it, ns after boot */
-	int32_t exit_code;	 /* EXIT: as wait(2) encodes it */
+	uint64_t start_ns; /* task start, ns after boot (CLOCK_BOOTTIME) */
+	uint64_t ktime_ns; /* when the kernel saw it, ns after boot */
+	int32_t exit_code; /* EXIT: as wait(2) encodes it */
 	bool argv_truncated;
 	char comm[16];
 	char filename[SOURCE_PATH_MAX];
 	char cwd[SOURCE_PATH_MAX];
-	size_t argv_len;	 /* bytes of NUL-separated argv in argv[] */
+	size_t argv_len; /* bytes of NUL-separated argv in argv[] */
 	char argv[SOURCE_ARGV_MAX];
 };
 
 /* Collection options, with the seed's defaults (ProcessCollectionConfig). */
 struct collector_opts {
-	bool enhanced_metadata;	/* true: cwd, tty, cgroup, parent details */
-	bool compute_hashes;	/* procmond: on unless --no-hash */
-	uint32_t max_processes;	/* 0: unlimited */
-	bool skip_system;	/* false: skip uid < 1000 processes */
-	bool skip_kernel;	/* false: skip kernel threads */
-	uint32_t interval_ms;	/* snapshot interval, default 1000 */
+	bool enhanced_metadata; /* true: cwd, tty, cgroup, parent details */
+	bool compute_hashes;    /* procmond: on unless --no-hash */
+	uint32_t max_processes; /* 0: unlimited */
+	bool skip_system;       /* false: skip uid < 1000 processes */
+	bool skip_kernel;       /* false: skip kernel threads */
+	uint32_t interval_ms;   /* snapshot interval, default 1000 */
 };
 
 struct source_health {
-	uint64_t events;	/* events delivered */
-	uint64_t drops;		/* events lost (kernel ring buffer full, ENOBUFS, ...) */
+	uint64_t events; /* events delivered */
+	uint64_t drops;  /* events lost (kernel ring buffer full, ENOBUFS, ...) */
 	uint64_t errors;
 	bool ok;
 };
@@ -81,9 +81,9 @@ typedef void (*source_event_cb)(void *ctx, const struct source_event *ev);
 struct source;
 
 struct source_ops {
-	const char *name;	/* "ebpf", "netlink", "poll" */
-	bool realtime;		/* sees every exec as it happens */
-	bool argv_at_exec;	/* captures argv in the kernel at exec time */
+	const char *name;  /* "ebpf", "netlink", "poll" */
+	bool realtime;     /* sees every exec as it happens */
+	bool argv_at_exec; /* captures argv in the kernel at exec time */
 	/* Opens the source. Returns 0 and sets *ret, or -errno with the reason
 	 * (why it cannot work here) in err. */
 	int (*open)(const struct collector_opts *opts, struct source **ret, struct errbuf *err);

@@ -17,14 +17,6 @@
 #include "config.h"
 #include "util.h"
 
-/* Keys of the seed's collectors.json that DaemonEye accepts and does not use. */
-static const char *const collector_json_ignored[] = {
-	"collector_type",       "enabled",
-	"startup_timeout_secs", "heartbeat_interval_secs",
-	"max_restarts",         "restart_delay_secs",
-	"environment",          NULL,
-};
-
 /* ---- YAML ---------------------------------------------------------------- */
 
 struct yctx {
@@ -304,50 +296,149 @@ collector_add_arg(struct collector_config *c, const char *a, const char *name, s
 	return 0;
 }
 
+enum coll_kind {
+	COLL_STRING,  /* char * in struct collector_config */
+	COLL_BOOL,    /* bool in struct collector_config */
+	COLL_ARGS,    /* the args list */
+	COLL_IGNORED, /* a seed key DaemonEye accepts and does not use */
+};
+
+/* One row per collector key. json_only rows are the spellings and extra
+ * keys of the seed's collectors.json; the YAML form knows only the first four. */
+static const struct coll_key {
+	const char *key;
+	enum coll_kind kind;
+	size_t offset;
+	bool json_only;
+} coll_keys[] = {
+	{ "id", COLL_STRING, offsetof(struct collector_config, id), false },
+	{ "binary", COLL_STRING, offsetof(struct collector_config, binary), false },
+	{ "args", COLL_ARGS, 0, false },
+	{ "spawn", COLL_BOOL, offsetof(struct collector_config, spawn), false },
+	{ "binary_path", COLL_STRING, offsetof(struct collector_config, binary), true },
+	{ "auto_restart", COLL_BOOL, offsetof(struct collector_config, spawn), true },
+	{ "collector_type", COLL_IGNORED, 0, true },
+	{ "enabled", COLL_IGNORED, 0, true },
+	{ "startup_timeout_secs", COLL_IGNORED, 0, true },
+	{ "heartbeat_interval_secs", COLL_IGNORED, 0, true },
+	{ "max_restarts", COLL_IGNORED, 0, true },
+	{ "restart_delay_secs", COLL_IGNORED, 0, true },
+	{ "environment", COLL_IGNORED, 0, true },
+};
+
+static const struct coll_key *
+coll_key_find(const char *key, bool json)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(coll_keys); i++)
+		if (streq(coll_keys[i].key, key) && (json || !coll_keys[i].json_only))
+			return &coll_keys[i];
+	return NULL;
+}
+
+static int
+yaml_collector_args(struct yctx *y, yaml_node_t *vn, struct collector_config *c, struct errbuf *err)
+{
+	int rc;
+
+	if ((rc = expect(y, vn, YAML_SEQUENCE_NODE, "a list of strings", "collectors.args", err)) <
+	    0)
+		return rc;
+	for (yaml_node_item_t *it = vn->data.sequence.items.start; it < vn->data.sequence.items.top;
+	     it++) {
+		yaml_node_t *in = yaml_document_get_node(y->doc, *it);
+
+		if (in == NULL || node_scalar(in) == NULL)
+			return loc_error(y, vn, err, "collectors: args must be strings");
+		if ((rc = collector_add_arg(c, node_scalar(in), "collectors", err)) < 0)
+			return rc == -EINVAL ? loc_error(y, in, err, "") : rc;
+	}
+	return 0;
+}
+
 static int
 collector_pair(struct yctx *y, const char *key, yaml_node_t *kn, yaml_node_t *vn, void *ud,
                struct errbuf *err)
 {
+	const struct coll_key *k = coll_key_find(key, false);
 	struct collector_config *c = ud;
 	const char *s = node_scalar(vn);
 	bool b;
-	int rc;
 
-	if (streq(key, "args")) {
-		if ((rc = expect(y, vn, YAML_SEQUENCE_NODE, "a list of strings", "collectors.args",
-		                 err)) < 0)
-			return rc;
-		for (yaml_node_item_t *it = vn->data.sequence.items.start;
-		     it < vn->data.sequence.items.top; it++) {
-			yaml_node_t *in = yaml_document_get_node(y->doc, *it);
-
-			if (in == NULL || node_scalar(in) == NULL)
-				return loc_error(y, vn, err, "collectors: args must be strings");
-			if ((rc = collector_add_arg(c, node_scalar(in), "collectors", err)) < 0)
-				return rc == -EINVAL ? loc_error(y, in, err, "") : rc;
-		}
-		return 0;
+	if (k == NULL) {
+		errbuf_set(err, "%s:%zu: unknown key 'collectors.%s'", y->name, node_line(kn), key);
+		return -EINVAL;
 	}
+	if (k->kind == COLL_ARGS)
+		return yaml_collector_args(y, vn, c, err);
 	if (s == NULL || node_is_null(vn)) {
 		errbuf_set(err, "%s:%zu: collectors.%s: expected a single value", y->name,
 		           node_line(vn), key);
 		return -EINVAL;
 	}
-	if (streq(key, "id"))
-		return config_set_string(&c->id, s);
-	if (streq(key, "binary"))
-		return config_set_string(&c->binary, s);
-	if (streq(key, "spawn")) {
-		if (config_parse_bool(s, &b) < 0) {
-			errbuf_set(err,
-			           "%s:%zu: collectors.spawn: expected true or false, got '%s'",
-			           y->name, node_line(vn), s);
+	if (k->kind == COLL_STRING)
+		return config_set_string(FIELD(c, k->offset, char *), s);
+	if (config_parse_bool(s, &b) < 0) {
+		errbuf_set(err, "%s:%zu: collectors.%s: expected true or false, got '%s'", y->name,
+		           node_line(vn), key, s);
+		return -EINVAL;
+	}
+	*FIELD(c, k->offset, bool) = b;
+	return 0;
+}
+
+static int
+json_collector_args(json_t *v, const char *name, struct collector_config *c, struct errbuf *err)
+{
+	size_t i;
+	json_t *a;
+	int rc;
+
+	if (!json_is_array(v)) {
+		errbuf_set(err, "%s.args: expected a list of strings", name);
+		return -EINVAL;
+	}
+	json_array_foreach(v, i, a)
+	{
+		if (!json_is_string(a)) {
+			errbuf_set(err, "%s.args: expected strings", name);
 			return -EINVAL;
 		}
-		c->spawn = b;
+		if ((rc = collector_add_arg(c, json_string_value(a), name, err)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Sets one key of a collectors.json entry through its coll_keys row. */
+static int
+json_collector_key(const char *key, json_t *v, const char *name, struct collector_config *c,
+                   struct errbuf *err)
+{
+	const struct coll_key *k = coll_key_find(key, true);
+
+	if (k == NULL) {
+		errbuf_set(err, "%s: unknown key '%s'", name, key);
+		return -EINVAL;
+	}
+	switch (k->kind) {
+	case COLL_STRING:
+		if (!json_is_string(v)) {
+			errbuf_set(err, "%s.%s: expected a string", name, key);
+			return -EINVAL;
+		}
+		return config_set_string(FIELD(c, k->offset, char *), json_string_value(v));
+	case COLL_BOOL:
+		if (!json_is_boolean(v)) {
+			errbuf_set(err, "%s.%s: expected true or false", name, key);
+			return -EINVAL;
+		}
+		*FIELD(c, k->offset, bool) = json_is_true(v);
+		return 0;
+	case COLL_ARGS:
+		return json_collector_args(v, name, c, err);
+	case COLL_IGNORED:
 		return 0;
 	}
-	errbuf_set(err, "%s:%zu: unknown key 'collectors.%s'", y->name, node_line(kn), key);
 	return -EINVAL;
 }
 
@@ -367,46 +458,7 @@ json_collector(json_t *o, size_t index, const char *file, struct collector_confi
 	}
 	json_object_foreach(o, key, v)
 	{
-		if (streq(key, "id") || streq(key, "binary") || streq(key, "binary_path")) {
-			if (!json_is_string(v)) {
-				errbuf_set(err, "%s.%s: expected a string", name, key);
-				return -EINVAL;
-			}
-			rc = config_set_string(streq(key, "id") ? &c->id : &c->binary,
-			                       json_string_value(v));
-		} else if (streq(key, "spawn") || streq(key, "auto_restart")) {
-			if (!json_is_boolean(v)) {
-				errbuf_set(err, "%s.%s: expected true or false", name, key);
-				return -EINVAL;
-			}
-			c->spawn = json_is_true(v);
-			rc = 0;
-		} else if (streq(key, "args")) {
-			size_t i;
-			json_t *a;
-
-			if (!json_is_array(v)) {
-				errbuf_set(err, "%s.args: expected a list of strings", name);
-				return -EINVAL;
-			}
-			rc = 0;
-			json_array_foreach(v, i, a)
-			{
-				if (!json_is_string(a)) {
-					errbuf_set(err, "%s.args: expected strings", name);
-					return -EINVAL;
-				}
-				if ((rc = collector_add_arg(c, json_string_value(a), name, err)) <
-				    0)
-					break;
-			}
-		} else if (config_choice_index(collector_json_ignored, key) >= 0) {
-			rc = 0;
-		} else {
-			errbuf_set(err, "%s: unknown key '%s'", name, key);
-			return -EINVAL;
-		}
-		if (rc < 0)
+		if ((rc = json_collector_key(key, v, name, c, err)) < 0)
 			return rc;
 	}
 	return collector_finish(c, name, err);

@@ -5,6 +5,7 @@ procmond during a burst of marked short-lived processes; bad peers close only
 their own connection; credentials are checked; a second collector registers
 and is stored. The store is read directly with sqlite3.
 """
+import json
 import os
 import random
 import shutil
@@ -353,6 +354,10 @@ def test_kill_procmond_during_burst_exactly_once(agent):
     check_exactly_once(agent.db, marker2)
     assert marked(agent.db, marker2)[1] == 500
     assert agent.count_log("collector procmond (pid") >= 2
+    health = json.loads(control(agent.sock)[1])
+    sup = {c["id"]: c for c in health["supervised"]}
+    assert sup["procmond"]["restarts"] >= 2 and sup["procmond"]["running"]
+    assert "killed by signal 9" in sup["procmond"]["last_exit"]
 
 
 def test_kill_whole_agent_during_burst_exactly_once(agent):
@@ -482,12 +487,13 @@ def _connect_as(uid, gid, path):
                 except PermissionError:
                     res = b"refused"
                 else:
-                    s.sendall(frame(T_CONTROL_REQUEST, f_bytes(1, "ping")))
-                    s.settimeout(5)
                     try:
+                        s.sendall(frame(T_CONTROL_REQUEST, f_bytes(1, "ping")))
                         res = b"served" if recv_frame(s, 5) else b"closed"
                     except (ConnectionResetError, BrokenPipeError):
                         res = b"closed"
+                    except socket.timeout:
+                        res = b"left open"
         finally:
             os.write(w, res)
             os._exit(0)
@@ -585,3 +591,18 @@ def test_sigterm_stops_everything_within_5s(agent):
     for p in pids:
         assert wait_for(lambda: not Path(f"/proc/{p}").exists(), 2), p
     assert not agent.sock.exists()
+
+
+def test_sighup_bad_config_keeps_running_one(agent):
+    good = agent.cfg.read_text()
+    agent.cfg.write_text(good + "bogus_section: {}\n")
+    os.kill(agent.proc.pid, signal.SIGHUP)
+    assert wait_for(lambda: agent.count_log("configuration refused, keeping the running one"), 5)
+    assert "bogus_section" in agent.tail(3)
+    assert _healthy(agent)
+    agent.cfg.write_text(good)
+    os.kill(agent.proc.pid, signal.SIGHUP)
+    assert wait_for(lambda: agent.count_log("configuration and rules reloaded"), 5), agent.tail()
+    health = json.loads(control(agent.sock)[1])
+    assert health["reloads"] == {"ok": 1, "failed": 1}
+    assert health["state"] == "SteadyState"

@@ -836,8 +836,13 @@ read_exe_step(struct read_ctx *c)
 	}
 	if ((clean = procfs_clean_exe(link, &r->exe_deleted, &r->exe_memfd)) == NULL)
 		return -ENOMEM;
-	/* file_exists: the path names a file now (it may be a different one). */
-	r->file_exists = !r->exe_memfd && stat(clean, &sb) == 0;
+	/* The kernel marks an image whose name was unlinked or renamed over
+	 * " (deleted)"; otherwise the name still leads to it, and no stat is
+	 * needed. A deleted image's name may have been re-created: look. */
+	if (r->exe_memfd)
+		r->file_exists = false;
+	else
+		r->file_exists = !r->exe_deleted || stat(clean, &sb) == 0;
 	replace_str(&r->executable_path, sanitize_path(clean));
 	free(clean);
 	r->missing &= ~(uint32_t)PROC_MISSING_EXE;

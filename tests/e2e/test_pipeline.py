@@ -606,3 +606,23 @@ def test_sighup_bad_config_keeps_running_one(agent):
     health = json.loads(control(agent.sock)[1])
     assert health["reloads"] == {"ok": 1, "failed": 1}
     assert health["state"] == "SteadyState"
+
+
+def test_engine_runs_unprivileged_supervisor_keeps_root(agent):
+    """SPEC §8: the engine has no capabilities, a non-root uid, NoNewPrivs 1
+    and Seccomp 2; the supervisor that spawns procmond stays as started."""
+    def status(pid):
+        return dict(line.split(":", 1) for line in
+                    Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+
+    eng = status(agent.engine_pid())
+    assert eng["Uid"].split()[0] != "0" and eng["Uid"].split()[1] != "0"
+    assert int(eng["CapEff"].strip(), 16) == 0
+    assert int(eng["CapPrm"].strip(), 16) == 0
+    assert eng["NoNewPrivs"].strip() == "1"
+    assert eng["Seccomp"].strip() == "2"
+    sup = status(agent.proc.pid)
+    assert sup["Uid"].split()[0] == "0"
+    # The data directory and the socket belong to the engine's user.
+    uid = int(eng["Uid"].split()[1])
+    assert agent.datadir.stat().st_uid == uid and agent.sock.stat().st_uid == uid

@@ -104,6 +104,46 @@ expect(const struct yctx *y, const yaml_node_t *n, yaml_node_type_t t, const cha
 	return -EINVAL;
 }
 
+/* A YAML list for a list key: its items joined with ':' go through the same
+ * row setter as an environment value (so the bounds are checked once). */
+static int
+yaml_set_list(struct yctx *y, const struct cfg_row *row, void *base, const char *name,
+              yaml_node_t *vn, struct errbuf *err)
+{
+	_cleanup_free_ char *joined = NULL;
+	size_t used = 0, cap = 1;
+	int rc;
+
+	for (yaml_node_item_t *it = vn->data.sequence.items.start; it < vn->data.sequence.items.top;
+	     it++) {
+		yaml_node_t *in = yaml_document_get_node(y->doc, *it);
+		const char *s = in ? node_scalar(in) : NULL;
+
+		if (s == NULL || strchr(s, ':') != NULL || s[0] == '\0') {
+			errbuf_set(err, "%s:%zu: %s: expected a list of paths (no ':')", y->name,
+			           in ? node_line(in) : node_line(vn), name);
+			return -EINVAL;
+		}
+		cap += strlen(s) + 1;
+	}
+	if ((joined = malloc(cap)) == NULL)
+		return -ENOMEM;
+	joined[0] = '\0';
+	for (yaml_node_item_t *it = vn->data.sequence.items.start; it < vn->data.sequence.items.top;
+	     it++) {
+		const char *s = node_scalar(yaml_document_get_node(y->doc, *it));
+		size_t len = strlen(s);
+
+		if (used > 0)
+			joined[used++] = ':';
+		memcpy(joined + used, s, len + 1);
+		used += len;
+	}
+	if ((rc = config_row_set(row, base, joined, err)) == -EINVAL)
+		return loc_error(y, vn, err, name);
+	return rc;
+}
+
 /* Sets a scalar row from a YAML node, with the location in any error. */
 static int
 yaml_set_scalar(struct yctx *y, const struct cfg_row *row, void *base, const char *name,
@@ -112,36 +152,8 @@ yaml_set_scalar(struct yctx *y, const struct cfg_row *row, void *base, const cha
 	const char *text;
 	int rc;
 
-	if (row->type == CFG_STRLIST && vn->type == YAML_SEQUENCE_NODE) {
-		char joined[CONFIG_MAX_RULES_DIRS * (PATH_MAX + 1)];
-		size_t used = 0;
-
-		joined[0] = '\0';
-		for (yaml_node_item_t *it = vn->data.sequence.items.start;
-		     it < vn->data.sequence.items.top; it++) {
-			yaml_node_t *in = yaml_document_get_node(y->doc, *it);
-			const char *s = in ? node_scalar(in) : NULL;
-			int w;
-
-			if (s == NULL || strchr(s, ':') != NULL || s[0] == '\0') {
-				errbuf_set(err, "%s:%zu: %s: expected a list of paths (no ':')",
-				           y->name, in ? node_line(in) : node_line(vn), name);
-				return -EINVAL;
-			}
-			w = snprintf(joined + used, sizeof(joined) - used, "%s%s", used ? ":" : "",
-			             s);
-			if (w < 0 || (size_t)w >= sizeof(joined) - used) {
-				errbuf_set(err, "%s:%zu: %s: list too long", y->name, node_line(vn),
-				           name);
-				return -EINVAL;
-			}
-			used += (size_t)w;
-		}
-		text = joined;
-		if ((rc = config_row_set(row, base, text, err)) == -EINVAL)
-			return loc_error(y, vn, err, name);
-		return rc;
-	}
+	if (row->type == CFG_STRLIST && vn->type == YAML_SEQUENCE_NODE)
+		return yaml_set_list(y, row, base, name, vn, err);
 	if ((rc = expect(y, vn, YAML_SCALAR_NODE, "a single value", name, err)) < 0)
 		return rc;
 	text = node_is_null(vn) ? "" : node_scalar(vn);

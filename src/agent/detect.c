@@ -41,6 +41,15 @@ struct u64map {
 	size_t cap, n;
 };
 
+/* A match waiting for its rule run to end: a run that returns too many rows
+ * is discarded whole rather than flooding the alert manager. */
+struct pending {
+	int32_t pid;
+	bool in_batch; /* ev is the process's event in this batch */
+	uint32_t ev;
+	json_t *row;
+};
+
 struct detect {
 	struct store *store;
 	struct store_eval *eval;
@@ -58,6 +67,8 @@ struct detect {
 	/* Per-batch scratch. */
 	size_t *rows;
 	size_t rows_cap, nrows;
+	struct pending *pending; /* one rule run's matches, submitted when it ends */
+	size_t npending, pending_cap;
 };
 
 /* ---- u64map ------------------------------------------------------------------ */
@@ -344,6 +355,7 @@ detect_free(struct detect *d)
 	map_free(&d->by_pid);
 	map_free(&d->matched);
 	free(d->rows);
+	free(d->pending);
 	(void)pthread_mutex_destroy(&d->mu);
 	free(d);
 }
@@ -422,16 +434,13 @@ struct match_ctx {
 	const struct process_event *evs;
 	int pid_col;
 	unsigned matches;
+	size_t rows, max_rows; /* rows seen; the bound past which the run stops */
 };
 
-static const struct process_record *
-find_proc(const struct match_ctx *m, int32_t pid)
+static bool
+find_event(const struct match_ctx *m, int32_t pid, uint32_t *ret)
 {
-	uint32_t i;
-
-	if (!map_get(&m->d->by_pid, (uint64_t)(uint32_t)pid + 1, &i))
-		return NULL;
-	return &m->evs[i].proc;
+	return map_get(&m->d->by_pid, (uint64_t)(uint32_t)pid + 1, ret);
 }
 
 static json_t *
@@ -475,12 +484,13 @@ on_match(void *ctx, int ncol, const char *const *names, const char *const *value
          const char *types)
 {
 	struct match_ctx *m = ctx;
-	const struct rule *r = m->dr->rule;
-	struct process_record stub;
-	const struct process_record *p;
+	struct detect *d = m->d;
+	struct pending *pe;
 	int32_t pid;
 	int64_t v;
 
+	if (++m->rows > m->max_rows)
+		return 1;
 	if (m->pid_col < 0) {
 		for (int i = 0; i < ncol && m->pid_col < 0; i++)
 			if (names[i] && strcasecmp(names[i], "pid") == 0)
@@ -495,35 +505,66 @@ on_match(void *ctx, int ncol, const char *const *names, const char *const *value
 	/* One match per process per evaluation, even when a join repeats it. */
 	if (map_put(&m->d->matched, (uint64_t)(uint32_t)pid + 1, 0) == 0)
 		return 0;
-	if ((p = find_proc(m, pid)) == NULL) {
-		process_record_init(&stub);
-		stub.pid = pid;
-		p = &stub;
+	if (d->npending == d->pending_cap) {
+		size_t ncap = d->pending_cap ? d->pending_cap * 2 : 64;
+		struct pending *np = reallocarray(d->pending, ncap, sizeof(*np));
+		if (np == NULL)
+			return -1;
+		d->pending = np;
+		d->pending_cap = ncap;
 	}
+	pe = &d->pending[d->npending++];
+	pe->pid = pid;
+	pe->in_batch = find_event(m, pid, &pe->ev);
+	pe->row = d->alerts ? row_json(ncol, names, values, types) : NULL;
 	m->matches++;
-	if (m->d->alerts != NULL) {
-		json_t *row = row_json(ncol, names, values, types);
-		struct alert_match am = {
-			.rule_id = r->id,
-			.rule_name = r->name,
-			.severity = r->severity,
-			.category = r->category,
-			.description = r->description,
-			.proc = p,
-			.match = row,
-		};
-		int rc = alerts_submit(m->d->alerts, &am);
-		if (rc < 0)
-			log_warn("rule %s: submitting an alert: %s", r->id, strerror(-rc));
-		json_decref(row);
-	}
 	return 0;
+}
+
+/* Hands the run's matches to the alert manager (submit true) or drops them,
+ * and empties the buffer. */
+static void
+flush_pending(struct detect *d, const struct drule *dr, const struct process_event *evs,
+              bool submit)
+{
+	const struct rule *r = dr->rule;
+
+	for (size_t i = 0; i < d->npending; i++) {
+		struct pending *pe = &d->pending[i];
+		struct process_record stub;
+		if (submit && d->alerts != NULL) {
+			if (!pe->in_batch) {
+				process_record_init(&stub);
+				stub.pid = pe->pid;
+			}
+			struct alert_match am = {
+				.rule_id = r->id,
+				.rule_name = r->name,
+				.severity = r->severity,
+				.category = r->category,
+				.description = r->description,
+				.proc = pe->in_batch ? &evs[pe->ev].proc : &stub,
+				.match = pe->row,
+			};
+			int rc = alerts_submit(d->alerts, &am);
+			if (rc < 0)
+				log_warn("rule %s: submitting an alert: %s", r->id, strerror(-rc));
+		}
+		json_decref(pe->row);
+	}
+	d->npending = 0;
 }
 
 static void
 run_rule(struct detect *d, struct drule *dr, const struct process_event *evs)
 {
-	struct match_ctx m = { .d = d, .dr = dr, .evs = evs, .pid_col = -1 };
+	struct match_ctx m = {
+		.d = d,
+		.dr = dr,
+		.evs = evs,
+		.pid_col = -1,
+		.max_rows = DETECT_ROWS_PER_PROCESS * d->nrows + DETECT_ROWS_EXTRA,
+	};
 	struct errbuf e = { { 0 } };
 	uint64_t t0 = time_mono_ns(), us;
 	int rc;
@@ -531,6 +572,14 @@ run_rule(struct detect *d, struct drule *dr, const struct process_event *evs)
 	(void)map_reset(&d->matched, 0);
 	rc = store_eval_run(d->eval, dr->stmt, d->timeout_ms, on_match, &m, &e);
 	us = (time_mono_ns() - t0) / 1000;
+	if (rc >= 0 && m.rows > m.max_rows) {
+		errbuf_set(&e, "returned more than %zu rows for %zu processes; its matches dropped",
+		           m.max_rows, d->nrows);
+		rc = -E2BIG;
+		m.matches = 0;
+	}
+	/* Matches found before a timeout or error stand; a flood does not. */
+	flush_pending(d, dr, evs, rc != -E2BIG || m.rows <= m.max_rows);
 	(void)pthread_mutex_lock(&d->mu);
 	dr->evaluations++;
 	dr->matches += m.matches;

@@ -30,6 +30,10 @@ struct detect;
 struct store;
 struct alerts;
 
+/* A run that returns more than ROWS_PER_PROCESS x rows-under-evaluation +
+ * ROWS_EXTRA rows is stopped and counted as an error: rows are alerts. */
+#define DETECT_ROWS_PER_PROCESS 10
+#define DETECT_ROWS_EXTRA       1000
 #define DETECT_QUARANTINE_AFTER 5          /* consecutive failures */
 #define DETECT_SEEN_MAX         (1u << 20) /* process instances remembered */
 

@@ -501,6 +501,8 @@ rule_validator_new(struct rule_validator **ret, struct errbuf *err)
 	return 0;
 }
 
+/* Counts rows, stopping past RULE_SAMPLE_MAX_ROWS: a rule's rows are alerts,
+ * and a rule that floods a 16-process sample would flood the sinks. */
 static int
 count_row(void *ctx, int ncol, const char *const *names, const char *const *values,
           const char *types)
@@ -509,8 +511,7 @@ count_row(void *ctx, int ncol, const char *const *names, const char *const *valu
 	(void)names;
 	(void)values;
 	(void)types;
-	(*(unsigned *)ctx)++;
-	return 0;
+	return ++*(unsigned *)ctx > RULE_SAMPLE_MAX_ROWS;
 }
 
 int
@@ -527,6 +528,11 @@ rule_validate(struct rule_validator *v, const struct rule *r, uint32_t timeout_m
 	}
 	rc = store_eval_run(v->eval, st, timeout_ms, count_row, &rows, err);
 	store_stmt_free(st);
+	if (rc >= 0 && rows > RULE_SAMPLE_MAX_ROWS) {
+		errbuf_set(err, "returned more than %u rows for %zu sample processes",
+		           RULE_SAMPLE_MAX_ROWS, ARRAY_SIZE(samples));
+		rc = -E2BIG;
+	}
 	if (rc < 0) {
 		errbuf_prefix(err, "%s:%u: rule '%s': failed on the validation sample", r->path,
 		              r->sql_line, r->id);

@@ -27,9 +27,10 @@
 
 #include "errbuf.h"
 
-#define RULE_ID_MAX      64
-#define RULE_FILE_MAX    (256u << 10) /* a rule file larger than this is refused */
-#define RULE_MAX_PER_SET 4096
+#define RULE_ID_MAX          64
+#define RULE_FILE_MAX        (256u << 10) /* a rule file larger than this is refused */
+#define RULE_MAX_PER_SET     4096
+#define RULE_SAMPLE_MAX_ROWS 10000 /* rows a rule may return on the validation sample */
 
 struct rule {
 	char *id;

@@ -400,6 +400,16 @@ guard_regexp(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 		return;
 	}
 	rc = pcre2_match(e->code, text, (size_t)tlen, 0, 0, e->md, g->mctx);
+	/* A match can cost milliseconds below its limits, and the progress
+	 * handler only runs between instructions: check the deadline here too. */
+	if (g->mode == MODE_RUN) {
+		struct timespec now;
+		(void)clock_gettime(CLOCK_MONOTONIC, &now);
+		if (timespec_after(&now, &g->deadline)) {
+			g->stop = STOP_TIME;
+			sqlite3_interrupt(g->db);
+		}
+	}
 	if (rc >= 0) {
 		sqlite3_result_int(ctx, 1);
 	} else if (rc == PCRE2_ERROR_NOMATCH) {

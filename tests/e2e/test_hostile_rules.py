@@ -21,7 +21,9 @@ HOSTILE = [
     ("drop", "DROP TABLE process_events", "not allowed"),
     ("load-extension", "SELECT load_extension('/tmp/evil.so') AS pid", "load_extension"),
     ("endless-cte", "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
-     "SELECT x AS pid FROM c", "time limit"),
+     "SELECT x AS pid FROM c WHERE x < 0", "time limit"),
+    ("row-flood", "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+     "SELECT x AS pid FROM c", "more than 10000 rows"),
     ("randomblob", "SELECT pid, randomblob(2000000000) AS b FROM processes", "randomblob"),
     ("zeroblob", "SELECT pid, zeroblob(2000000000) AS b FROM processes", "zeroblob"),
     ("regexp-backtrack", "SELECT pid FROM processes WHERE command_line REGEXP '^(a+)+$'",

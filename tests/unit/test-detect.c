@@ -123,6 +123,11 @@ setup(void **state)
 	           " UNION ALL SELECT x + 1 FROM c WHERE x < (SELECT CASE WHEN count(*) > 50"
 	           " THEN 1000000000 ELSE 10 END FROM processes)) SELECT pid FROM processes, c"
 	           " WHERE x = 0\n");
+	/* Passes validation but floods rows on a large batch. */
+	write_rule("c-flood.yaml",
+	           "id: flood\nname: f\nseverity: low\nsql: WITH RECURSIVE c(x) AS (SELECT 1"
+	           " WHERE (SELECT count(*) FROM processes) > 50 UNION ALL SELECT x + 1 FROM c"
+	           " WHERE x < 100000) SELECT x AS pid FROM c\n");
 	write_rule("d-bad.yaml", "id: bad\nname: b\nseverity: low\nsql: PRAGMA user_version\n");
 	write_rule("e-off.yaml", "id: off\nname: o\nseverity: low\nenabled: false\nsql: SELECT pid"
 	                         " FROM processes\n");
@@ -250,7 +255,7 @@ test_failing_rules_isolated(void **state)
 	assert_int_equal(f->fa.pid, 101);
 	h = detect_health_json(f->d);
 	assert_non_null(h);
-	assert_int_equal(json_integer_value(json_object_get(h, "rules_loaded")), 4);
+	assert_int_equal(json_integer_value(json_object_get(h, "rules_loaded")), 5);
 	assert_int_equal(json_integer_value(json_object_get(h, "rules_rejected")), 1);
 	assert_int_equal(json_integer_value(json_object_get(rule_health(h, "fragile"), "errors")),
 	                 1);
@@ -258,6 +263,9 @@ test_failing_rules_isolated(void **state)
 	    json_string_value(json_object_get(rule_health(h, "fragile"), "last_error")), "regexp"));
 	assert_int_equal(json_integer_value(json_object_get(rule_health(h, "slow"), "timeouts")),
 	                 1);
+	assert_int_equal(json_integer_value(json_object_get(rule_health(h, "flood"), "errors")), 1);
+	assert_non_null(strstr(
+	    json_string_value(json_object_get(rule_health(h, "flood"), "last_error")), "rows"));
 	/* Every batch with rows ran nc-exec; the fixture's earlier batches matched 3. */
 	assert_int_equal(json_integer_value(json_object_get(rule_health(h, "nc-exec"), "matches")),
 	                 f->fa.submitted + nc_before);
@@ -290,7 +298,7 @@ test_reload_atomic(void **state)
 	assert_int_equal(unlink(err.msg), 0);
 	assert_int_equal(detect_load_rules(f->d, good, 1, &err), 1);
 	h = detect_health_json(f->d);
-	assert_int_equal(json_integer_value(json_object_get(h, "rules_loaded")), 3);
+	assert_int_equal(json_integer_value(json_object_get(h, "rules_loaded")), 4);
 	assert_null(rule_health(h, "slow"));
 	json_decref(h);
 	assert_int_equal(f->observed, 2);

@@ -128,8 +128,11 @@ test_hostile_rules(void **state)
 		{ "DROP TABLE process_events", -EINVAL, "not allowed" },
 		{ "SELECT load_extension('/tmp/evil.so') AS pid", -EINVAL, "load_extension" },
 		{ "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c)"
-		  " SELECT x AS pid FROM c",
+		  " SELECT x AS pid FROM c WHERE x < 0",
 		  -ETIMEDOUT, "time limit" },
+		{ "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c)"
+		  " SELECT x AS pid FROM c",
+		  -E2BIG, "more than 10000 rows" },
 		{ "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c)"
 		  " SELECT p.pid FROM processes p, c WHERE c.x < 0",
 		  -ETIMEDOUT, "time limit" },

@@ -1,7 +1,6 @@
 /* `query "SQL"` (or `query -`: the statement from stdin): one read-only statement over the store, under the same
  * sandbox as detection rules (sqlguard), against the live store while the
  * agent writes (a WAL reader never blocks the writer). */
-#include <stdlib.h>
 #include <string.h>
 
 #include "cleanup.h"
@@ -35,14 +34,12 @@ int
 cmd_query(struct cli_ctx *ctx, int argc, char **argv)
 {
 	_cleanup_(store_closep) struct store *st = NULL;
-	_cleanup_free_ char *sql = NULL;
+	static char sql[QUERY_MAX_SQL]; /* one statement per process */
 	int rc;
 
 	if (argc < 2)
 		return cli_usage_error("query: give one SQL statement, e.g. "
 		                       "query \"SELECT pid, name FROM live_processes\"");
-	if ((sql = malloc(QUERY_MAX_SQL)) == NULL)
-		return cli_error("out of memory");
 	if (argc == 2 && streq(argv[1], "-")) {
 		/* The statement from stdin, for long SQL kept in a file. */
 		size_t n = fread(sql, 1, QUERY_MAX_SQL - 1, stdin);

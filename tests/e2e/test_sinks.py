@@ -456,3 +456,63 @@ def test_webhook_https_verifies_the_certificate(tmp_path, receiver):
     s = sink_health(health(tmp_path / "h.json"), "webhook")
     assert s["delivered"] == 0 and s["spool_depth"] == 2 and r.bodies == []
     assert "certificate" in s["last_error"]
+
+
+# ---------------------------------------------------------------- the whole agent
+
+DEDUP_RULE = """id: dedup-marker
+name: Dedup marker
+description: fires on the test's marker command line (T0000)
+severity: low
+category: test
+enabled: true
+sql: |
+  SELECT pid, name, command_line FROM processes
+  WHERE command_line LIKE '%de-dedup-marker-%'
+"""
+
+
+@pytest.mark.root
+def test_agent_one_alert_per_instance_then_again_after_window(tmp_path, datadir, daemons,
+                                                             bins):
+    """Through procmond, the store, a rule and the file sink: a process matched again
+    (it execs, same pid and start time) inside the window is a repeat, not a second
+    alert; matched again after the window, it alerts again."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    rules.chmod(0o755)
+    (rules / "dedup-marker.yaml").write_text(DEDUP_RULE)
+    out = tmp_path / "alerts.jsonl"
+    os.chmod(tmp_path, 0o777)
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text(f"agent:\n  data_dir: {datadir}\n  scan_interval_ms: 250\n"
+                   f"alerting:\n  dedup_window_s: 2\n"
+                   f"  sinks:\n    - {{ type: file, path: {out} }}\n")
+    env = dict(os.environ, DAEMONEYE_PROCMOND_BINARY=str(bins["procmond"]))
+    agent = daemons.start([bins["daemoneye-agent"], "--config", cfg, "--rules-dir", rules],
+                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def ready():
+        subprocess.run(["/bin/sh", "-c", "sleep 0.3", "de-dedup-marker-warmup"])
+        return out.exists() and "warmup" in out.read_text()
+    assert wait_for(ready, timeout=30), "the agent raised no alert"
+    # a (alert) -> 0.5 s: exec b (same instance, in the window: repeat) -> 3 s: exec c
+    # (2 s window over: a new alert for the same instance).
+    subprocess.run(["/bin/sh", "-c", "sleep 0.5; exec sh -c 'sleep 2.5; exec sh -c "
+                    "\"sleep 1\" de-dedup-marker-c' de-dedup-marker-b", "de-dedup-marker-a"],
+                   check=True)
+    time.sleep(1.0)
+    alerts = [json.loads(l) for l in out.read_text().splitlines()]
+    ours = [a for a in alerts if "warmup" not in a["process"]["command_line"]]
+    assert len(ours) == 2, ours
+    assert ours[0]["dedup_key"] == ours[1]["dedup_key"]
+    assert ours[0]["alert_id"] != ours[1]["alert_id"]
+    assert "de-dedup-marker-a" in ours[0]["process"]["command_line"]
+    assert "de-dedup-marker-c" in ours[1]["process"]["command_line"]
+    for a in ours:
+        check_alert(a)
+    h = subprocess.run([bins["daemoneye-cli"], "--data-dir", datadir, "--format", "json",
+                        "health"], capture_output=True, text=True, timeout=10)
+    assert h.returncode == 0, h.stderr
+    assert json.loads(h.stdout)["alerts"]["duplicates"] >= 1
+    daemons.stop(agent)

@@ -372,6 +372,89 @@ test_down_spool_recover(void **state)
 	alerts_free(a);
 }
 
+/* A spool too small for the outage: what does not fit is dropped and counted,
+ * never silently. */
+static void
+test_spool_full_counted(void **state)
+{
+	struct alerts *a = NULL;
+	struct de_config cfg;
+	struct process_record p;
+	struct alert_match m;
+	char path[160], spool[160];
+	uint64_t spooled, dropped, full, bytes;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/missing/alerts.jsonl", tmpdir);
+	snprintf(spool, sizeof(spool), "%s/spool", tmpdir);
+	cfg_make(&cfg, 300, 0);
+	cfg.alerting.n_sinks = 1;
+	cfg.alerting.sinks[0] =
+	    (struct sink_config){ .type = SINK_FILE, .path = path, .spool_max_bytes = 4096 };
+	assert_int_equal(alerts_new(&a, &cfg, NULL, spool, NULL), 0);
+	proc_make(&p, 1, 1);
+	m = match_make(&p, NULL);
+	for (int i = 0; i < 12; i++) {
+		p.pid = 100 + i;
+		assert_int_equal(alerts_submit(a, &m), ALERT_RAISED);
+	}
+	assert_int_equal(alerts_flush(a, 5000, false), 0);
+	sink_counters(a, "spooled", &spooled);
+	sink_counters(a, "dropped", &dropped);
+	sink_counters(a, "dropped_spool_full", &full);
+	sink_counters(a, "spool_bytes", &bytes);
+	assert_true(spooled >= 1 && spooled < 12);
+	assert_int_equal(spooled + dropped, 12);
+	assert_int_equal(full, dropped);
+	assert_true(bytes <= 4096);
+	process_record_clear(&p);
+	alerts_free(a);
+}
+
+/* spool_max_bytes 0: no spool; a down sink keeps its alerts in memory and
+ * delivers them in order once it is back. */
+static void
+test_memory_backlog(void **state)
+{
+	enum { N = 6 };
+	struct alerts *a = NULL;
+	struct de_config cfg;
+	struct process_record p;
+	struct alert_match m;
+	char dir[128], path[160], spool[160], got[N][40];
+	uint64_t v;
+	json_t *h;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/out", tmpdir);
+	snprintf(path, sizeof(path), "%s/alerts.jsonl", dir);
+	snprintf(spool, sizeof(spool), "%s/spool", tmpdir);
+	cfg_make(&cfg, 300, 0);
+	cfg.alerting.n_sinks = 1;
+	cfg.alerting.sinks[0] = (struct sink_config){ .type = SINK_FILE, .path = path };
+	assert_int_equal(alerts_new(&a, &cfg, NULL, spool, NULL), 0);
+	h = alerts_health_json(a);
+	assert_false(json_is_true(
+	    json_object_get(json_array_get(json_object_get(h, "sinks"), 0), "on_disk_spool")));
+	json_decref(h);
+	proc_make(&p, 1, 1);
+	m = match_make(&p, NULL);
+	for (int i = 0; i < N; i++) {
+		p.pid = 200 + i;
+		assert_int_equal(alerts_submit(a, &m), ALERT_RAISED);
+	}
+	assert_int_equal(alerts_flush(a, 5000, false), 0);
+	sink_counters(a, "spool_depth", &v);
+	assert_int_equal(v, N);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(alerts_flush(a, 10000, true), 0);
+	sink_counters(a, "delivered", &v);
+	assert_int_equal(v, N);
+	assert_int_equal(count_lines(path, got, N), N);
+	process_record_clear(&p);
+	alerts_free(a);
+}
+
 int
 main(void)
 {
@@ -380,6 +463,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_dedup_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_down_spool_recover, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spool_full_counted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_memory_backlog, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -168,7 +168,8 @@ test_hostile_rules(void **state)
 		int rc;
 
 		err.msg[0] = '\0';
-		rc = rule_validate(v, &r, 50, NULL, &err);
+		/* Generous: a loaded test machine must not turn a fast rule into a timeout. */
+		rc = rule_validate(v, &r, 500, NULL, &err);
 		if (rc != cases[i].rc || strstr(err.msg, cases[i].reason) == NULL)
 			fprintf(stderr, "case %zu (%s): rc %d '%s'\n", i, cases[i].sql, rc,
 			        err.msg);
@@ -180,16 +181,16 @@ test_hostile_rules(void **state)
 	/* The same validator still accepts good rules, including regexps that
 	 * meet the long sample rows. */
 	good = parse_ok(good_yaml);
-	assert_int_equal(rule_validate(v, good, 50, &rows, &err), 0);
+	assert_int_equal(rule_validate(v, good, 5000, &rows, &err), 0);
 	assert_int_equal(rows, 3); /* the sample has three executables under /tmp */
 	free(good->sql);
 	good->sql = strdup("SELECT pid FROM processes WHERE command_line REGEXP"
 	                   " '(curl|wget)\\s.*\\|\\s*(ba)?sh' OR command_line REGEXP 'a.*b.*c'");
-	assert_int_equal(rule_validate(v, good, 50, &rows, &err), 0);
+	assert_int_equal(rule_validate(v, good, 5000, &rows, &err), 0);
 	free(good->sql);
 	good->sql = strdup("SELECT p.pid, count(*) AS n FROM processes p JOIN live_processes l"
 	                   " ON l.ppid = p.pid GROUP BY p.pid");
-	assert_int_equal(rule_validate(v, good, 50, &rows, &err), 0);
+	assert_int_equal(rule_validate(v, good, 5000, &rows, &err), 0);
 	assert_true(rows > 0);
 	rule_free(good);
 	rule_validator_free(v);

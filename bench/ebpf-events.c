@@ -30,9 +30,8 @@ on_signal(int sig)
 }
 
 static const char *const kind_names[] = {
-	[SOURCE_EV_EXEC] = "exec",
-	[SOURCE_EV_FORK] = "fork",
-	[SOURCE_EV_EXIT] = "exit",
+	[SOURCE_EV_EXEC] = "exec", [SOURCE_EV_FORK] = "fork", [SOURCE_EV_EXIT] = "exit",
+	[SOURCE_EV_UID] = "uid",   [SOURCE_EV_COMM] = "comm",
 };
 
 static json_t *

@@ -67,6 +67,9 @@ bpf_event_decode(const void *rec, size_t size, struct source_event *ev)
 	case DE_BPF_EV_EXIT:
 		ev->kind = SOURCE_EV_EXIT;
 		break;
+	case DE_BPF_EV_COMM:
+		ev->kind = SOURCE_EV_COMM;
+		break;
 	default:
 		return -EBADMSG;
 	}

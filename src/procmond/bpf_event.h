@@ -6,7 +6,7 @@
  * A record is a fixed header followed by its data: filename_len bytes of the
  * executable path as exec'd (NUL included), argv_len bytes of NUL-separated
  * argv, then cwd_len bytes of the working directory (NUL included). FORK and
- * EXIT records carry no data. The kernel writes only the used part of the data,
+ * EXIT and COMM records carry no data. The kernel writes only the used part of the data,
  * so a typical exec costs ~200 bytes of ring buffer, not the maximum. */
 #ifndef DE_PROCMOND_BPF_EVENT_H
 #define DE_PROCMOND_BPF_EVENT_H
@@ -37,6 +37,7 @@ enum de_bpf_kind {
 	DE_BPF_EV_EXEC = 1,
 	DE_BPF_EV_FORK = 2,
 	DE_BPF_EV_EXIT = 3,
+	DE_BPF_EV_COMM = 5, /* the process renamed itself: comm is the new name */
 };
 
 /* de_bpf_event.flags */

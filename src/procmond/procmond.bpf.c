@@ -294,3 +294,31 @@ BPF_PROG(de_exit, struct task_struct *p)
 	emit(&e, sizeof(e));
 	return 0;
 }
+
+/* True while the task is inside execve(): exec renames the task itself, and
+ * its own record carries the new name. */
+static __always_inline bool
+in_exec(struct task_struct *t)
+{
+	if (bpf_core_field_exists(t->in_execve))
+		return BPF_CORE_READ_BITFIELD_PROBED(t, in_execve) != 0;
+	return false;
+}
+
+/* A process renamed itself (prctl(PR_SET_NAME), /proc/<pid>/comm): what
+ * masquerading looks like. Threads name themselves freely: only the
+ * thread-group leader's name is the process's. */
+SEC("tp_btf/task_rename")
+int
+BPF_PROG(de_rename, struct task_struct *t, const char *comm)
+{
+	struct de_bpf_event e = {};
+
+	if (BPF_CORE_READ(t, pid) != BPF_CORE_READ(t, tgid) || in_exec(t))
+		return 0;
+	e.kind = DE_BPF_EV_COMM;
+	fill_task(&e, t);
+	bpf_probe_read_kernel_str(e.comm, sizeof(e.comm), comm);
+	emit(&e, sizeof(e));
+	return 0;
+}

@@ -165,6 +165,7 @@ static int
 ebpf_open(const struct collector_opts *opts, struct source **ret, struct errbuf *err)
 {
 	_cleanup_(ebpf_closep) struct source *s = NULL;
+	bool cwd = opts == NULL || opts->enhanced_metadata;
 	libbpf_print_fn_t old;
 	int rc;
 
@@ -180,7 +181,7 @@ ebpf_open(const struct collector_opts *opts, struct source **ret, struct errbuf 
 	libbpf_reason[0] = '\0';
 	libbpf_verifier[0] = '\0';
 	old = libbpf_set_print(ebpf_libbpf_print);
-	rc = ebpf_load(s, opts == NULL || opts->enhanced_metadata, err);
+	rc = ebpf_load(s, cwd, err);
 	libbpf_set_print(old);
 	if (rc < 0)
 		return rc;

@@ -179,6 +179,25 @@ def test_fork_is_a_process_and_a_thread_is_not(can_load, daemons, tmp_path):
     assert not by_kind(events, "exec", child)
 
 
+def test_rename_of_the_process_is_reported_not_of_a_thread(can_load, daemons, tmp_path):
+    """prctl(PR_SET_NAME) by the leader and a write to /proc/<pid>/comm are
+    what masquerading looks like; a thread's own name, or exec's, is not."""
+    src = Source(daemons, tmp_path)
+    code = ("import ctypes, os, threading\n"
+            "libc = ctypes.CDLL(None)\n"
+            "libc.prctl(15, b'kworker/0:1', 0, 0, 0)\n"
+            "t = threading.Thread(target=libc.prctl, args=(15, b'thread-name', 0, 0, 0))\n"
+            "t.start(); t.join()\n"
+            "open('/proc/self/comm', 'w').write('via-proc')\n"
+            f"os.execv({str(CHILD)!r}, [{str(CHILD)!r}, 'e2ecomm'])\n")
+    p = subprocess.Popen(["/usr/bin/python3", "-c", code])
+    assert p.wait() == 0
+    events, _ = src.stop()
+    names = [e["comm"] for e in by_kind(events, "comm", p.pid)]
+    assert names == ["kworker/0:1", "via-proc"]
+    assert by_kind(events, "exec", p.pid)[-1]["comm"] == "burst-child"
+
+
 def test_exec_from_a_thread_reports_the_process(can_load, daemons, tmp_path):
     """A non-leader thread that execs becomes the leader: one process, its tgid."""
     src = Source(daemons, tmp_path)

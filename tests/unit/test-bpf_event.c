@@ -163,6 +163,13 @@ test_fork_and_exit_records(void **state)
 	assert_true(ev.has & SOURCE_HAS_EXIT_CODE);
 	assert_int_equal(ev.exit_code, 7 << 8);
 	assert_int_equal(ev.argv_len, 0);
+
+	r.h.kind = DE_BPF_EV_COMM;
+	memcpy(r.h.comm, "kworker/0:1", 12);
+	assert_int_equal(bpf_event_decode(&r, sizeof(r.h), &ev), 0);
+	assert_int_equal(ev.kind, SOURCE_EV_COMM);
+	assert_string_equal(ev.comm, "kworker/0:1");
+	assert_int_equal(ev.has & SOURCE_HAS_EXIT_CODE, 0);
 }
 
 static void

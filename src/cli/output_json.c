@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 int
 output_json_write_string(FILE *f, const char *s)
 {
@@ -59,6 +61,17 @@ json_number_ok(const char *v)
 	       !(v[0] == '-' && v[1] == '.');
 }
 
+/* A value that is not UTF-8 (a blob, say) cannot be a JSON string as it is:
+ * its bad bytes become '?', as everywhere else in DaemonEye. */
+static void
+json_write_sanitized(FILE *f, const char *v)
+{
+	char *clean = utf8_sanitize_dup(v, strlen(v));
+
+	output_json_write_string(f, clean ? clean : "");
+	free(clean);
+}
+
 static int
 json_begin(struct output *o)
 {
@@ -84,8 +97,10 @@ json_row(struct output *o, const char *const *values, const char *types)
 			fputs("null", f);
 		else if ((t == 'i' || t == 'r') && json_number_ok(v))
 			fputs(v, f);
-		else
+		else if (utf8_is_valid(v, strlen(v)))
 			output_json_write_string(f, v);
+		else
+			json_write_sanitized(f, v);
 	}
 	fputc('}', f);
 	return ferror(f) ? -EIO : 0;

@@ -230,6 +230,18 @@ def test_query_csv_quotes_awkward_text(store):
     assert j == [{"x": "a,b", "y": 'say "hi"', "z": "two\nlines", "n": None}]
 
 
+def test_query_json_escapes_everything(store):
+    sql = ("SELECT 'tab' || char(9) || 'bell' || char(7) || 'q\"b\\' AS s, "
+           "'Grüße 你好' AS u, CAST(x'41ff42' AS TEXT) AS bad, 1.5 AS r, "
+           "9007199254740993 AS big")
+    out = run("--format", "json", "query", sql, data=store, check=0).stdout
+    row = json.loads(out)[0]
+    assert row["s"] == 'tab\tbell\x07q"b\\'
+    assert row["u"] == "Grüße 你好"
+    assert row["bad"] == "A?B"  # not UTF-8: sanitized, the document stays valid JSON
+    assert row["r"] == 1.5 and row["big"] == 9007199254740993
+
+
 def test_query_table_is_aligned(store):
     out = run("query", "SELECT pid, name FROM live_processes ORDER BY pid LIMIT 5",
               data=store, check=0).stdout.splitlines()

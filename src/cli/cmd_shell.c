@@ -46,8 +46,9 @@ struct shell {
 	enum cli_format mode;
 	bool interactive;
 	bool quit;
-	int rc;         /* exit code of the last failing statement (non-interactive) */
-	json_t *schema; /* [{"name":..., "sql":..., "columns":[...]}] */
+	int rc;          /* exit code of the last failing statement (non-interactive) */
+	json_t *schema;  /* [{"name":..., "sql":..., "columns":[...]}] */
+	char hist[4096]; /* the history file, "" for none */
 	char *words[SHELL_MAX_WORDS];
 	size_t n_words;
 };
@@ -279,6 +280,23 @@ shell_readline(struct shell *sh, bool continuation, char **buf, size_t *cap)
 	return strdup(*buf);
 }
 
+/* Adds a statement to the history and saves the file at once, so an
+ * interrupted session (Ctrl-C, a closed terminal) loses nothing. Queries can
+ * be sensitive: the file is the user's alone. */
+static void
+shell_remember(struct shell *sh, const char *stmt)
+{
+	mode_t old;
+
+	add_history(stmt);
+	if (sh->hist[0] == '\0')
+		return;
+	old = umask(077);
+	if (write_history(sh->hist) == 0)
+		history_truncate_file(sh->hist, SHELL_HISTORY_MAX);
+	umask(old);
+}
+
 /* Feeds one input line; runs a statement when it is complete. */
 static void
 shell_line(struct shell *sh, char *stmt, size_t *len, char *raw)
@@ -307,7 +325,7 @@ shell_line(struct shell *sh, char *stmt, size_t *len, char *raw)
 	*len += n;
 	if (n > 0 && line[n - 1] == ';') {
 		if (sh->interactive)
-			add_history(stmt);
+			shell_remember(sh, stmt);
 		shell_run(sh, stmt);
 		*len = 0;
 	}
@@ -329,7 +347,6 @@ cmd_shell(struct cli_ctx *ctx, int argc, char **argv)
 	_cleanup_(store_closep) struct store *st = NULL;
 	_cleanup_free_ char *stmt = NULL, *lbuf = NULL;
 	struct shell sh = { .ctx = ctx, .mode = ctx->format };
-	char hist[4096];
 	size_t len = 0, cap = 0;
 	char *line;
 	int rc;
@@ -345,14 +362,14 @@ cmd_shell(struct cli_ctx *ctx, int argc, char **argv)
 	sh.interactive = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
 	load_schema(&sh);
 	completion_shell = &sh;
-	history_path(hist, sizeof(hist));
+	history_path(sh.hist, sizeof(sh.hist));
 	if (sh.interactive) {
 		rl_readline_name = "daemoneye";
 		rl_attempted_completion_function = shell_complete;
 		using_history();
 		stifle_history(SHELL_HISTORY_MAX);
-		if (hist[0])
-			read_history(hist);
+		if (sh.hist[0])
+			read_history(sh.hist);
 		printf("daemoneye shell on %s. Enter \".help\" for usage hints.\n",
 		       ctx->store_path);
 	}
@@ -363,15 +380,8 @@ cmd_shell(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	if (len > 0 && !sh.quit)
 		shell_run(&sh, stmt);
-	if (sh.interactive) {
+	if (sh.interactive)
 		fputc('\n', stdout);
-		/* Queries can be sensitive: the history is the user's alone. */
-		mode_t old = umask(077);
-
-		if (hist[0] && write_history(hist) == 0)
-			history_truncate_file(hist, SHELL_HISTORY_MAX);
-		umask(old);
-	}
 	completion_shell = NULL;
 	for (size_t i = 0; i < sh.n_words; i++)
 		free(sh.words[i]);

@@ -5,7 +5,9 @@
  * on a bare SQLite connection (no authorizer, progress handler, limits, or
  * match building), with the same staging inserts and a PCRE2 regexp().
  *
- * Usage: bench-rules [ROWS [RULES [ROUNDS]]] */
+ * Usage: bench-rules [ROWS [RULES [ROUNDS [RULES_DIR]]]]
+ * With RULES_DIR (e.g. the bundled pack, rules/) its enabled rules are used
+ * instead of the 100 generated ones, and RULES is ignored. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 
 #include <errno.h>
@@ -19,6 +21,7 @@
 
 #include "agent/alert.h"
 #include "agent/detect.h"
+#include "rule.h"
 #include "config.h"
 #include "store.h"
 #include "timeutil.h"
@@ -238,6 +241,60 @@ out:
 	return us;
 }
 
+/* The SQL of the enabled rules of dir (the floor runs the same statements). */
+static int
+load_pack(const char *dir, char ***ret)
+{
+	struct rule_set *rs = NULL;
+	struct errbuf err = { { 0 } };
+	char **sqls;
+	int n = 0;
+
+	if (rule_set_load(&dir, 1, 1000, NULL, NULL, &rs, &err) < 0) {
+		fprintf(stderr, "bench-rules: %s\n", err.msg);
+		return -1;
+	}
+	if ((sqls = calloc(rs->n + 1, sizeof(*sqls))) == NULL)
+		return -1;
+	for (size_t i = 0; i < rs->n; i++)
+		if (rs->rules[i]->enabled)
+			sqls[n++] = strdup(rs->rules[i]->sql);
+	rule_set_free(rs);
+	*ret = sqls;
+	return n;
+}
+
+static int
+cmp_total(const void *a, const void *b)
+{
+	json_int_t x = json_integer_value(json_object_get(*(json_t *const *)a, "total_us"));
+	json_int_t y = json_integer_value(json_object_get(*(json_t *const *)b, "total_us"));
+
+	return (y > x) - (y < x);
+}
+
+/* The five slowest rules by total time, from detect_health_json(). */
+static void
+print_slowest(struct detect *d, int rounds)
+{
+	json_t *h = detect_health_json(d), *rules, *r;
+	json_t *list[4096];
+	size_t i, n = 0;
+
+	if (h == NULL)
+		return;
+	rules = json_object_get(h, "rules");
+	json_array_foreach(rules, i, r) if (n < ARRAY_SIZE(list)) list[n++] = r;
+	qsort(list, n, sizeof(*list), cmp_total);
+	printf("  slowest rules (mean per batch):");
+	for (i = 0; i < n && i < 5; i++)
+		printf(" %s %.2f ms%s", json_string_value(json_object_get(list[i], "id")),
+		       (double)json_integer_value(json_object_get(list[i], "total_us")) / rounds /
+		           1000.0,
+		       i + 1 < n && i < 4 ? "," : "\n");
+	json_decref(h);
+}
+
 static int
 cmp_long(const void *a, const void *b)
 {
@@ -260,19 +317,22 @@ main(int argc, char **argv)
 	struct errbuf err = { { 0 } };
 	const char *dirs[1];
 	long ours[32], floor_us[32];
-	char **sqls;
+	char **sqls = NULL;
 	unsigned long floor_rows = 0;
+	const char *pack = argc > 4 ? argv[4] : NULL;
 	int rc;
 
 	if (nrows <= 0 || nrules <= 0 || rounds <= 0 || rounds > 32 || mkdtemp(dir) == NULL)
 		return 2;
+	if (pack != NULL && (nrules = load_pack(pack, &sqls)) < 0)
+		return 1;
 	(void)snprintf(rdir, sizeof(rdir), "%s/rules", dir);
 	(void)snprintf(dbpath, sizeof(dbpath), "%s/events.db", dir);
-	dirs[0] = rdir;
+	dirs[0] = pack ? pack : rdir;
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.detection.rule_timeout_ms = 1000;
 	/* The fake alerts_submit() above counts; the pointer is never used. */
-	if (mkdir(rdir, 0700) < 0 || write_rules(rdir, nrules) < 0 ||
+	if (mkdir(rdir, 0700) < 0 || (pack == NULL && write_rules(rdir, nrules) < 0) ||
 	    store_open(dbpath, STORE_RW, &st) < 0 ||
 	    detect_new(&d, st, &cfg, (struct alerts *)&submitted, &err) < 0 ||
 	    (rc = detect_load_rules(d, dirs, 1, &err)) < 0) {
@@ -281,11 +341,12 @@ main(int argc, char **argv)
 	}
 	if (rc > 0)
 		fprintf(stderr, "bench-rules: %d rules rejected\n", rc);
-	sqls = calloc((size_t)nrules, sizeof(*sqls));
+	if (pack == NULL)
+		sqls = calloc((size_t)nrules, sizeof(*sqls));
 	evs = calloc((size_t)nrows, sizeof(*evs));
 	if (sqls == NULL || evs == NULL)
 		return 1;
-	for (int i = 0; i < nrules; i++) {
+	for (int i = 0; pack == NULL && i < nrules; i++) {
 		sqls[i] = malloc(1024);
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
@@ -310,8 +371,8 @@ main(int argc, char **argv)
 	}
 	qsort(ours, (size_t)rounds, sizeof(long), cmp_long);
 	qsort(floor_us, (size_t)rounds, sizeof(long), cmp_long);
-	printf("bench-rules: %d rules over a batch of %d new processes (median of %d rounds)\n",
-	       nrules, nrows, rounds);
+	printf("bench-rules: %d %s rules over a batch of %d new processes (median of %d rounds)\n",
+	       nrules, pack ? pack : "generated", nrows, rounds);
 	printf("  daemoneye detect_on_batch: %8.2f ms  (min %.2f ms, %lu matches; goal < 100 ms)\n",
 	       ours[rounds / 2] / 1000.0, ours[0] / 1000.0, submitted);
 	printf("  floor (bare SQLite, same SQL): %8.2f ms  (min %.2f ms, %lu rows)\n",
@@ -319,6 +380,7 @@ main(int argc, char **argv)
 	printf("  overhead of sandbox + match building: %.2fx the floor\n",
 	       (double)ours[rounds / 2] /
 	           (double)(floor_us[rounds / 2] ? floor_us[rounds / 2] : 1));
+	print_slowest(d, rounds);
 	for (int i = 0; i < nrules; i++)
 		free(sqls[i]);
 	free(sqls);

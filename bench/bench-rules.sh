@@ -7,3 +7,6 @@ set -euo pipefail
 build=${DE_BUILD_DIR:-build}
 "$build/bench/bench-rules" "${BENCH_RULES_ROWS:-10000}" "${BENCH_RULES_N:-100}" \
 	"${BENCH_RULES_ROUNDS:-5}" 2> >(grep -v ' info: ' >&2)
+# The bundled pack alone over the same batch, with its slowest rules.
+"$build/bench/bench-rules" "${BENCH_RULES_ROWS:-10000}" 1 "${BENCH_RULES_ROUNDS:-5}" rules \
+	2> >(grep -v ' info: ' >&2)

@@ -593,6 +593,17 @@ sweep_stopped(struct lifecycle *lc)
 	}
 }
 
+/* CPU time of this thread (user + system): a snapshot's cost that does not
+ * depend on what else the machine is doing. */
+static uint64_t
+cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void
 stamp_now(struct lifecycle *lc)
 {
@@ -604,7 +615,7 @@ stamp_now(struct lifecycle *lc)
 int
 lifecycle_snapshot(struct lifecycle *lc, bool emit_all)
 {
-	uint64_t t0 = time_mono_ns();
+	uint64_t t0 = time_mono_ns(), c0 = cpu_ns();
 	int rc;
 
 	stamp_now(lc);
@@ -622,6 +633,7 @@ lifecycle_snapshot(struct lifecycle *lc, bool emit_all)
 	lc->st.snapshots++;
 	lc->st.processes = lc->count;
 	lc->st.last_snapshot_us = (time_mono_ns() - t0) / 1000u;
+	lc->st.last_snapshot_cpu_us = (cpu_ns() - c0) / 1000u;
 	return (int)lc->seen;
 }
 

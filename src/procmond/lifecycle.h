@@ -39,10 +39,11 @@ struct lifecycle_stats {
 	uint64_t snapshots;
 	uint64_t processes; /* tracked now */
 	uint64_t events[_PROC_EV_MAX];
-	uint64_t full_reads;  /* every column read from /proc */
-	uint64_t cheap_reads; /* a known instance refreshed */
-	uint64_t from_event;  /* records built from a source event (process gone) */
-	uint64_t last_snapshot_us;
+	uint64_t full_reads;           /* every column read from /proc */
+	uint64_t cheap_reads;          /* a known instance refreshed */
+	uint64_t from_event;           /* records built from a source event (process gone) */
+	uint64_t last_snapshot_us;     /* wall clock */
+	uint64_t last_snapshot_cpu_us; /* CPU time (user + system) */
 };
 
 /* Creates a tracker over pf (borrowed), hashing with hc (borrowed; NULL: no

@@ -388,8 +388,10 @@ log_snapshot(struct procmond *pm, int n)
 	struct lifecycle_stats ls;
 
 	lifecycle_get_stats(pm->lc, &ls);
-	log_debug("snapshot: %d processes in %llu us (%llu full reads, %llu cheap refreshes)", n,
-	          (unsigned long long)ls.last_snapshot_us, (unsigned long long)ls.full_reads,
+	log_debug("snapshot: %d processes in %llu us, %llu us CPU (%llu full reads, %llu cheap "
+	          "refreshes)",
+	          n, (unsigned long long)ls.last_snapshot_us,
+	          (unsigned long long)ls.last_snapshot_cpu_us, (unsigned long long)ls.full_reads,
 	          (unsigned long long)ls.cheap_reads);
 }
 

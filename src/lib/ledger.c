@@ -3,6 +3,7 @@
  * show, export) are in ledger-read.c. Format: ledger-internal.h. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,8 +35,9 @@ struct ledger {
 	uint8_t last_hash[LEDGER_HASH_LEN];
 	uint64_t count, last_ckpt_size, last_ckpt_mono_ms;
 	size_t entries_end;
-	bool broken;  /* an append failed half-way: refuse more until reopened */
-	uint8_t *buf; /* RECORD_MAX_LEN scratch for building records */
+	bool broken;        /* an append failed half-way: refuse more until reopened */
+	pthread_mutex_t mu; /* orders append, checkpoint and tick */
+	uint8_t *buf;       /* RECORD_MAX_LEN scratch for building records */
 };
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY *, EVP_PKEY_free)
@@ -749,8 +751,10 @@ checkpoint_due(const struct ledger *l)
 	       time_mono_ms() - l->last_ckpt_mono_ms >= l->policy.checkpoint_interval_s * 1000ull;
 }
 
-int
-ledger_append(struct ledger *l, const char *actor, const char *action, const void *payload,
+static int checkpoint_locked(struct ledger *l);
+
+static int
+append_locked(struct ledger *l, const char *actor, const char *action, const void *payload,
               size_t len, uint64_t *ret_seq)
 {
 	struct entry_view v;
@@ -785,7 +789,7 @@ ledger_append(struct ledger *l, const char *actor, const char *action, const voi
 	memcpy(l->last_hash, v.entry_hash, LEDGER_HASH_LEN);
 	seq = l->count++;
 	l->entries_end += n;
-	if (checkpoint_due(l) && (rc = ledger_checkpoint(l)) < 0)
+	if (checkpoint_due(l) && (rc = checkpoint_locked(l)) < 0)
 		return rc;
 	if (ret_seq != NULL)
 		*ret_seq = seq;
@@ -808,8 +812,37 @@ sign_ckpt(struct ledger *l, struct ckpt *c)
 	return ok ? 0 : -EIO;
 }
 
+/* Appends and checkpoints may come from more than one thread of the agent
+ * (the engine loop, alert observers): one lock orders them. */
+int
+ledger_append(struct ledger *l, const char *actor, const char *action, const void *payload,
+              size_t len, uint64_t *ret_seq)
+{
+	int rc;
+
+	if (l == NULL)
+		return -EINVAL;
+	pthread_mutex_lock(&l->mu);
+	rc = append_locked(l, actor, action, payload, len, ret_seq);
+	pthread_mutex_unlock(&l->mu);
+	return rc;
+}
+
 int
 ledger_checkpoint(struct ledger *l)
+{
+	int rc;
+
+	if (l == NULL)
+		return -EINVAL;
+	pthread_mutex_lock(&l->mu);
+	rc = checkpoint_locked(l);
+	pthread_mutex_unlock(&l->mu);
+	return rc;
+}
+
+static int
+checkpoint_locked(struct ledger *l)
 {
 	uint8_t rec[CKPT_RECORD_LEN];
 	struct ckpt c = { 0 };
@@ -844,9 +877,14 @@ ledger_checkpoint(struct ledger *l)
 int
 ledger_tick(struct ledger *l)
 {
+	int rc;
+
 	if (l == NULL || l->mode != LEDGER_RW)
 		return -EINVAL;
-	return checkpoint_due(l) ? ledger_checkpoint(l) : 0;
+	pthread_mutex_lock(&l->mu);
+	rc = checkpoint_due(l) ? checkpoint_locked(l) : 0;
+	pthread_mutex_unlock(&l->mu);
+	return rc;
 }
 
 int
@@ -887,6 +925,7 @@ ledger_new(const char *dir, enum ledger_mode mode, struct ledger **ret)
 		return -ENOMEM;
 	l->mode = mode;
 	l->dirfd = l->entries_fd = l->ckpt_fd = -1;
+	pthread_mutex_init(&l->mu, NULL);
 	l->policy = (struct ledger_policy){ .checkpoint_every = LEDGER_CHECKPOINT_EVERY,
 		                            .checkpoint_interval_s = LEDGER_CHECKPOINT_INTERVAL_S,
 		                            .sync_each_append = true };
@@ -1069,6 +1108,7 @@ ledger_close(struct ledger *l)
 	if (l->dirfd >= 0)
 		close(l->dirfd);
 	EVP_PKEY_free(l->key);
+	pthread_mutex_destroy(&l->mu);
 	free(l->buf);
 	free(l->dir);
 	free(l->pub_path);

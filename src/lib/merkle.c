@@ -33,30 +33,54 @@ sha256(void)
 	return sha256_md != NULL ? sha256_md : EVP_sha256();
 }
 
+/* One digest context per thread, reused: allocating one per hash costs more
+ * than hashing a small entry. Freed when the thread exits. */
+static pthread_key_t ctx_key;
+static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
+static __thread EVP_MD_CTX *tls_ctx;
+
+static void
+ctx_free(void *p)
+{
+	EVP_MD_CTX_free(p);
+}
+
+static void
+ctx_key_make(void)
+{
+	(void)pthread_key_create(&ctx_key, ctx_free);
+}
+
+static EVP_MD_CTX *
+thread_ctx(void)
+{
+	if (tls_ctx == NULL) {
+		(void)pthread_once(&ctx_once, ctx_key_make);
+		if ((tls_ctx = EVP_MD_CTX_new()) != NULL)
+			(void)pthread_setspecific(ctx_key, tls_ctx);
+	}
+	return tls_ctx;
+}
+
 int
 merkle_sha256_2(const void *a, size_t na, const void *b, size_t nb, uint8_t out[MERKLE_HASH_LEN])
 {
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	EVP_MD_CTX *ctx = thread_ctx();
 	unsigned int len = 0;
-	int ok;
 
 	if (ctx == NULL)
 		return -ENOMEM;
-	ok = EVP_DigestInit_ex2(ctx, sha256(), NULL) == 1 && EVP_DigestUpdate(ctx, a, na) == 1 &&
-	     (nb == 0 || EVP_DigestUpdate(ctx, b, nb) == 1) &&
-	     EVP_DigestFinal_ex(ctx, out, &len) == 1 && len == MERKLE_HASH_LEN;
-	EVP_MD_CTX_free(ctx);
-	return ok ? 0 : -EIO;
+	if (EVP_DigestInit_ex2(ctx, sha256(), NULL) != 1 || EVP_DigestUpdate(ctx, a, na) != 1 ||
+	    (nb > 0 && EVP_DigestUpdate(ctx, b, nb) != 1) ||
+	    EVP_DigestFinal_ex(ctx, out, &len) != 1 || len != MERKLE_HASH_LEN)
+		return -EIO;
+	return 0;
 }
 
 int
 merkle_sha256(const void *data, size_t n, uint8_t out[MERKLE_HASH_LEN])
 {
-	unsigned int len = 0;
-
-	if (EVP_Digest(data, n, out, &len, sha256(), NULL) != 1 || len != MERKLE_HASH_LEN)
-		return -EIO;
-	return 0;
+	return merkle_sha256_2(data, n, NULL, 0, out);
 }
 
 int

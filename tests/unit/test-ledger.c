@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -694,6 +695,45 @@ test_trusted_checkpoint(void **state)
 	free(kept);
 }
 
+static void *
+append_many(void *arg)
+{
+	struct ledger *l = arg;
+
+	for (int i = 0; i < 200; i++)
+		if (ledger_append(l, "alerts", "alert.raised", "{}", 2, NULL) < 0)
+			return arg;
+	return NULL;
+}
+
+/* Appends from several threads (alert observers, the engine loop) make one
+ * clean chain. */
+static void
+test_threads_append(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger_policy p = { .checkpoint_every = 50, .sync_each_append = false };
+	struct ledger_report rep;
+	struct ledger *l = NULL;
+	struct errbuf err = { { 0 } };
+	pthread_t t[4];
+	void *res;
+
+	assert_int_equal(ledger_open(f->ldir, LEDGER_RW, &l, &err), 0);
+	assert_int_equal(ledger_set_policy(l, &p), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, append_many, l), 0);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(t[i], &res), 0);
+		assert_null(res);
+	}
+	ledger_close(l);
+	verify_dir(f->ldir, f->pub, &rep);
+	assert_true(rep.ok);
+	assert_int_equal(rep.entries, 801);
+	assert_int_equal(rep.checkpoints, 17);
+}
+
 int
 main(void)
 {
@@ -712,6 +752,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_tick_checkpoint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zero_tail_and_quarantine, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trusted_checkpoint, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads_append, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

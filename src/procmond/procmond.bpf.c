@@ -236,7 +236,10 @@ BPF_PROG(de_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bpr
 		if (pos >= 0 && pos < DE_BPF_PATH_MAX) {
 			__u32 clen = DE_BPF_PATH_MAX - pos;
 
-			off &= DE_BPF_DATA_MASK >> 1;
+			/* filename and argv took at most 2 * DE_BPF_PATH_MAX: the
+			 * bound is for the verifier, cwd still fits behind them. */
+			if (off > 2 * DE_BPF_PATH_MAX)
+				off = 2 * DE_BPF_PATH_MAX;
 			if (clen > DE_BPF_PATH_MAX)
 				clen = DE_BPF_PATH_MAX;
 			if (bpf_probe_read_kernel(&s->data[off], clen,

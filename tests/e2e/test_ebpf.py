@@ -144,6 +144,27 @@ def test_long_argv_is_truncated_and_flagged(can_load, daemons, tmp_path):
     assert sum(len(a) + 1 for a in ex["argv"]) in (4096, 4097)  # the last one has no NUL
 
 
+def test_longest_filename_and_argv_together(can_load, daemons, tmp_path):
+    """A 4 KiB path and 4 KiB of argv fill the record's first two parts: the
+    cwd behind them must still come out whole."""
+    d = tmp_path
+    while len(str(d)) + 1 + 250 < 4095:  # the last name must stay under NAME_MAX
+        d = d / ("d" * 200)
+    d.mkdir(parents=True)
+    exe = d / ("x" * (4095 - len(str(d)) - 1))
+    os.symlink(CHILD, exe)
+    assert len(str(exe)) == 4095
+    src = Source(daemons, tmp_path)
+    p = subprocess.Popen(["max", "e2emax", "0", "y" * 5000], executable=exe, cwd=tmp_path)
+    assert p.wait() == 0
+    events, _ = src.stop()
+    (ex,) = by_kind(events, "exec", p.pid)
+    assert ex["filename"] == str(exe)
+    assert ex["argv_truncated"] is True and ex["argv"][:3] == ["max", "e2emax", "0"]
+    assert sum(len(a) + 1 for a in ex["argv"]) in (4096, 4097)
+    assert ex["cwd"] == str(tmp_path)
+
+
 def test_cwd_crosses_mounts_and_can_be_turned_off(can_load, daemons, tmp_path):
     if not os.path.ismount("/dev/shm"):
         pytest.skip("/dev/shm is not a mount point here")

@@ -212,6 +212,12 @@ test_regexp(void **state)
 	                 1);
 	assert_int_equal(try_run(f, "SELECT regexp('^bash', name) FROM processes", 2000, &err), 1);
 	assert_int_equal(try_run(f, "SELECT regexp(NULL, 'x') IS NULL", 2000, &err), 1);
+	/* UTF-8 aware: '.' is one character, not one byte. */
+	assert_int_equal(try_run(f, "SELECT regexp('^caf.$', 'caf\xc3\xa9')", 2000, &err), 1);
+	/* Bytes that are not UTF-8 (only a CAST blob can make them) are an error. */
+	assert_int_equal(try_run(f, "SELECT regexp('a', CAST(x'ff61' AS TEXT))", 2000, &err),
+	                 -EINVAL);
+	assert_non_null(strstr(err.msg, "regexp"));
 	assert_int_equal(try_run(f, "SELECT regexp('(', 'x')", 100, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "bad pattern"));
 	/* Many distinct patterns: the cache stays bounded and still answers. */

@@ -1,5 +1,5 @@
 /* The eBPF event source: loads procmond.bpf.c (a bpftool skeleton), attaches
- * its three BTF-typed tracepoints and turns the ring buffer's records into
+ * its four BTF-typed tracepoints and turns the ring buffer's records into
  * struct source_event. The only file in DaemonEye that talks to libbpf
  * (STYLE.md rule 8).
  *
@@ -44,7 +44,7 @@ struct source {
 /* libbpf reports through one process-wide print hook. While open() runs, the
  * first warning that says why a load or attach failed is kept for errbuf,
  * with the verifier's own complaint when a program was rejected; everything
- * is logged at debug. open() runs once, from main, so static buffers do. */
+ * else is logged at debug. open() runs once, from main, so static buffers do. */
 static char libbpf_reason[256];
 static char libbpf_verifier[160];
 

@@ -133,14 +133,15 @@ ebpf_load(struct source *s, bool cwd, struct errbuf *err)
 	}
 	s->skel->rodata->capture_cwd = cwd ? 1 : 0;
 	if ((rc = procmond_bpf__load(s->skel)) < 0) {
-		if (rc == -EPERM || rc == -EACCES)
-			errbuf_set(
-			    err, "loading BPF programs needs CAP_BPF and CAP_PERFMON (or root): %s",
-			    libbpf_reason);
-		else
+		/* The verifier says EACCES too: its log tells the two apart. */
+		if (libbpf_verifier[0] != '\0' || (rc != -EPERM && rc != -EACCES))
 			errbuf_set(err, "the kernel rejected the BPF programs: %s%s%s",
 			           libbpf_reason, libbpf_verifier[0] != '\0' ? ": " : "",
 			           libbpf_verifier);
+		else
+			errbuf_set(
+			    err, "loading BPF programs needs CAP_BPF and CAP_PERFMON (or root): %s",
+			    libbpf_reason);
 		return rc;
 	}
 	if ((rc = procmond_bpf__attach(s->skel)) < 0) {

@@ -643,10 +643,51 @@ drule_json(const struct drule *dr)
 	                 dr->last_error[0] ? dr->last_error : NULL);
 }
 
+static int
+cmp_drule_total(const void *a, const void *b)
+{
+	uint64_t x = (*(const struct drule *const *)a)->total_us;
+	uint64_t y = (*(const struct drule *const *)b)->total_us;
+
+	return (y > x) - (y < x);
+}
+
+/* The DETECT_SLOWEST rules with the most evaluation time, slowest first:
+ * [{"id","total_us","mean_us","max_us"}] (the CLI's "slowest rules"). */
+static json_t *
+slowest_json(const struct drule_set *s)
+{
+	_cleanup_free_ const struct drule **v = NULL;
+	json_t *arr = json_array();
+	size_t n = s ? s->n : 0;
+
+	if (arr == NULL || n == 0)
+		return arr;
+	if ((v = calloc(n, sizeof(*v))) == NULL) {
+		json_decref(arr);
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++)
+		v[i] = &s->r[i];
+	qsort(v, n, sizeof(*v), cmp_drule_total);
+	for (size_t i = 0; i < n && i < DETECT_SLOWEST; i++) {
+		json_t *r = json_pack(
+		    "{s:s, s:I, s:I, s:I}", "id", v[i]->rule->id, "total_us",
+		    (json_int_t)v[i]->total_us, "mean_us",
+		    (json_int_t)(v[i]->evaluations ? v[i]->total_us / v[i]->evaluations : 0),
+		    "max_us", (json_int_t)v[i]->max_us);
+		if (r == NULL || json_array_append_new(arr, r) < 0) {
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
 json_t *
 detect_health_json(struct detect *d)
 {
-	json_t *o, *arr = json_array();
+	json_t *o, *arr = json_array(), *slow;
 
 	if (arr == NULL)
 		return NULL;
@@ -659,13 +700,14 @@ detect_health_json(struct detect *d)
 			return NULL;
 		}
 	}
-	o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "rules_loaded",
+	slow = slowest_json(d->set);
+	o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o*}", "rules_loaded",
 	              (json_int_t)(d->set ? d->set->n : 0), "rules_rejected",
 	              (json_int_t)(d->set ? d->set->rejected : 0), "last_load_ms",
 	              (json_int_t)d->last_load_ms, "batches", (json_int_t)d->batches,
 	              "rows_evaluated", (json_int_t)d->rows_evaluated, "matches",
-	              (json_int_t)d->matches, "timeout_ms", (json_int_t)d->timeout_ms, "rules",
-	              arr);
+	              (json_int_t)d->matches, "timeout_ms", (json_int_t)d->timeout_ms, "rules", arr,
+	              "slowest", slow);
 	(void)pthread_mutex_unlock(&d->mu);
 	return o;
 }

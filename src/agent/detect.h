@@ -34,6 +34,7 @@ struct alerts;
  * ROWS_EXTRA rows is stopped and counted as an error: rows are alerts. */
 #define DETECT_ROWS_PER_PROCESS 10
 #define DETECT_ROWS_EXTRA       1000
+#define DETECT_SLOWEST          5          /* rules listed under "slowest" in the health */
 #define DETECT_QUARANTINE_AFTER 5          /* consecutive failures */
 #define DETECT_SEEN_MAX         (1u << 20) /* process instances remembered */
 
@@ -66,8 +67,9 @@ int detect_on_batch(struct detect *d, const struct process_event *evs, const boo
                     size_t n);
 
 /* {"rules_loaded","rules_rejected","last_load_ms","batches","rows_evaluated",
- *  "matches","rules":[{"id","severity","evaluations","matches","errors",
- *  "timeouts","total_us","max_us","quarantined","last_error"}...]}
+ *  "matches","timeout_ms","rules":[{"id","severity","enabled","evaluations","matches","errors",
+ *  "timeouts","total_us","max_us","quarantined","last_error"}...],
+ *  "slowest":[{"id","total_us","mean_us","max_us"}...] (at most 5, slowest first)}
  * A new reference, NULL on OOM. */
 json_t *detect_health_json(struct detect *d);
 

@@ -270,6 +270,11 @@ test_failing_rules_isolated(void **state)
 	/* Every batch with rows ran nc-exec; the fixture's earlier batches matched 3. */
 	assert_int_equal(json_integer_value(json_object_get(rule_health(h, "nc-exec"), "matches")),
 	                 f->fa.submitted + nc_before);
+	/* The slow rule spent the most time: it heads "slowest". */
+	assert_string_equal(json_string_value(json_object_get(
+	                        json_array_get(json_object_get(h, "slowest"), 0), "id")),
+	                    "slow");
+	assert_true(json_array_size(json_object_get(h, "slowest")) <= DETECT_SLOWEST);
 	assert_false(json_is_true(json_object_get(rule_health(h, "off"), "enabled")));
 	assert_int_equal(json_integer_value(json_object_get(rule_health(h, "off"), "evaluations")),
 	                 0);

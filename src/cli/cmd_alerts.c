@@ -116,6 +116,9 @@ static int
 alerts_sql(const struct alerts_opts *ao, char *buf, size_t n)
 {
 	_cleanup_free_ char *rule = NULL;
+	uint64_t now = time_now_ms();
+	/* A window longer than the epoch means everything. */
+	uint64_t from = ao->since_ms && ao->since_ms < now ? now - ao->since_ms : 0;
 	char sev[64] = "";
 	int k;
 
@@ -127,8 +130,7 @@ alerts_sql(const struct alerts_opts *ao, char *buf, size_t n)
 	             "SELECT alert_id, timestamp, severity, rule_id, pid, repeat_count, json "
 	             "FROM alerts WHERE timestamp >= %" PRIu64 "%s%s%s "
 	             "ORDER BY timestamp DESC LIMIT %" PRIu64,
-	             ao->since_ms ? time_now_ms() - ao->since_ms : 0, sev,
-	             rule ? " AND rule_id = " : "", rule ? rule : "", ao->limit);
+	             from, sev, rule ? " AND rule_id = " : "", rule ? rule : "", ao->limit);
 	return k < 0 || (size_t)k >= n ? -ENAMETOOLONG : 0;
 }
 

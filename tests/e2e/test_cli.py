@@ -318,6 +318,7 @@ def test_alerts_filters(store):
     # 60 alerts spread over 6 hours: about 10 in the last hour.
     assert 5 <= len(recent) <= 15
     assert alerts_json(store, "--rule", "no-such-rule'; DROP TABLE alerts; --") == []
+    assert len(alerts_json(store, "--since", "100000000d", "--limit", "1000")) == 60
 
 
 def test_alerts_csv_and_table(store):

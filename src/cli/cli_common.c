@@ -16,6 +16,8 @@
 #include "store.h"
 #include "util.h"
 
+#define CLI_STORE_DENIED "permission denied (run as root or as a member of the agent's group)"
+
 int
 cli_store_open(struct cli_ctx *ctx, struct store **ret)
 {
@@ -27,13 +29,16 @@ cli_store_open(struct cli_ctx *ctx, struct store **ret)
 			return cli_error("no event store at %s (is the agent running with "
 			                 "--data-dir %s? use --data-dir to point elsewhere)",
 			                 ctx->store_path, ctx->data_dir);
-		return cli_error("%s: %s", ctx->store_path, strerror(errno));
+		return cli_error("cannot open the event store %s: %s", ctx->store_path,
+		                 errno == EACCES ? CLI_STORE_DENIED : strerror(errno));
 	}
+	/* SQLite reports an unreadable file as "cannot open": say why first. */
+	if (access(ctx->store_path, R_OK) < 0 && errno == EACCES)
+		return cli_error("cannot open the event store %s: %s", ctx->store_path,
+		                 CLI_STORE_DENIED);
 	if ((rc = store_open(ctx->store_path, STORE_RO, ret)) < 0)
 		return cli_error("cannot open the event store %s: %s", ctx->store_path,
-		                 rc == -EACCES ? "permission denied (run as root or as a "
-		                                 "member of the agent's group)"
-		                               : strerror(-rc));
+		                 rc == -EACCES || rc == -EPERM ? CLI_STORE_DENIED : strerror(-rc));
 	return 0;
 }
 

@@ -198,6 +198,20 @@ def test_data_dir_precedence(store, tmp_path):
     assert p.returncode == 1 and str(tmp_path / "dd" / "daemoneye.sock") in p.stderr
 
 
+@pytest.mark.root
+def test_unreadable_store_says_permission_denied(store, tmp_path):
+    d = tmp_path / "private"
+    d.mkdir()
+    (d / "events.db").write_bytes((store / "events.db").read_bytes())
+    os.chmod(tmp_path, 0o755)
+    for dmode, fmode in ((0o700, 0o644), (0o755, 0o600)):
+        os.chmod(d, dmode)
+        os.chmod(d / "events.db", fmode)
+        p = subprocess.run([str(CLI), "--data-dir", str(d), "stats"], capture_output=True,
+                           text=True, user=4321, group=4321, extra_groups=[], timeout=30)
+        assert p.returncode == 1 and "permission denied" in p.stderr, (oct(dmode), p.stderr)
+
+
 # ---- query -----------------------------------------------------------------------
 
 

@@ -106,6 +106,9 @@ struct ledger_state {
 int ledger_verify_core(int dirfd, EVP_PKEY *pub, const struct ckpt *trusted,
                        struct ledger_report *rep, struct ledger_state *st);
 
+/* True when a writer (the agent) holds the ledger open right now. */
+bool ledger_writer_active(int dirfd);
+
 /* The ledger directory's fd (owned by l). */
 int ledger_dirfd(const struct ledger *l);
 

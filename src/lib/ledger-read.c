@@ -18,6 +18,9 @@
 /* Longest hex string a proof may carry (the entry bytes). */
 #define PROOF_HEX_MAX  (2 * ENTRY_MAX_LEN)
 #define PROOF_TEXT_MAX (64 * 1024)
+/* Looks at a torn tail while the agent is writing: 5 x 50 ms. */
+#define VERIFY_RETRIES  5
+#define VERIFY_RETRY_US 50000
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY *, EVP_PKEY_free)
 
@@ -517,8 +520,16 @@ ledger_verify_with(struct ledger *l, const char *pubkey_path, const char *truste
 	 * checkpoint then fails its signature, which the report says. */
 	if (rc < 0 && (pubkey_path != NULL || rc != -ENOENT))
 		return rc;
-	rc = ledger_verify_core(ledger_dirfd(l), pub, trusted_ckpt != NULL ? &trusted : NULL, &rep,
-	                        &st);
+	/* A reader can catch the agent in the middle of a write: a tail that is
+	 * torn while the writer is live gets a few more looks before it counts. */
+	for (int attempt = 0;; attempt++) {
+		rc = ledger_verify_core(ledger_dirfd(l), pub,
+		                        trusted_ckpt != NULL ? &trusted : NULL, &rep, &st);
+		if (rc < 0 || rep.ok || st.other_damage || attempt >= VERIFY_RETRIES ||
+		    !ledger_writer_active(ledger_dirfd(l)))
+			break;
+		usleep(VERIFY_RETRY_US);
+	}
 	if (rc < 0) {
 		errbuf_set(err, "cannot read the ledger: %s", strerror(-rc));
 		return rc;

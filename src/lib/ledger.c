@@ -7,7 +7,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -887,6 +886,17 @@ ledger_tick(struct ledger *l)
 	return rc;
 }
 
+bool
+ledger_writer_active(int dirfd)
+{
+	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
+	_cleanup_close_ int fd = openat(dirfd, ENTRIES_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0 || fcntl(fd, F_OFD_GETLK, &fl) < 0)
+		return false;
+	return fl.l_type != F_UNLCK;
+}
+
 int
 ledger_dirfd(const struct ledger *l)
 {
@@ -1023,9 +1033,13 @@ open_rw(struct ledger *l, struct errbuf *err)
 		errbuf_set(err, "%s: %s", l->dir, strerror(-rc));
 		return rc;
 	}
-	if (flock(l->entries_fd, LOCK_EX | LOCK_NB) < 0) {
+	/* An open-file-description lock: readers can test for it (F_OFD_GETLK)
+	 * without ever taking it, so a reader can never make the agent fail. */
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+
+	if (fcntl(l->entries_fd, F_OFD_SETLK, &fl) < 0) {
 		errbuf_set(err, "%s: another process holds the ledger", l->dir);
-		return errno == EWOULDBLOCK ? -EBUSY : -errno;
+		return errno == EAGAIN || errno == EACCES ? -EBUSY : -errno;
 	}
 	rc = load_key(l, err);
 	if (rc == -ENOENT) {

@@ -734,6 +734,70 @@ test_threads_append(void **state)
 	assert_int_equal(rep.checkpoints, 17);
 }
 
+struct late_write {
+	const char *path;
+	const char *bytes;
+	size_t n;
+};
+
+static void *
+finish_write(void *arg)
+{
+	struct late_write *w = arg;
+	int fd;
+
+	usleep(60 * 1000);
+	fd = open(w->path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (fd < 0 || write_all(fd, w->bytes, w->n) < 0)
+		return arg;
+	close(fd);
+	return NULL;
+}
+
+/* A verify that catches the agent in the middle of a write sees a torn
+ * tail; while the writer is live it looks again instead of crying wolf. A
+ * tail that stays torn is still reported. */
+static void
+test_verify_during_write(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger_policy p = { .checkpoint_every = 0, .sync_each_append = false };
+	struct late_write w;
+	struct ledger_report rep;
+	struct ledger *l = NULL;
+	struct errbuf err = { { 0 } };
+	size_t len, offs[16], n;
+	pthread_t t;
+	void *res;
+	char *buf;
+
+	assert_int_equal(ledger_open(f->ldir, LEDGER_RW, &l, &err), 0);
+	assert_int_equal(ledger_set_policy(l, &p), 0);
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(ledger_append(l, "agent", "agent.state", "{}", 2, NULL), 0);
+	buf = slurp(f->entries, &len);
+	n = record_offsets(buf, len, offs, 15);
+	assert_int_equal(n, 7);
+	/* Leave the last record half-written, as a reader could observe it. */
+	assert_int_equal(truncate(f->entries, (off_t)(offs[6] + 30)), 0);
+	w = (struct late_write){ f->entries, buf + offs[6] + 30, len - offs[6] - 30 };
+	assert_int_equal(pthread_create(&t, NULL, finish_write, &w), 0);
+	verify_dir(f->ldir, f->pub, &rep);
+	assert_int_equal(pthread_join(t, &res), 0);
+	assert_null(res);
+	assert_true(rep.ok);
+	assert_int_equal(rep.entries, 7);
+
+	/* Torn for good: reported even with the writer live. */
+	assert_int_equal(truncate(f->entries, (off_t)(offs[6] + 30)), 0);
+	verify_dir(f->ldir, f->pub, &rep);
+	assert_false(rep.ok);
+	assert_int_equal(rep.first_bad_seq, 6);
+	spit(f->entries, buf, len);
+	ledger_close(l);
+	free(buf);
+}
+
 int
 main(void)
 {
@@ -753,6 +817,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_zero_tail_and_quarantine, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trusted_checkpoint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads_append, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verify_during_write, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,7 +41,7 @@ enum sqlguard_kind {
 #define SQLGUARD_MAX_SQL            (64u << 10) /* longest statement text */
 #define SQLGUARD_REGEX_CACHE        64          /* compiled patterns kept per connection */
 #define SQLGUARD_REGEX_MAX_PATTERN  1024
-#define SQLGUARD_REGEX_MATCH_LIMIT  100000
+#define SQLGUARD_REGEX_MATCH_LIMIT  1000000
 #define SQLGUARD_REGEX_DEPTH_LIMIT  5000
 
 /* Installs the sandbox on db (limits, db_config, authorizer, progress

@@ -17,7 +17,11 @@ noisy machine hurts every contender alike, medians of:
              (known instances are refreshed, not re-read)
 and procmond's resident memory (VmRSS, VmHWM) while it tracks them.
 Goals (issue 3): first <= 1.5x floor, later <= 0.5x floor, RSS < 8 MB at 10k.
-Bounded: about a minute at the default levels.
+
+Then the churn figure: procmond's CPU (percent of one CPU) while 1,000
+processes a second start and exit (bench/burst, BENCH_CHURN_S seconds,
+default 10; the issue asks for 30), with the netlink and the ebpf source.
+Bounded: about a minute and a half at the defaults.
 """
 import os
 import re
@@ -119,6 +123,42 @@ def measure(level, sleepers):
     return row
 
 
+def proc_cpu_s(pid):
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def churn(collector, seconds):
+    burst = BUILD / "bench/burst"
+    child = BUILD / "bench/burst-child"
+    p = subprocess.Popen([str(PROCMOND), "--collector", collector, "--output", "/dev/null",
+                          "--log-level", "info"], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    while True:
+        line = p.stderr.readline()
+        if not line or "seccomp on" in line:
+            break
+    if p.poll() is not None:
+        print(f"  churn {collector}: unavailable ({line.strip()})")
+        return
+    c0, t0, spawned = proc_cpu_s(p.pid), time.monotonic(), 0
+    for sec in range(seconds):
+        out = subprocess.run([str(burst), "1000", f"churn-{sec}", str(child), "4"],
+                             capture_output=True, text=True)
+        spawned += len(out.stdout.split())
+        left = t0 + sec + 1 - time.monotonic()
+        if left > 0:
+            time.sleep(left)
+    cpu = proc_cpu_s(p.pid) - c0
+    wall = time.monotonic() - t0
+    p.send_signal(signal.SIGTERM)
+    err = p.communicate(timeout=20)[1]
+    m = re.search(r"(\w+): (\d+) events, (\d+) drops", err)
+    print(f"  churn {collector}: {spawned / wall:.0f} processes/s for {wall:.0f} s, "
+          f"procmond CPU {100 * cpu / wall:.1f} % of one CPU"
+          + (f", {m.group(2)} events, {m.group(3)} drops" if m else ""), flush=True)
+
+
 def main():
     if not PROCMOND.exists() or not FLOOR.exists():
         print(f"build first: {PROCMOND} / {FLOOR} missing", file=sys.stderr)
@@ -135,6 +175,10 @@ def main():
             s.kill()
         for s in sleepers:
             s.wait()
+    seconds = int(os.environ.get("BENCH_CHURN_S", "10"))
+    if seconds > 0 and (BUILD / "bench/burst").exists():
+        for collector in ("netlink", "ebpf"):
+            churn(collector, seconds)
     return 0
 
 

@@ -27,6 +27,7 @@ setup(void **state)
 	assert_non_null(f);
 	assert_int_equal(sqlite3_open(":memory:", &f->db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(f->db,
+	                              "PRAGMA temp_store = MEMORY;"
 	                              "CREATE TABLE live_processes (pid INTEGER, name TEXT);"
 	                              "CREATE TABLE alerts (alert_id TEXT);"
 	                              "CREATE TABLE secrets (x TEXT);"
@@ -188,6 +189,14 @@ test_stopped_at_run(void **state)
 	            " SELECT length(s) FROM c",
 	            1000, &err),
 	    -E2BIG);
+	/* A sort of 200 values of 900 KB each: the memory budget (64 MiB). */
+	assert_int_equal(try_run(f,
+	                         "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c"
+	                         " WHERE x < 200) SELECT length(s) FROM (SELECT printf('%.*c',"
+	                         " 900000, 'y') || x AS s FROM c) ORDER BY s",
+	                         10000, &err),
+	                 -E2BIG);
+	assert_non_null(strstr(err.msg, "memory budget"));
 	/* Catastrophic backtracking: the PCRE2 match limit, not a hang. */
 	assert_int_equal(
 	    try_run(f, "SELECT regexp('^(a+)+$', 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab')",

@@ -260,20 +260,29 @@ read_ckpts(struct ledger *l, struct ckpt **ret, size_t *ret_n)
 /* ---- show / export ---- */
 
 struct show_ctx {
-	json_t *ring; /* array of at most keep objects */
-	uint64_t keep;
+	json_t *arr;
+	uint64_t from; /* first sequence to show */
+	uint64_t count;
 };
+
+static int
+count_one(const struct entry_view *v, void *ctx)
+{
+	(void)v;
+	((struct show_ctx *)ctx)->count++;
+	return 0;
+}
 
 static int
 show_one(const struct entry_view *v, void *ctx)
 {
 	struct show_ctx *c = ctx;
-	json_t *o = entry_json(v, true);
+	json_t *o;
 
-	if (o == NULL || json_array_append_new(c->ring, o) < 0)
+	if (v->seq < c->from)
+		return 0;
+	if ((o = entry_json(v, true)) == NULL || json_array_append_new(c->arr, o) < 0)
 		return -ENOMEM;
-	if (c->keep > 0 && json_array_size(c->ring) > c->keep)
-		json_array_remove(c->ring, 0);
 	return 0;
 }
 
@@ -281,14 +290,22 @@ int
 ledger_show(struct ledger *l, uint64_t n, json_t **ret, struct errbuf *err)
 {
 	_cleanup_(json_decrefp) json_t *arr = json_array();
-	struct show_ctx c = { .keep = n };
+	struct show_ctx c = { 0 };
 	int rc;
 
 	if (arr == NULL)
 		return -ENOMEM;
-	c.ring = arr;
+	/* Counting first keeps `show --last 20` of a million entries from
+	 * building a million JSON objects. */
+	if (n > 0 && (rc = walk_entries(l, count_one, &c, err)) < 0)
+		return rc;
+	c.arr = arr;
+	c.from = n > 0 && c.count > n ? c.count - n : 0;
 	if ((rc = walk_entries(l, show_one, &c, err)) < 0)
 		return rc;
+	/* Entries appended between the two walks are not shown: trim back. */
+	while (n > 0 && json_array_size(arr) > n)
+		json_array_remove(arr, json_array_size(arr) - 1);
 	*ret = TAKE_PTR(arr);
 	return 0;
 }

@@ -18,6 +18,9 @@ the markers that appear (the command line was captured), "cpu s" the CPU
 time the source's process used over the run (start-up and burst). Peers are installed
 with apt-get on demand and skipped with a message when unavailable; tracefs is
 mounted for execsnoop when it is not (and unmounted afterwards).
+
+Then procmond's CPU under a steady load: DE_BENCH_RATE (1,000) processes/s for
+DE_BENCH_RATE_SECS (10; the issue asks 30) seconds, per collector.
 """
 import os
 import re
@@ -33,6 +36,8 @@ TOP = Path(__file__).resolve().parents[1]
 BUILD = Path(os.environ.get("DE_BUILD_DIR", TOP / "build"))
 N = int(os.environ.get("DE_BURST_N", "10000"))
 PARALLEL = int(os.environ.get("DE_BURST_PARALLEL", "4"))
+RATE = int(os.environ.get("DE_BENCH_RATE", "1000"))
+RATE_SECS = int(os.environ.get("DE_BENCH_RATE_SECS", "10"))
 TRACEFS = Path("/sys/kernel/tracing")
 
 
@@ -63,16 +68,19 @@ def wait_ready(proc, out, err, ready, timeout=15.0):
     return False
 
 
-def burst(prefix):
-    """Runs the burst; returns (set of child pids, burst's own summary line)."""
-    r = subprocess.run([BUILD / "bench" / "burst", str(N), prefix,
-                        BUILD / "bench" / "burst-child", str(PARALLEL)],
+def burst(prefix, n=N, rate=0):
+    """Runs the burst (paced at rate/s when rate is non-zero); returns (set of
+    child pids, burst's own summary line)."""
+    r = subprocess.run([BUILD / "bench" / "burst", str(n), prefix,
+                        BUILD / "bench" / "burst-child", str(PARALLEL), "0", str(rate)],
                        capture_output=True, text=True, check=True)
     return {int(x) for x in r.stdout.split()}, r.stderr.strip()
 
 
-def measure(name, argv, ready, workdir, stop_sig=signal.SIGINT, drops=None):
-    """Runs one source around one burst. Returns a result dict or a skip reason."""
+def measure(name, argv, ready, workdir, stop_sig=signal.SIGINT, drops=None, n=N, rate=0):
+    """Runs one source around one burst. Returns a result dict or a skip reason.
+    "cpu" is the source's CPU time over the whole run, "burst_cpu" over the
+    burst and its drain only."""
     out, err = workdir / f"{name}.out", workdir / f"{name}.err"
     with open(out, "wb") as fo, open(err, "wb") as fe:
         proc = subprocess.Popen([str(a) for a in argv], stdout=fo, stderr=fe,
@@ -81,10 +89,11 @@ def measure(name, argv, ready, workdir, stop_sig=signal.SIGINT, drops=None):
         if not wait_ready(proc, out, err, ready):
             tail = err.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
             return f"did not start: {tail[0][:100]}"
-        prefix = f"deburst{os.getpid()}{re.sub(r'[^a-z]', '', name)}"
-        pids, summary = burst(prefix)
+        prefix = f"deburst{os.getpid()}{re.sub(r'[^a-z]', '', name)}{rate}"
+        cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+        pids, summary = burst(prefix, n, rate)
         time.sleep(1.5)  # let the source drain what is queued
-        cpu = cpu_seconds(proc.pid)
+        cpu, wall = cpu_seconds(proc.pid), time.monotonic() - t0
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, stop_sig)
@@ -97,7 +106,7 @@ def measure(name, argv, ready, workdir, stop_sig=signal.SIGINT, drops=None):
     seen_pids = {int(t) for t in re.findall(r"\b\d+\b", text)} & pids
     markers = set(re.findall(re.escape(prefix) + r"-(\d+)\b", text))
     res = {"n": len(pids), "pids": len(seen_pids), "argv": len(markers), "burst": summary,
-           "cpu": cpu,
+           "cpu": cpu, "burst_cpu": cpu - cpu0, "burst_wall": wall,
            "drops": drops(err.read_text(errors="replace")) if drops else ""}
     return res
 
@@ -192,10 +201,34 @@ def main():
                       f"{r['argv']:>10} {100.0 * r['argv'] / n:>6.1f}% {r['drops']:>6} "
                       f"{r['cpu']:>6.2f}  "
                       f"{r['burst'].removeprefix('burst: ')}", flush=True)
+        steady(sources)
     finally:
         if mounted:
             subprocess.call(["umount", str(TRACEFS)])
     return 0
+
+
+def steady(sources):
+    """procmond's CPU while RATE processes/s start and exit for RATE_SECS s."""
+    rows = [(name, spec, drops) for name, spec, drops in sources
+            if name.startswith("procmond") and not isinstance(spec, str)]
+    if not rows:
+        return
+    print(f"\nsteady load: {RATE}/s short-lived processes for {RATE_SECS} s "
+          f"(DE_BENCH_RATE, DE_BENCH_RATE_SECS)")
+    print(f"{'source':<18} {'recorded':>9} {'with argv':>10} {'CPU %':>6}  burst")
+    with tempfile.TemporaryDirectory(prefix="de-bench-steady-") as tmp:
+        for name, (argv, ready), drops in rows:
+            r = measure(name, argv, ready, Path(tmp), drops=drops, n=RATE * RATE_SECS,
+                        rate=RATE)
+            if isinstance(r, str):
+                print(f"{name:<18} skipped: {r}")
+                continue
+            n = r["n"] or 1
+            # CPU over the burst and its drain, as a share of one CPU.
+            pct = 100.0 * r["burst_cpu"] / r["burst_wall"]
+            print(f"{name:<18} {100.0 * r['pids'] / n:>8.1f}% {100.0 * r['argv'] / n:>9.1f}% "
+                  f"{pct:>5.1f}%  {r['burst'].removeprefix('burst: ')}", flush=True)
 
 
 if __name__ == "__main__":

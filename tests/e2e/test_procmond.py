@@ -230,3 +230,37 @@ def test_privileges_after_startup(bins, daemons):
     time.sleep(0.7)
     events = read_events(daemons, p)
     assert any(e["process"]["pid"] == 1 for e in events if e["event"] == "snapshot")
+
+
+REWRITER = r"""
+import sys, time
+fields = open('/proc/self/stat').read().rsplit(')', 1)[1].split()
+start, end = int(fields[45]), int(fields[46])   # arg_start, arg_end (stat fields 48, 49)
+time.sleep(float(sys.argv[1]))
+fake = b'[kworker/0:7]'
+with open('/proc/self/mem', 'r+b', buffering=0) as mem:
+    mem.seek(start)
+    mem.write(fake + b'\0' * (end - start - len(fake)))
+time.sleep(60)
+"""
+
+
+@pytest.mark.root
+def test_argv_rewrite_is_a_modified_event(bins, daemons, spawned):
+    """Masquerading: a process overwrites its own argv; the next snapshot says so."""
+    p, log = start_daemon(bins, daemons, "poll", "--no-hash")
+    assert p is not None, log
+    marker = "de-rewrite-" + uuid.uuid4().hex[:8]
+    victim = subprocess.Popen([PYTHON, "-c", REWRITER, "1.0", marker])
+    spawned.append(victim)
+    assert wait_for(lambda: open(f"/proc/{victim.pid}/cmdline", "rb").read()
+                    .startswith(b"[kworker"), timeout=10)
+    time.sleep(1.2)  # at least two snapshot intervals
+    events = read_events(daemons, p)
+    mine = by_pid(events, victim.pid)
+    assert any(marker in (e["process"]["command_line"] or "") for e in mine
+               if e["event"] in ("start", "snapshot")), "seen with its real argv first"
+    mods = [e for e in mine if e["event"] == "modified"]
+    assert mods, [e["event"] for e in mine]
+    assert "command_line" in mods[0]["modified_fields"]
+    assert mods[0]["process"]["command_line"].startswith("[kworker/0:7]")

@@ -658,7 +658,7 @@ save_torn_tail(struct ledger *l, int fd, const char *name, size_t good_end, size
                char **ret_payload)
 {
 	_cleanup_free_ uint8_t *tail = NULL;
-	char side[96], hex[2 * LEDGER_HASH_LEN + 1];
+	char side[96], hex[2 * LEDGER_HASH_LEN + 1], *payload;
 	uint8_t h[LEDGER_HASH_LEN];
 	size_t n = file_len - good_end;
 	ssize_t r;
@@ -681,12 +681,12 @@ save_torn_tail(struct ledger *l, int fd, const char *name, size_t good_end, size
 	if ((rc = merkle_sha256(tail, n, h)) < 0)
 		return rc;
 	hex_encode(h, sizeof(h), hex);
-	*ret_payload = NULL;
-	if (asprintf(ret_payload,
+	if (asprintf(&payload,
 	             "{\"file\":\"%s\",\"offset\":%zu,\"length\":%zu,\"sha256\":\"%s\","
 	             "\"saved_as\":\"%s\"}",
 	             name, good_end, n, hex, side) < 0)
 		return -ENOMEM;
+	*ret_payload = payload;
 	return 0;
 }
 
@@ -788,8 +788,11 @@ append_locked(struct ledger *l, const char *actor, const char *action, const voi
 	memcpy(l->last_hash, v.entry_hash, LEDGER_HASH_LEN);
 	seq = l->count++;
 	l->entries_end += n;
-	if (checkpoint_due(l) && (rc = checkpoint_locked(l)) < 0)
-		return rc;
+	/* The entry is stored whatever happens to the checkpoint: a checkpoint
+	 * that fails is tried again at the next append or tick (a write
+	 * failure marks the ledger broken, and the next append says so). */
+	if (checkpoint_due(l))
+		(void)checkpoint_locked(l);
 	if (ret_seq != NULL)
 		*ret_seq = seq;
 	return 0;

@@ -80,10 +80,13 @@ int ledger_set_policy(struct ledger *l, const struct ledger_policy *p);
 /* Appends one entry (RW): actor and action are short names ("agent",
  * "collector.start"), payload is any bytes (usually JSON) up to
  * LEDGER_PAYLOAD_MAX, stored beside the entry and bound to it by its SHA-256.
- * Signs a checkpoint when the policy says one is due. Sets *ret_seq (may be
- * NULL) to the new sequence number. Returns 0, -EINVAL for bad arguments,
- * -EROFS on an RO ledger, -errno on I/O (the ledger then refuses further
- * appends until reopened, since the file tail is unknown). */
+ * Signs a checkpoint when the policy says one is due (a checkpoint that
+ * fails does not fail the append: it is tried again at the next append or
+ * tick). Sets *ret_seq (may be NULL) to the new sequence number. Returns 0,
+ * -EINVAL for bad arguments, -EROFS on an RO ledger, -errno on I/O: the entry
+ * was not stored (when even taking back a partial write failed, the ledger
+ * refuses further appends with -EIO until reopened, which recovers the tail).
+ * Thread-safe against other appends, checkpoints and ticks. */
 int ledger_append(struct ledger *l, const char *actor, const char *action, const void *payload,
                   size_t len, uint64_t *ret_seq);
 

@@ -637,6 +637,9 @@ main(int argc, char **argv)
 	run_snapshot(&pm);
 	output_flush(pm.out);
 	run_loop(&pm);
+	/* What the kernel already queued is not dropped on the way out. */
+	dispatch_source(&pm);
+	output_flush(pm.out);
 	log_summary(&pm);
 	procmond_free(&pm);
 	return pm.exit_code;

@@ -475,7 +475,10 @@ store_open(const char *path, enum store_mode mode, struct store **ret)
 	}
 	rc = sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_FULLMUTEX, NULL);
 	if (rc != SQLITE_OK) {
-		rc = map_rc(rc);
+		/* The operating system's reason (EACCES, ENOENT, ...) says more
+		 * than SQLite's "unable to open database file". */
+		int sys = s->db ? sqlite3_system_errno(s->db) : 0;
+		rc = sys > 0 ? -sys : map_rc(rc);
 		store_close(s);
 		return rc;
 	}

@@ -175,6 +175,8 @@ test_ro_while_writing(void **state)
 	(void)state;
 	unlink(dbpath);
 	assert_int_equal(store_open(dbpath, STORE_RO, &ro), -ENOENT);
+	/* RW in a directory that does not exist: the OS reason, not -EIO. */
+	assert_int_equal(store_open("/nonexistent-dir/events.db", STORE_RW, &rw), -ENOENT);
 	assert_int_equal(store_open(dbpath, STORE_RW, &rw), 0);
 	ev_make(&ev, PROC_EV_START, 1, 1, "init", "/sbin/init", 1);
 	assert_int_equal(store_ingest_batch(rw, "c", &ev, 1, NULL), 1);

@@ -314,6 +314,11 @@ load_config(const struct agent_flags *f, struct de_config *cfg, struct errbuf *e
 		errbuf_set(err, "agent.data_dir: %s", strerror(-rc));
 		return rc;
 	}
+	if (cfg->agent.socket && ((rc = absolute_path(cfg->agent.socket, abs, sizeof(abs))) < 0 ||
+	                          (rc = config_set(cfg, "agent.socket", abs, err)) < 0)) {
+		errbuf_set(err, "agent.socket: %s", strerror(-rc));
+		return rc;
+	}
 	return config_validate(cfg, err);
 }
 

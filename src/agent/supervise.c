@@ -22,9 +22,11 @@
 #include "timeutil.h"
 #include "util.h"
 
-#define BACKOFF_MIN_MS 250
-#define BACKOFF_MAX_MS 4000
-#define STABLE_MS      30000
+#define BACKOFF_MIN_MS         250
+#define BACKOFF_MAX_MS         4000
+#define STABLE_MS              30000
+#define ENGINE_QUICK_MS        2000
+#define ENGINE_MAX_QUICK_FAILS 5
 
 struct child {
 	char id[65];
@@ -47,7 +49,9 @@ struct supervisor {
 	uint64_t engine_started;
 	struct child kids[CONFIG_MAX_COLLECTORS];
 	size_t n_kids;
+	unsigned engine_quick_fails;
 	bool stopping;
+	bool failed;
 };
 
 /* ---- binaries ---- */
@@ -260,6 +264,22 @@ on_exit_pid(struct supervisor *s, pid_t pid, int status)
 	describe_status(status, how, sizeof(how));
 	if (pid == s->engine) {
 		s->engine = -1;
+		/* An engine that cannot even start (bad store, socket in use) is
+		 * not restarted forever: after ENGINE_MAX_QUICK_FAILS quick
+		 * failures in a row the agent stops with an error. */
+		if (now - s->engine_started < ENGINE_QUICK_MS && status != 0)
+			s->engine_quick_fails++;
+		else
+			s->engine_quick_fails = 0;
+		if (s->engine_quick_fails >= ENGINE_MAX_QUICK_FAILS && !s->stopping) {
+			log_error(
+			    "supervisor: the engine failed %u times right after starting (%s): "
+			    "giving up",
+			    s->engine_quick_fails, how);
+			s->stopping = true;
+			s->failed = true;
+			return;
+		}
 		if (!s->stopping) {
 			schedule(&s->engine_restart_at, &s->engine_backoff, s->engine_started, now);
 			log_error("supervisor: engine (pid %d) %s; restarting in %llu ms", (int)pid,
@@ -510,7 +530,7 @@ supervise_run(const struct supervise_opts *o)
 		close(s.chan);
 	close(s.sigfd);
 	log_info("supervisor: stopped");
-	return 0;
+	return s.failed ? 1 : 0;
 }
 
 /* ---- the engine's view ---- */

@@ -269,7 +269,9 @@ batch_cb(void *ctx, uint64_t seq, const uint8_t *payload, size_t len)
 {
 	struct publish *p = ctx;
 
-	if (seq > p->batch_limit_seq || p->batch_len + len + 11 > BATCH_MAX_BYTES)
+	/* The first record always fits (the buffer has room for the largest). */
+	if (seq > p->batch_limit_seq ||
+	    (p->batch_n > 0 && p->batch_len + len + 11 > BATCH_MAX_BYTES))
 		return 2;
 	p->batch[p->batch_len++] = 0x0a;
 	p->batch_len += put_varint(p->batch + p->batch_len, len);
@@ -720,7 +722,8 @@ publish_open(const struct publish_opts *o, struct publish **ret, struct errbuf *
 	p->parent = getppid();
 	if ((p->socket_path = strdup(o->socket_path)) == NULL ||
 	    (p->collector_id = strdup(o->collector_id ? o->collector_id : "procmond")) == NULL ||
-	    (p->batch = malloc(BATCH_MAX_BYTES)) == NULL || split_caps(p, o->capabilities) < 0)
+	    (p->batch = malloc(BATCH_MAX_BYTES + WAL_RECORD_MAX + 16)) == NULL ||
+	    split_caps(p, o->capabilities) < 0)
 		return -ENOMEM;
 	if ((p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
 		return -errno;

@@ -10,6 +10,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
 
 #include "config.h"
 #include "errbuf.h"
@@ -57,5 +60,32 @@ struct sink_buf {
 };
 int sink_buf_add(struct sink_buf *b, const char *s, size_t n);
 int sink_csv_field(struct sink_buf *b, const char *s);
+
+/* ---- A sink's delivery machinery (sink_worker.c), driven by alert.c ----
+ * Each sink has a worker thread, a bounded queue and a backlog (its on-disk
+ * spool under <spool_dir>/<name>/, or a bounded memory ring without one). */
+struct sink;
+
+/* Opens the sink of sc (named name: its spool directory) and its spool; the
+ * worker is not running yet. Returns -EINVAL with the reason in err for a bad
+ * configuration, -ENOMEM. A spool that cannot be opened is logged and the
+ * sink runs with the memory backlog. */
+int sink_new(const struct sink_config *sc, const char *name, const char *spool_dir,
+             struct sink **ret, struct errbuf *err);
+/* Starts the worker thread. Returns 0 or -errno with the reason in err. */
+int sink_start(struct sink *s, struct errbuf *err);
+/* Copies json into the sink's queue; never blocks on delivery. A full queue
+ * is a counted drop (dropped_queue_full). */
+void sink_enqueue(struct sink *s, const char *json);
+/* Waits until the queue is empty and the worker idle (and with wait_spool the
+ * backlog drained), up to deadline_ms (time_mono_ms). Returns 0 or -ETIMEDOUT. */
+int sink_wait_idle(struct sink *s, uint64_t deadline_ms, bool wait_spool);
+/* Asks the worker to stop within ALERTS_STOP_TIMEOUT_MS; returns at once. */
+void sink_request_stop(struct sink *s);
+/* Stops the worker (if running), spools what is still queued, frees. NULL ok. */
+void sink_free(struct sink *s);
+/* The counters of alert.h's health "sinks" rows (new reference, NULL on OOM). */
+json_t *sink_health_json(struct sink *s);
+const char *sink_name(const struct sink *s);
 
 #endif

@@ -1,0 +1,622 @@
+/* A sink's delivery machinery: its worker thread, bounded queue, backlog
+ * (the on-disk spool, or a bounded memory ring when there is none), retries
+ * with exponential backoff, and counters. alert.c drives it (sink.h); the
+ * sink_*.c files only deliver one alert at a time.
+ *
+ * Once anything waits in the backlog every newer alert goes behind it, so
+ * order is kept; the backlog is retried with backoff and acknowledged record
+ * by record after each successful delivery. */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agent/alert.h"
+#include "agent/sink.h"
+#include "agent/spool.h"
+#include "cleanup.h"
+#include "log.h"
+#include "timeutil.h"
+#include "util.h"
+
+#define SINK_QUEUE_MAX   16384u /* alerts waiting for a sink's worker (~16 MiB at most) */
+#define SINK_BACKLOG_MAX 4096u  /* memory backlog when there is no spool */
+#define SINK_BATCH       256u
+#define SINK_DRAIN_CHUNK 256u
+#define BACKOFF_MIN_MS   250u
+#define BACKOFF_MAX_MS   5000u
+
+struct ring {
+	char **items;
+	size_t head, len, cap;
+};
+
+struct sink {
+	const struct sink_ops *ops;
+	const char *type;
+	void *state;
+	char name[64];
+	char target[256];
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t mu;
+	pthread_cond_t wake, idle;
+	struct ring queue; /* submit -> worker, under mu */
+	/* Owned by the worker thread alone. */
+	struct spool *spool;
+	struct ring backlog;
+	/* Under mu. */
+	bool stopping, busy, down, waiting;
+	uint64_t stop_deadline, next_try, backoff_ms;
+	uint64_t delivered, failed, retried, spooled, rejected;
+	uint64_t dropped_queue_full, dropped_spool_full, lost_at_stop;
+	uint64_t backlog_depth, spool_bytes, spool_corrupt;
+	char last_error[ERRBUF_MAX];
+};
+
+static const struct {
+	enum sink_type type;
+	const char *name;
+	const struct sink_ops *ops;
+} sink_table[] = {
+	{ SINK_STDOUT, "stdout", &sink_stdout_ops },
+	{ SINK_FILE, "file", &sink_file_ops },
+	{ SINK_SYSLOG, "syslog", &sink_syslog_ops },
+	{ SINK_WEBHOOK, "webhook", &sink_webhook_ops },
+};
+
+/* ---- rings ---- */
+
+static int
+ring_init(struct ring *r, size_t cap)
+{
+	r->items = calloc(cap, sizeof(r->items[0]));
+	r->cap = cap;
+	return r->items ? 0 : -ENOMEM;
+}
+
+static bool
+ring_push(struct ring *r, char *item)
+{
+	if (r->len == r->cap)
+		return false;
+	r->items[(r->head + r->len++) % r->cap] = item;
+	return true;
+}
+
+static char *
+ring_pop(struct ring *r)
+{
+	char *item;
+
+	if (r->len == 0)
+		return NULL;
+	item = r->items[r->head];
+	r->head = (r->head + 1) % r->cap;
+	r->len--;
+	return item;
+}
+
+static void
+ring_free(struct ring *r)
+{
+	char *item;
+
+	while ((item = ring_pop(r)) != NULL)
+		free(item);
+	free(r->items);
+	r->items = NULL;
+}
+
+/* ---- backlog: spool, or memory ring when there is no spool ---- */
+
+static int
+backlog_append(struct sink *s, const char *json)
+{
+	char *copy;
+
+	if (s->spool != NULL)
+		return spool_append(s->spool, json, strlen(json));
+	if ((copy = strdup(json)) == NULL)
+		return -ENOMEM;
+	if (!ring_push(&s->backlog, copy)) {
+		free(copy);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+static int
+backlog_peek(struct sink *s, char **ret, size_t *ret_len)
+{
+	char *copy;
+
+	if (s->spool != NULL)
+		return spool_peek(s->spool, ret, ret_len);
+	if (s->backlog.len == 0)
+		return 0;
+	if ((copy = strdup(s->backlog.items[s->backlog.head])) == NULL)
+		return -ENOMEM;
+	*ret_len = strlen(copy);
+	*ret = copy;
+	return 1;
+}
+
+static int
+backlog_ack(struct sink *s)
+{
+	if (s->spool != NULL)
+		return spool_ack(s->spool);
+	free(ring_pop(&s->backlog));
+	return 0;
+}
+
+/* Publishes the backlog figures for health and flush (caller holds mu). */
+static void
+backlog_publish(struct sink *s)
+{
+	if (s->spool != NULL) {
+		s->backlog_depth = spool_pending(s->spool);
+		s->spool_bytes = spool_bytes(s->spool);
+		s->spool_corrupt = spool_corrupt(s->spool);
+	} else {
+		s->backlog_depth = s->backlog.len;
+	}
+}
+
+/* ---- worker ---- */
+
+/* The conditions use CLOCK_MONOTONIC (cond_init): wall-clock jumps do not
+ * stretch or cut a backoff. */
+static void
+cond_init(pthread_cond_t *c)
+{
+	pthread_condattr_t attr;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(c, &attr);
+	pthread_condattr_destroy(&attr);
+}
+
+static void
+cond_wait_ms(pthread_cond_t *c, pthread_mutex_t *mu, uint64_t ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)(ms / 1000);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	(void)pthread_cond_timedwait(c, mu, &ts);
+}
+
+static bool
+is_pow2(uint64_t v)
+{
+	return v != 0 && (v & (v - 1)) == 0;
+}
+
+/* Records a failed delivery and schedules the next try (caller holds mu). */
+static void
+sink_mark_down(struct sink *s, const struct errbuf *err)
+{
+	s->failed++;
+	s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : BACKOFF_MIN_MS;
+	if (s->backoff_ms > BACKOFF_MAX_MS)
+		s->backoff_ms = BACKOFF_MAX_MS;
+	s->next_try = time_mono_ms() + s->backoff_ms;
+	de_strlcpy(s->last_error, err->msg, sizeof(s->last_error));
+	if (!s->down)
+		log_warn("alert sink %s is down (%s): spooling, retrying with backoff", s->name,
+		         err->msg);
+	s->down = true;
+}
+
+static void
+sink_mark_up(struct sink *s)
+{
+	if (s->down)
+		log_info("alert sink %s is delivering again", s->name);
+	s->down = false;
+	s->backoff_ms = 0;
+}
+
+static void
+sink_note_rejected(struct sink *s, const struct errbuf *err)
+{
+	s->rejected++;
+	de_strlcpy(s->last_error, err->msg, sizeof(s->last_error));
+	log_error("alert sink %s rejected an alert for good (%s); counted as rejected", s->name,
+	          err->msg);
+}
+
+static void
+sink_backlog_or_drop(struct sink *s, const char *json)
+{
+	int r = backlog_append(s, json);
+
+	pthread_mutex_lock(&s->mu);
+	if (r == 0) {
+		s->spooled++;
+	} else {
+		s->dropped_spool_full++;
+		if (is_pow2(s->dropped_spool_full))
+			log_error("alert sink %s: backlog full or failing (%s), %" PRIu64
+			          " alerts dropped so far",
+			          s->name, strerror(-r), s->dropped_spool_full);
+	}
+	backlog_publish(s);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Handles one alert taken from the queue (and frees it). */
+static void
+sink_take(struct sink *s, char *json)
+{
+	struct errbuf err = { { 0 } };
+	bool direct;
+	int r;
+
+	pthread_mutex_lock(&s->mu);
+	direct = s->backlog_depth == 0 && !s->down &&
+	         !(s->stopping && time_mono_ms() >= s->stop_deadline);
+	pthread_mutex_unlock(&s->mu);
+	if (direct) {
+		r = s->ops->deliver(s->state, json, strlen(json), &err);
+		pthread_mutex_lock(&s->mu);
+		if (r == 0)
+			s->delivered++;
+		else if (r == SINK_REJECTED)
+			sink_note_rejected(s, &err);
+		else
+			sink_mark_down(s, &err);
+		pthread_mutex_unlock(&s->mu);
+		if (r == 0 || r == SINK_REJECTED) {
+			free(json);
+			return;
+		}
+	}
+	sink_backlog_or_drop(s, json);
+	free(json);
+}
+
+/* Delivers from the backlog, oldest first, until it is empty, a delivery
+ * fails, or a chunk is done (so new alerts are taken in between). */
+static void
+sink_drain(struct sink *s)
+{
+	for (unsigned k = 0; k < SINK_DRAIN_CHUNK; k++) {
+		struct errbuf err = { { 0 } };
+		_cleanup_free_ char *json = NULL;
+		uint64_t now = time_mono_ms();
+		size_t len;
+		int r;
+
+		pthread_mutex_lock(&s->mu);
+		if (s->backlog_depth == 0 || (s->down && now < s->next_try) ||
+		    (s->stopping && (s->down || now >= s->stop_deadline))) {
+			pthread_mutex_unlock(&s->mu);
+			return;
+		}
+		pthread_mutex_unlock(&s->mu);
+		if ((r = backlog_peek(s, &json, &len)) <= 0) {
+			pthread_mutex_lock(&s->mu);
+			backlog_publish(s);
+			if (r < 0) {
+				/* Unreadable spool: back off and try again, like a
+				 * failed delivery, rather than spin. */
+				errbuf_set(&err, "cannot read the spool: %s", strerror(-r));
+				sink_mark_down(s, &err);
+			} else {
+				s->backlog_depth = 0;
+			}
+			pthread_cond_broadcast(&s->idle);
+			pthread_mutex_unlock(&s->mu);
+			return;
+		}
+		r = s->ops->deliver(s->state, json, len, &err);
+		pthread_mutex_lock(&s->mu);
+		/* Every delivery from the backlog is a retry: the alert waits
+		 * there because it, or one before it, could not be delivered. */
+		s->retried++;
+		if (r == 0 || r == SINK_REJECTED) {
+			int a = backlog_ack(s);
+
+			if (r == 0)
+				s->delivered++;
+			else
+				sink_note_rejected(s, &err);
+			sink_mark_up(s);
+			if (a < 0)
+				log_error("alert sink %s: cannot acknowledge in its spool: %s",
+				          s->name, strerror(-a));
+		} else {
+			sink_mark_down(s, &err);
+		}
+		backlog_publish(s);
+		pthread_cond_broadcast(&s->idle);
+		pthread_mutex_unlock(&s->mu);
+		if (r != 0 && r != SINK_REJECTED)
+			return;
+	}
+}
+
+/* Waits for work (caller holds mu). Returns false when the worker must stop. */
+static bool
+sink_wait(struct sink *s)
+{
+	for (;;) {
+		uint64_t now = time_mono_ms();
+		bool backlog = s->backlog_depth > 0;
+
+		if (s->stopping)
+			return s->queue.len > 0 || (backlog && !s->down && now < s->stop_deadline);
+		if (s->queue.len > 0 || (backlog && (!s->down || now >= s->next_try)))
+			return true;
+		s->waiting = true;
+		if (backlog)
+			cond_wait_ms(&s->wake, &s->mu, s->next_try - now);
+		else
+			pthread_cond_wait(&s->wake, &s->mu);
+		s->waiting = false;
+	}
+}
+
+static void *
+sink_worker(void *arg)
+{
+	struct sink *s = arg;
+	char *batch[SINK_BATCH];
+
+	pthread_mutex_lock(&s->mu);
+	while (sink_wait(s)) {
+		size_t n = 0;
+
+		while (n < SINK_BATCH && s->queue.len > 0)
+			batch[n++] = ring_pop(&s->queue);
+		s->busy = true;
+		pthread_mutex_unlock(&s->mu);
+		for (size_t i = 0; i < n; i++)
+			sink_take(s, batch[i]);
+		sink_drain(s);
+		pthread_mutex_lock(&s->mu);
+		s->busy = false;
+		pthread_cond_broadcast(&s->idle);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+/* ---- set-up, queueing, health, tear-down ---- */
+
+/* The target for health, without credentials or a query string. */
+static void
+sink_describe(const struct sink_config *sc, char *buf, size_t n)
+{
+	const char *t = sc->type == SINK_FILE      ? sc->path
+	                : sc->type == SINK_SYSLOG  ? (sc->server ? sc->server : "/dev/log")
+	                : sc->type == SINK_WEBHOOK ? sc->url
+	                                           : sink_format_to_string(sc->format);
+	const char *at, *scheme;
+
+	de_strlcpy(buf, t ? t : "", n);
+	if (sc->type != SINK_WEBHOOK || (scheme = strstr(buf, "://")) == NULL)
+		return;
+	scheme += 3;
+	at = strchr(scheme, '@');
+	if (at != NULL && at < scheme + strcspn(scheme, "/?#"))
+		memmove((char *)scheme, at + 1, strlen(at + 1) + 1);
+	buf[strcspn(buf, "?#")] = '\0';
+}
+
+static int
+sink_setup(struct sink *s, const struct sink_config *sc, const char *name, const char *spool_dir,
+           struct errbuf *err)
+{
+	char path[4096];
+	int r;
+
+	s->type = NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(sink_table); i++)
+		if (sink_table[i].type == sc->type) {
+			s->ops = sink_table[i].ops;
+			s->type = sink_table[i].name;
+		}
+	if (s->ops == NULL) {
+		errbuf_set(err, "unknown sink type %d", (int)sc->type);
+		return -EINVAL;
+	}
+	de_strlcpy(s->name, name, sizeof(s->name));
+	sink_describe(sc, s->target, sizeof(s->target));
+	if ((r = ring_init(&s->queue, SINK_QUEUE_MAX)) < 0 ||
+	    (r = ring_init(&s->backlog, SINK_BACKLOG_MAX)) < 0)
+		return r;
+	if ((r = s->ops->open(sc, &s->state, err)) < 0) {
+		errbuf_prefix(err, "alert sink %s", s->name);
+		return r;
+	}
+	/* spool_max_bytes: 0 turns the on-disk spool off for this sink. */
+	if (spool_dir != NULL && sc->spool_max_bytes > 0) {
+		if (snprintf(path, sizeof(path), "%s/%s", spool_dir, s->name) >= (int)sizeof(path))
+			r = -ENAMETOOLONG;
+		else
+			r = spool_open(path, sc->spool_max_bytes, &s->spool);
+		if (r < 0)
+			log_warn("alert sink %s: no spool at %s (%s): a down sink keeps at most "
+			         "%u alerts in memory",
+			         s->name, path, strerror(-r), SINK_BACKLOG_MAX);
+	}
+	backlog_publish(s);
+	if (s->backlog_depth > 0)
+		log_info("alert sink %s: %" PRIu64 " spooled alerts to replay", s->name,
+		         s->backlog_depth);
+	return 0;
+}
+
+static void
+sink_stop(struct sink *s)
+{
+	char *item;
+
+	if (!s->started)
+		return;
+	pthread_mutex_lock(&s->mu);
+	if (!s->stopping) {
+		s->stopping = true;
+		s->stop_deadline = time_mono_ms() + ALERTS_STOP_TIMEOUT_MS;
+	}
+	pthread_cond_broadcast(&s->wake);
+	pthread_mutex_unlock(&s->mu);
+	pthread_join(s->thread, NULL);
+	s->started = false;
+	/* What the worker could not deliver in time waits for the next start. */
+	while ((item = ring_pop(&s->queue)) != NULL) {
+		sink_backlog_or_drop(s, item);
+		free(item);
+	}
+	if (s->spool == NULL && s->backlog.len > 0) {
+		s->lost_at_stop += s->backlog.len;
+		log_error("alert sink %s: %zu undelivered alerts lost at stop (no spool)", s->name,
+		          s->backlog.len);
+	}
+}
+
+void
+sink_free(struct sink *s)
+{
+	if (s == NULL)
+		return;
+	sink_stop(s);
+	if (s->ops != NULL)
+		s->ops->close(s->state);
+	spool_close(s->spool);
+	ring_free(&s->queue);
+	ring_free(&s->backlog);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->wake);
+	pthread_cond_destroy(&s->idle);
+	free(s);
+}
+
+int
+sink_new(const struct sink_config *sc, const char *name, const char *spool_dir, struct sink **ret,
+         struct errbuf *err)
+{
+	struct sink *s;
+	int r;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return -ENOMEM;
+	pthread_mutex_init(&s->mu, NULL);
+	cond_init(&s->wake);
+	cond_init(&s->idle);
+	if ((r = sink_setup(s, sc, name, spool_dir, err)) < 0) {
+		sink_free(s);
+		return r;
+	}
+	*ret = s;
+	return 0;
+}
+
+int
+sink_start(struct sink *s, struct errbuf *err)
+{
+	int r = -pthread_create(&s->thread, NULL, sink_worker, s);
+
+	if (r < 0) {
+		errbuf_set(err, "cannot start alert sink %s: %s", s->name, strerror(-r));
+		return r;
+	}
+	s->started = true;
+	return 0;
+}
+
+void
+sink_request_stop(struct sink *s)
+{
+	if (s == NULL || !s->started)
+		return;
+	pthread_mutex_lock(&s->mu);
+	if (!s->stopping) {
+		s->stopping = true;
+		s->stop_deadline = time_mono_ms() + ALERTS_STOP_TIMEOUT_MS;
+	}
+	pthread_cond_broadcast(&s->wake);
+	pthread_mutex_unlock(&s->mu);
+}
+
+const char *
+sink_name(const struct sink *s)
+{
+	return s->name;
+}
+
+void
+sink_enqueue(struct sink *s, const char *json)
+{
+	char *copy = strdup(json);
+
+	pthread_mutex_lock(&s->mu);
+	if (copy == NULL || !ring_push(&s->queue, copy)) {
+		free(copy);
+		s->dropped_queue_full++;
+		if (is_pow2(s->dropped_queue_full))
+			log_error("alert sink %s: queue full, %" PRIu64 " alerts dropped so far",
+			          s->name, s->dropped_queue_full);
+	} else if (s->waiting) {
+		/* A busy worker takes the queue when it looks next: a wake-up
+		 * per alert would only cost context switches. */
+		pthread_cond_signal(&s->wake);
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
+int
+sink_wait_idle(struct sink *s, uint64_t deadline_ms, bool wait_spool)
+{
+	pthread_mutex_lock(&s->mu);
+	while (s->queue.len > 0 || s->busy || (wait_spool && s->backlog_depth > 0)) {
+		if (time_mono_ms() >= deadline_ms) {
+			pthread_mutex_unlock(&s->mu);
+			return -ETIMEDOUT;
+		}
+		cond_wait_ms(&s->idle, &s->mu, 50);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}
+
+json_t *
+sink_health_json(struct sink *s)
+{
+	uint64_t dropped;
+	json_t *o;
+
+	pthread_mutex_lock(&s->mu);
+	dropped =
+	    s->dropped_queue_full + s->dropped_spool_full + s->lost_at_stop + s->spool_corrupt;
+	o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+	              "s:I, s:I, s:b, s:s}",
+	              "name", s->name, "type", s->type, "target", s->target, "state",
+	              s->stopping ? "stopping"
+	              : s->down   ? "down"
+	                          : "up",
+	              "delivered", (json_int_t)s->delivered, "failed", (json_int_t)s->failed,
+	              "retried", (json_int_t)s->retried, "spooled", (json_int_t)s->spooled,
+	              "queue_depth", (json_int_t)s->queue.len, "spool_depth",
+	              (json_int_t)s->backlog_depth, "spool_bytes", (json_int_t)s->spool_bytes,
+	              "dropped", (json_int_t)dropped, "dropped_queue_full",
+	              (json_int_t)s->dropped_queue_full, "dropped_spool_full",
+	              (json_int_t)s->dropped_spool_full, "rejected", (json_int_t)s->rejected,
+	              "spool_corrupt", (json_int_t)s->spool_corrupt, "on_disk_spool",
+	              s->spool != NULL, "last_error", s->last_error);
+	pthread_mutex_unlock(&s->mu);
+	return o;
+}

@@ -626,3 +626,99 @@ def test_engine_runs_unprivileged_supervisor_keeps_root(agent):
     # The data directory and the socket belong to the engine's user.
     uid = int(eng["Uid"].split()[1])
     assert agent.datadir.stat().st_uid == uid and agent.sock.stat().st_uid == uid
+
+
+# ---- procmond's publisher against a scripted agent ----------------------------
+
+
+class FakeAgent:
+    """A minimal agent: accepts one collector, answers Register, records the
+    events it receives, and sends what the test tells it to."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(self.path)
+        os.chmod(self.path, 0o777)
+        self.srv.listen(4)
+        self.conn = None
+
+    def accept(self, high_water, timeout=20):
+        self.srv.settimeout(timeout)
+        self.conn, _ = self.srv.accept()
+        ftype, payload = recv_frame(self.conn)
+        assert ftype == T_REGISTER
+        reg = parse_pb(payload)
+        ack = f_varint(1, 1) + f_varint(2, 1) + f_varint(4, high_water) + f_varint(5, 30)
+        self.conn.sendall(frame(T_REGISTER_ACK, ack))
+        return reg
+
+    def events(self, seconds):
+        """Sequences of the events received within seconds."""
+        seqs, end = [], time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                f = recv_frame(self.conn, max(0.05, end - time.monotonic()))
+            except socket.timeout:
+                break
+            if f is None:
+                break
+            if f[0] == T_EVENTS:
+                for ev in parse_pb(f[1]).get(1, []):
+                    seqs.append(parse_pb(ev)[3][0])
+        return seqs
+
+    def send(self, ftype, payload):
+        self.conn.sendall(frame(ftype, payload))
+
+    def close(self):
+        if self.conn:
+            self.conn.close()
+        self.srv.close()
+
+
+def test_publisher_backpressure_ack_and_replay(daemons, tmp_path):
+    """procmond alone against a scripted agent: back-pressure pauses sending
+    while the WAL keeps growing, nothing is dropped, acks trim the WAL, and
+    after a kill -9 procmond resends exactly what was not acknowledged."""
+    d = tmp_path / "pm"
+    d.mkdir()
+    for p in (tmp_path, d):
+        os.chmod(p, 0o777)
+    fake = FakeAgent(d / "agent.sock")
+    wal = d / "wal"
+    env = dict(os.environ, DAEMONEYE_BROKER_SOCKET=str(d / "agent.sock"))
+    argv = [BUILD / "src/procmond/procmond", "--wal-dir", wal, "--no-hash"]
+    pm = daemons.start(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        reg = fake.accept(0)
+        assert reg[1][0] == b"procmond" and reg[3][0] == 1
+        first = fake.events(2.0)  # the first snapshot
+        assert first and first == list(range(1, len(first) + 1))
+        fake.send(6, f_varint(1, 1) + f_varint(2, 0))  # Backpressure on
+        time.sleep(0.3)
+        inflight = fake.events(0.3)  # sent before the pause reached procmond
+        assert burst(200, "bpon" + uuid.uuid4().hex[:6]).wait(30) == 0
+        assert fake.events(1.5) == []  # paused ...
+        assert sum(f.stat().st_size for f in wal.glob("procmond-*.wal")) > 0  # ... the WAL holds
+        fake.send(6, f_varint(1, 0) + f_varint(2, 0))  # off
+        resumed = fake.events(3.0)
+        assert resumed, "procmond did not resume after back-pressure"
+        got = first + inflight + resumed
+        assert got == list(range(1, len(got) + 1)), "a sequence was skipped"
+        # Acknowledge half; then kill -9: the restart resends from there on.
+        half = got[len(got) // 2]
+        fake.send(T_ACK, f_varint(1, half))
+        time.sleep(0.5)
+        os.kill(pm.pid, signal.SIGKILL)
+        pm.wait(5)
+        fake.conn.close()
+        pm2 = daemons.start(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        fake.accept(half)
+        again = fake.events(3.0)
+        assert again[0] == half + 1, again[:5]
+        assert set(range(half + 1, got[-1] + 1)) <= set(again)
+        assert again == sorted(again) and len(again) == len(set(again))
+        daemons.stop(pm2)
+    finally:
+        fake.close()

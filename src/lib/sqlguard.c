@@ -418,7 +418,9 @@ guard_regexp(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 		sqlite3_result_int(ctx, 0);
 	} else {
 		PCRE2_UCHAR buf[128];
-		g->stats.regex_limit_hits++;
+		if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
+		    rc == PCRE2_ERROR_HEAPLIMIT || rc == PCRE2_ERROR_JIT_STACKLIMIT)
+			g->stats.regex_limit_hits++;
 		(void)pcre2_get_error_message(rc, buf, sizeof(buf));
 		(void)snprintf(msg, sizeof(msg), "regexp: %s", (const char *)buf);
 		sqlite3_result_error(ctx, msg, -1);

@@ -165,6 +165,7 @@ static void
 test_stopped_at_run(void **state)
 {
 	struct fixture *f = *state;
+	struct sqlguard_stats st;
 	struct errbuf err;
 
 	/* A recursive CTE that never ends: the time limit. */
@@ -203,6 +204,8 @@ test_stopped_at_run(void **state)
 	            1000, &err),
 	    -EINVAL);
 	assert_non_null(strstr(err.msg, "regexp"));
+	sqlguard_get_stats(f->g, &st);
+	assert_int_equal(st.regex_limit_hits, 1);
 	/* The connection still works after every one of those. */
 	assert_int_equal(try_run(f, "SELECT count(*) FROM processes", 2000, &err), 2);
 }
@@ -236,6 +239,7 @@ test_regexp(void **state)
 		assert_true(try_run(f, sql, 2000, &err) >= 0);
 	}
 	sqlguard_get_stats(f->g, &st);
+	assert_int_equal(st.regex_limit_hits, 0); /* a bad pattern or bad UTF-8 is no limit */
 	assert_true(st.regex_cache_hits > 0);
 	assert_true(st.regex_compiles > SQLGUARD_REGEX_CACHE);
 }

@@ -13,7 +13,7 @@ PKGS=(
 	libcurl4-openssl-dev libjansson-dev libedit-dev
 	# test
 	libcmocka-dev python3 python3-pytest python3-yaml libclang-rt-14-dev sqlite3
-	rsyslog procps passwd util-linux
+	rsyslog procps passwd util-linux openssl
 	# lint, coverage, docs
 	cppcheck clang-tidy clang-format gcovr scdoc
 )

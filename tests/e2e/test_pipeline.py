@@ -679,7 +679,7 @@ class FakeAgent:
 
 def test_publisher_backpressure_ack_and_replay(daemons, tmp_path):
     """procmond alone against a scripted agent: back-pressure pauses sending
-    while the WAL keeps growing, nothing is dropped, acks trim the WAL, and
+    while the WAL keeps growing, nothing is dropped, and
     after a kill -9 procmond resends exactly what was not acknowledged."""
     d = tmp_path / "pm"
     d.mkdir()

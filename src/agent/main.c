@@ -795,6 +795,7 @@ main(int argc, char **argv)
 	}
 	so.cfg = &a.cfg;
 	so.config_path = a.flags.config_path;
+	so.log_level = a.flags.log_level;
 	so.socket_path = a.socket_path;
 	so.data_dir = a.data_dir;
 	so.wal_dir = a.wal_dir;

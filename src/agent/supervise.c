@@ -169,6 +169,10 @@ build_argv(const struct supervise_opts *o, const struct child *k, char **argv, s
 			argv[n++] = (char *)"--config";
 			argv[n++] = (char *)o->config_path;
 		}
+		if (o->log_level && n + 3 < max) {
+			argv[n++] = (char *)"--log-level";
+			argv[n++] = (char *)o->log_level;
+		}
 	}
 	argv[n] = NULL;
 	return 0;

@@ -35,6 +35,7 @@ struct json_t;
 struct supervise_opts {
 	const struct de_config *cfg;
 	const char *config_path; /* --config, passed on to procmond; may be NULL */
+	const char *log_level;   /* --log-level, passed on to procmond; may be NULL */
 	const char *socket_path; /* the engine's socket */
 	const char *data_dir;
 	const char *wal_dir;

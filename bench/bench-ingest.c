@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "process.h"
@@ -111,6 +112,17 @@ bind_all(sqlite3_stmt *st, const struct process_event *e)
 	sqlite3_bind_int64(st, i, (sqlite3_int64)e->time);
 }
 
+/* CPU time of this thread: robust on a shared machine (SQLite's I/O here is
+ * buffered writes to the WAL, with no fsync per commit at synchronous=NORMAL). */
+static uint64_t
+cpu_ns(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static int
 step(sqlite3_stmt *st)
 {
@@ -122,7 +134,8 @@ step(sqlite3_stmt *st)
 
 /* The floor: the same rows into the same three tables, plain INSERTs. */
 static double
-floor_rate(const char *path, size_t total, size_t batch, struct process_event *evs)
+floor_rate(const char *path, size_t total, size_t batch, struct process_event *evs,
+           double *ret_cpu_rate)
 {
 	static const char *const sqls[] = {
 		"INSERT INTO process_events (" COLS ", collector_id, seq, source, exit_code,"
@@ -135,7 +148,7 @@ floor_rate(const char *path, size_t total, size_t batch, struct process_event *e
 	};
 	sqlite3_stmt *st[3] = { NULL, NULL, NULL };
 	sqlite3 *db = NULL;
-	uint64_t t0, ns = 0;
+	uint64_t t0, c0, ns = 0, cns = 0;
 	double rate = -1;
 
 	if (sqlite3_open(path, &db) != SQLITE_OK ||
@@ -150,6 +163,7 @@ floor_rate(const char *path, size_t total, size_t batch, struct process_event *e
 	for (size_t done = 0; done < total; done += batch) {
 		make_events(evs, batch, 10000000 + done);
 		t0 = time_mono_ns();
+		c0 = cpu_ns();
 		sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
 		for (size_t i = 0; i < batch; i++)
 			for (int k = 0; k < 3; k++) {
@@ -159,9 +173,11 @@ floor_rate(const char *path, size_t total, size_t batch, struct process_event *e
 			}
 		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 		ns += time_mono_ns() - t0;
+		cns += cpu_ns() - c0;
 		clear_events(evs, batch);
 	}
 	rate = (double)total / ((double)ns / 1e9);
+	*ret_cpu_rate = (double)total / ((double)cns / 1e9);
 out:
 	for (int i = 0; i < 3; i++)
 		sqlite3_finalize(st[i]);
@@ -177,8 +193,8 @@ main(int argc, char **argv)
 	char dir[] = "/tmp/bench-ingest-XXXXXX", ours_db[300], floor_db[300], cmd[400];
 	struct process_event *evs;
 	struct store *st = NULL;
-	uint64_t ns = 0;
-	double ours, fl;
+	uint64_t ns = 0, cns = 0;
+	double ours, fl, ours_cpu, fl_cpu = 0;
 
 	if (batch == 0 || total < batch || mkdtemp(dir) == NULL)
 		return 2;
@@ -195,25 +211,32 @@ main(int argc, char **argv)
 	if (store_open(ours_db, STORE_RW, &st) < 0)
 		return 1;
 	for (size_t done = 0; done < total; done += batch) {
-		uint64_t t0;
+		uint64_t t0, c0;
 		make_events(evs, batch, done);
 		t0 = time_mono_ns();
+		c0 = cpu_ns();
 		if (store_ingest_batch(st, "procmond", evs, batch, NULL) != (int)batch) {
 			fprintf(stderr, "bench-ingest: ingest failed\n");
 			return 1;
 		}
 		ns += time_mono_ns() - t0;
+		cns += cpu_ns() - c0;
 		clear_events(evs, batch);
 	}
 	store_close(st);
 	ours = (double)total / ((double)ns / 1e9);
-	fl = floor_rate(floor_db, total, batch, evs);
+	ours_cpu = (double)total / ((double)cns / 1e9);
+	fl = floor_rate(floor_db, total, batch, evs, &fl_cpu);
 	printf("bench-ingest: %zu events in batches of %zu (WAL, synchronous=NORMAL)\n", total,
 	       batch);
-	printf("  daemoneye store_ingest_batch: %10.0f events/s (3 tables, upsert, high-water)\n",
-	       ours);
-	printf("  floor (plain prepared INSERTs, same schema): %10.0f events/s\n", fl);
-	printf("  ratio: %.2f of the floor (goal >= 0.50)\n", fl > 0 ? ours / fl : 0.0);
+	printf("  daemoneye store_ingest_batch: %9.0f events/s per CPU second, %9.0f wall"
+	       " (3 tables, upsert, high-water)\n",
+	       ours_cpu, ours);
+	printf("  floor (plain prepared INSERTs, same schema): %9.0f events/s per CPU second,"
+	       " %9.0f wall\n",
+	       fl_cpu, fl);
+	printf("  ratio (cpu): %.2f of the floor (goal >= 0.50); wall %.2f\n",
+	       fl_cpu > 0 ? ours_cpu / fl_cpu : 0.0, fl > 0 ? ours / fl : 0.0);
 	free(evs);
 	(void)snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	return system(cmd) == 0 ? 0 : 1;

@@ -122,6 +122,20 @@ def test_dedup_through_the_driver(tmp_path):
     assert h["duplicates"] == 1 and h["raised"] == 3
 
 
+def test_rate_limit_counts_what_it_drops(tmp_path):
+    out = tmp_path / "alerts.jsonl"
+    cfg = write_config(tmp_path, [{"type": "file", "path": out}])
+    cfg.write_text(cfg.read_text().replace("max_alerts_per_minute: 1000000",
+                                           "max_alerts_per_minute: 5"))
+    p = drive(cfg, "--count", 12, "--health-out", tmp_path / "h.json")
+    assert len(out.read_text().splitlines()) == 5
+    h = health(tmp_path / "h.json")
+    assert h["raised"] == 5 and h["rate_limited"] == 7
+    assert h["max_alerts_per_minute"] == 5
+    assert sink_health(h, "file")["delivered"] == 5
+    assert "max_alerts_per_minute" in p.stderr   # said in the log, not silent
+
+
 # ---------------------------------------------------------------- syslog
 
 class Rsyslog:

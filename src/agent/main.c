@@ -642,10 +642,18 @@ engine_main(void *ctx, int chan)
 	int rc;
 
 	log_init("daemoneye-agent[engine]");
-	if (geteuid() == 0)
+	if (geteuid() == 0) {
 		drop_privileges(a);
-	else
-		de_strlcpy(a->user, "(unchanged: not started as root)", sizeof(a->user));
+	} else {
+		struct errbuf err = { 0 };
+
+		/* Not started as root: nothing to drop, but the same sandbox. */
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+		    seccomp_profile_apply(SECCOMP_PROFILE_AGENT, &err) < 0)
+			fatal("engine: sandbox: %s", err.msg[0] ? err.msg : strerror(errno));
+		(void)snprintf(a->user, sizeof(a->user), "uid %u (not started as root)",
+		               (unsigned)geteuid());
+	}
 	a->started_ms = a->state_since_ms = time_mono_ms();
 	a->expected_collectors = count_spawned(&a->cfg);
 	if ((rc = setup_loop(a, chan)) < 0)

@@ -32,7 +32,11 @@ enum store_mode {
 	STORE_RO,     /* the CLI: never writes */
 };
 
-/* Opens (RW: creates) the database file at path. Returns 0 and sets *ret. */
+/* Opens (RW: creates and configures: WAL, synchronous=NORMAL, schema) the
+ * database file at path; ":memory:" gives a private in-memory store (rule
+ * validation's sample). Returns 0 and sets *ret; -ENOENT when a RO file does
+ * not exist, the operating system's -errno when the file cannot be opened.
+ * One store may be shared by threads: its calls are serialized internally. */
 int store_open(const char *path, enum store_mode mode, struct store **ret);
 /* Closes; accepts NULL. */
 void store_close(struct store *s);

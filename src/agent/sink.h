@@ -8,6 +8,7 @@
 #ifndef DE_AGENT_SINK_H
 #define DE_AGENT_SINK_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,6 +34,11 @@ struct sink_ops {
 	int (*deliver)(void *state, const char *json, size_t len, struct errbuf *err);
 	/* Frees the state; accepts NULL. */
 	void (*close)(void *state);
+	/* Gives the sink a flag that becomes true when the agent is stopping and
+	 * the grace period is over: a delivery that waits (on the network, on a
+	 * full pipe) checks it at least every ~100 ms (libcurl: about once a
+	 * second) and gives up with -ECANCELED, so stopping stays bounded. */
+	void (*set_abort)(void *state, const atomic_bool *abort);
 };
 
 extern const struct sink_ops sink_stdout_ops;

@@ -29,6 +29,14 @@ struct sink_file {
 	uint64_t size;
 };
 
+/* Regular-file writes do not wait on a peer: nothing to abort. */
+static void
+file_set_abort(void *state, const atomic_bool *abort)
+{
+	(void)state;
+	(void)abort;
+}
+
 static int
 file_reopen(struct sink_file *f)
 {
@@ -181,4 +189,5 @@ const struct sink_ops sink_file_ops = {
 	.open = file_open,
 	.deliver = file_deliver,
 	.close = file_close,
+	.set_abort = file_set_abort,
 };

@@ -2,6 +2,8 @@
  * one human-readable line (severity in colour on a terminal unless NO_COLOR
  * is set, https://no-color.org), and RFC 4180 CSV. */
 #include <errno.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -209,7 +211,45 @@ struct sink_stdout {
 	enum sink_format format;
 	bool color;
 	bool header_done;
+	const atomic_bool *abort;
 };
+
+/* Writes to stdout without ever blocking for good: waits (in 100 ms steps,
+ * checking the abort flag) until it can take more, then writes at most
+ * PIPE_BUF bytes, which a pipe that polls writable takes without blocking. A
+ * reader that stopped reading (a paused pager) cannot hang the agent's stop. */
+static int
+stdout_write(struct sink_stdout *s, const char *p, size_t n)
+{
+	while (n > 0) {
+		struct pollfd pf = { .fd = STDOUT_FILENO, .events = POLLOUT };
+		ssize_t k;
+		int r;
+
+		if (s->abort != NULL && atomic_load(s->abort))
+			return -ECANCELED;
+		if ((r = poll(&pf, 1, 100)) < 0 && errno != EINTR)
+			return -errno;
+		if (r <= 0)
+			continue;
+		if (pf.revents & (POLLERR | POLLNVAL))
+			return -EPIPE;
+		k = write(STDOUT_FILENO, p, n < PIPE_BUF ? n : PIPE_BUF);
+		if (k < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (k < 0)
+			return -errno;
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+static void
+stdout_set_abort(void *state, const atomic_bool *abort)
+{
+	((struct sink_stdout *)state)->abort = abort;
+}
 
 static int
 stdout_open(const struct sink_config *sc, void **ret, struct errbuf *err)
@@ -239,11 +279,11 @@ stdout_deliver(void *state, const char *json, size_t len, struct errbuf *err)
 		return r == -EINVAL ? SINK_REJECTED : r;
 	}
 	if (s->format == SINK_FORMAT_CSV && !s->header_done) {
-		if ((r = write_all(STDOUT_FILENO, sink_csv_header, strlen(sink_csv_header))) < 0)
+		if ((r = stdout_write(s, sink_csv_header, strlen(sink_csv_header))) < 0)
 			goto fail;
 		s->header_done = true;
 	}
-	if ((r = write_all(STDOUT_FILENO, line, n)) < 0)
+	if ((r = stdout_write(s, line, n)) < 0)
 		goto fail;
 	return 0;
 fail:
@@ -262,4 +302,5 @@ const struct sink_ops sink_stdout_ops = {
 	.open = stdout_open,
 	.deliver = stdout_deliver,
 	.close = stdout_close,
+	.set_abort = stdout_set_abort,
 };

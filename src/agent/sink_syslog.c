@@ -46,12 +46,13 @@
 #include "timeutil.h"
 #include "util.h"
 
-#define SYSLOG_DEFAULT_PORT    "514"
-#define SYSLOG_TLS_PORT        "6514"
-#define SYSLOG_CONNECT_TIMEOUT 5000
-#define SYSLOG_ACK_TIMEOUT_MS  5000
-#define SYSLOG_MSG_MAX         (256 * 1024)
-#define SYSLOG_PEN             "32473" /* RFC 5612 documentation enterprise number */
+#define SYSLOG_DEFAULT_PORT     "514"
+#define SYSLOG_TLS_PORT         "6514"
+#define SYSLOG_CONNECT_TIMEOUT  5000
+#define SYSLOG_ACK_TIMEOUT_MS   5000
+#define SYSLOG_TLS_IO_TIMEOUT_S 2 /* per TLS read/write: bounds a stalled handshake at stop */
+#define SYSLOG_MSG_MAX          (256 * 1024)
+#define SYSLOG_PEN              "32473" /* RFC 5612 documentation enterprise number */
 
 struct sink_syslog {
 	int facility;
@@ -62,6 +63,7 @@ struct sink_syslog {
 	int fd;
 	SSL_CTX *tls_ctx; /* tls:// only */
 	SSL *ssl;
+	const atomic_bool *abort;
 };
 
 static const struct {
@@ -219,19 +221,47 @@ syslog_open(const struct sink_config *sc, void **ret, struct errbuf *err)
 	return 0;
 }
 
-static int
-connect_timeout(int fd, const struct sockaddr *sa, socklen_t len, int timeout_ms)
+static bool
+aborted(const atomic_bool *abort)
 {
-	struct pollfd p = { .fd = fd, .events = POLLOUT };
-	int soerr = 0;
+	return abort != NULL && atomic_load(abort);
+}
+
+/* Waits until fd is ready for events, in 100 ms steps so a stopping agent
+ * (abort) is noticed. Returns 0, -ETIMEDOUT at end (time_mono_ms), or
+ * -ECANCELED. */
+static int
+wait_fd(int fd, short events, uint64_t end, const atomic_bool *abort)
+{
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = events };
+		uint64_t now = time_mono_ms();
+		int r;
+
+		if (aborted(abort))
+			return -ECANCELED;
+		if (now >= end)
+			return -ETIMEDOUT;
+		r = poll(&p, 1, end - now < 100 ? (int)(end - now) : 100);
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (r > 0)
+			return 0;
+	}
+}
+
+static int
+connect_timeout(int fd, const struct sockaddr *sa, socklen_t len, const atomic_bool *abort)
+{
+	int soerr = 0, r;
 	socklen_t sl = sizeof(soerr);
 
 	if (connect(fd, sa, len) == 0)
 		return 0;
 	if (errno != EINPROGRESS)
 		return -errno;
-	if (poll(&p, 1, timeout_ms) <= 0)
-		return -ETIMEDOUT;
+	if ((r = wait_fd(fd, POLLOUT, time_mono_ms() + SYSLOG_CONNECT_TIMEOUT, abort)) < 0)
+		return r;
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
 		return -errno;
 	return soerr ? -soerr : 0;
@@ -251,7 +281,7 @@ tls_error(void)
 static int
 syslog_tls_handshake(struct sink_syslog *s, struct errbuf *err)
 {
-	struct timeval tv = { .tv_sec = SYSLOG_CONNECT_TIMEOUT / 1000 };
+	struct timeval tv = { .tv_sec = SYSLOG_TLS_IO_TIMEOUT_S };
 	struct in6_addr a6;
 	struct in_addr a4;
 	int fl = fcntl(s->fd, F_GETFL);
@@ -303,8 +333,7 @@ syslog_connect_tcp(struct sink_syslog *s, struct errbuf *err)
 			r = -errno;
 			continue;
 		}
-		if ((r = connect_timeout(fd, ai->ai_addr, ai->ai_addrlen,
-		                         SYSLOG_CONNECT_TIMEOUT)) == 0) {
+		if ((r = connect_timeout(fd, ai->ai_addr, ai->ai_addrlen, s->abort)) == 0) {
 			s->fd = fd;
 			break;
 		}
@@ -363,7 +392,7 @@ tcp_peer_gone(int fd)
 
 /* Waits until the peer acknowledged every byte sent. */
 static int
-tcp_wait_acked(int fd)
+tcp_wait_acked(int fd, const atomic_bool *abort)
 {
 	uint64_t end = time_mono_ms() + SYSLOG_ACK_TIMEOUT_MS;
 
@@ -380,12 +409,14 @@ tcp_wait_acked(int fd)
 			return tcp_peer_gone(fd) ? -ECONNRESET : 0;
 		if (time_mono_ms() >= end)
 			return -ETIMEDOUT;
+		if (aborted(abort))
+			return -ECANCELED;
 		nanosleep(&ts, NULL);
 	}
 }
 
 static int
-send_all(int fd, const char *p, size_t n)
+send_all(int fd, const char *p, size_t n, const atomic_bool *abort)
 {
 	uint64_t end = time_mono_ms() + SYSLOG_ACK_TIMEOUT_MS;
 
@@ -395,11 +426,10 @@ send_all(int fd, const char *p, size_t n)
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0 && errno == EAGAIN) {
-			struct pollfd pf = { .fd = fd, .events = POLLOUT };
-			uint64_t now = time_mono_ms();
+			int r = wait_fd(fd, POLLOUT, end, abort);
 
-			if (now >= end || poll(&pf, 1, (int)(end - now)) <= 0)
-				return -ETIMEDOUT;
+			if (r < 0)
+				return r;
 			continue;
 		}
 		if (k < 0)
@@ -541,9 +571,9 @@ syslog_send(struct sink_syslog *s, const struct sink_buf *msg, struct errbuf *er
 	(void)snprintf(frame, sizeof(frame), "%zu ", msg->len);
 	if (s->ssl != NULL)
 		r = tls_send(s->ssl, frame, msg);
-	else if ((r = send_all(s->fd, frame, strlen(frame))) == 0)
-		r = send_all(s->fd, msg->p, msg->len);
-	if (r < 0 || (r = tcp_wait_acked(s->fd)) < 0) {
+	else if ((r = send_all(s->fd, frame, strlen(frame), s->abort)) == 0)
+		r = send_all(s->fd, msg->p, msg->len, s->abort);
+	if (r < 0 || (r = tcp_wait_acked(s->fd, s->abort)) < 0) {
 		errbuf_set(err, "send to %s:%s: %s", s->host, s->port, strerror(-r));
 		syslog_disconnect(s);
 		return r;
@@ -580,9 +610,16 @@ syslog_deliver(void *state, const char *json, size_t len, struct errbuf *err)
 	return r;
 }
 
+static void
+syslog_set_abort(void *state, const atomic_bool *abort)
+{
+	((struct sink_syslog *)state)->abort = abort;
+}
+
 const struct sink_ops sink_syslog_ops = {
 	.type = SINK_SYSLOG,
 	.open = syslog_open,
 	.deliver = syslog_deliver,
 	.close = syslog_close,
+	.set_abort = syslog_set_abort,
 };

@@ -22,7 +22,29 @@ struct sink_webhook {
 	uint32_t timeout_ms;
 	CURL *curl;
 	struct curl_slist *headers;
+	const atomic_bool *abort;
 };
+
+/* libcurl's progress callback (about once a second, also while connecting):
+ * a non-zero return aborts the transfer when the agent is stopping. */
+static int
+webhook_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                 curl_off_t ulnow)
+{
+	struct sink_webhook *w = ctx;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return w->abort != NULL && atomic_load(w->abort);
+}
+
+static void
+webhook_set_abort(void *state, const atomic_bool *abort)
+{
+	((struct sink_webhook *)state)->abort = abort;
+}
 
 static void
 webhook_close(void *state)
@@ -67,6 +89,9 @@ webhook_setup(struct sink_webhook *w)
 	c |= curl_easy_setopt(w->curl, CURLOPT_SSL_VERIFYHOST, 2L);
 	c |= curl_easy_setopt(w->curl, CURLOPT_USERAGENT, "daemoneye/" DAEMONEYE_VERSION);
 	c |= curl_easy_setopt(w->curl, CURLOPT_WRITEFUNCTION, discard);
+	c |= curl_easy_setopt(w->curl, CURLOPT_NOPROGRESS, 0L);
+	c |= curl_easy_setopt(w->curl, CURLOPT_XFERINFOFUNCTION, webhook_progress);
+	c |= curl_easy_setopt(w->curl, CURLOPT_XFERINFODATA, w);
 #if LIBCURL_VERSION_NUM >= 0x075500
 	c |= curl_easy_setopt(w->curl, CURLOPT_PROTOCOLS_STR, "http,https");
 #else
@@ -113,6 +138,8 @@ webhook_deliver(void *state, const char *json, size_t len, struct errbuf *err)
 		c = curl_easy_perform(w->curl);
 	if (c != CURLE_OK) {
 		errbuf_set(err, "POST %s: %s", w->url, curl_easy_strerror(c));
+		if (c == CURLE_ABORTED_BY_CALLBACK)
+			return -ECANCELED;
 		return c == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECOMM;
 	}
 	(void)curl_easy_getinfo(w->curl, CURLINFO_RESPONSE_CODE, &status);
@@ -129,4 +156,5 @@ const struct sink_ops sink_webhook_ops = {
 	.open = webhook_open,
 	.deliver = webhook_deliver,
 	.close = webhook_close,
+	.set_abort = webhook_set_abort,
 };

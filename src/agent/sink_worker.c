@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,12 +23,13 @@
 #include "timeutil.h"
 #include "util.h"
 
-#define SINK_QUEUE_MAX   16384u /* alerts waiting for a sink's worker (~16 MiB at most) */
-#define SINK_BACKLOG_MAX 4096u  /* memory backlog when there is no spool */
-#define SINK_BATCH       256u
-#define SINK_DRAIN_CHUNK 256u
-#define BACKOFF_MIN_MS   250u
-#define BACKOFF_MAX_MS   5000u
+#define SINK_QUEUE_MAX      16384u /* alerts waiting for a sink's worker (~16 MiB at most) */
+#define SINK_BACKLOG_MAX    4096u  /* memory backlog when there is no spool */
+#define SINK_BATCH          256u
+#define SINK_DRAIN_CHUNK    256u
+#define BACKOFF_MIN_MS      250u
+#define BACKOFF_MAX_MS      5000u
+#define SINK_ABORT_AFTER_MS 500u /* after the stop deadline */
 
 struct ring {
 	char **items;
@@ -45,6 +47,7 @@ struct sink {
 	pthread_mutex_t mu;
 	pthread_cond_t wake, idle;
 	struct ring queue; /* submit -> worker, under mu */
+	atomic_bool abort; /* stop grace over: an in-flight delivery gives up */
 	/* Owned by the worker thread alone. */
 	struct spool *spool;
 	struct ring backlog;
@@ -442,6 +445,7 @@ sink_setup(struct sink *s, const struct sink_config *sc, const char *name, const
 		errbuf_prefix(err, "alert sink %s", s->name);
 		return r;
 	}
+	s->ops->set_abort(s->state, &s->abort);
 	/* spool_max_bytes: 0 turns the on-disk spool off for this sink. */
 	if (spool_dir != NULL && sc->spool_max_bytes > 0) {
 		if (snprintf(path, sizeof(path), "%s/%s", spool_dir, s->name) >= (int)sizeof(path))
@@ -463,6 +467,8 @@ sink_setup(struct sink *s, const struct sink_config *sc, const char *name, const
 static void
 sink_stop(struct sink *s)
 {
+	uint64_t deadline, now, wait;
+	struct timespec ts;
 	char *item;
 
 	if (!s->started)
@@ -472,9 +478,25 @@ sink_stop(struct sink *s)
 		s->stopping = true;
 		s->stop_deadline = time_mono_ms() + ALERTS_STOP_TIMEOUT_MS;
 	}
+	deadline = s->stop_deadline + SINK_ABORT_AFTER_MS;
 	pthread_cond_broadcast(&s->wake);
 	pthread_mutex_unlock(&s->mu);
-	pthread_join(s->thread, NULL);
+	/* A delivery still blocked past the grace period (a receiver that
+	 * accepts but never answers) is told to give up; its alert is spooled. */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = time_mono_ms();
+	wait = deadline > now ? deadline - now : 0;
+	ts.tv_sec += (time_t)(wait / 1000);
+	ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	if (pthread_timedjoin_np(s->thread, NULL, &ts) != 0) {
+		log_warn("alert sink %s: delivery still blocked at stop, aborting it", s->name);
+		atomic_store(&s->abort, true);
+		pthread_join(s->thread, NULL);
+	}
 	s->started = false;
 	/* What the worker could not deliver in time waits for the next start. */
 	while ((item = ring_pop(&s->queue)) != NULL) {

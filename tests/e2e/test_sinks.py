@@ -359,6 +359,8 @@ class Receiver:
 
         http.server.ThreadingHTTPServer.allow_reuse_address = True
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True      # a hanging handler must not block teardown
+        self.server.block_on_close = False
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def stop(self):
@@ -419,6 +421,26 @@ def test_webhook_down_spooled_then_delivered(tmp_path, receiver):
     want = list(range(500, 512)) + list(range(600, 603)) + list(range(700, 702))
     assert [b["process"]["pid"] for b in r.bodies] == want
     assert len({b["alert_id"] for b in r.bodies}) == len(want)
+
+
+def test_stop_is_bounded_with_a_hanging_webhook(tmp_path, receiver):
+    """A receiver that accepts and never answers, with a 60 s timeout: stopping
+    still takes a few seconds, and the alert in flight is spooled, not lost."""
+    r = receiver(delay=30.0)
+    r.start()
+    cfg = write_config(tmp_path, [{"type": "webhook", "url": f"http://127.0.0.1:{r.port}/",
+                                   "timeout_ms": 60000}])
+    t0 = time.monotonic()
+    drive(cfg, "--count", 3, "--pid-base", 900, "--flush-ms", 500)
+    assert time.monotonic() - t0 < 5.0
+    # The receiver answers again: the spool holds all three, the one that was
+    # in flight at the stop included, and delivers them in order.
+    r.delay = 0.0
+    drive(cfg, "--count", 0, "--wait-spool", "--flush-ms", 20000,
+          "--health-out", tmp_path / "h.json")
+    h = sink_health(health(tmp_path / "h.json"), "webhook")
+    assert h["delivered"] == 3 and h["dropped"] == 0
+    assert [b["process"]["pid"] for b in r.bodies] == [900, 901, 902]
 
 
 def test_webhook_rejection_is_counted_not_retried(tmp_path, receiver):

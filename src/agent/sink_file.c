@@ -1,6 +1,8 @@
 /* The file sink: one alert per line (JSON lines by default), appended with a
  * single write(2) per alert on an O_APPEND descriptor, rotated by size:
- * path -> path.1 -> ... -> path.<max_files>, the oldest removed.
+ * path -> path.1 -> ... -> path.<max_files>, the oldest removed. A file moved
+ * or removed from outside (logrotate) is noticed before the next line, which
+ * goes to a new file at path.
  *
  * Durability: a line is in the kernel when deliver() returns (it survives a
  * crash of the agent); it is not fsync'ed per alert, which would put a disk
@@ -8,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +30,8 @@ struct sink_file {
 	uint32_t max_files;
 	int fd;
 	uint64_t size;
+	dev_t dev; /* of the open file, to notice an outside rotation */
+	ino_t ino;
 };
 
 /* Regular-file writes do not wait on a peer: nothing to abort. */
@@ -58,7 +63,21 @@ file_reopen(struct sink_file *f)
 	}
 	f->fd = fd;
 	f->size = (uint64_t)st.st_size;
+	f->dev = st.st_dev;
+	f->ino = st.st_ino;
 	return 0;
+}
+
+/* True when path no longer names the open file: logrotate (or an operator)
+ * moved or removed it, and the next line belongs in a new file. */
+static bool
+file_moved(const struct sink_file *f)
+{
+	struct stat st;
+
+	if (stat(f->path, &st) < 0)
+		return true;
+	return st.st_dev != f->dev || st.st_ino != f->ino;
 }
 
 static int
@@ -159,7 +178,7 @@ file_deliver(void *state, const char *json, size_t len, struct errbuf *err)
 		errbuf_set(err, "cannot format alert: %s", strerror(-r));
 		return r == -EINVAL ? SINK_REJECTED : r;
 	}
-	if (f->fd < 0 && (r = file_reopen(f)) < 0) {
+	if ((f->fd < 0 || file_moved(f)) && (r = file_reopen(f)) < 0) {
 		errbuf_set(err, "open %s: %s", f->path, strerror(-r));
 		return r;
 	}

@@ -174,6 +174,17 @@ test_file_rotation(void **state)
 	snprintf(rot, sizeof(rot), "%s.3", path);
 	assert_int_equal(lines_in(rot), -1);
 
+	/* Rotated from outside (logrotate's rename + create): the next line
+	 * goes to a new file at path, not into the moved one. */
+	assert_int_equal(sink_file_ops.open(&sc, &st, &err), 0);
+	assert_int_equal(sink_file_ops.deliver(st, alert_json, strlen(alert_json), &err), 0);
+	snprintf(rot, sizeof(rot), "%s.moved", path);
+	assert_int_equal(rename(path, rot), 0);
+	assert_int_equal(sink_file_ops.deliver(st, alert_json, strlen(alert_json), &err), 0);
+	assert_int_equal(lines_in(path), 1);
+	assert_int_equal(lines_in(rot), 2);
+	sink_file_ops.close(st);
+
 	sc.path = NULL;
 	assert_int_equal(sink_file_ops.open(&sc, &st, &err), -EINVAL);
 }

@@ -1,13 +1,14 @@
 /* `ledger verify [--pubkey FILE] [--checkpoint FILE]`, `ledger show [--last N]`,
- * `ledger prove SEQ`, `ledger verify-proof FILE [--pubkey FILE]`, `ledger export`,
- * `ledger pubkey`:
+ * `ledger prove SEQ`, `ledger consistency OLD_SIZE`,
+ * `ledger verify-proof FILE [--pubkey FILE]`, `ledger export`, `ledger pubkey`:
  * the audit ledger at <data_dir>/ledger, read straight from its files
  * (read-only, no agent needed, so it also works offline on a copied data
  * directory). docs/ledger.md describes the ledger and each subcommand.
  *
  * verify and verify-proof exit 1 when something does not verify, naming the
- * first bad entry; a proof is a JSON document whatever --format says (it is
- * meant to be saved and checked elsewhere); export is always JSON lines. */
+ * first bad entry; a proof (inclusion or consistency) is a JSON document
+ * whatever --format says (it is meant to be saved and checked elsewhere);
+ * export is always JSON lines. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -236,6 +237,27 @@ ledger_cmd_prove(struct cli_ctx *ctx, int argc, char **argv)
 }
 
 static int
+ledger_cmd_consistency(struct cli_ctx *ctx, int argc, char **argv)
+{
+	_cleanup_(ledger_closep) struct ledger *l = NULL;
+	struct errbuf err = { { 0 } };
+	json_t *proof = NULL;
+	uint64_t size;
+	int rc;
+
+	if (argc != 2 || parse_u64(argv[1], &size) < 0)
+		return cli_usage_error("usage: ledger consistency OLD_SIZE (the tree size of a "
+		                       "checkpoint you kept)");
+	if ((rc = open_ledger(ctx, &l)) != 0)
+		return rc;
+	if ((rc = ledger_prove_consistency(l, size, &proof, &err)) < 0)
+		return cli_error("ledger consistency: %s", err.msg[0] ? err.msg : strerror(-rc));
+	rc = json_dumpf(proof, ctx->out, JSON_INDENT(2)) < 0 || fputc('\n', ctx->out) < 0;
+	json_decref(proof);
+	return rc ? cli_error("writing the output") : CLI_EXIT_OK;
+}
+
+static int
 ledger_cmd_verify_proof(struct cli_ctx *ctx, int argc, char **argv)
 {
 	_cleanup_free_ char *text = NULL, *defkey = NULL;
@@ -309,6 +331,7 @@ static const struct ledger_cmd ledger_cmds[] = {
 	{ "verify", ledger_cmd_verify, "verify [--pubkey FILE] [--checkpoint FILE]" },
 	{ "show", ledger_cmd_show, "show [--last N]" },
 	{ "prove", ledger_cmd_prove, "prove SEQ" },
+	{ "consistency", ledger_cmd_consistency, "consistency OLD_SIZE" },
 	{ "verify-proof", ledger_cmd_verify_proof, "verify-proof FILE [--pubkey FILE]" },
 	{ "export", ledger_cmd_export, "export" },
 	{ "pubkey", ledger_cmd_pubkey, "pubkey" },

@@ -16,8 +16,10 @@
 #include "util.h"
 
 /* Longest hex string a proof may carry (the entry bytes). */
-#define PROOF_HEX_MAX  (2 * ENTRY_MAX_LEN)
-#define PROOF_TEXT_MAX (64 * 1024)
+#define PROOF_HEX_MAX      (2 * ENTRY_MAX_LEN)
+#define PROOF_TEXT_MAX     (64 * 1024)
+#define INCLUSION_FORMAT   "daemoneye-ledger-inclusion-proof-v1"
+#define CONSISTENCY_FORMAT "daemoneye-ledger-consistency-proof-v1"
 /* Looks at a torn tail while the agent is writing: 5 x 50 ms. */
 #define VERIFY_RETRIES  5
 #define VERIFY_RETRY_US 50000
@@ -429,9 +431,7 @@ build_proof(const struct leaves_ctx *c, const struct ckpt *cp, uint64_t seq, jso
 		           (unsigned long long)cp->size);
 		return -EBADMSG;
 	}
-	if (o == NULL ||
-	    json_object_set_new(o, "format", json_string("daemoneye-ledger-inclusion-proof-v1")) <
-	        0 ||
+	if (o == NULL || json_object_set_new(o, "format", json_string(INCLUSION_FORMAT)) < 0 ||
 	    json_object_set_new(o, "hash_algorithm", json_string("sha256")) < 0 ||
 	    json_object_set_new(o, "leaf_index", json_integer((json_int_t)seq)) < 0 ||
 	    json_object_set_new(o, "tree_size", json_integer((json_int_t)cp->size)) < 0 ||
@@ -484,6 +484,80 @@ ledger_prove(struct ledger *l, uint64_t seq, json_t **ret, struct errbuf *err)
 	}
 	free(c.leaves);
 	json_decref(c.entry);
+	return rc;
+}
+
+static int
+build_consistency(const struct leaves_ctx *c, const struct ckpt *cps, size_t ncp, uint64_t old_size,
+                  json_t **ret, struct errbuf *err)
+{
+	_cleanup_(json_decrefp) json_t *o = json_object();
+	const struct ckpt *cp = &cps[ncp - 1];
+	merkle_hash proof[MERKLE_MAX_PATH];
+	uint8_t r1[LEDGER_HASH_LEN], r2[LEDGER_HASH_LEN];
+	size_t plen = 0;
+	int rc;
+
+	if ((rc = merkle_root(c->leaves, cp->size, r2)) < 0 ||
+	    (rc = merkle_root(c->leaves, old_size, r1)) < 0 ||
+	    (rc = merkle_consistency_proof(c->leaves, cp->size, old_size, proof, &plen)) < 0)
+		return rc;
+	if (memcmp(r2, cp->root, LEDGER_HASH_LEN) != 0) {
+		errbuf_set(err,
+		           "the entries do not match checkpoint of tree size %llu: run "
+		           "`ledger verify`",
+		           (unsigned long long)cp->size);
+		return -EBADMSG;
+	}
+	if (o == NULL || json_object_set_new(o, "format", json_string(CONSISTENCY_FORMAT)) < 0 ||
+	    json_object_set_new(o, "hash_algorithm", json_string("sha256")) < 0 ||
+	    json_object_set_new(o, "first_size", json_integer((json_int_t)old_size)) < 0 ||
+	    json_object_set_new(o, "second_size", json_integer((json_int_t)cp->size)) < 0 ||
+	    set_hex(o, "first_root", r1, LEDGER_HASH_LEN) < 0 ||
+	    set_hex(o, "second_root", r2, LEDGER_HASH_LEN) < 0 ||
+	    json_object_set_new(o, "consistency_path", path_json(proof, plen)) < 0 ||
+	    json_object_set_new(o, "checkpoint", ckpt_json(cp)) < 0)
+		return -ENOMEM;
+	for (size_t i = 0; i < ncp; i++)
+		if (cps[i].size == old_size &&
+		    json_object_set_new(o, "first_checkpoint", ckpt_json(&cps[i])) < 0)
+			return -ENOMEM;
+	*ret = TAKE_PTR(o);
+	return 0;
+}
+
+int
+ledger_prove_consistency(struct ledger *l, uint64_t old_size, json_t **ret, struct errbuf *err)
+{
+	_cleanup_free_ struct ckpt *cps = NULL;
+	struct leaves_ctx c = { .want = UINT64_MAX };
+	size_t ncp = 0;
+	int rc;
+
+	if (l == NULL || ret == NULL)
+		return -EINVAL;
+	if ((rc = read_ckpts(l, &cps, &ncp)) < 0) {
+		errbuf_set(err, "%s: %s", CKPT_FILE, strerror(-rc));
+		return rc;
+	}
+	if (ncp == 0 || old_size == 0 || old_size > cps[ncp - 1].size) {
+		errbuf_set(err,
+		           "tree size %llu is not between 1 and the newest checkpoint's (%llu)",
+		           (unsigned long long)old_size,
+		           ncp > 0 ? (unsigned long long)cps[ncp - 1].size : 0ull);
+		return -ENOENT;
+	}
+	rc = walk_entries(l, collect_leaf, &c, err);
+	if (rc >= 0 && c.n < cps[ncp - 1].size) {
+		errbuf_set(err,
+		           "checkpoint covers %llu entries but the ledger has %llu: run "
+		           "`ledger verify`",
+		           (unsigned long long)cps[ncp - 1].size, (unsigned long long)c.n);
+		rc = -EBADMSG;
+	} else if (rc >= 0) {
+		rc = build_consistency(&c, cps, ncp, old_size, ret, err);
+	}
+	free(c.leaves);
 	return rc;
 }
 
@@ -601,26 +675,117 @@ check_proof_entry(const json_t *proof, uint64_t index, const uint8_t leaf[LEDGER
 }
 
 static int
-check_proof_ckpt(const json_t *proof, uint64_t size, const uint8_t root[LEDGER_HASH_LEN],
-                 const char *pubkey_path, bool *signed_ok, struct errbuf *err)
+check_proof_ckpt(const json_t *proof, const char *key, uint64_t size,
+                 const uint8_t root[LEDGER_HASH_LEN], const char *pubkey_path, bool *signed_ok,
+                 struct errbuf *err)
 {
 	_cleanup_(EVP_PKEY_freep) EVP_PKEY *pub = NULL;
-	const json_t *cj = json_object_get(proof, "checkpoint");
+	const json_t *cj = json_object_get(proof, key);
 	struct ckpt c = { 0 };
 	int rc;
 
-	if (ckpt_from_json(cj, &c) < 0)
-		return proof_fail(err, "checkpoint missing or malformed");
-	if (c.size != size || memcmp(c.root, root, LEDGER_HASH_LEN) != 0)
-		return proof_fail(err, "root_hash/tree_size differ from the checkpoint's");
+	if (ckpt_from_json(cj, &c) < 0) {
+		errbuf_set(err, "proof does not verify: %s missing or malformed", key);
+		return -EBADMSG;
+	}
+	if (c.size != size || memcmp(c.root, root, LEDGER_HASH_LEN) != 0) {
+		errbuf_set(err,
+		           "proof does not verify: the proven tree differs from the %s's "
+		           "(size or root)",
+		           key);
+		return -EBADMSG;
+	}
 	*signed_ok = false;
 	if (pubkey_path == NULL)
 		return 0;
 	if ((rc = ledger_load_pubkey(pubkey_path, &pub, err)) < 0)
 		return rc;
-	if (ledger_ckpt_check_sig(&c, pub) < 0)
-		return proof_fail(err, "checkpoint signature does not verify with that key");
+	if (ledger_ckpt_check_sig(&c, pub) < 0) {
+		errbuf_set(err, "proof does not verify: %s signature does not verify with that key",
+		           key);
+		return -EBADMSG;
+	}
 	*signed_ok = true;
+	return 0;
+}
+
+/* Reads a JSON array of at most MERKLE_MAX_PATH hex hashes. */
+static int
+hashes_from_json(const json_t *arr, merkle_hash *out, size_t *ret_n)
+{
+	size_t np, n;
+
+	if (!json_is_array(arr) || (np = json_array_size(arr)) > MERKLE_MAX_PATH)
+		return -EBADMSG;
+	for (size_t i = 0; i < np; i++) {
+		const char *s = json_string_value(json_array_get(arr, i));
+
+		if (s == NULL || hex_decode(s, out[i], LEDGER_HASH_LEN, &n) < 0 ||
+		    n != LEDGER_HASH_LEN)
+			return -EBADMSG;
+	}
+	*ret_n = np;
+	return 0;
+}
+
+static int
+verify_inclusion_doc(const json_t *proof, const char *pubkey_path, bool *signed_ok,
+                     struct errbuf *err)
+{
+	merkle_hash path[MERKLE_MAX_PATH];
+	uint8_t leaf[LEDGER_HASH_LEN], root[LEDGER_HASH_LEN];
+	uint64_t index, size;
+	size_t np;
+	int rc;
+
+	if (u64_from_json(proof, "leaf_index", &index) < 0 ||
+	    u64_from_json(proof, "tree_size", &size) < 0 ||
+	    hash_from_json(proof, "leaf_hash", leaf) < 0 ||
+	    hash_from_json(proof, "root_hash", root) < 0 ||
+	    hashes_from_json(json_object_get(proof, "audit_path"), path, &np) < 0)
+		return proof_fail(err, "leaf_index, tree_size, leaf_hash, root_hash or audit_path "
+		                       "missing or malformed");
+	if ((rc = check_proof_entry(proof, index, leaf, err)) < 0)
+		return rc;
+	if ((rc = merkle_verify_inclusion(index, size, leaf, path, np, root)) == -EBADMSG)
+		return proof_fail(err, "the audit path does not lead to root_hash");
+	if (rc < 0)
+		return rc;
+	return check_proof_ckpt(proof, "checkpoint", size, root, pubkey_path, signed_ok, err);
+}
+
+static int
+verify_consistency_doc(const json_t *proof, const char *pubkey_path, bool *signed_ok,
+                       struct errbuf *err)
+{
+	merkle_hash path[MERKLE_MAX_PATH];
+	uint8_t r1[LEDGER_HASH_LEN], r2[LEDGER_HASH_LEN];
+	uint64_t size1, size2;
+	bool first_signed = true;
+	size_t np;
+	int rc;
+
+	if (u64_from_json(proof, "first_size", &size1) < 0 ||
+	    u64_from_json(proof, "second_size", &size2) < 0 ||
+	    hash_from_json(proof, "first_root", r1) < 0 ||
+	    hash_from_json(proof, "second_root", r2) < 0 ||
+	    hashes_from_json(json_object_get(proof, "consistency_path"), path, &np) < 0)
+		return proof_fail(err, "first_size, second_size, first_root, second_root or "
+		                       "consistency_path missing or malformed");
+	rc = merkle_verify_consistency(size1, size2, r1, r2, path, np);
+	if (rc == -EBADMSG)
+		return proof_fail(err, "the tree of second_size does not extend the first");
+	if (rc < 0)
+		return rc;
+	if ((rc = check_proof_ckpt(proof, "checkpoint", size2, r2, pubkey_path, signed_ok, err)) <
+	    0)
+		return rc;
+	/* The older signed head, when the ledger still had it, is checked too. */
+	if (json_object_get(proof, "first_checkpoint") != NULL &&
+	    (rc = check_proof_ckpt(proof, "first_checkpoint", size1, r1, pubkey_path, &first_signed,
+	                           err)) < 0)
+		return rc;
+	*signed_ok = *signed_ok && first_signed;
 	return 0;
 }
 
@@ -629,12 +794,8 @@ ledger_verify_proof(const char *text, size_t len, const char *pubkey_path, bool 
                     struct errbuf *err)
 {
 	_cleanup_(json_decrefp) json_t *proof = NULL;
-	merkle_hash path[MERKLE_MAX_PATH];
-	uint8_t leaf[LEDGER_HASH_LEN], root[LEDGER_HASH_LEN];
-	uint64_t index, size;
-	const json_t *arr;
+	const char *format;
 	bool signed_ok = false;
-	size_t np, n;
 	int rc;
 
 	if (text == NULL || len > PROOF_TEXT_MAX)
@@ -642,28 +803,12 @@ ledger_verify_proof(const char *text, size_t len, const char *pubkey_path, bool 
 	if ((proof = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL)) == NULL ||
 	    !json_is_object(proof))
 		return proof_fail(err, "not a JSON object");
-	arr = json_object_get(proof, "audit_path");
-	if (u64_from_json(proof, "leaf_index", &index) < 0 ||
-	    u64_from_json(proof, "tree_size", &size) < 0 ||
-	    hash_from_json(proof, "leaf_hash", leaf) < 0 ||
-	    hash_from_json(proof, "root_hash", root) < 0 || !json_is_array(arr) ||
-	    (np = json_array_size(arr)) > MERKLE_MAX_PATH)
-		return proof_fail(err, "leaf_index, tree_size, leaf_hash, root_hash or audit_path "
-		                       "missing or malformed");
-	for (size_t i = 0; i < np; i++) {
-		const char *s = json_string_value(json_array_get(arr, i));
-
-		if (s == NULL || hex_decode(s, path[i], LEDGER_HASH_LEN, &n) < 0 ||
-		    n != LEDGER_HASH_LEN)
-			return proof_fail(err, "audit_path holds something that is not a hash");
-	}
-	if ((rc = check_proof_entry(proof, index, leaf, err)) < 0)
-		return rc;
-	if ((rc = merkle_verify_inclusion(index, size, leaf, path, np, root)) == -EBADMSG)
-		return proof_fail(err, "the audit path does not lead to root_hash");
+	format = json_string_value(json_object_get(proof, "format"));
+	if (format != NULL && streq(format, CONSISTENCY_FORMAT))
+		rc = verify_consistency_doc(proof, pubkey_path, &signed_ok, err);
+	else
+		rc = verify_inclusion_doc(proof, pubkey_path, &signed_ok, err);
 	if (rc < 0)
-		return rc;
-	if ((rc = check_proof_ckpt(proof, size, root, pubkey_path, &signed_ok, err)) < 0)
 		return rc;
 	if (ret_signed != NULL)
 		*ret_signed = signed_ok;

@@ -130,12 +130,25 @@ int ledger_verify_with(struct ledger *l, const char *pubkey_path, const char *tr
  * checkpoint, -errno on I/O. */
 int ledger_prove(struct ledger *l, uint64_t seq, struct json_t **ret, struct errbuf *err);
 
-/* Verifies a proof as produced by ledger_prove(), given as JSON text: the leaf
- * hash against the entry bytes, the audit path against the root (RFC 9162
- * §2.1.3.2), the root against the checkpoint, and, when pubkey_path is not
- * NULL, the checkpoint's Ed25519 signature. Sets *ret_signed (may be NULL) to
- * whether the signature was checked. Returns 0 when it verifies, -EBADMSG
- * (reason in err) when it does not, -errno when the key cannot be read. */
+/* Builds an RFC 6962 consistency proof (PROOF(old_size, D[n]), §2.1.2) from
+ * the tree of old_size entries to the newest signed checkpoint, as a JSON
+ * object (docs/ledger.md): whoever kept a checkpoint of old_size can check
+ * that today's signed head extends it without the entries. *ret is a new
+ * reference. Returns -ENOENT when old_size is 0 or beyond the newest
+ * checkpoint, -EBADMSG when the ledger fails to match that checkpoint. */
+int ledger_prove_consistency(struct ledger *l, uint64_t old_size, struct json_t **ret,
+                             struct errbuf *err);
+
+/* Verifies a proof given as JSON text. An inclusion proof (ledger_prove()):
+ * the leaf hash against the entry bytes, the audit path against the root
+ * (RFC 9162 §2.1.3.2), the root against the checkpoint. A consistency proof
+ * (ledger_prove_consistency(), told by its "format"): the path between the
+ * two roots (RFC 9162 §2.1.4.2), the new root against the checkpoint, the old
+ * one against "first_checkpoint" when present. Then, when pubkey_path is not
+ * NULL, every checkpoint's Ed25519 signature. Sets *ret_signed (may be NULL)
+ * to whether the signatures were checked. Returns 0 when it verifies,
+ * -EBADMSG (reason in err) when it does not, -errno when the key cannot be
+ * read. */
 int ledger_verify_proof(const char *text, size_t len, const char *pubkey_path, bool *ret_signed,
                         struct errbuf *err);
 

@@ -798,6 +798,49 @@ test_verify_during_write(void **state)
 	free(buf);
 }
 
+/* Consistency proofs from every older size to the newest signed head verify,
+ * carry the older signed head when there was one, and fail when changed. */
+static void
+test_consistency_proofs(void **state)
+{
+	struct fixture *f = *state;
+	struct errbuf err = { { 0 } };
+	struct ledger *l = NULL;
+	json_t *proof = NULL;
+	bool signed_ok;
+
+	make_ledger(f, 40, 7); /* checkpoints at 7, 14, ..., 35 and 40 */
+	assert_int_equal(ledger_open(f->ldir, LEDGER_RO, &l, &err), 0);
+	for (uint64_t m = 1; m <= 40; m++) {
+		char *text, *p;
+
+		assert_int_equal(ledger_prove_consistency(l, m, &proof, &err), 0);
+		assert_int_equal(json_integer_value(json_object_get(proof, "second_size")), 40);
+		assert_int_equal(json_object_get(proof, "first_checkpoint") != NULL,
+		                 m % 7 == 0 || m == 40);
+		text = json_dumps(proof, JSON_COMPACT);
+		json_decref(proof);
+		assert_int_equal(ledger_verify_proof(text, strlen(text), f->pub, &signed_ok, &err),
+		                 0);
+		assert_true(signed_ok);
+		p = strstr(text, "\"first_root\":\"") + 14;
+		*p = *p == '0' ? '1' : '0';
+		assert_int_equal(ledger_verify_proof(text, strlen(text), f->pub, NULL, &err),
+		                 -EBADMSG);
+		*p = *p == '0' ? '1' : '0';
+		if ((p = strstr(text, "\"consistency_path\":[\"")) != NULL) {
+			p += 21;
+			*p = *p == '0' ? '1' : '0';
+			assert_int_equal(
+			    ledger_verify_proof(text, strlen(text), f->pub, NULL, &err), -EBADMSG);
+		}
+		free(text);
+	}
+	assert_int_equal(ledger_prove_consistency(l, 0, &proof, &err), -ENOENT);
+	assert_int_equal(ledger_prove_consistency(l, 41, &proof, &err), -ENOENT);
+	ledger_close(l);
+}
+
 int
 main(void)
 {
@@ -818,6 +861,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_trusted_checkpoint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads_append, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_during_write, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_consistency_proofs, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -321,7 +321,12 @@ on_cli(struct conn *c, const uint8_t *payload, size_t len)
 		conn_fail(c, "bad control request: %s", strerror(-rc));
 		return;
 	}
-	if ((rc = ipc_writer_push_raw(&c->wr, frame, n)) < 0) {
+	if ((rc = ipc_writer_push_raw(&c->wr, frame, n)) == -ENOBUFS) {
+		c->b->slow_readers++;
+		conn_fail(c, "peer does not read (control-response output queue full)");
+		return;
+	}
+	if (rc < 0) {
 		conn_fail(c, "cannot queue the answer: %s", strerror(-rc));
 		return;
 	}

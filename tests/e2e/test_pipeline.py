@@ -459,6 +459,8 @@ def test_slow_reader_does_not_stall_others(agent):
         for _ in range(5):
             assert _healthy(agent)
             time.sleep(0.2)
+        # Its answers pile up to the output bound; then it is cut off.
+        assert wait_for(lambda: agent.count_log("peer does not read"), 30), agent.tail()
     finally:
         stop.set()
         t.join(5)

@@ -141,7 +141,7 @@ def control(sock_path, command="health"):
 
 
 class Agent:
-    def __init__(self, daemons, datadir, rules):
+    def __init__(self, daemons, datadir, rules, extra=""):
         self.daemons, self.datadir, self.rules = daemons, datadir, rules
         self.sock = datadir / "daemoneye.sock"
         self.db = datadir / "events.db"
@@ -149,8 +149,8 @@ class Agent:
         self.cfg = datadir.parent / "agent.yaml"
         self.cfg.write_text(
             "agent:\n  data_dir: %s\n  startup_timeout_s: 30\n"
-            "alerting:\n  sinks:\n    - { type: file, path: %s, format: json }\n"
-            % (datadir, datadir.parent / "alerts.jsonl"))
+            "alerting:\n  sinks:\n    - { type: file, path: %s, format: json }\n%s"
+            % (datadir, datadir.parent / "alerts.jsonl", extra))
         self.proc = None
 
     def start(self):
@@ -724,3 +724,25 @@ def test_publisher_backpressure_ack_and_replay(daemons, tmp_path):
         daemons.stop(pm2)
     finally:
         fake.close()
+
+
+def test_nobody_refused_when_agent_runs_as_another_user(daemons, datadir, tmp_path):
+    """With agent.user (and procmond.user) set to `daemon`, a process running
+    as `nobody` is kept out by the socket's mode and, with the mode widened,
+    by the peer-credential check; the collector running as daemon gets in."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    rules.chmod(0o755)
+    extra = "procmond:\n  user: daemon\n"
+    a = Agent(daemons, datadir, rules, extra)
+    a.cfg.write_text(a.cfg.read_text().replace("agent:\n", "agent:\n  user: daemon\n", 1))
+    a.start()
+    assert "daemon" in json.loads(control(a.sock)[1])["user"]
+    assert _connect_as(65534, 65534, a.sock) == "refused"
+    os.chmod(a.sock, 0o666)
+    os.chmod(a.datadir, 0o755)
+    before = a.count_log("refused a connection from")
+    assert _connect_as(65534, 65534, a.sock) == "closed"
+    assert wait_for(lambda: a.count_log("refused a connection from") == before + 1, 5)
+    assert "uid 65534" in a.tail(5)
+    assert a.registered()  # procmond (as daemon) is registered and the agent serves root

@@ -391,6 +391,13 @@ reload(struct agent *a)
 	ledger_record(a, "agent", "config.reload",
 	              json_pack("{s:b,s:s?,s:i}", "ok", rc >= 0, "error", rc < 0 ? err.msg : NULL,
 	                        "rejected", rc < 0 ? 0 : rc));
+	/* A new scan interval goes to the collectors (AdjustInterval RPC). */
+	if (cfg.agent.scan_interval_ms != a->cfg.agent.scan_interval_ms)
+		for (size_t i = 0; i < a->reg.n; i++)
+			if (a->reg.c[i].conn)
+				(void)broker_rpc(a->broker, &a->reg.c[i],
+				                 DAEMONEYE__RPC_METHOD__RPC_ADJUST_INTERVAL,
+				                 cfg.agent.scan_interval_ms);
 	/* Settings the running engine cannot change in place (socket, data
 	 * directory, user, sinks) take effect at the next start. */
 	config_free(&a->cfg);

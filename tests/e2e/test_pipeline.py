@@ -602,9 +602,11 @@ def test_sighup_bad_config_keeps_running_one(agent):
     assert wait_for(lambda: agent.count_log("configuration refused, keeping the running one"), 5)
     assert "bogus_section" in agent.tail(3)
     assert _healthy(agent)
-    agent.cfg.write_text(good)
+    # A good one with a new scan interval: procmond is told by RPC.
+    agent.cfg.write_text(good.replace("agent:\n", "agent:\n  scan_interval_ms: 700\n", 1))
     os.kill(agent.proc.pid, signal.SIGHUP)
     assert wait_for(lambda: agent.count_log("configuration and rules reloaded"), 5), agent.tail()
+    assert wait_for(lambda: agent.count_log("snapshot interval now 700 ms"), 5), agent.tail()
     health = json.loads(control(agent.sock)[1])
     assert health["reloads"] == {"ok": 1, "failed": 1}
     assert health["state"] == "SteadyState"

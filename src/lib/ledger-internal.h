@@ -75,6 +75,30 @@ int ledger_entry_hash(const uint8_t *p, size_t n, uint8_t out[LEDGER_HASH_LEN]);
  * length, -EAGAIN when the file ends inside it (torn), -EBADMSG when malformed. */
 long ledger_record_parse(const uint8_t *p, size_t avail, struct entry_view *v);
 
+/* A bounded, streaming reader of entries.log (ledger.c). */
+struct ledger_reader {
+	int fd; /* -1: no file, or an empty one */
+	uint8_t *buf;
+	size_t start, end; /* unparsed bytes: buf[start..end) */
+	size_t off;        /* file offset of buf[start] */
+	size_t file_len;   /* size when opened */
+	bool eof;
+};
+/* Opens entries.log and checks its magic. A missing or empty file reads as
+ * no records. Returns 0, -EBADMSG for a bad magic, or -errno. */
+int ledger_reader_open(int dirfd, struct ledger_reader *r);
+/* The next record: returns its length (v aliases the reader's buffer until
+ * the next call), 0 at the end, -EAGAIN for an incomplete record at the end
+ * (torn), -EBADMSG for a malformed one, -errno on I/O. */
+long ledger_reader_next(struct ledger_reader *r, struct entry_view *v);
+/* After a failed record: whether everything left in the file is zero bytes. */
+bool ledger_reader_rest_is_zero(struct ledger_reader *r);
+void ledger_reader_close(struct ledger_reader *r);
+
+/* checkpoints.log, whole (*ret NULL when missing or empty; caller frees). */
+#define CKPT_FILE_MAX (64u << 20)
+int ledger_read_ckpt_file(int dirfd, uint8_t **ret, size_t *ret_len);
+
 /* Serialises / deserialises a checkpoint record and builds the signed message. */
 void ledger_ckpt_encode(const struct ckpt *c, uint8_t out[CKPT_RECORD_LEN]);
 void ledger_ckpt_decode(const uint8_t in[CKPT_RECORD_LEN], struct ckpt *c);

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -155,49 +154,6 @@ ckpt_json(const struct ckpt *c)
 
 /* ---- iteration over the files ---- */
 
-struct mapped {
-	uint8_t *base;
-	size_t len;
-};
-
-static void
-mapped_free(struct mapped *m)
-{
-	if (m->base != NULL)
-		munmap(m->base, m->len);
-}
-
-static int
-map_ro(int dirfd, const char *name, const char *magic, struct mapped *m)
-{
-	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	struct stat st;
-
-	*m = (struct mapped){ 0 };
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (!S_ISREG(st.st_mode))
-		return -EINVAL;
-	if (st.st_size == 0)
-		return 0;
-	if ((size_t)st.st_size < FILE_MAGIC_LEN)
-		return -EBADMSG;
-	m->base = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	if (m->base == MAP_FAILED) {
-		m->base = NULL;
-		return -errno;
-	}
-	m->len = (size_t)st.st_size;
-	if (memcmp(m->base, magic, FILE_MAGIC_LEN) != 0) {
-		mapped_free(m);
-		*m = (struct mapped){ 0 };
-		return -EBADMSG;
-	}
-	return 0;
-}
-
 typedef int (*entry_fn)(const struct entry_view *v, void *ctx);
 
 /* Calls fn for each whole record in order; -EBADMSG at the first record that
@@ -205,55 +161,61 @@ typedef int (*entry_fn)(const struct entry_view *v, void *ctx);
 static int
 walk_entries(struct ledger *l, entry_fn fn, void *ctx, struct errbuf *err)
 {
-	struct mapped m;
-	size_t off = FILE_MAGIC_LEN;
+	struct ledger_reader rd;
 	uint64_t seq = 0;
 	int rc;
 
-	if ((rc = map_ro(ledger_dirfd(l), ENTRIES_FILE, ENTRIES_MAGIC, &m)) < 0) {
-		errbuf_set(err, "%s: %s", ENTRIES_FILE, strerror(-rc));
+	if ((rc = ledger_reader_open(ledger_dirfd(l), &rd)) < 0) {
+		errbuf_set(err, "%s: %s", ENTRIES_FILE,
+		           rc == -EBADMSG ? "not a ledger (bad magic)" : strerror(-rc));
 		return rc;
 	}
-	rc = 0;
-	while (m.base != NULL && off < m.len) {
+	for (;;) {
 		struct entry_view v;
-		long r = ledger_record_parse(m.base + off, m.len - off, &v);
+		long r = ledger_reader_next(&rd, &v);
 
-		if (r == -EAGAIN)
+		if (r == 0 || r == -EAGAIN) {
+			rc = 0;
 			break;
+		}
 		if (r < 0 || v.seq != seq) {
 			errbuf_set(err, "entry %llu is damaged: run `ledger verify`",
 			           (unsigned long long)seq);
-			rc = -EBADMSG;
+			rc = r < 0 && r != -EBADMSG ? (int)r : -EBADMSG;
 			break;
 		}
 		if ((rc = fn(&v, ctx)) < 0)
 			break;
-		off += (size_t)r;
 		seq++;
 	}
-	mapped_free(&m);
+	ledger_reader_close(&rd);
 	return rc;
 }
 
 static int
 read_ckpts(struct ledger *l, struct ckpt **ret, size_t *ret_n)
 {
-	struct mapped m;
+	uint8_t *base = NULL;
 	struct ckpt *cps;
-	size_t n;
+	size_t len = 0, n = 0;
 	int rc;
 
-	if ((rc = map_ro(ledger_dirfd(l), CKPT_FILE, CKPT_MAGIC, &m)) < 0)
+	if ((rc = ledger_read_ckpt_file(ledger_dirfd(l), &base, &len)) < 0)
 		return rc;
-	n = m.base != NULL ? (m.len - FILE_MAGIC_LEN) / CKPT_RECORD_LEN : 0;
+	if (base != NULL &&
+	    (len < FILE_MAGIC_LEN || memcmp(base, CKPT_MAGIC, FILE_MAGIC_LEN) != 0)) {
+		free(base);
+		return -EBADMSG;
+	}
+	if (base != NULL)
+		n = (len - FILE_MAGIC_LEN) / CKPT_RECORD_LEN;
 	if ((cps = calloc(n + 1, sizeof(*cps))) == NULL) {
-		mapped_free(&m);
+		free(base);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < n; i++)
-		ledger_ckpt_decode(m.base + FILE_MAGIC_LEN + i * CKPT_RECORD_LEN, &cps[i]);
-	mapped_free(&m);
+		ledger_ckpt_decode(base + FILE_MAGIC_LEN + i * CKPT_RECORD_LEN, &cps[i]);
+	free(base);
 	*ret = cps;
 	*ret_n = n;
 	return 0;

@@ -7,7 +7,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -214,35 +213,133 @@ fail(struct ledger_report *rep, uint64_t seq, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Maps a whole file read-only. *ret_base is NULL for an empty or missing file. */
-static int
-map_file(int dirfd, const char *name, uint8_t **ret_base, size_t *ret_len)
-{
-	_cleanup_close_ int fd = -1;
-	struct stat st;
-	void *p;
+/* Reads entries.log record by record through a bounded buffer. Not mmap: a
+ * file that shrinks under a mapping (a writer rolling back, someone cutting
+ * it) would kill the reader with SIGBUS. */
+#define READER_CAP (RECORD_MAX_LEN + (1u << 20))
 
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 && errno == ENOENT) {
-		*ret_base = NULL;
-		*ret_len = 0;
-		return 0;
-	}
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return -errno;
-	if (!S_ISREG(st.st_mode))
+int
+ledger_reader_open(int dirfd, struct ledger_reader *r)
+{
+	struct stat st;
+	uint8_t magic[FILE_MAGIC_LEN];
+	ssize_t n;
+
+	*r = (struct ledger_reader){ .fd = -1 };
+	r->fd = openat(dirfd, ENTRIES_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (r->fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (fstat(r->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		ledger_reader_close(r);
 		return -EINVAL;
+	}
+	r->file_len = (size_t)st.st_size;
 	if (st.st_size == 0) {
-		*ret_base = NULL;
+		ledger_reader_close(r);
+		return 0;
+	}
+	n = read(r->fd, magic, sizeof(magic));
+	if (n != (ssize_t)sizeof(magic) || memcmp(magic, ENTRIES_MAGIC, sizeof(magic)) != 0) {
+		ledger_reader_close(r);
+		return -EBADMSG;
+	}
+	if ((r->buf = malloc(READER_CAP)) == NULL) {
+		ledger_reader_close(r);
+		return -ENOMEM;
+	}
+	r->off = FILE_MAGIC_LEN;
+	return 0;
+}
+
+static int
+reader_fill(struct ledger_reader *r)
+{
+	ssize_t n;
+
+	memmove(r->buf, r->buf + r->start, r->end - r->start);
+	r->end -= r->start;
+	r->start = 0;
+	while (!r->eof && r->end < READER_CAP) {
+		n = read(r->fd, r->buf + r->end, READER_CAP - r->end);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			r->eof = true;
+		r->end += (size_t)n;
+	}
+	return 0;
+}
+
+long
+ledger_reader_next(struct ledger_reader *r, struct entry_view *v)
+{
+	long n;
+	int rc;
+
+	if (r->fd < 0)
+		return 0;
+	for (;;) {
+		if (r->start == r->end && r->eof)
+			return 0;
+		n = ledger_record_parse(r->buf + r->start, r->end - r->start, v);
+		if (n > 0) {
+			r->start += (size_t)n;
+			r->off += (size_t)n;
+			return n;
+		}
+		if (n != -EAGAIN || r->eof)
+			return n;
+		if ((rc = reader_fill(r)) < 0)
+			return rc;
+	}
+}
+
+bool
+ledger_reader_rest_is_zero(struct ledger_reader *r)
+{
+	for (;;) {
+		for (size_t i = r->start; i < r->end; i++)
+			if (r->buf[i] != 0)
+				return false;
+		r->start = r->end;
+		if (r->eof)
+			return true;
+		if (reader_fill(r) < 0)
+			return false;
+	}
+}
+
+void
+ledger_reader_close(struct ledger_reader *r)
+{
+	if (r->fd >= 0)
+		close(r->fd);
+	free(r->buf);
+	r->fd = -1;
+	r->buf = NULL;
+}
+
+/* Reads checkpoints.log whole (it is small: 144 bytes per checkpoint).
+ * *ret is NULL for a missing or empty file. */
+int
+ledger_read_ckpt_file(int dirfd, uint8_t **ret, size_t *ret_len)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int rc;
+
+	rc = read_file_at(dirfd, CKPT_FILE, CKPT_FILE_MAX, false, &buf, &len);
+	if (rc == -ENOENT) {
+		*ret = NULL;
 		*ret_len = 0;
 		return 0;
 	}
-	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	if (p == MAP_FAILED)
-		return -errno;
-	(void)madvise(p, (size_t)st.st_size, MADV_SEQUENTIAL);
-	*ret_base = p;
-	*ret_len = (size_t)st.st_size;
+	if (rc < 0)
+		return rc;
+	*ret = (uint8_t *)buf;
+	*ret_len = len;
 	return 0;
 }
 
@@ -283,7 +380,7 @@ load_ckpts(int dirfd, EVP_PKEY *pub, const struct ckpt *trusted, struct ledger_r
 	uint64_t prev = 0;
 	int rc;
 
-	if ((rc = map_file(dirfd, CKPT_FILE, &base, &len)) < 0)
+	if ((rc = ledger_read_ckpt_file(dirfd, &base, &len)) < 0)
 		return rc;
 	st->ckpt_file_len = len;
 	if (len > 0 && (len < FILE_MAGIC_LEN || memcmp(base, CKPT_MAGIC, FILE_MAGIC_LEN) != 0)) {
@@ -297,8 +394,7 @@ load_ckpts(int dirfd, EVP_PKEY *pub, const struct ckpt *trusted, struct ledger_r
 	cps = calloc(n + 1, sizeof(*cps));
 	good = calloc(n + 1, sizeof(*good));
 	if (cps == NULL || good == NULL) {
-		if (base != NULL)
-			munmap(base, len);
+		free(base);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -317,8 +413,7 @@ load_ckpts(int dirfd, EVP_PKEY *pub, const struct ckpt *trusted, struct ledger_r
 			prev = cps[i].size;
 		}
 	}
-	if (base != NULL)
-		munmap(base, len);
+	free(base);
 	st->ckpt_count = n;
 	st->trusted_at = SIZE_MAX;
 	if (trusted != NULL)
@@ -405,57 +500,47 @@ check_roots(const struct ckpt *cps, const bool *good, size_t n, size_t *next,
 	return 0;
 }
 
-static bool
-all_zero(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i] != 0)
-			return false;
-	return true;
-}
-
 static int
-scan_entries(const uint8_t *base, size_t len, const struct ckpt *cps, const bool *good, size_t n,
+scan_entries(struct ledger_reader *rd, const struct ckpt *cps, const bool *good, size_t n,
              struct ledger_report *rep, struct ledger_state *st)
 {
-	size_t off = FILE_MAGIC_LEN, next = 0;
+	size_t next = 0;
 	int rc;
 
-	if (len > 0 && (len < FILE_MAGIC_LEN || memcmp(base, ENTRIES_MAGIC, FILE_MAGIC_LEN) != 0)) {
-		fail(rep, 0, "%s: not a ledger (bad magic)", ENTRIES_FILE);
-		st->other_damage = true;
-		return 0;
-	}
-	st->entries_end = len > 0 ? FILE_MAGIC_LEN : 0;
-	while (len > 0 && off < len) {
+	st->entries_end = rd->fd >= 0 ? FILE_MAGIC_LEN : 0;
+	for (;;) {
 		struct entry_view v;
-		long r = ledger_record_parse(base + off, len - off, &v);
+		size_t off = rd->off;
+		long r = ledger_reader_next(rd, &v);
 
+		if (r == 0)
+			break;
 		/* A crash can leave a record cut short, or (when the size reached
 		 * the disk before the data) a run of zeros: both are a torn tail. */
-		if (r == -EBADMSG && all_zero(base + off, len - off))
+		if (r == -EBADMSG && ledger_reader_rest_is_zero(rd))
 			r = -EAGAIN;
 		if (r == -EAGAIN) {
 			fail(rep, st->count,
-			     "entry %llu: torn tail (%zu incomplete bytes at offset %zu)",
-			     (unsigned long long)st->count, len - off, off);
+			     "entry %llu: torn tail (incomplete record at offset %zu)",
+			     (unsigned long long)st->count, off);
 			st->torn_entries = true;
 			break;
 		}
-		if (r < 0) {
+		if (r == -EBADMSG) {
 			fail(rep, st->count, "entry %llu: malformed record at offset %zu",
 			     (unsigned long long)st->count, off);
 			st->other_damage = true;
 			break;
 		}
+		if (r < 0)
+			return (int)r;
 		if ((rc = check_entry(&v, rep, st)) == -EBADMSG) {
 			st->other_damage = true;
 			break;
 		}
 		if (rc < 0)
 			return rc;
-		off += (size_t)r;
-		st->entries_end = off;
+		st->entries_end = rd->off;
 		if ((rc = check_roots(cps, good, n, &next, rep, st)) < 0)
 			return rc;
 	}
@@ -479,8 +564,8 @@ ledger_verify_core(int dirfd, EVP_PKEY *pub, const struct ckpt *trusted, struct 
 {
 	_cleanup_free_ struct ckpt *cps = NULL;
 	_cleanup_free_ bool *good = NULL;
-	uint8_t *base = NULL;
-	size_t len = 0, ncp = 0;
+	struct ledger_reader rd;
+	size_t ncp = 0;
 	int rc;
 
 	memset(rep, 0, sizeof(*rep));
@@ -495,12 +580,16 @@ ledger_verify_core(int dirfd, EVP_PKEY *pub, const struct ckpt *trusted, struct 
 	}
 	if ((rc = load_ckpts(dirfd, pub, trusted, rep, st, &cps, &good, &ncp)) < 0)
 		return rc;
-	if ((rc = map_file(dirfd, ENTRIES_FILE, &base, &len)) < 0)
+	rc = ledger_reader_open(dirfd, &rd);
+	if (rc == -EBADMSG) {
+		fail(rep, 0, "%s: not a ledger (bad magic)", ENTRIES_FILE);
+		st->other_damage = true;
+	} else if (rc < 0) {
 		return rc;
-	st->entries_file_len = len;
-	rc = scan_entries(base, len, cps, good, ncp, rep, st);
-	if (base != NULL)
-		munmap(base, len);
+	}
+	st->entries_file_len = rd.file_len;
+	rc = rc < 0 ? 0 : scan_entries(&rd, cps, good, ncp, rep, st);
+	ledger_reader_close(&rd);
 	if (rc < 0)
 		return rc;
 	if (st->torn_ckpt)

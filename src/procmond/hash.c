@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -81,6 +82,11 @@ hash_cache_new(size_t max_entries, uint64_t tick_budget, struct hash_cache **ret
 {
 	struct hash_cache *hc;
 
+	/* No openssl.cnf: an OPENSSL_CONF in a privileged process's environment
+	 * could load arbitrary providers, and SHA-256 needs no policy. It also
+	 * saves about half a megabyte of resident memory. */
+	if (OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL) != 1)
+		return -EIO;
 	if (max_entries == 0)
 		max_entries = HASH_DEFAULT_ENTRIES;
 	if (tick_budget == 0)

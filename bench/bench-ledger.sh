@@ -11,7 +11,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 "$build/bench/bench-ledger" "$tmp" "$n"
 
-# The operator's view: the CLI end to end (process start, mmap, every hash,
+# The operator's view: the CLI end to end (process start, reading, every hash,
 # every signature) on the ledger bench-ledger wrote.
 mkdir -p "$tmp/dd" && mv "$tmp/big" "$tmp/dd/ledger"
 t0=$(date +%s.%N)

@@ -168,15 +168,15 @@ show_table(struct cli_ctx *ctx, json_t *arr)
 		snprintf(seq, sizeof(seq), "%" JSON_INTEGER_FORMAT,
 		         json_integer_value(json_object_get(e, "seq")));
 		de_strlcpy(payload, show_text(e, "payload"), sizeof(payload));
-		if (ctx->format == CLI_FORMAT_TABLE &&
-		    strlen(show_text(e, "payload")) >= sizeof(payload) - 3)
+		if (strlen(show_text(e, "payload")) >= sizeof(payload) - 3)
 			memcpy(payload + sizeof(payload) - 4, "...", 4);
 		de_strlcpy(hash, show_text(e, "entry_hash"), sizeof(hash));
 		vals[0] = seq;
 		vals[1] = show_text(e, "timestamp");
 		vals[2] = show_text(e, "actor");
 		vals[3] = show_text(e, "action");
-		vals[4] = payload;
+		/* People get a glance; csv gets everything. */
+		vals[4] = ctx->format == CLI_FORMAT_TABLE ? payload : show_text(e, "payload");
 		vals[5] = ctx->format == CLI_FORMAT_TABLE ? hash : show_text(e, "entry_hash");
 		if (output_row(o, 6, vals, "ittttt") < 0)
 			return cli_error("writing the output");

@@ -239,6 +239,9 @@ def test_export_and_show(datadir):
     assert [e["seq"] for e in show] == [13, 14, 15]
     table = cli(datadir, "show", "--last", "2")
     assert table.returncode == 0 and "alert.raised" in table.stdout
+    import csv
+    rows = list(csv.DictReader(cli(datadir, "show", "--last", "1", fmt="csv").stdout.splitlines()))
+    assert len(rows) == 1 and rows[0]["payload"] == entries[-1]["payload"]
 
 
 def test_copied_ledger_verifies_offline(datadir, tmp_path):

@@ -3,6 +3,7 @@
 every kind of tampering, proofs check with an independent RFC 6962 verifier and
 `openssl pkeyutl`, export and show print what is stored.
 """
+import csv
 import hashlib
 import json
 import os
@@ -239,7 +240,6 @@ def test_export_and_show(datadir):
     assert [e["seq"] for e in show] == [13, 14, 15]
     table = cli(datadir, "show", "--last", "2")
     assert table.returncode == 0 and "alert.raised" in table.stdout
-    import csv
     rows = list(csv.DictReader(cli(datadir, "show", "--last", "1", fmt="csv").stdout.splitlines()))
     assert len(rows) == 1 and rows[0]["payload"] == entries[-1]["payload"]
 

@@ -1,6 +1,7 @@
 #include "lifecycle.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,7 @@ struct lifecycle {
 	lifecycle_emit_fn emit;
 	void *ctx;
 	struct entry **slots;         /* open addressing by pid, linear probing */
+	struct pstr **pool;           /* POOL_BUCKETS chains of shared strings */
 	size_t fd_entries, fd_budget; /* entries holding fds, and how many may */
 	size_t cap, count;
 	uint32_t gen;
@@ -58,6 +60,103 @@ struct lifecycle {
 	uint64_t now_ms, now_mono_ms, now_boot_ms;
 	struct lifecycle_stats st;
 };
+
+/* ---- shared strings ----
+ *
+ * Many processes carry the same executable path, hash, user name, cgroup and
+ * parent details (every worker of a server, every sleeper of a shell). The
+ * entries hold those columns (POOLED below) as reference-counted shared
+ * strings. Every other column is owned by the record as process.h says. */
+
+#define POOL_BUCKETS 4096
+
+struct pstr {
+	struct pstr *next;
+	uint64_t hash;
+	uint32_t ref;
+	char s[];
+};
+
+// clang-format off
+#define POOLED(X) \
+	X(executable_path) X(executable_hash) X(user_name) X(cgroup) \
+	X(parent_name) X(parent_executable_path) X(parent_command_line)
+// clang-format on
+
+/* A shared copy of s (NULL for NULL, or when memory is short). */
+static char *
+pool_get(struct lifecycle *lc, const char *s)
+{
+	struct pstr **b, *p;
+	uint64_t h;
+	size_t n;
+
+	if (s == NULL)
+		return NULL;
+	n = strlen(s);
+	h = procfs_digest(s, n);
+	b = &lc->pool[h % POOL_BUCKETS];
+	for (p = *b; p != NULL; p = p->next) {
+		if (p->hash == h && strcmp(p->s, s) == 0) {
+			p->ref++;
+			return p->s;
+		}
+	}
+	if ((p = malloc(sizeof(*p) + n + 1)) == NULL)
+		return NULL;
+	p->hash = h;
+	p->ref = 1;
+	memcpy(p->s, s, n + 1);
+	p->next = *b;
+	*b = p;
+	return p->s;
+}
+
+static void
+pool_put(struct lifecycle *lc, char *s)
+{
+	struct pstr *p, **b;
+
+	if (s == NULL)
+		return;
+	p = (struct pstr *)(void *)(s - offsetof(struct pstr, s));
+	if (--p->ref > 0)
+		return;
+	for (b = &lc->pool[p->hash % POOL_BUCKETS]; *b != p; b = &(*b)->next)
+		;
+	*b = p->next;
+	free(p);
+}
+
+/* Trades an owned string for a shared one. */
+static char *
+pool_adopt(struct lifecycle *lc, char *owned)
+{
+	char *s = pool_get(lc, owned);
+
+	free(owned);
+	return s;
+}
+
+/* The record's POOLED columns were filled as owned strings (by procfs or a
+ * copy): make them shared. */
+static void
+rec_adopt(struct lifecycle *lc, struct process_record *r)
+{
+#define ADOPT(f) r->f = pool_adopt(lc, r->f);
+	POOLED(ADOPT)
+#undef ADOPT
+}
+
+static void
+rec_release(struct lifecycle *lc, struct process_record *r)
+{
+#define RELEASE(f)          \
+	pool_put(lc, r->f); \
+	r->f = NULL;
+	POOLED(RELEASE)
+#undef RELEASE
+}
 
 /* ---- the pid table ---- */
 
@@ -129,6 +228,7 @@ entry_free(struct lifecycle *lc, struct entry *e)
 		close(e->stat_fd);
 	if (e->cmd_fd >= 0)
 		close(e->cmd_fd);
+	rec_release(lc, &e->rec);
 	process_record_clear(&e->rec);
 	free(e);
 }
@@ -220,8 +320,8 @@ fill_hash(struct lifecycle *lc, struct entry *e)
 	}
 	rc = hash_cache_get(lc->hc, procfs_dirfd(lc->pf), e->rec.pid, hex);
 	if (rc == 0) {
-		free(e->rec.executable_hash);
-		e->rec.executable_hash = strdup(hex);
+		pool_put(lc, e->rec.executable_hash);
+		e->rec.executable_hash = pool_get(lc, hex);
 		e->rec.missing &= ~(uint32_t)PROC_MISSING_HASH;
 		return;
 	}
@@ -238,15 +338,23 @@ fill_parent(struct lifecycle *lc, struct entry *e)
 	if (!lc->opts.enhanced_metadata || r->ppid <= 0)
 		return;
 	if ((p = table_find(lc, r->ppid)) != NULL && !p->fork_only) {
-		free(r->parent_name);
-		free(r->parent_executable_path);
-		free(r->parent_command_line);
-		r->parent_name = strdup_or_null(p->rec.name);
-		r->parent_executable_path = strdup_or_null(p->rec.executable_path);
-		r->parent_command_line = strdup_or_null(p->rec.command_line);
+		pool_put(lc, r->parent_name);
+		pool_put(lc, r->parent_executable_path);
+		pool_put(lc, r->parent_command_line);
+		r->parent_name = pool_get(lc, p->rec.name);
+		r->parent_executable_path = pool_get(lc, p->rec.executable_path);
+		r->parent_command_line = pool_get(lc, p->rec.command_line);
 		return;
 	}
+	/* procfs fills owned strings: hand it empty fields, then share them. */
+	pool_put(lc, r->parent_name);
+	pool_put(lc, r->parent_executable_path);
+	pool_put(lc, r->parent_command_line);
+	r->parent_name = r->parent_executable_path = r->parent_command_line = NULL;
 	procfs_read_parent(lc->pf, r);
+	r->parent_name = pool_adopt(lc, r->parent_name);
+	r->parent_executable_path = pool_adopt(lc, r->parent_executable_path);
+	r->parent_command_line = pool_adopt(lc, r->parent_command_line);
 }
 
 /* CPU percent of one CPU: since the last sample, or over the whole life of
@@ -307,9 +415,11 @@ entry_read_full(struct lifecycle *lc, pid_t pid, struct entry **ret)
 		return -ENOMEM;
 	rc = procfs_read_pid(lc->pf, pid, FULL_READ | (keep ? PROCFS_KEEP_FDS : 0u), &e->rec, &s);
 	if (rc < 0) {
+		process_record_clear(&e->rec); /* owned, not yet shared */
 		entry_free(lc, e);
 		return rc;
 	}
+	rec_adopt(lc, &e->rec);
 	e->stat_fd = s.stat_fd;
 	e->cmd_fd = s.cmdline_fd;
 	if (e->stat_fd >= 0 || e->cmd_fd >= 0)
@@ -376,13 +486,13 @@ recheck_image(struct lifecycle *lc, struct entry *e, char *fields)
 	moved = str_differs(tmp.executable_path, e->rec.executable_path) ||
 	        tmp.exe_deleted != e->rec.exe_deleted;
 	if (moved) {
-		free(e->rec.executable_path);
-		e->rec.executable_path = TAKE_PTR(tmp.executable_path);
+		pool_put(lc, e->rec.executable_path);
+		e->rec.executable_path = pool_adopt(lc, TAKE_PTR(tmp.executable_path));
 		e->rec.exe_deleted = tmp.exe_deleted;
 		e->rec.exe_memfd = tmp.exe_memfd;
 		e->rec.file_exists = tmp.file_exists;
 		add_field(fields, "executable_path");
-		free(e->rec.executable_hash);
+		pool_put(lc, e->rec.executable_hash);
 		e->rec.executable_hash = NULL;
 		fill_hash(lc, e);
 		if (e->rec.executable_hash != NULL)
@@ -443,8 +553,8 @@ recheck_ids(struct lifecycle *lc, struct entry *e, char *fields)
 		if (tmp.group_id != e->rec.group_id)
 			add_field(fields, "group_id");
 		if (tmp.user_id != e->rec.user_id) {
-			free(e->rec.user_name);
-			e->rec.user_name = procfs_user_name(lc->pf, tmp.user_id);
+			pool_put(lc, e->rec.user_name);
+			e->rec.user_name = pool_adopt(lc, procfs_user_name(lc->pf, tmp.user_id));
 		}
 		e->rec.user_id = tmp.user_id;
 		e->rec.effective_user_id = tmp.effective_user_id;
@@ -655,8 +765,8 @@ fill_from_event(struct lifecycle *lc, struct entry *e, const struct source_event
 		r->effective_user_id = ev->euid;
 		r->group_id = ev->gid;
 		r->missing &= ~(uint32_t)PROC_MISSING_STATUS;
-		free(r->user_name);
-		r->user_name = procfs_user_name(lc->pf, r->user_id);
+		pool_put(lc, r->user_name);
+		r->user_name = pool_adopt(lc, procfs_user_name(lc->pf, r->user_id));
 	} else if (r->user_id < 0) {
 		r->missing |= PROC_MISSING_STATUS;
 	}
@@ -666,7 +776,7 @@ fill_from_event(struct lifecycle *lc, struct entry *e, const struct source_event
 		_cleanup_free_ char *u =
 		    utf8_sanitize_dup(ev->filename, strnlen(ev->filename, sizeof(ev->filename)));
 
-		r->executable_path = u ? sanitize_path(u) : NULL;
+		r->executable_path = u ? pool_adopt(lc, sanitize_path(u)) : NULL;
 		r->missing &= ~(uint32_t)PROC_MISSING_EXE;
 	} else if (r->executable_path == NULL) {
 		r->missing |= PROC_MISSING_EXE;
@@ -751,15 +861,16 @@ on_fork(struct lifecycle *lc, const struct source_event *ev)
 	if ((e = entry_new()) == NULL)
 		return;
 	if (parent != NULL && process_record_copy(&e->rec, &parent->rec) == 0) {
+		rec_adopt(lc, &e->rec);
 		e->kernel_thread = parent->kernel_thread;
 		e->cmd_digest = parent->cmd_digest;
 		e->hidden = parent->hidden;
-		free(e->rec.parent_name);
-		free(e->rec.parent_executable_path);
-		free(e->rec.parent_command_line);
-		e->rec.parent_name = strdup_or_null(parent->rec.name);
-		e->rec.parent_executable_path = strdup_or_null(parent->rec.executable_path);
-		e->rec.parent_command_line = strdup_or_null(parent->rec.command_line);
+		pool_put(lc, e->rec.parent_name);
+		pool_put(lc, e->rec.parent_executable_path);
+		pool_put(lc, e->rec.parent_command_line);
+		e->rec.parent_name = pool_get(lc, parent->rec.name);
+		e->rec.parent_executable_path = pool_get(lc, parent->rec.executable_path);
+		e->rec.parent_command_line = pool_get(lc, parent->rec.command_line);
 	} else {
 		process_record_init(&e->rec);
 		e->rec.missing = PROC_MISSING_EXE | PROC_MISSING_CMDLINE | PROC_MISSING_STATUS;
@@ -877,7 +988,8 @@ lifecycle_new(struct procfs *pf, struct hash_cache *hc, const struct collector_o
 	lc->ctx = ctx;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 2 * FD_RESERVE)
 		lc->fd_budget = (rl.rlim_cur - FD_RESERVE) / 2;
-	if (table_grow(lc) < 0) {
+	if ((lc->pool = calloc(POOL_BUCKETS, sizeof(*lc->pool))) == NULL || table_grow(lc) < 0) {
+		free(lc->pool);
 		free(lc);
 		return -ENOMEM;
 	}
@@ -893,6 +1005,7 @@ lifecycle_free(struct lifecycle *lc)
 	for (size_t i = 0; i < lc->cap; i++)
 		entry_free(lc, lc->slots[i]);
 	free(lc->slots);
+	free(lc->pool); /* empty: every entry released its strings */
 	free(lc);
 }
 

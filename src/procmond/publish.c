@@ -194,6 +194,8 @@ register_once(struct publish *p, int fd, Daemoneye__RegisterAck **ret)
 	return 0;
 }
 
+static bool stopping(struct publish *p);
+
 /* Connects and registers: 3 tries, with exponential backoff between them. */
 static int
 connect_register(struct publish *p)
@@ -204,6 +206,8 @@ connect_register(struct publish *p)
 
 	for (int attempt = 0; attempt < REGISTER_RETRIES; attempt++) {
 		if (attempt > 0) {
+			if (stopping(p))
+				break;
 			usleep(delay * 1000u);
 			delay *= 2;
 		}

@@ -240,7 +240,7 @@ health_json(void *ctx, const json_t *args)
 		json_object_set_new(o, "detection", detect_health_json(a->detect));
 	if (a->alerts)
 		json_object_set_new(o, "alerts", alerts_health_json(a->alerts));
-	json_object_set_new(o, "store", json_pack("{s:s}", "path", store_path(a->store)));
+	json_object_set_new(o, "store", store_stats_json(a->store));
 	json_object_set_new(o, "reloads",
 	                    json_pack("{s:I,s:I}", "ok", (json_int_t)a->reloads, "failed",
 	                              (json_int_t)a->reload_failures));

@@ -19,8 +19,8 @@
 #define PROOF_TEXT_MAX     (64 * 1024)
 #define INCLUSION_FORMAT   "daemoneye-ledger-inclusion-proof-v1"
 #define CONSISTENCY_FORMAT "daemoneye-ledger-consistency-proof-v1"
-/* Looks at a torn tail while the agent is writing: 5 x 50 ms. */
-#define VERIFY_RETRIES  5
+/* Looks at a torn tail while the agent is writing: 10 x 50 ms. */
+#define VERIFY_RETRIES  10
 #define VERIFY_RETRY_US 50000
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY *, EVP_PKEY_free)

@@ -440,7 +440,9 @@ ledger_set_policy(struct ledger *l, const struct ledger_policy *p)
 {
 	if (l == NULL || p == NULL || p->checkpoint_interval_s > 86400 * 365)
 		return -EINVAL;
+	pthread_mutex_lock(&l->mu);
 	l->policy = *p;
+	pthread_mutex_unlock(&l->mu);
 	return 0;
 }
 

@@ -71,7 +71,8 @@ struct ledger_report {
  * RO only checks that dir exists. On success *ret owns the ledger; free it with
  * ledger_close(). Returns -EBADMSG when the ledger is damaged (err names the
  * first bad entry), -ENOKEY when checkpoints exist but ledger.key is gone,
- * -EBUSY when another writer holds it, -errno on I/O. */
+ * -EPERM when ledger.key is not a 0600 file of the calling user, -EBUSY when
+ * another writer holds it, -errno on I/O. */
 int ledger_open(const char *dir, enum ledger_mode mode, struct ledger **ret, struct errbuf *err);
 
 /* Replaces the checkpoint and fsync policy (RW). Returns 0 or -EINVAL. */

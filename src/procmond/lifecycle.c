@@ -79,8 +79,9 @@ struct pstr {
 
 // clang-format off
 #define POOLED(X) \
-	X(executable_path) X(executable_hash) X(user_name) X(cgroup) \
-	X(parent_name) X(parent_executable_path) X(parent_command_line)
+	X(name) X(executable_path) X(command_line) X(executable_hash) X(user_name) \
+	X(cwd) X(state) X(cgroup) X(parent_name) X(parent_executable_path) \
+	X(parent_command_line)
 // clang-format on
 
 /* A shared copy of s (NULL for NULL, or when memory is short). */
@@ -128,6 +129,16 @@ pool_put(struct lifecycle *lc, char *s)
 	free(p);
 }
 
+/* Replaces a shared column with a shared copy of s. */
+static void
+pool_set(struct lifecycle *lc, char **field, const char *s)
+{
+	char *n = pool_get(lc, s);
+
+	pool_put(lc, *field);
+	*field = n;
+}
+
 /* Trades an owned string for a shared one. */
 static char *
 pool_adopt(struct lifecycle *lc, char *owned)
@@ -156,6 +167,16 @@ rec_release(struct lifecycle *lc, struct process_record *r)
 	r->f = NULL;
 	POOLED(RELEASE)
 #undef RELEASE
+}
+
+/* The one-letter state column, shared like the others. */
+static void
+set_state(struct lifecycle *lc, struct entry *e, char state)
+{
+	char s[2] = { state, '\0' };
+
+	if (e->rec.state == NULL || e->rec.state[0] != state)
+		pool_set(lc, &e->rec.state, s);
 }
 
 /* ---- the pid table ---- */
@@ -525,8 +546,8 @@ recheck_cmdline(struct lifecycle *lc, struct entry *e, char *fields)
 		free(clean);
 		return;
 	}
-	free(e->rec.command_line);
-	e->rec.command_line = clean;
+	pool_put(lc, e->rec.command_line);
+	e->rec.command_line = pool_adopt(lc, clean);
 	add_field(fields, "command_line");
 	if (!e->kernel_thread)
 		recheck_image(lc, e, fields);
@@ -575,7 +596,7 @@ refresh_known(struct lifecycle *lc, struct entry *e, const struct procfs_stat *s
 	e->rec.threads = st->num_threads;
 	e->rec.memory_usage = st->rss_pages * (uint64_t)(page > 0 ? page : 4096);
 	if (e->rec.state != NULL)
-		e->rec.state[0] = st->state;
+		set_state(lc, e, st->state);
 	update_cpu(lc, e, st->utime + st->stime);
 	if (e->hidden)
 		return;
@@ -584,8 +605,8 @@ refresh_known(struct lifecycle *lc, struct entry *e, const struct procfs_stat *s
 		char *n = utf8_sanitize_dup(st->comm, st->comm_len);
 
 		if (n != NULL && str_differs(n, e->rec.name)) {
-			free(e->rec.name);
-			e->rec.name = n;
+			pool_put(lc, e->rec.name);
+			e->rec.name = pool_adopt(lc, n);
 			add_field(fields, "name");
 		} else {
 			free(n);
@@ -771,7 +792,8 @@ fill_from_event(struct lifecycle *lc, struct entry *e, const struct source_event
 		r->missing |= PROC_MISSING_STATUS;
 	}
 	if (r->name == NULL && (ev->has & SOURCE_HAS_COMM))
-		r->name = utf8_sanitize_dup(ev->comm, strnlen(ev->comm, sizeof(ev->comm)));
+		r->name = pool_adopt(
+		    lc, utf8_sanitize_dup(ev->comm, strnlen(ev->comm, sizeof(ev->comm))));
 	if (r->executable_path == NULL && (ev->has & SOURCE_HAS_FILENAME)) {
 		_cleanup_free_ char *u =
 		    utf8_sanitize_dup(ev->filename, strnlen(ev->filename, sizeof(ev->filename)));
@@ -787,8 +809,8 @@ fill_from_event(struct lifecycle *lc, struct entry *e, const struct source_event
 		size_t len = ev->argv_len < sizeof(ev->argv) ? ev->argv_len : sizeof(ev->argv);
 
 		if (procfs_sanitize_cmdline(ev->argv, len, &c) == 0) {
-			free(r->command_line);
-			r->command_line = c;
+			pool_put(lc, r->command_line);
+			r->command_line = pool_adopt(lc, c);
 			r->argv_truncated = ev->argv_truncated;
 			r->missing &= ~(uint32_t)PROC_MISSING_CMDLINE;
 		}
@@ -799,7 +821,7 @@ fill_from_event(struct lifecycle *lc, struct entry *e, const struct source_event
 		_cleanup_free_ char *u =
 		    utf8_sanitize_dup(ev->cwd, strnlen(ev->cwd, sizeof(ev->cwd)));
 
-		r->cwd = u ? sanitize_path(u) : NULL;
+		r->cwd = u ? pool_adopt(lc, sanitize_path(u)) : NULL;
 		r->missing &= ~(uint32_t)PROC_MISSING_CWD;
 	}
 	if (r->start_ticks == 0 && (ev->has & SOURCE_HAS_START)) {
@@ -903,7 +925,7 @@ on_exit_ev(struct lifecycle *lc, const struct source_event *ev, const char *sour
 	if (e->fork_only)
 		emit_event(lc, PROC_EV_START, e, source, NULL, NULL, -1);
 	if (e->rec.state != NULL)
-		e->rec.state[0] = 'X';
+		set_state(lc, e, 'X');
 	emit_event(lc, PROC_EV_STOP, e, source, NULL, NULL, code);
 	table_remove(lc, e);
 }
@@ -938,8 +960,8 @@ on_comm(struct lifecycle *lc, const struct source_event *ev, const char *source)
 		free(n);
 		return;
 	}
-	free(e->rec.name);
-	e->rec.name = n;
+	pool_put(lc, e->rec.name);
+	e->rec.name = pool_adopt(lc, n);
 	emit_event(lc, PROC_EV_MODIFIED, e, source, "name", NULL, -1);
 }
 

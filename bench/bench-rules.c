@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <pcre2.h>
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,14 +132,14 @@ clear_events(struct process_event *evs, size_t n)
 		process_event_clear(&evs[i]);
 }
 
-/* CPU time of this thread: what the work cost, whatever else the shared
+/* CPU time of this process (every thread): what the work cost, whatever else the shared
  * machine is running (wall time is printed too). */
 static uint64_t
 cpu_ns(void)
 {
 	struct timespec ts;
 
-	(void)clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	(void)clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 

@@ -857,6 +857,14 @@ on_exec(struct lifecycle *lc, const struct source_event *ev, const char *source)
 	} else if (ev->has & (SOURCE_HAS_ARGV | SOURCE_HAS_FILENAME | SOURCE_HAS_CWD)) {
 		fill_from_event(lc, e, ev); /* /proc wins; the event fills the gaps */
 	}
+	if (old != NULL && !old->fork_only && old->rec.start_ticks == e->rec.start_ticks &&
+	    !str_differs(old->rec.executable_path, e->rec.executable_path) &&
+	    !str_differs(old->rec.command_line, e->rec.command_line)) {
+		/* A snapshot raced ahead of this event's delivery and already
+		 * announced this very image: announcing it again would be a duplicate. */
+		entry_free(lc, e);
+		return;
+	}
 	if (old != NULL) {
 		/* The same instance exec'd (or a reuse we never saw stop). */
 		if (old->rec.start_ticks != e->rec.start_ticks && !old->fork_only)

@@ -59,8 +59,10 @@ $(BUILD_FUZZ)/build.ninja:
 	CC=clang $(MESON) setup $(BUILD_FUZZ) -Dfuzz=true -Db_sanitize=address,undefined \
 		-Db_lundef=false -Debpf=disabled >/dev/null
 
+# Only the libFuzzer executables are built with clang; the programs are gcc's.
 fuzz: $(BUILD_FUZZ)/build.ninja
-	@ninja -C $(BUILD_FUZZ)
+	@ninja -C $(BUILD_FUZZ) $$(ninja -C $(BUILD_FUZZ) -t targets all | \
+		grep -o '^fuzz/fuzz-[A-Za-z0-9_-]*' | sort -u)
 	@scripts/fuzz.sh $(BUILD_FUZZ)
 
 coverage:

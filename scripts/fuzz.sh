@@ -9,7 +9,7 @@ cd "$top"
 rc=0
 mkdir -p fuzz/crashes
 for exe in "$build"/fuzz/fuzz-*; do
-	[ -x "$exe" ] || continue
+	[ -f "$exe" ] && [ -x "$exe" ] || continue
 	name=${exe##*/fuzz-}
 	mkdir -p "$build/corpus-new/$name"
 	echo "== fuzz $name (${secs}s)"

@@ -74,7 +74,7 @@ log_level_to_string(enum log_level level)
 	return level_names[level];
 }
 
-static void
+__attribute__((format(printf, 2, 0))) static void
 log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
 	char line[2048], ts[40];

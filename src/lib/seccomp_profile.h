@@ -2,22 +2,23 @@
  * would shadow libseccomp's <seccomp.h>.)
  *
  * Syscall filters installed after the privilege drop (SPEC §8). One profile
- * per process role; main.c picks it.
+ * per process role; main.c picks it. docs/procmond.md lists them.
  *
- * The filter is a deny-list over a default-allow action (docs/procmond.md says
- * why: an allow-list over glibc, OpenSSL, jansson, SQLite and libcurl was too
- * brittle across library versions for the time we had). What it forbids is
- * what an attacker who took over the process would reach for:
- *   every profile: execve/execveat, ptrace, process_vm_readv/writev, kernel
- *     module and kexec calls, mount/umount/pivot_root/chroot, unshare/setns,
- *     keyctl/add_key/request_key, userfaultfd, io_uring (it bypasses seccomp),
- *     perf_event_open, bpf (except where the role needs it), reboot, swapon/
- *     swapoff, set*id calls, clone/clone3 with namespace flags;
- *   procmond: in addition every socket family but AF_UNIX and AF_NETLINK (no
- *     IP, no packet sockets);
- *   agent: IP sockets allowed (webhooks, remote syslog).
- * Forbidden calls fail with EPERM rather than killing the process, so an
- * unexpected library path shows up as a logged error, not a silent death. */
+ * procmond (both profiles, the same filter): an ALLOW-list measured from
+ * procmond's own system calls in every mode, over a default of EPERM (an
+ * unforeseen library path fails with an error instead of killing the
+ * collector). What an attacker who took the process would reach for kills
+ * it (SCMP_ACT_KILL_PROCESS, SIGSYS): socket() for any domain but AF_UNIX and
+ * AF_NETLINK, execve/execveat, ptrace, process_vm_readv/writev, set*id and
+ * setgroups, mount and namespace calls (unshare, setns, clone with namespace
+ * flags), module and kexec calls, bpf (the eBPF source needs none after
+ * start-up), io_uring, keyrings, userfaultfd, perf_event_open, personality,
+ * reboot, swap, iopl/ioperm, open_by_handle_at; and any system call through
+ * another ABI (i386, x32).
+ *
+ * agent: a deny-list over default-allow (libcurl, OpenSSL, SQLite and
+ * threads): the same forbidden calls and a few more fail with EPERM; IP
+ * sockets are allowed (webhooks, remote syslog). */
 #ifndef DE_SECCOMP_PROFILE_H
 #define DE_SECCOMP_PROFILE_H
 
@@ -25,7 +26,7 @@
 
 enum seccomp_profile {
 	SECCOMP_PROFILE_PROCMOND = 0,
-	SECCOMP_PROFILE_PROCMOND_BPF, /* procmond with the eBPF source: bpf() for map reads */
+	SECCOMP_PROFILE_PROCMOND_BPF, /* procmond with the eBPF source: today the same filter */
 	SECCOMP_PROFILE_AGENT,
 };
 

@@ -87,17 +87,10 @@ drop_and_check(void)
 		return 5;
 	if (seccomp_profile_apply(SECCOMP_PROFILE_PROCMOND, &err) < 0)
 		return 6;
-	if (socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0) >= 0 || errno != EAFNOSUPPORT)
-		return 7;
-	if (socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0) >= 0)
-		return 8;
+	/* IP sockets, exec and ptrace now kill the process: test-seccomp.c. */
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
 		return 9;
 	close(fd);
-	if (execl("/bin/true", "true", (char *)NULL) == 0 || errno != EPERM)
-		return 10;
-	if (ptrace(PTRACE_ATTACH, getppid(), NULL, NULL) == 0 || errno != EPERM)
-		return 11;
 	return 0;
 }
 

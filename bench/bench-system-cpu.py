@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""CPU and memory of the whole system (agent + procmond) under exec load.
+
+Starts the real agent (it spawns procmond) with the bundled rule pack and a
+file sink, then starts short-lived processes with bench/burst: once paced at
+1,000/s and once as fast as one spawner goes here. For each phase it reads
+the CPU time (utime + stime) of every DaemonEye process before and after,
+and prints:
+  - CPU-seconds per 1,000 execs, the figure that carries across rates;
+  - the same as % of one core at the measured rate and at 1,600 exec/s;
+  - the floor: the CPU the execs themselves cost (the spawner and its
+    children, measured in the same run), and our overhead as a ratio of it;
+  - the published figures of the peers at 1,600 exec/s, converted the same way.
+RSS (VmRSS and peak VmHWM) of each DaemonEye process after the load.
+Needs root (procmond's collectors). Bounded: about 30 s.
+"""
+import os
+import resource
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+TOP = Path(__file__).resolve().parents[1]
+BUILD = Path(os.environ.get("DE_BUILD_DIR", TOP / "build"))
+SECS = int(os.environ.get("DE_BENCH_SYS_SECS", "8"))
+HZ = os.sysconf("SC_CLK_TCK")
+
+# Published CPU at 1,600 exec/s, % of one core (issue 5).
+PEERS = [("Sysmon for Linux", 24.7), ("auditd (low)", 8.5), ("auditd (high)", 14.3),
+         ("LAUREL", 24.9), ("auditbeat", 42.1)]
+
+
+def cpu_s(pid):
+    """utime + stime of pid in seconds (0 when gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    f = stat[stat.rindex(")") + 2:].split()
+    return (int(f[11]) + int(f[12])) / HZ
+
+
+def status(pid, key):
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def session_pids(sid):
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{d}/stat").read_text()
+        except OSError:
+            continue
+        f = stat[stat.rindex(")") + 2:].split()
+        if int(f[3]) == sid:
+            out.append((int(d), stat[stat.index("(") + 1:stat.rindex(")")]))
+    return out
+
+
+def start_agent(tmp):
+    data = tmp / "data"
+    data.mkdir()
+    os.chmod(tmp, 0o755)
+    os.chmod(data, 0o777)
+    cfg = tmp / "agent.yaml"
+    cfg.write_text("agent:\n  data_dir: %s\nalerting:\n  sinks:\n"
+                   "    - { type: file, path: %s, format: json }\n" % (data, tmp / "alerts.jsonl"))
+    env = dict(os.environ, DAEMONEYE_PROCMOND_BINARY=str(BUILD / "src/procmond/procmond"))
+    log = open(tmp / "agent.log", "wb")
+    p = subprocess.Popen([BUILD / "src/agent/daemoneye-agent", "--config", cfg, "--rules-dir",
+                          TOP / "rules", "--log-level", "warn"], env=env,
+                         stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+    db = data / "events.db"
+    end = time.monotonic() + 20
+    while time.monotonic() < end:
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
+                if c.execute("SELECT count(*) FROM collector_state").fetchone()[0]:
+                    break
+        except sqlite3.Error:
+            pass
+        time.sleep(0.1)
+    time.sleep(2.0)  # the first snapshot and its hashing settle
+    return p
+
+
+def phase(sid, rate, label):
+    before = {pid: cpu_s(pid) for pid, _ in session_pids(sid)}
+    names = dict(session_pids(sid))
+    count = rate * SECS if rate else 20000
+    marker = "bs" + uuid.uuid4().hex[:8]
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    r = subprocess.run([BUILD / "bench/burst", str(count), marker, BUILD / "bench/burst-child",
+                        "4", "0", str(rate)], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True)
+    wall = time.monotonic() - t0
+    time.sleep(1.5)  # let the pipeline drain what is in flight
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    floor = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    ours = 0.0
+    parts = []
+    for pid, name in session_pids(sid):
+        d = cpu_s(pid) - before.get(pid, 0.0)
+        ours += d
+        parts.append(f"{names.get(pid, name)}[{pid}] {d:.2f}s")
+    per_k = ours / (count / 1000)
+    floor_k = floor / (count / 1000)
+    rate_seen = count / wall
+    print(f"{label}: {count} execs in {wall:.1f} s ({rate_seen:.0f}/s); {r.stderr.strip()}")
+    print(f"  DaemonEye (agent + procmond): {ours:.2f} CPU-s = {per_k:.3f} CPU-s per 1,000 execs"
+          f" = {100 * ours / wall:.1f}% of a core at {rate_seen:.0f}/s,"
+          f" {per_k * 1.6 * 100:.1f}% at 1,600/s")
+    print(f"  floor (the execs themselves): {floor_k:.3f} CPU-s per 1,000 execs;"
+          f" our overhead = {per_k / floor_k:.2f}x the cost of the execs")
+    print("  by process: " + ", ".join(parts))
+    return per_k
+
+
+def main():
+    if os.geteuid() != 0:
+        print("bench-system-cpu: needs root (procmond); skipped")
+        return 0
+    tmp = Path(tempfile.mkdtemp(prefix="bench-syscpu-", dir="/tmp"))
+    agent = start_agent(tmp)
+    try:
+        phase(agent.pid, 1000, "paced 1,000 exec/s")
+        per_k = phase(agent.pid, 0, "max exec/s       ")
+        print("  peers at 1,600 exec/s (published), as CPU-s per 1,000 execs, beside ours:")
+        for name, pct in PEERS:
+            k = pct / 100 / 1.6
+            print(f"    {name:18s} {pct:5.1f}% = {k:.3f} CPU-s/1k; ours/theirs = {per_k / k:.2f}")
+        print("  goal: under 10% of a core together at 1,600/s = 0.0625 CPU-s per 1,000 execs")
+        for pid, name in session_pids(agent.pid):
+            print(f"  RSS {name}[{pid}]: {status(pid, 'VmRSS') / 1024:.1f} MB"
+                  f" (peak {status(pid, 'VmHWM') / 1024:.1f} MB)")
+    finally:
+        os.killpg(agent.pid, signal.SIGTERM)
+        agent.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -257,41 +257,29 @@ job_find(struct hash_cache *hc, const struct hash_key *k, bool want_free)
 	return NULL;
 }
 
-int
-hash_cache_get_fd(struct hash_cache *hc, int fd, char hex[HASH_HEX_LEN + 1])
+/* Hashes the file open at fd whose key is k (a cache miss). */
+static int
+hash_miss(struct hash_cache *hc, int fd, const struct hash_key *k, char hex[HASH_HEX_LEN + 1])
 {
-	const struct hash_entry *e;
 	struct hash_job *j;
-	struct stat sb;
-	struct hash_key k;
 	uint64_t used;
 	int rc;
 
-	if (fstat(fd, &sb) < 0)
-		return -errno;
-	if (!S_ISREG(sb.st_mode))
-		return -EINVAL;
-	key_from_stat(&sb, &k);
-	if ((e = cache_find(hc, &k)) != NULL) {
-		hc->st.hits++;
-		memcpy(hex, e->hex, HASH_HEX_LEN + 1);
-		return 0;
-	}
 	hc->st.misses++;
-	if (job_find(hc, &k, false) != NULL) {
+	if (job_find(hc, k, false) != NULL) {
 		hc->st.deferred++;
 		return -EINPROGRESS;
 	}
-	if ((j = job_find(hc, &k, true)) == NULL) {
+	if ((j = job_find(hc, k, true)) == NULL) {
 		hc->st.deferred++;
 		return -EAGAIN;
 	}
-	if ((rc = job_start(j, fd, &k)) < 0)
+	if ((rc = job_start(j, fd, k)) < 0)
 		return rc;
 	hc->st.jobs++;
 	/* Small enough for what is left of this tick's budget: finish it now. */
-	if ((uint64_t)k.size <= hc->budget_left) {
-		rc = job_step(hc, j, (uint64_t)k.size + 1, &used);
+	if ((uint64_t)k->size <= hc->budget_left) {
+		rc = job_step(hc, j, (uint64_t)k->size + 1, &used);
 		hc->budget_left -= used < hc->budget_left ? used : hc->budget_left;
 		if (rc == 1)
 			rc = job_finish(hc, j, hex);
@@ -303,15 +291,57 @@ hash_cache_get_fd(struct hash_cache *hc, int fd, char hex[HASH_HEX_LEN + 1])
 	return -EINPROGRESS;
 }
 
+/* Looks k up; on a hit counts it and writes hex. */
+static bool
+cache_hit(struct hash_cache *hc, const struct hash_key *k, char hex[HASH_HEX_LEN + 1])
+{
+	const struct hash_entry *e = cache_find(hc, k);
+
+	if (e == NULL)
+		return false;
+	hc->st.hits++;
+	memcpy(hex, e->hex, HASH_HEX_LEN + 1);
+	return true;
+}
+
+int
+hash_cache_get_fd(struct hash_cache *hc, int fd, char hex[HASH_HEX_LEN + 1])
+{
+	struct stat sb;
+	struct hash_key k;
+
+	if (fstat(fd, &sb) < 0)
+		return -errno;
+	if (!S_ISREG(sb.st_mode))
+		return -EINVAL;
+	key_from_stat(&sb, &k);
+	if (cache_hit(hc, &k, hex))
+		return 0;
+	return hash_miss(hc, fd, &k, hex);
+}
+
 int
 hash_cache_get(struct hash_cache *hc, int proc_dirfd, pid_t pid, char hex[HASH_HEX_LEN + 1])
 {
 	_cleanup_close_ int fd = -1;
+	struct stat sb;
+	struct hash_key k;
 	char path[32];
 
 	snprintf(path, sizeof(path), "%d/exe", (int)pid);
+	/* The key from a stat through the link: a cached image (nearly every
+	 * process) costs one call, and only a miss opens the file. */
+	if (fstatat(proc_dirfd, path, &sb, 0) < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	if (!S_ISREG(sb.st_mode))
+		return -EINVAL;
+	key_from_stat(&sb, &k);
+	if (cache_hit(hc, &k, hex))
+		return 0;
 	if ((fd = openat(proc_dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
 		return errno == ENOENT ? -ESRCH : -errno;
+	/* The image behind the link may have changed between the two calls:
+	 * the key must be the open file's, or a wrong digest gets cached. */
 	return hash_cache_get_fd(hc, fd, hex);
 }
 

@@ -671,7 +671,9 @@ snapshot_one(void *ctx, pid_t pid)
 		lc->seen += !e->hidden;
 		return 0;
 	}
-	if (procfs_read_stat(lc->pf, pid, &st) < 0)
+	/* An unknown pid is read in full at once (stat first): looking at its
+	 * stat on its own before would read that file twice. */
+	if (e != NULL && procfs_read_stat(lc->pf, pid, &st) < 0)
 		return 0; /* gone (or unreadable): the sweep decides */
 	if (e != NULL && e->rec.start_ticks == st.starttime && !e->fork_only) {
 		refresh_known(lc, e, &st);

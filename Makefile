@@ -70,6 +70,8 @@ coverage:
 	@[ -f $(BUILD_COV)/build.ninja ] || $(MESON) setup $(BUILD_COV) -Db_coverage=true \
 		-Dbuildtype=debug >/dev/null
 	@ninja -C $(BUILD_COV)
+	@# The daemons drop to an unprivileged user; let them write their .gcda files.
+	@chmod -R a+rwX $(BUILD_COV)
 	@$(MESON) test -C $(BUILD_COV) --suite unit --suite fuzz >/dev/null || true
 	@DE_BUILD_DIR=$(BUILD_COV) /usr/bin/python3 -m pytest -q tests/e2e >/dev/null || true
 	@scripts/coverage.sh $(BUILD_COV)

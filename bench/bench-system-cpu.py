@@ -23,12 +23,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import json
 import uuid
 from pathlib import Path
 
 TOP = Path(__file__).resolve().parents[1]
 BUILD = Path(os.environ.get("DE_BUILD_DIR", TOP / "build"))
 SECS = int(os.environ.get("DE_BENCH_SYS_SECS", "8"))
+MAX_EXECS = int(os.environ.get("DE_BENCH_SYS_MAX_EXECS", "20000"))
 HZ = os.sysconf("SC_CLK_TCK")
 
 # Published CPU at 1,600 exec/s, % of one core (issue 5).
@@ -98,10 +100,26 @@ def start_agent(tmp):
     return p
 
 
-def phase(sid, rate, label):
+def engine_counters(data):
+    """The engine's ingest and detection counters from `daemoneye-cli health`
+    (empty when the CLI cannot ask): how the load was cut into batches."""
+    try:
+        r = subprocess.run([BUILD / "src/cli/daemoneye-cli", "--data-dir", data, "--format",
+                            "json", "health"], capture_output=True, text=True, timeout=10)
+        h = json.loads(r.stdout)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return {}
+    ing, det = h.get("ingest") or {}, h.get("detection") or {}
+    return {"frames": (h.get("broker") or {}).get("merged_frames", 0) + ing.get("batches", 0),
+            "batches": ing.get("batches", 0), "events": ing.get("events", 0),
+            "detect_batches": det.get("batches", 0), "rows": det.get("rows_evaluated", 0)}
+
+
+def phase(sid, rate, label, data):
+    c0 = engine_counters(data)
     before = {pid: cpu_s(pid) for pid, _ in session_pids(sid)}
     names = dict(session_pids(sid))
-    count = rate * SECS if rate else 20000
+    count = rate * SECS if rate else MAX_EXECS
     marker = "bs" + uuid.uuid4().hex[:8]
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
@@ -128,6 +146,12 @@ def phase(sid, rate, label):
     print(f"  floor (the execs themselves): {floor_k:.3f} CPU-s per 1,000 execs;"
           f" our overhead = {per_k / floor_k:.2f}x the cost of the execs")
     print("  by process: " + ", ".join(parts))
+    c1 = engine_counters(data)
+    if c0 and c1:
+        d = {k: c1[k] - c0[k] for k in c1}
+        print(f"  engine: {d['events']} events in {d['frames']} frames, {d['batches']} store"
+              f" transactions ({d['events'] / max(d['batches'], 1):.1f} events each);"
+              f" {d['rows']} rows evaluated in {d['detect_batches']} rule runs of the set")
     return per_k
 
 
@@ -138,8 +162,8 @@ def main():
     tmp = Path(tempfile.mkdtemp(prefix="bench-syscpu-", dir="/tmp"))
     agent = start_agent(tmp)
     try:
-        phase(agent.pid, 1000, "paced 1,000 exec/s")
-        per_k = phase(agent.pid, 0, "max exec/s       ")
+        phase(agent.pid, 1000, "paced 1,000 exec/s", tmp / "data")
+        per_k = phase(agent.pid, 0, "max exec/s       ", tmp / "data")
         print("  peers at 1,600 exec/s (published), as CPU-s per 1,000 execs, beside ours:")
         for name, pct in PEERS:
             k = pct / 100 / 1.6

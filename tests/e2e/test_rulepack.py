@@ -333,9 +333,12 @@ def test_cli_validates_pack():
 # --------------------------------------------------------------------------
 # Layer 2: real processes through the real agent.
 
-LIFE = 10        # seconds each scenario process stays alive
+# Each scenario process stays alive LIFE seconds (they are killed at teardown
+# anyway): long enough that launching all of them on a loaded 2-core machine
+# does not outlast the first ones.
+LIFE = 30
 HOLD = f"sleep {LIFE}; :"   # the trailing ':' keeps the shell from exec'ing sleep
-FIRE_TIMEOUT = 20.0
+FIRE_TIMEOUT = 30.0
 QUIET_GRACE = 2.0
 
 
@@ -376,8 +379,9 @@ class Lab:
     def hold_with(self, *words):
         return self.sh(HOLD, *words)
 
-    def child(self, ppid, timeout=5.0):
-        """The pid of the first child of ppid (scanning /proc)."""
+    def child(self, ppid, name, timeout=15.0):
+        """The pid of a child of ppid whose process name is name (scanning /proc).
+        Matching the name, not the order, keeps this right under heavy load."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             for d in os.listdir("/proc"):
@@ -387,11 +391,11 @@ class Lab:
                     stat = Path(f"/proc/{d}/stat").read_text()
                 except OSError:
                     continue
-                fields = stat.rsplit(")", 1)[1].split()
-                if int(fields[1]) == ppid:
+                comm, rest = stat.split(" (", 1)[1].rsplit(")", 1)
+                if int(rest.split()[1]) == ppid and comm == name:
                     return int(d)
             time.sleep(0.05)
-        raise RuntimeError(f"no child of {ppid} appeared")
+        raise RuntimeError(f"no child {name!r} of {ppid} appeared")
 
     def close(self):
         for p in self.procs:
@@ -528,15 +532,7 @@ def shell_under(lab, parent_name):
     """A shell started by a parent whose process name is parent_name."""
     parent = lab.bin(lab.safe / "srv", parent_name, src="/bin/dash")
     p = lab.spawn([parent, "-c", f"sleep 1; /bin/sh -c 'id >/dev/null; {HOLD}'; :"])
-    # The parent's first child is `sleep 1`; the shell comes after it.
-    first = lab.child(p.pid)
-    end = time.monotonic() + 5
-    while time.monotonic() < end:
-        c = lab.child(p.pid)
-        if c != first:
-            return c
-        time.sleep(0.05)
-    raise RuntimeError("the shell did not start")
+    return lab.child(p.pid, "sh")
 
 
 def fire_web(lab):
@@ -601,24 +597,12 @@ def suid_copy(lab):
 def fire_privesc(lab):
     p = lab.spawn(["/bin/sh", "-c", f"sleep 1; {suid_copy(lab)} {LIFE}; :"],
                   user=65534, group=65534, extra_groups=[])
-    return next_child(lab, p.pid)
+    return lab.child(p.pid, "suidhelper")
 
 
 def quiet_privesc(lab):
     p = lab.spawn(["/bin/sh", "-c", f"sleep 1; {suid_copy(lab)} {LIFE}; :"])
-    return next_child(lab, p.pid)
-
-
-def next_child(lab, ppid):
-    """The second child of ppid (the first is `sleep 1`)."""
-    first = lab.child(ppid)
-    end = time.monotonic() + 5
-    while time.monotonic() < end:
-        c = lab.child(ppid)
-        if c != first:
-            return c
-        time.sleep(0.05)
-    raise RuntimeError("the second child did not start")
+    return lab.child(p.pid, "suidhelper")
 
 
 def fire_history(lab):

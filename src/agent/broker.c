@@ -61,6 +61,9 @@ struct broker {
 	struct broker_ops ops;
 	struct conn *conns;
 	size_t n_conns;
+	Daemoneye__ProcessEvent **merge; /* scratch: the events of merged batches */
+	size_t merge_cap;
+	uint64_t ingests, merged_frames;
 	bool accepting;
 	uid_t my_uid;
 	gid_t my_gid;
@@ -637,6 +640,7 @@ broker_free(struct broker *b)
 	broker_stop_accepting(b);
 	if (b->lw.fd >= 0)
 		close(b->lw.fd);
+	free(b->merge);
 	if (b->path)
 		(void)unlink(b->path);
 	free(b->path);
@@ -645,24 +649,75 @@ broker_free(struct broker *b)
 
 /* ---- ingest ---- */
 
+/* How many queued batches of c the next ingest takes, and their events:
+ * consecutive batches up to BROKER_MERGE_MAX_EVENTS (at least one). */
+static size_t
+merge_count(const struct conn *c, size_t *ret_events)
+{
+	size_t k = 0, events = 0;
+
+	while (k < c->q_len) {
+		size_t n = c->q[(c->q_head + k) % c->q_cap].batch->n_events;
+
+		if (k > 0 && events + n > BROKER_MERGE_MAX_EVENTS)
+			break;
+		events += n;
+		k++;
+	}
+	*ret_events = events;
+	return k;
+}
+
+/* Ingests the batches at the head of c's queue in one call (one store
+ * transaction) and acknowledges them with one Ack. */
 static void
 ingest_one(struct broker *b, struct conn *c)
 {
-	struct qitem *it = &c->q[c->q_head];
+	Daemoneye__ProcessEventBatch merged = DAEMONEYE__PROCESS_EVENT_BATCH__INIT;
+	const Daemoneye__ProcessEventBatch *batch = c->q[c->q_head].batch;
 	Daemoneye__Ack ack = DAEMONEYE__ACK__INIT;
+	size_t events, k = merge_count(c, &events);
 	uint64_t hw = 0;
 	int rc;
 
-	rc = b->ops.ingest(b->ops.ctx, c->col, it->batch, &hw);
+	if (k > 1 && events > b->merge_cap) {
+		Daemoneye__ProcessEvent **nm = reallocarray(b->merge, events, sizeof(*nm));
+
+		if (nm != NULL) {
+			b->merge = nm;
+			b->merge_cap = events;
+		} else {
+			k = 1; /* no room to merge: one batch at a time */
+		}
+	}
+	if (k > 1) {
+		merged.events = b->merge;
+		for (size_t i = 0; i < k; i++) {
+			const Daemoneye__ProcessEventBatch *q =
+			    c->q[(c->q_head + i) % c->q_cap].batch;
+
+			memcpy(merged.events + merged.n_events, q->events,
+			       q->n_events * sizeof(*q->events));
+			merged.n_events += q->n_events;
+		}
+		batch = &merged;
+		b->merged_frames += k - 1;
+	}
+	rc = b->ops.ingest(b->ops.ctx, c->col, batch, &hw);
 	if (rc < 0) {
 		/* Not acknowledged: the collector resends after a reconnect. */
 		conn_fail(c, "ingest failed: %s", strerror(-rc));
 		return;
 	}
-	c->q_bytes -= it->bytes;
-	daemoneye__process_event_batch__free_unpacked(it->batch, NULL);
-	c->q_head = (c->q_head + 1) % c->q_cap;
-	c->q_len--;
+	b->ingests++;
+	for (size_t i = 0; i < k; i++) {
+		struct qitem *it = &c->q[c->q_head];
+
+		c->q_bytes -= it->bytes;
+		daemoneye__process_event_batch__free_unpacked(it->batch, NULL);
+		c->q_head = (c->q_head + 1) % c->q_cap;
+		c->q_len--;
+	}
 	ack.high_water_seq = hw;
 	conn_push(c, IPC_ACK, &ack.base);
 	check_backpressure(c);
@@ -749,5 +804,7 @@ broker_json(const struct broker *b)
 	json_object_set_new(o, "queued_bytes", json_integer((json_int_t)broker_queued_bytes(b)));
 	json_object_set_new(o, "queue_max_bytes", json_integer(BROKER_QUEUE_MAX));
 	json_object_set_new(o, "backpressure_on", json_integer((json_int_t)bp));
+	json_object_set_new(o, "ingests", json_integer((json_int_t)b->ingests));
+	json_object_set_new(o, "merged_frames", json_integer((json_int_t)b->merged_frames));
 	return o;
 }

@@ -14,7 +14,8 @@
  * (Backpressure on), below 50% to resume, and at 100% it stops reading the
  * socket. Nothing is dropped: the collector's WAL holds what is not sent.
  * broker_process() ingests queued batches (through the ingest callback) and
- * acknowledges each with the collector's new high-water sequence. */
+ * acknowledges them with the collector's new high-water sequence; batches of
+ * one collector waiting together are ingested as one (BROKER_MERGE_*). */
 #ifndef DE_AGENT_BROKER_H
 #define DE_AGENT_BROKER_H
 
@@ -38,6 +39,11 @@ struct broker;
 #define BROKER_FIRST_FRAME_MS    10000
 #define BROKER_COLLECTOR_OUT_MAX (4u * 1024 * 1024)
 #define BROKER_CLI_OUT_MAX       (IPC_MAX_CONTROL_RESPONSE + 1024u * 1024)
+/* Batches queued by one collector are ingested together, up to this many
+ * events: one store transaction, one run of the rules, one Ack. Nothing
+ * waits for a merge: only batches already queued are merged, so the
+ * exec-to-alert latency does not grow. */
+#define BROKER_MERGE_MAX_EVENTS 2048
 
 /* An fd on the engine's epoll loop: epoll_event.data.ptr points to one. */
 struct ev_watch {

@@ -33,6 +33,9 @@ fake_ingest(void *ctx, struct collector *c, const Daemoneye__ProcessEventBatch *
 	(void)c;
 	e->batches++;
 	e->events += b->n_events;
+	/* Merged batches keep the collector's order, none repeated or lost. */
+	for (size_t i = 0; i < b->n_events; i++)
+		assert_int_equal(b->events[i]->seq, e->last_seq + 1 + i);
 	if (b->n_events)
 		e->last_seq = b->events[b->n_events - 1]->seq;
 	*ret = e->last_seq;
@@ -197,6 +200,9 @@ test_backpressure_on_off_and_acks(void **state)
 	}
 	assert_int_equal(seen.bp_off, 1);
 	assert_int_equal(eng.events, seq - 1);
+	/* The batches that waited together were ingested together (one
+	 * transaction each), up to BROKER_MERGE_MAX_EVENTS events. */
+	assert_true(eng.batches < (seq - 1) / 8);
 	assert_int_equal(seen.acked, seq - 1);
 	assert_int_equal(broker_queued_bytes(b), 0);
 

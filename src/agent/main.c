@@ -34,7 +34,7 @@
 #define EXIT_RUNTIME       1
 #define EXIT_USAGE         2
 #define INGEST_SLICE       64 /* batches per loop turn before polling again */
-#define HEALTH_RPC_EVERY_S 30
+#define HEALTH_RPC_EVERY_S 5  /* cheap, and health shows the source counters fresh */
 #define RETENTION_EVERY_S  60
 #define RETENTION_ROWS     2000
 #define STOP_COLLECTORS_MS 2500

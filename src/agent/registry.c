@@ -233,6 +233,11 @@ collector_json(const struct collector *c, uint64_t now_ms)
 	json_object_set_new(o, "last_heartbeat_age_ms",
 	                    json_integer((json_int_t)(now_ms - c->last_heartbeat_ms)));
 	json_object_set_new(o, "events", json_integer((json_int_t)c->events));
+	json_object_set_new(
+	    o, "events_per_s",
+	    json_real(now_ms > c->registered_ms
+	                  ? (double)c->events * 1000.0 / (double)(now_ms - c->registered_ms)
+	                  : 0.0));
 	json_object_set_new(o, "batches", json_integer((json_int_t)c->batches));
 	json_object_set_new(o, "replayed", json_integer((json_int_t)c->replayed));
 	json_object_set_new(o, "high_water_seq", json_integer((json_int_t)c->high_water));
@@ -243,8 +248,17 @@ collector_json(const struct collector *c, uint64_t now_ms)
 	json_object_set_new(o, "rpc_sent", json_integer((json_int_t)c->rpc_sent));
 	json_object_set_new(o, "rpc_failed", json_integer((json_int_t)c->rpc_failed));
 	json_object_set_new(o, "rpc_timeouts", json_integer((json_int_t)c->rpc_timeouts));
-	if (h)
+	if (h) {
+		/* Lift what an operator looks for first out of the collector's report. */
+		json_t *src = json_object_get(h, "source"),
+		       *drops = json_object_get(h, "source_drops");
+
+		if (json_is_string(src))
+			json_object_set(o, "source", src);
+		if (json_is_integer(drops))
+			json_object_set(o, "drops", drops);
 		json_object_set_new(o, "collector_health", h);
+	}
 	return o;
 }
 

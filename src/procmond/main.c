@@ -286,6 +286,7 @@ open_output(struct procmond *pm, const char *broker, struct errbuf *err)
 	po.max_buffer_bytes = pm->cfg.procmond.max_buffer_bytes;
 	po.collector_id = "procmond";
 	po.capabilities = pm->src_ops->realtime ? "process,exec-events,hashes" : "process,hashes";
+	po.source_name = pm->src_ops->name;
 	po.heartbeat_interval_s = pm->cfg.agent.heartbeat_interval_s;
 	po.on_adjust_interval = on_adjust_interval;
 	po.on_shutdown = on_agent_shutdown;
@@ -406,6 +407,12 @@ run_snapshot(struct procmond *pm)
 		log_error("snapshot failed: %s", strerror(-rc));
 	else
 		log_snapshot(pm, rc);
+	if (pm->src != NULL) {
+		struct source_health sh = { 0 };
+
+		pm->src_ops->health(pm->src, &sh);
+		output_source_stats(pm->out, sh.events, sh.drops);
+	}
 }
 
 static void

@@ -31,6 +31,8 @@ struct output_ops {
 	int (*on_readable)(struct output *o);
 	/* Flushes and frees; accepts a half-built output. */
 	void (*close)(struct output *o);
+	/* Optional: the event source's counters, for whoever asks for health. */
+	void (*source_stats)(struct output *o, uint64_t events, uint64_t drops);
 };
 
 /* Every implementation starts with this header. */
@@ -42,6 +44,13 @@ static inline int
 output_emit(struct output *o, const struct process_event *ev)
 {
 	return o->ops->emit(o, ev);
+}
+
+static inline void
+output_source_stats(struct output *o, uint64_t events, uint64_t drops)
+{
+	if (o->ops->source_stats)
+		o->ops->source_stats(o, events, drops);
 }
 
 static inline int

@@ -45,6 +45,9 @@ struct inflight {
 struct publish {
 	char *socket_path;
 	char *collector_id;
+	char *source_name;      /* NULL when not told */
+	uint64_t source_events; /* guarded by mu */
+	uint64_t source_drops;
 	char *caps_buf;
 	char *caps[MAX_CAPS];
 	size_t n_caps;
@@ -142,6 +145,15 @@ publish_get_stats(struct publish *p, struct publish_stats *ret)
 {
 	publish_lock(p);
 	*ret = p->stats;
+	publish_unlock(p);
+}
+
+void
+publish_set_source_stats(struct publish *p, uint64_t events, uint64_t drops)
+{
+	publish_lock(p);
+	p->source_events = events;
+	p->source_drops = drops;
 	publish_unlock(p);
 }
 
@@ -401,20 +413,25 @@ health_body(struct publish *p, char *buf, size_t n)
 {
 	struct publish_stats s;
 	struct wal_stats ws;
+	uint64_t src_events, src_drops;
 
 	publish_lock(p);
 	s = p->stats;
+	src_events = p->source_events;
+	src_drops = p->source_drops;
 	wal_get_stats(p->wal, &ws);
 	publish_unlock(p);
-	(void)snprintf(
-	    buf, n,
-	    "{\"collector_id\":\"%s\",\"appended\":%llu,\"sent\":%llu,\"acked_seq\":%llu,"
-	    "\"last_seq\":%llu,\"wal_files\":%u,\"wal_bytes\":%llu,\"reconnects\":%llu,"
-	    "\"backpressure\":%s}",
-	    p->collector_id, (unsigned long long)s.appended, (unsigned long long)s.sent,
-	    (unsigned long long)s.acked_seq, (unsigned long long)s.last_seq, ws.files,
-	    (unsigned long long)ws.bytes, (unsigned long long)s.reconnects,
-	    p->paused ? "true" : "false");
+	(void)snprintf(buf, n,
+	               "{\"collector_id\":\"%s\",\"source\":\"%s\",\"source_events\":%llu,"
+	               "\"source_drops\":%llu,\"appended\":%llu,\"sent\":%llu,\"acked_seq\":%llu,"
+	               "\"last_seq\":%llu,\"wal_files\":%u,\"wal_bytes\":%llu,\"reconnects\":%llu,"
+	               "\"backpressure\":%s}",
+	               p->collector_id, p->source_name ? p->source_name : "unknown",
+	               (unsigned long long)src_events, (unsigned long long)src_drops,
+	               (unsigned long long)s.appended, (unsigned long long)s.sent,
+	               (unsigned long long)s.acked_seq, (unsigned long long)s.last_seq, ws.files,
+	               (unsigned long long)ws.bytes, (unsigned long long)s.reconnects,
+	               p->paused ? "true" : "false");
 }
 
 static void
@@ -696,6 +713,7 @@ publish_free(struct publish *p)
 	free(p->batch);
 	free(p->caps_buf);
 	free(p->collector_id);
+	free(p->source_name);
 	free(p->socket_path);
 	free(p);
 }
@@ -726,6 +744,7 @@ publish_open(const struct publish_opts *o, struct publish **ret, struct errbuf *
 	p->parent = getppid();
 	if ((p->socket_path = strdup(o->socket_path)) == NULL ||
 	    (p->collector_id = strdup(o->collector_id ? o->collector_id : "procmond")) == NULL ||
+	    (o->source_name != NULL && (p->source_name = strdup(o->source_name)) == NULL) ||
 	    (p->batch = malloc(BATCH_MAX_BYTES + WAL_RECORD_MAX + 16)) == NULL ||
 	    split_caps(p, o->capabilities) < 0)
 		return -ENOMEM;

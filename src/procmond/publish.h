@@ -27,6 +27,7 @@ struct publish_opts {
 	uint64_t max_buffer_bytes;     /* unacknowledged bytes in flight; 0: 10 MiB */
 	const char *collector_id;      /* NULL: "procmond" */
 	const char *capabilities;      /* comma-separated, e.g. "process,exec-events,hashes" */
+	const char *source_name;       /* the event source in use ("ebpf", ...), or NULL */
 	uint32_t heartbeat_interval_s; /* 0: 30 */
 	uint32_t sync_interval_ms;     /* group-commit window; 0: 5 */
 	/* RPC hooks, called on the publisher thread; each may be NULL. */
@@ -58,6 +59,11 @@ struct publish_stats {
 	bool backpressure;
 };
 void publish_get_stats(struct publish *p, struct publish_stats *ret);
+
+/* Records the event source's own counters (events seen, events the kernel
+ * could not deliver), so the agent's health check can show them. Called from
+ * the collector's main thread; cheap. */
+void publish_set_source_stats(struct publish *p, uint64_t events, uint64_t drops);
 
 /* Stops the thread: syncs the WAL, waits up to timeout_ms for the agent to
  * acknowledge what was sent, closes the connection. Accepts NULL. */

@@ -12,6 +12,6 @@ for d in src/lib src/procmond src/agent src/cli; do
 	[ -d "$d" ] || continue
 	name=${d//\//-}
 	gcovr -r . "$build" --filter "$d/" --exclude '.*\.pb-c\.c' --exclude '.*\.bpf\.c' \
-		--txt-metric branch --print-summary -o "$build/coverage-$name.txt" |
+		--print-summary -o "$build/coverage-$name.txt" |
 		sed "s|^|$d: |"
 done

@@ -1,4 +1,5 @@
-/* SHA-256 of process images (OpenSSL EVP), cached and budgeted.
+/* SHA-256 of process images (OpenSSL's SHA-256, without the EVP provider
+ * layer: see hash.c), cached and budgeted.
  *
  * The image is opened through /proc/PID/exe, so deleted and memfd images hash
  * too. Results are cached by (device, inode, size, mtime, ctime): a binary is

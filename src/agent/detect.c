@@ -615,7 +615,8 @@ detect_on_batch(struct detect *d, const struct process_event *evs, const bool *i
 		return rc;
 	if (d->nrows == 0 || s == NULL || s->n == 0)
 		return 0;
-	if ((rc = store_eval_set_rows(d->eval, evs, d->rows, d->nrows)) < 0)
+	/* One transaction for the staged rows and every rule run. */
+	if ((rc = store_eval_stage(d->eval, evs, d->rows, d->nrows)) < 0)
 		return rc;
 	before = d->matches;
 	for (size_t i = 0; i < s->n; i++)
@@ -627,7 +628,7 @@ detect_on_batch(struct detect *d, const struct process_event *evs, const bool *i
 	rc = (int)(d->matches - before);
 	(void)pthread_mutex_unlock(&d->mu);
 	/* Empty the staging table so the rows do not linger in memory. */
-	(void)store_eval_set_rows(d->eval, evs, NULL, 0);
+	store_eval_unstage(d->eval);
 	return rc;
 }
 

@@ -116,6 +116,12 @@ struct store_eval {
 	bool shared;
 	struct sqlguard *guard;
 	sqlite3_stmt *ins, *clr, *begin, *commit;
+	/* Rows staged by store_eval_stage(), to stage again if an error in a
+	 * rule rolled the open transaction back. */
+	const struct process_event *evs;
+	const size_t *idx;
+	size_t n;
+	bool staged;
 };
 
 struct store_stmt {
@@ -1167,9 +1173,10 @@ store_stmt_free(struct store_stmt *st)
 	free(st);
 }
 
-int
-store_eval_set_rows(struct store_eval *e, const struct process_event *evs, const size_t *idx,
-                    size_t n)
+/* Opens the eval_rows savepoint and fills TEMP processes with the rows;
+ * on failure nothing is left open. */
+static int
+eval_fill(struct store_eval *e, const struct process_event *evs, const size_t *idx, size_t n)
 {
 	int rc;
 
@@ -1191,14 +1198,65 @@ out:
 	if (rc < 0) {
 		(void)sqlite3_exec(e->db, "ROLLBACK TO eval_rows", NULL, NULL, NULL);
 		(void)step_done(e->commit);
-		return rc;
 	}
-	return step_done(e->commit);
+	return rc;
+}
+
+int
+store_eval_set_rows(struct store_eval *e, const struct process_event *evs, const size_t *idx,
+                    size_t n)
+{
+	int rc = eval_fill(e, evs, idx, n);
+
+	return rc < 0 ? rc : step_done(e->commit);
+}
+
+int
+store_eval_stage(struct store_eval *e, const struct process_event *evs, const size_t *idx, size_t n)
+{
+	int rc;
+
+	if (e->staged)
+		store_eval_unstage(e);
+	/* The in-memory store shares its connection with the writer (alerts
+	 * are stored during the rule runs): no transaction is held there. */
+	if (e->shared)
+		return store_eval_set_rows(e, evs, idx, n);
+	if ((rc = eval_fill(e, evs, idx, n)) < 0)
+		return rc;
+	e->evs = evs;
+	e->idx = idx;
+	e->n = n;
+	e->staged = true;
+	return 0;
+}
+
+void
+store_eval_unstage(struct store_eval *e)
+{
+	if (e->shared) {
+		(void)store_eval_set_rows(e, NULL, NULL, 0);
+		return;
+	}
+	if (!e->staged)
+		return;
+	e->staged = false;
+	if (sqlite3_get_autocommit(e->db))
+		return; /* an error already ended the transaction, and the rows */
+	(void)step_done(e->clr);
+	(void)step_done(e->commit);
 }
 
 int
 store_eval_run(struct store_eval *e, struct store_stmt *st, uint32_t timeout_ms, store_row_cb cb,
                void *ctx, struct errbuf *err)
 {
-	return run_guarded(e->guard, SQLGUARD_RULE, st->stmt, timeout_ms, cb, ctx, err);
+	int rc = run_guarded(e->guard, SQLGUARD_RULE, st->stmt, timeout_ms, cb, ctx, err);
+
+	/* An error (out of memory, say) can roll back the whole transaction,
+	 * the staged rows with it: stage them again for the next rule. */
+	if (rc < 0 && e->staged && sqlite3_get_autocommit(e->db) &&
+	    eval_fill(e, e->evs, e->idx, e->n) < 0)
+		e->staged = false;
+	return rc;
 }

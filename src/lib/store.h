@@ -132,6 +132,15 @@ void store_stmt_free(struct store_stmt *st);
 int store_eval_set_rows(struct store_eval *e, const struct process_event *evs, const size_t *idx,
                         size_t n);
 
+/* Like store_eval_set_rows(), but keeps the transaction that wrote the rows
+ * open until store_eval_unstage(): the rule runs in between share one read
+ * snapshot of the store instead of starting one each. e->evs[idx] must stay
+ * valid until then. Returns 0 or -errno (nothing staged then). */
+int store_eval_stage(struct store_eval *e, const struct process_event *evs, const size_t *idx,
+                     size_t n);
+/* Empties TEMP processes and ends the transaction of store_eval_stage(). */
+void store_eval_unstage(struct store_eval *e);
+
 /* Runs a compiled rule under its time limit (0: default 100 ms) and memory
  * budget, calling cb per row. Returns the number of rows; -ETIMEDOUT,
  * -E2BIG (memory or value size) or -EINVAL (runtime error) with the reason

@@ -805,8 +805,13 @@ fill_from_event(struct lifecycle *lc, struct entry *e, const struct source_event
 	} else if (r->executable_path == NULL) {
 		r->missing |= PROC_MISSING_EXE;
 	}
-	if ((r->command_line == NULL || (r->missing & PROC_MISSING_CMDLINE)) &&
-	    (ev->has & SOURCE_HAS_ARGV)) {
+	/* argv the kernel copied at exec is the truth of the start event: by the
+	 * time /proc is read the process may already have rewritten it (that is
+	 * what masquerading malware does). The digest follows it, so the next
+	 * snapshot reports such a rewrite as a modified command_line. */
+	if ((ev->has & SOURCE_HAS_ARGV) &&
+	    ((ev->argv_len > 0 && !ev->argv_truncated) || r->command_line == NULL ||
+	     (r->missing & PROC_MISSING_CMDLINE))) {
 		char *c = NULL;
 		size_t len = ev->argv_len < sizeof(ev->argv) ? ev->argv_len : sizeof(ev->argv);
 
@@ -815,6 +820,7 @@ fill_from_event(struct lifecycle *lc, struct entry *e, const struct source_event
 			r->command_line = pool_adopt(lc, c);
 			r->argv_truncated = ev->argv_truncated;
 			r->missing &= ~(uint32_t)PROC_MISSING_CMDLINE;
+			e->cmd_digest = procfs_digest(ev->argv, len);
 		}
 	} else if (r->command_line == NULL) {
 		r->missing |= PROC_MISSING_CMDLINE;
@@ -857,7 +863,7 @@ on_exec(struct lifecycle *lc, const struct source_event *ev, const char *source)
 			e->rec.start_ticks = old->rec.start_ticks;
 		fill_parent(lc, e);
 	} else if (ev->has & (SOURCE_HAS_ARGV | SOURCE_HAS_FILENAME | SOURCE_HAS_CWD)) {
-		fill_from_event(lc, e, ev); /* /proc wins; the event fills the gaps */
+		fill_from_event(lc, e, ev); /* /proc fills the rest; exec-time argv wins */
 	}
 	if (old != NULL && !old->fork_only && old->rec.start_ticks == e->rec.start_ticks &&
 	    !str_differs(old->rec.executable_path, e->rec.executable_path) &&

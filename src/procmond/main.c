@@ -452,17 +452,23 @@ on_wake(struct procmond *pm)
 }
 
 static int
+block_loop_signals(sigset_t *mask)
+{
+	sigemptyset(mask);
+	sigaddset(mask, SIGTERM);
+	sigaddset(mask, SIGINT);
+	sigaddset(mask, SIGHUP);
+	return sigprocmask(SIG_BLOCK, mask, NULL) < 0 ? -errno : 0;
+}
+
+static int
 setup_loop(struct procmond *pm)
 {
 	sigset_t mask;
-	int sfd_src = pm->src_ops->fd(pm->src), ofd = output_fd(pm->out);
+	int sfd_src = pm->src_ops->fd(pm->src), ofd = output_fd(pm->out), rc;
 
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
-		return -errno;
+	if ((rc = block_loop_signals(&mask)) < 0)
+		return rc;
 	pm->sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	pm->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	pm->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -590,6 +596,7 @@ main(int argc, char **argv)
 	const char *broker = getenv("DAEMONEYE_BROKER_SOCKET");
 	struct errbuf err;
 	enum log_level lvl;
+	sigset_t sigs;
 	int rc;
 
 	log_init("procmond");
@@ -624,6 +631,11 @@ main(int argc, char **argv)
 		if (open_output(&pm, NULL, &err) < 0)
 			fatal("output: %s", err.msg);
 	}
+	/* Before any thread starts: the loop's signals must reach only the main
+	 * loop's signalfd, never the publisher thread (whose default action
+	 * would kill procmond instead of stopping it cleanly). */
+	if (broker != NULL && !pm.opt.once && block_loop_signals(&sigs) < 0)
+		fatal("sigprocmask: %s", strerror(errno));
 	drop_privileges(&pm, broker != NULL && !pm.opt.once);
 	/* Managed mode opens after the drop: the publisher thread it starts must
 	 * not carry privileges procmond's main thread gave up. */

@@ -193,8 +193,9 @@ def test_burst_of_short_lived_processes(bins, daemons, collector):
         pytest.skip(f"{collector} source unavailable here: {log.strip().splitlines()[-1:]}")
     assert f"collector: {collector}" in log
     pids = []
+    marker = f"de-burst-{uuid.uuid4().hex[:8]}"  # unique: other runs may be alive
     for i in range(1000):
-        c = subprocess.Popen([TRUE, f"de-burst-{i}"])
+        c = subprocess.Popen([TRUE, f"{marker}-{i}"])
         pids.append(c.pid)
         c.wait()
     time.sleep(1.5)
@@ -205,7 +206,7 @@ def test_burst_of_short_lived_processes(bins, daemons, collector):
     assert not missed, f"{len(missed)} of 1000 execs missed, e.g. {missed[:5]}"
     assert sum(1 for pid in pids if pid in stops) == 1000
     with_argv = sum(1 for e in events if e["event"] == "start"
-                    and "de-burst-" in (e["process"]["command_line"] or ""))
+                    and f"{marker}-" in (e["process"]["command_line"] or ""))
     print(f"{collector}: 1000/1000 pids, {with_argv} with argv")
     if collector == "ebpf":
         assert with_argv == 1000, "ebpf captures argv in the kernel at exec"

@@ -20,7 +20,7 @@
 #include "util.h"
 
 #define HASH_WAYS       4
-#define HASH_READ_CHUNK (256u << 10)
+#define HASH_READ_CHUNK (64u << 10)
 
 struct hash_key {
 	dev_t dev;

@@ -395,10 +395,17 @@ publish_out_close(struct output *o)
 	free(op);
 }
 
+static void
+publish_source_stats(struct output *o, uint64_t events, uint64_t drops)
+{
+	publish_set_source_stats(((struct output_publish *)o)->p, events, drops);
+}
+
 static const struct output_ops publish_ops = {
 	.name = "publish",
 	.emit = publish_emit,
 	.close = publish_out_close,
+	.source_stats = publish_source_stats,
 };
 
 int

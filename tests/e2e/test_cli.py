@@ -761,6 +761,16 @@ def test_health_of_a_real_agent(tmp_path, datadir, daemons):
     assert "procmond" in json.dumps(h["collectors"])
     table = run("--socket", sock, "health", check=0).stdout
     assert "state:" in table and "procmond" in table
+
+    # Within one health-check round (5 s) the collector reports its source.
+    def sourced():
+        p = run("--socket", sock, "--format", "json", "health")
+        c = json.loads(p.stdout)["collectors"][0] if p.returncode == 0 else {}
+        return c if c.get("source") else None
+    c = wait_for(sourced, 15)
+    assert c, "health never named procmond's event source"
+    assert c["source"] in ("ebpf", "netlink", "poll") and c["drops"] >= 0
+    assert c["events_per_s"] >= 0
     # The store it fills answers the other commands.
     def live():
         p = run("--format", "json", "query", "SELECT count(*) AS n FROM live_processes",

@@ -531,11 +531,11 @@ flush_pending(struct detect *d, const struct drule *dr, const struct process_eve
 
 	for (size_t i = 0; i < d->npending; i++) {
 		struct pending *pe = &d->pending[i];
-		struct process_record stub;
+		struct process_record pid_only;
 		if (submit && d->alerts != NULL) {
 			if (!pe->in_batch) {
-				process_record_init(&stub);
-				stub.pid = pe->pid;
+				process_record_init(&pid_only);
+				pid_only.pid = pe->pid;
 			}
 			struct alert_match am = {
 				.rule_id = r->id,
@@ -543,7 +543,7 @@ flush_pending(struct detect *d, const struct drule *dr, const struct process_eve
 				.severity = r->severity,
 				.category = r->category,
 				.description = r->description,
-				.proc = pe->in_batch ? &evs[pe->ev].proc : &stub,
+				.proc = pe->in_batch ? &evs[pe->ev].proc : &pid_only,
 				.match = pe->row,
 			};
 			int rc = alerts_submit(d->alerts, &am);

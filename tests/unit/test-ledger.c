@@ -844,6 +844,137 @@ test_consistency_proofs(void **state)
 	ledger_close(l);
 }
 
+/* Arguments and modes the API refuses, each with its own error code, and
+ * nothing written to disk by a refused call. */
+static void
+test_refused_arguments(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger_policy p = { .checkpoint_every = 0, .checkpoint_interval_s = 86400 * 366 };
+	struct errbuf err = { { 0 } };
+	struct ledger *l = NULL, *ro = NULL;
+	char actor[LEDGER_ACTOR_MAX + 2];
+	char *big;
+	size_t before, after;
+	char *text;
+
+	assert_int_equal(ledger_open(NULL, LEDGER_RW, &l, &err), -EINVAL);
+	assert_int_equal(ledger_open("", LEDGER_RO, &l, &err), -EINVAL);
+	assert_int_equal(ledger_open(f->ldir, (enum ledger_mode)7, &l, &err), -EINVAL);
+	assert_null(l);
+	assert_int_equal(ledger_append(NULL, "a", "b", NULL, 0, NULL), -EINVAL);
+	assert_int_equal(ledger_checkpoint(NULL), -EINVAL);
+	assert_int_equal(ledger_tick(NULL), -EINVAL);
+	assert_int_equal(ledger_size(NULL), 0);
+	assert_int_equal(ledger_set_policy(NULL, &p), -EINVAL);
+	ledger_close(NULL);
+
+	make_ledger(f, 3, 0);
+	assert_int_equal(ledger_open(f->ldir, LEDGER_RW, &l, &err), 0);
+	assert_int_equal(ledger_size(l), 3);
+	/* Nothing new since the checkpoint written at close: nothing to sign. */
+	assert_int_equal(ledger_checkpoint(l), 0);
+	assert_int_equal(ledger_set_policy(l, NULL), -EINVAL);
+	assert_int_equal(ledger_set_policy(l, &p), -EINVAL); /* more than a year */
+	text = slurp(f->entries, &before);
+	free(text);
+	memset(actor, 'a', sizeof(actor) - 1);
+	actor[sizeof(actor) - 1] = '\0';
+	assert_int_equal(ledger_append(l, actor, "x", "{}", 2, NULL), -EINVAL);
+	actor[LEDGER_ACTOR_MAX] = '\0'; /* exactly the maximum is fine */
+	assert_int_equal(ledger_append(l, NULL, "x", "{}", 2, NULL), -EINVAL);
+	assert_int_equal(ledger_append(l, "agent", "x\x7f", "{}", 2, NULL), -EINVAL);
+	assert_int_equal(ledger_append(l, "\xc3\x28", "x", "{}", 2, NULL), -EINVAL);
+	assert_int_equal(ledger_append(l, "agent", "x", NULL, 2, NULL), -EINVAL);
+	big = calloc(1, LEDGER_PAYLOAD_MAX + 1);
+	assert_non_null(big);
+	assert_int_equal(ledger_append(l, "agent", "x", big, LEDGER_PAYLOAD_MAX + 1, NULL),
+	                 -EINVAL);
+	free(big);
+	text = slurp(f->entries, &after);
+	free(text);
+	assert_int_equal(after, before);
+	assert_int_equal(ledger_size(l), 3);
+	assert_int_equal(ledger_append(l, actor, "x", NULL, 0, NULL), 0);
+	assert_int_equal(ledger_size(l), 4);
+
+	/* A reader never writes. */
+	assert_int_equal(ledger_open(f->ldir, LEDGER_RO, &ro, &err), 0);
+	assert_int_equal(ledger_append(ro, "agent", "x", "{}", 2, NULL), -EROFS);
+	assert_int_equal(ledger_checkpoint(ro), -EROFS);
+	assert_int_equal(ledger_tick(ro), -EINVAL);
+	assert_int_equal(ledger_size(ro), 0);
+	ledger_close(ro);
+	ledger_close(l);
+}
+
+/* Opening where there is no ledger, or no directory to make one in. */
+static void
+test_open_missing_dirs(void **state)
+{
+	struct fixture *f = *state;
+	struct errbuf err = { { 0 } };
+	struct ledger *l = NULL;
+	char path[160];
+
+	assert_int_equal(ledger_open(f->ldir, LEDGER_RO, &l, &err), -ENOENT);
+	assert_null(l);
+	assert_non_null(strstr(err.msg, f->ldir));
+	snprintf(path, sizeof(path), "%s/no/such/ledger", f->dir);
+	assert_int_equal(ledger_open(path, LEDGER_RW, &l, &err), -ENOENT);
+	assert_null(l);
+	assert_non_null(strstr(err.msg, path));
+}
+
+/* The writer refuses a signing key others could read, or one that is not
+ * an Ed25519 private key, and says which file. */
+static void
+test_bad_signing_key(void **state)
+{
+	struct fixture *f = *state;
+	struct errbuf err = { { 0 } };
+	struct ledger *l = NULL;
+	char key[160];
+	int fd;
+
+	make_ledger(f, 2, 0);
+	snprintf(key, sizeof(key), "%s/ledger.key", f->ldir);
+	assert_int_equal(chmod(key, 0640), 0);
+	assert_int_equal(ledger_open(f->ldir, LEDGER_RW, &l, &err), -EPERM);
+	assert_null(l);
+	assert_non_null(strstr(err.msg, "mode 0600"));
+	assert_non_null(strstr(err.msg, "ledger.key"));
+
+	assert_int_equal(unlink(key), 0);
+	fd = open(key, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write_all(fd, "not a key\n", 10), 0);
+	close(fd);
+	assert_int_equal(ledger_open(f->ldir, LEDGER_RW, &l, &err), -EINVAL);
+	assert_null(l);
+	assert_non_null(strstr(err.msg, "not an Ed25519 private key"));
+}
+
+/* Quarantine: arguments, a result that does not fit, nothing to move. */
+static void
+test_quarantine_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct errbuf err = { { 0 } };
+	char moved[256], tiny[8];
+	struct stat st;
+
+	assert_int_equal(ledger_quarantine(NULL, moved, sizeof(moved), &err), -EINVAL);
+	assert_int_equal(ledger_quarantine("", moved, sizeof(moved), &err), -EINVAL);
+	assert_int_equal(ledger_quarantine(f->ldir, NULL, 0, &err), -EINVAL);
+	assert_int_equal(ledger_quarantine(f->ldir, moved, sizeof(moved), &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "cannot move aside"));
+	make_ledger(f, 2, 0);
+	assert_int_equal(ledger_quarantine(f->ldir, tiny, sizeof(tiny), &err), -ENAMETOOLONG);
+	/* Refused before anything moved. */
+	assert_int_equal(stat(f->entries, &st), 0);
+}
+
 int
 main(void)
 {
@@ -865,6 +996,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_threads_append, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_during_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_consistency_proofs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_arguments, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_missing_dirs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_signing_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quarantine_refused, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -305,6 +305,119 @@ test_retention(void **state)
 	store_close(s);
 }
 
+/* Records the column types and values of the rows it sees; stops after
+ * `stop_after` rows when that is not 0. */
+struct types_ctx {
+	int rows, stop_after;
+	char types[8];
+	bool first_null;
+	char second[32];
+};
+
+static int
+types_cb(void *ctx, int ncol, const char *const *names, const char *const *values,
+         const char *types)
+{
+	struct types_ctx *c = ctx;
+
+	(void)names;
+	if (c->rows++ == 0) {
+		snprintf(c->types, sizeof(c->types), "%s", types);
+		c->first_null = values[0] == NULL;
+		if (ncol > 1)
+			snprintf(c->second, sizeof(c->second), "%s",
+			         values[1] ? values[1] : "NULL");
+	}
+	return c->stop_after > 0 && c->rows >= c->stop_after;
+}
+
+/* The read-only store refuses every write at the API, still answers reads
+ * (high water, stats), and the writer's argument checks hold. */
+static void
+test_ro_refusals_and_edges(void **state)
+{
+	struct store_alert a = { .alert_id = "a1", .rule_id = "r1", .json = "{}" };
+	struct store_rule rule = { .id = "r1", .name = "R", .severity = "high", .sql = "SELECT 1" };
+	struct process_event ev;
+	struct store *rw = NULL, *ro = NULL;
+	struct types_ctx tc = { 0 };
+	struct errbuf err = { { 0 } };
+	uint64_t hw = 99;
+	json_t *stats;
+
+	(void)state;
+	unlink(dbpath);
+	assert_int_equal(store_open(NULL, STORE_RW, &rw), -EINVAL);
+	assert_int_equal(store_open(dbpath, STORE_RW, &rw), 0);
+	assert_string_equal(store_path(rw), dbpath);
+	ev_make(&ev, PROC_EV_START, 42, 7, "sh", "/bin/sh", 5);
+	assert_int_equal(store_ingest_batch(rw, "col", &ev, 1, NULL), 1);
+	assert_int_equal(store_rules_replace(rw, &rule, 1), 0);
+	assert_int_equal(store_system_info_put(rw, "hostname", "h"), 0);
+	assert_int_equal(store_scan_put(rw, "col", 1000, 3, 4), 0);
+	a.alert_id = NULL;
+	assert_int_equal(store_alert_put(rw, &a), -EINVAL);
+	a.alert_id = "a1";
+	a.json = NULL;
+	assert_int_equal(store_alert_put(rw, &a), -EINVAL);
+	a.json = "{}";
+	/* Nothing to do: no retention, or no rows allowed. */
+	assert_int_equal(store_retention_step(rw, 0, 100), 0);
+	assert_int_equal(store_retention_step(rw, 1, 0), 0);
+
+	assert_int_equal(store_open(dbpath, STORE_RO, &ro), 0);
+	assert_int_equal(store_alert_put(ro, &a), -EACCES);
+	assert_int_equal(store_retention_step(ro, 1, 10), -EACCES);
+	assert_int_equal(store_rules_replace(ro, &rule, 1), -EACCES);
+	assert_int_equal(store_system_info_put(ro, "k", "v"), -EACCES);
+	assert_int_equal(store_scan_put(ro, "col", 1, 1, 1), -EACCES);
+	assert_int_equal(query_count(ro, "SELECT count(*) FROM alerts"), 0);
+	/* The reader asks the database directly for a collector's high water. */
+	assert_int_equal(store_high_water(ro, "col", &hw), 0);
+	assert_int_equal(hw, 5);
+	assert_int_equal(store_high_water(ro, "nobody", &hw), 0);
+	assert_int_equal(hw, 0);
+	stats = store_stats_json(ro);
+	assert_non_null(stats);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(stats, "rows"), "process_events")),
+	    1);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(stats, "rows"), "scan_metadata")),
+	    1);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(stats, "rows"), "detection_rules")),
+	    1);
+	json_decref(stats);
+
+	/* Blob, real and NULL columns; a callback that stops early. */
+	assert_int_equal(
+	    store_query(ro, "SELECT x'0102', 1.5, NULL, 'x', 3", 1000, types_cb, &tc, &err), 1);
+	assert_string_equal(tc.types, "brnti");
+	assert_true(tc.first_null); /* a blob is shown as no text */
+	assert_string_equal(tc.second, "1.5");
+	memset(&tc, 0, sizeof(tc));
+	tc.stop_after = 2;
+	assert_int_equal(store_query(ro,
+	                             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1"
+	                             " FROM n WHERE i < 50) SELECT i FROM n",
+	                             1000, types_cb, &tc, &err),
+	                 2);
+	assert_int_equal(tc.rows, 2);
+	/* No callback: the rows are only counted. */
+	assert_int_equal(store_query(ro, "SELECT pid FROM process_events", 1000, NULL, NULL, &err),
+	                 1);
+
+	assert_int_equal(store_severity_rank("critical"), 4);
+	assert_int_equal(store_severity_rank("info"), 0);
+	assert_int_equal(store_severity_rank("urgent"), -1);
+	assert_int_equal(store_severity_rank(NULL), -1);
+	process_event_clear(&ev);
+	store_close(ro);
+	store_close(rw);
+	store_close(NULL);
+}
+
 int
 main(void)
 {
@@ -315,6 +428,7 @@ main(void)
 		cmocka_unit_test(test_query_sandbox),
 		cmocka_unit_test(test_alerts_and_stats),
 		cmocka_unit_test(test_retention),
+		cmocka_unit_test(test_ro_refusals_and_edges),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

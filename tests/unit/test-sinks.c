@@ -3,6 +3,7 @@
  * socket (RFC 3164 header) and over TCP (RFC 5424 + octet counting). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -287,6 +288,203 @@ test_syslog_tcp(void **state)
 	sink_syslog_ops.close(st);
 }
 
+static char *
+slurp(const char *path)
+{
+	char *buf = NULL;
+	size_t n = 0;
+	FILE *f = fopen(path, "re");
+
+	if (f == NULL)
+		return NULL;
+	buf = calloc(1, 65536);
+	if (buf != NULL)
+		n = fread(buf, 1, 65535, f);
+	fclose(f);
+	if (buf != NULL)
+		buf[n] = '\0';
+	return buf;
+}
+
+/* The file sink's refusals and its other paths: a bad configuration, CSV
+ * with its header once per file, max_files 0 (the file is truncated instead
+ * of rotated), text that is not an alert (rejected, not retried) and a
+ * directory that does not exist (a retried delivery failure). */
+static void
+test_file_edges(void **state)
+{
+	struct sink_config sc = { .type = SINK_FILE, .format = SINK_FORMAT_CSV };
+	struct errbuf err;
+	char path[128], rot[160], longpath[5000];
+	void *st = NULL;
+	char *text;
+	const char *p;
+	int headers = 0;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/alerts.csv", tmpdir);
+	sc.path = path;
+	sc.max_files = 1001;
+	assert_int_equal(sink_file_ops.open(&sc, &st, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "max_files"));
+	memset(longpath, 'a', sizeof(longpath) - 1);
+	longpath[0] = '/';
+	longpath[sizeof(longpath) - 1] = '\0';
+	sc.path = longpath;
+	sc.max_files = 2;
+	assert_int_equal(sink_file_ops.open(&sc, &st, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "too long"));
+	sc.path = "";
+	assert_int_equal(sink_file_ops.open(&sc, &st, &err), -EINVAL);
+
+	/* CSV: the header opens the file, then one CRLF line per alert. */
+	sc.path = path;
+	sc.max_files = 0;
+	sc.max_bytes = 1; /* every alert after the first truncates the file */
+	assert_int_equal(sink_file_ops.open(&sc, &st, &err), 0);
+	assert_int_equal(sink_file_ops.deliver(st, "[1]", 3, &err), SINK_REJECTED);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(sink_file_ops.deliver(st, alert_json, strlen(alert_json), &err),
+		                 0);
+	sink_file_ops.close(st);
+	text = slurp(path);
+	assert_non_null(text);
+	assert_memory_equal(text, sink_csv_header, strlen(sink_csv_header));
+	for (p = text; (p = strstr(p, "alert_id,timestamp")) != NULL; p++)
+		headers++;
+	assert_int_equal(headers, 1);
+	/* Only the last alert is left: max_files 0 keeps no rotated file. */
+	p = strstr(text, "exec-from-tmp:42:1\r\n");
+	assert_non_null(p);
+	assert_null(strstr(p + 1, "exec-from-tmp:42:1\r\n"));
+	free(text);
+	snprintf(rot, sizeof(rot), "%s.1", path);
+	assert_int_equal(lines_in(rot), -1);
+
+	/* A directory that does not exist: a delivery error, retried later. */
+	snprintf(path, sizeof(path), "%s/missing/alerts.jsonl", tmpdir);
+	sc.format = SINK_FORMAT_JSON;
+	assert_int_equal(sink_file_ops.open(&sc, &st, &err), 0);
+	assert_int_equal(sink_file_ops.deliver(st, alert_json, strlen(alert_json), &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "open "));
+	/* The directory appears: the next delivery opens the file. */
+	snprintf(rot, sizeof(rot), "%s/missing", tmpdir);
+	assert_int_equal(mkdir(rot, 0700), 0);
+	assert_int_equal(sink_file_ops.deliver(st, alert_json, strlen(alert_json), &err), 0);
+	assert_int_equal(lines_in(path), 1);
+	sink_file_ops.close(st);
+	sink_file_ops.close(NULL);
+}
+
+/* Points stdout at a fresh pipe; returns its read end and keeps the old
+ * stdout in *saved. */
+static int
+stdout_to_pipe(int *saved)
+{
+	int p[2];
+
+	fflush(stdout);
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	*saved = dup(STDOUT_FILENO);
+	dup2(p[1], STDOUT_FILENO);
+	close(p[1]);
+	return p[0];
+}
+
+static void
+stdout_restore(int saved)
+{
+	dup2(saved, STDOUT_FILENO);
+	close(saved);
+}
+
+/* The stdout sink: CSV header once, then lines; a set abort flag gives up
+ * with -ECANCELED; a reader that went away is -EPIPE; non-alert text is
+ * rejected. Results are collected before stdout is restored, then checked. */
+static void
+test_stdout_sink(void **state)
+{
+	struct sink_config sc = { .type = SINK_STDOUT, .format = SINK_FORMAT_CSV };
+	atomic_bool abort_flag = false;
+	struct errbuf err;
+	void *st = NULL;
+	int saved, rfd, r1, r2, r3, r4, r5;
+	char buf[8192];
+	const char *p;
+	ssize_t n;
+
+	(void)state;
+	assert_int_equal(setenv("NO_COLOR", "1", 1), 0);
+	assert_int_equal(sink_stdout_ops.open(&sc, &st, &err), 0);
+	sink_stdout_ops.set_abort(st, &abort_flag);
+	rfd = stdout_to_pipe(&saved);
+	assert_true(rfd >= 0);
+	r1 = sink_stdout_ops.deliver(st, alert_json, strlen(alert_json), &err);
+	r2 = sink_stdout_ops.deliver(st, alert_json, strlen(alert_json), &err);
+	r3 = sink_stdout_ops.deliver(st, "\"text\"", 6, &err);
+	atomic_store(&abort_flag, true);
+	r4 = sink_stdout_ops.deliver(st, alert_json, strlen(alert_json), &err);
+	atomic_store(&abort_flag, false);
+	stdout_restore(saved);
+	assert_int_equal(r1, 0);
+	assert_int_equal(r2, 0);
+	assert_int_equal(r3, SINK_REJECTED);
+	assert_int_equal(r4, -ECANCELED);
+	assert_non_null(strstr(err.msg, "write to stdout"));
+	n = read(rfd, buf, sizeof(buf) - 1);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	close(rfd);
+	assert_memory_equal(buf, sink_csv_header, strlen(sink_csv_header));
+	assert_non_null(strstr(buf + strlen(sink_csv_header), "exec-from-tmp:42:1\r\n"));
+	assert_null(strstr(buf + strlen(sink_csv_header), "alert_id,timestamp"));
+	/* Two alert lines after the header, nothing from the cancelled one. */
+	p = buf;
+	for (int i = 0; i < 3; i++) {
+		p = strstr(p, "exec-from-tmp:42:1\r\n");
+		if (i < 2) {
+			assert_non_null(p);
+			p++;
+		} else {
+			assert_null(p);
+		}
+	}
+
+	/* The reader is gone: POLLERR on the pipe, -EPIPE, no SIGPIPE. */
+	rfd = stdout_to_pipe(&saved);
+	assert_true(rfd >= 0);
+	close(rfd);
+	r5 = sink_stdout_ops.deliver(st, alert_json, strlen(alert_json), &err);
+	stdout_restore(saved);
+	assert_int_equal(r5, -EPIPE);
+	sink_stdout_ops.close(st);
+	assert_int_equal(unsetenv("NO_COLOR"), 0);
+}
+
+/* One line is bounded (1 MiB): a larger alert cannot be formatted. */
+static void
+test_line_bound(void **state)
+{
+	struct sink_buf b = { 0 };
+	size_t big = 1024 * 1024 + 1;
+	char *blob = malloc(big);
+	char *line = NULL;
+	size_t n = 0;
+
+	(void)state;
+	assert_non_null(blob);
+	memset(blob, 'x', big);
+	assert_int_equal(sink_buf_add(&b, blob, big), -E2BIG);
+	assert_int_equal(sink_buf_add(&b, blob, big - 2), 0);
+	assert_int_equal(sink_buf_add(&b, "yy", 2), -E2BIG);
+	assert_int_equal(b.len, big - 2);
+	free(b.p);
+	assert_int_equal(sink_format_line(SINK_FORMAT_JSON, blob, big, false, &line, &n), -E2BIG);
+	assert_null(line);
+	free(blob);
+}
+
 int
 main(void)
 {
@@ -296,6 +494,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_file_rotation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syslog_local, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syslog_tcp, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_file_edges, setup, teardown),
+		cmocka_unit_test(test_stdout_sink),
+		cmocka_unit_test(test_line_bound),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

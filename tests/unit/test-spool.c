@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "agent/spool.h"
+#include "crc32c.h"
 
 static char tmpl[64];
 
@@ -264,6 +265,158 @@ test_corrupt_ack_file(void **state)
 	spool_close(s);
 }
 
+/* Writes an ack pointer {segment, offset, crc32c} as the spool does. */
+static void
+write_ack(const char *dir, uint64_t seg, uint64_t off)
+{
+	unsigned char b[20];
+	char path[160];
+	uint32_t crc;
+	int fd;
+
+	for (int i = 0; i < 8; i++) {
+		b[i] = (unsigned char)(seg >> (8 * i));
+		b[8 + i] = (unsigned char)(off >> (8 * i));
+	}
+	crc = crc32c(0, b, 16);
+	for (int i = 0; i < 4; i++)
+		b[16 + i] = (unsigned char)(crc >> (8 * i));
+	snprintf(path, sizeof(path), "%s/ack", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, b, sizeof(b)), (ssize_t)sizeof(b));
+	close(fd);
+}
+
+/* Refusals: a bound below one record, a record over the maximum, an ack
+ * without a peek, a directory that cannot be made or is a file. */
+static void
+test_refusals(void **state)
+{
+	struct spool *s = NULL;
+	char dir[128], file[160];
+	char *big;
+	int fd;
+
+	(void)state;
+	spool_path(dir, sizeof(dir));
+	assert_int_equal(spool_open(dir, 16, &s), -EINVAL);
+	assert_null(s);
+	snprintf(file, sizeof(file), "%s/no/such/dir", tmpl);
+	assert_int_equal(spool_open(file, 1 << 20, &s), -ENOENT);
+	snprintf(file, sizeof(file), "%s/plain", tmpl);
+	fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(spool_open(file, 1 << 20, &s), -ENOTDIR);
+	assert_null(s);
+
+	assert_int_equal(spool_open(dir, 4 * SPOOL_RECORD_MAX, &s), 0);
+	big = calloc(1, SPOOL_RECORD_MAX + 1);
+	assert_non_null(big);
+	assert_int_equal(spool_append(s, big, SPOOL_RECORD_MAX + 1), -E2BIG);
+	free(big);
+	assert_int_equal(spool_pending(s), 0);
+	assert_int_equal(spool_bytes(s), 0);
+	assert_int_equal(spool_ack(s), -ENOENT);
+	append_n(s, 0, 1);
+	/* An ack without a fresh peek acknowledges nothing. */
+	expect_n(s, 0, 1);
+	assert_int_equal(spool_ack(s), -ENOENT);
+	spool_close(s);
+	spool_close(NULL);
+}
+
+/* Segments older than the ack pointer were delivered: opening removes them.
+ * Files that only look like segments are left alone. */
+static void
+test_stale_segments(void **state)
+{
+	struct spool *s = NULL;
+	char dir[128], seg0[160], seg1[160], odd[160], cmd[400];
+	struct stat st;
+	int fd;
+
+	(void)state;
+	spool_path(dir, sizeof(dir));
+	assert_int_equal(spool_open(dir, 1 << 20, &s), 0);
+	append_n(s, 0, 3);
+	expect_n(s, 0, 1);
+	spool_close(s);
+	/* Segment 0 is a leftover from before the acknowledged segment 1. */
+	segment_file(seg0, sizeof(seg0), 0);
+	segment_file(seg1, sizeof(seg1), 1);
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", seg1, seg0);
+	assert_int_equal(system(cmd), 0);
+	snprintf(odd, sizeof(odd), "%s/seg-zzzzzzzzzzzzzzzz", dir);
+	fd = open(odd, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "junk", 4), 4);
+	close(fd);
+	assert_int_equal(spool_open(dir, 1 << 20, &s), 0);
+	assert_int_equal(stat(seg0, &st), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(stat(odd, &st), 0);
+	assert_int_equal(spool_pending(s), 2);
+	assert_int_equal(spool_corrupt(s), 0);
+	expect_n(s, 1, 3);
+	spool_close(s);
+}
+
+/* An ack pointer past the end of its segment (the segment shrank): nothing
+ * of that segment is replayed twice, and appends still work. */
+static void
+test_ack_past_end(void **state)
+{
+	struct spool *s = NULL;
+	char dir[128];
+	char *got = NULL;
+	size_t len = 0;
+
+	(void)state;
+	spool_path(dir, sizeof(dir));
+	assert_int_equal(spool_open(dir, 1 << 20, &s), 0);
+	append_n(s, 0, 2);
+	spool_close(s);
+	write_ack(dir, 1, 100000);
+	assert_int_equal(spool_open(dir, 1 << 20, &s), 0);
+	assert_int_equal(spool_pending(s), 0);
+	assert_int_equal(spool_peek(s, &got, &len), 0);
+	assert_null(got);
+	append_n(s, 5, 7);
+	assert_int_equal(spool_pending(s), 2);
+	expect_n(s, 5, 7);
+	spool_close(s);
+}
+
+/* A record damaged on disk after the spool validated it: peek skips the rest
+ * of that segment and counts what was lost. */
+static void
+test_corrupt_after_open(void **state)
+{
+	struct spool *s = NULL;
+	char dir[128], seg[160];
+	char *got = NULL;
+	size_t len = 0;
+	int fd;
+
+	(void)state;
+	spool_path(dir, sizeof(dir));
+	assert_int_equal(spool_open(dir, 1 << 20, &s), 0);
+	append_n(s, 0, 4); /* 24-byte records: record 1 starts at 24 */
+	expect_n(s, 0, 1);
+	segment_file(seg, sizeof(seg), 1);
+	fd = open(seg, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "X", 1, 24 + 16 + 1), 1);
+	close(fd);
+	assert_int_equal(spool_peek(s, &got, &len), 0);
+	assert_null(got);
+	assert_int_equal(spool_pending(s), 0);
+	assert_int_equal(spool_corrupt(s), 3);
+	spool_close(s);
+}
+
 int
 main(void)
 {
@@ -274,6 +427,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_middle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_ack_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stale_segments, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ack_past_end, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_after_open, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -975,6 +975,190 @@ test_quarantine_refused(void **state)
 	assert_int_equal(stat(f->entries, &st), 0);
 }
 
+/* Verifies a proof object; returns ledger_verify_proof()'s result. */
+static int
+verify_obj(const json_t *proof, const char *pub, bool *signed_ok, struct errbuf *err)
+{
+	char *text = json_dumps(proof, JSON_COMPACT);
+	int rc;
+
+	assert_non_null(text);
+	rc = ledger_verify_proof(text, strlen(text), pub, signed_ok, err);
+	free(text);
+	return rc;
+}
+
+/* A copy of proof with one member of obj (proof itself, or its member
+ * `inner`) replaced by v (NULL: removed); verifying it must fail with -EBADMSG
+ * and a reason containing want. */
+static void
+expect_bad(const json_t *proof, const char *inner, const char *key, json_t *v, const char *pub,
+           const char *want)
+{
+	json_t *copy = json_deep_copy(proof), *obj;
+	struct errbuf err = { { 0 } };
+	bool signed_ok = true;
+
+	assert_non_null(copy);
+	obj = inner != NULL ? json_object_get(copy, inner) : copy;
+	assert_non_null(obj);
+	if (v != NULL)
+		assert_int_equal(json_object_set_new(obj, key, v), 0);
+	else
+		assert_int_equal(json_object_del(obj, key), 0);
+	assert_int_equal(verify_obj(copy, pub, &signed_ok, &err), -EBADMSG);
+	if (strstr(err.msg, want) == NULL)
+		fail_msg("%s.%s: \"%s\" does not say \"%s\"", inner ? inner : "", key, err.msg,
+		         want);
+	json_decref(copy);
+}
+
+static char *
+upper(const char *s)
+{
+	char *u = strdup(s);
+
+	assert_non_null(u);
+	for (char *p = u; *p; p++)
+		if (*p >= 'a' && *p <= 'f')
+			*p = (char)(*p - 'a' + 'A');
+	return u;
+}
+
+/* Every part of an inclusion or consistency proof is checked: missing or
+ * malformed fields, entry bytes of another entry, a checkpoint of another
+ * tree, a signature by another key; upper-case hex is still hex. */
+static void
+test_proof_tampering(void **state)
+{
+	struct fixture *f = *state;
+	struct errbuf err = { { 0 } };
+	struct ledger *l = NULL;
+	json_t *proof = NULL, *other = NULL, *cons = NULL, *copy;
+	char odir[128], opub[160];
+	bool signed_ok = false;
+	const char *bytes;
+	char *up;
+
+	make_ledger(f, 10, 4);
+	snprintf(odir, sizeof(odir), "%s/other", f->dir);
+	snprintf(opub, sizeof(opub), "%s/ledger.pub", odir);
+	assert_int_equal(ledger_open(odir, LEDGER_RW, &l, &err), 0);
+	ledger_close(l); /* a second signer, for the wrong-key case */
+
+	assert_int_equal(ledger_open(f->ldir, LEDGER_RO, &l, &err), 0);
+	assert_int_equal(ledger_prove(NULL, 3, &proof, &err), -EINVAL);
+	assert_int_equal(ledger_prove(l, 3, NULL, &err), -EINVAL);
+	assert_int_equal(ledger_prove_consistency(NULL, 3, &cons, &err), -EINVAL);
+	assert_int_equal(ledger_prove(l, 3, &proof, &err), 0);
+	assert_int_equal(ledger_prove(l, 4, &other, &err), 0);
+	assert_int_equal(ledger_prove_consistency(l, 4, &cons, &err), 0);
+	ledger_close(l);
+
+	assert_int_equal(verify_obj(proof, f->pub, &signed_ok, &err), 0);
+	assert_true(signed_ok);
+	assert_int_equal(verify_obj(proof, NULL, &signed_ok, &err), 0);
+	assert_false(signed_ok); /* no key given: the tree checks, the signature is unknown */
+
+	assert_int_equal(ledger_verify_proof(NULL, 0, f->pub, NULL, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "no proof"));
+	assert_int_equal(ledger_verify_proof("[1]", 3, f->pub, NULL, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "not a JSON object"));
+	assert_int_equal(ledger_verify_proof("{\"a\":", 5, f->pub, NULL, &err), -EBADMSG);
+
+	expect_bad(proof, NULL, "leaf_index", NULL, f->pub, "missing or malformed");
+	expect_bad(proof, NULL, "tree_size", json_integer(-1), f->pub, "missing or malformed");
+	expect_bad(proof, NULL, "root_hash", json_string("abc"), f->pub, "missing or malformed");
+	expect_bad(proof, NULL, "leaf_hash",
+	           json_string("zz00000000000000000000000000000000000000000000000000000000000000"),
+	           f->pub, "missing or malformed");
+	expect_bad(
+	    proof, NULL, "root_hash",
+	    json_string("000000000000000000000000000000000000000000000000000000000000000000"),
+	    f->pub, "missing or malformed");
+	expect_bad(proof, NULL, "audit_path", json_string("x"), f->pub, "missing or malformed");
+	expect_bad(proof, NULL, "audit_path", json_pack("[i]", 1), f->pub, "missing or malformed");
+	expect_bad(proof, "entry", "entry_bytes", json_string("0g"), f->pub, "not hex");
+	expect_bad(proof, "entry", "entry_bytes", json_string("0000"), f->pub,
+	           "is not a ledger entry");
+	bytes = json_string_value(json_object_get(json_object_get(other, "entry"), "entry_bytes"));
+	assert_non_null(bytes);
+	expect_bad(proof, "entry", "entry_bytes", json_string(bytes), f->pub,
+	           "leaf_hash is not the hash of the entry");
+	expect_bad(proof, NULL, "checkpoint", NULL, f->pub, "checkpoint missing or malformed");
+	expect_bad(proof, "checkpoint", "signature", json_string("00"), f->pub,
+	           "checkpoint missing or malformed");
+	expect_bad(proof, "checkpoint", "tree_size",
+	           json_integer(json_integer_value(json_object_get(proof, "tree_size")) + 1),
+	           f->pub, "differs from the checkpoint");
+	expect_bad(proof, NULL, "tree_size", json_integer(1000), f->pub, "");
+	/* Signed, but by another key. */
+	assert_int_equal(verify_obj(proof, opub, &signed_ok, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "signature does not verify with that key"));
+	/* A key file that is not there is the OS's error, not a verdict. */
+	snprintf(opub, sizeof(opub), "%s/none.pub", odir);
+	assert_int_equal(verify_obj(proof, opub, &signed_ok, &err), -ENOENT);
+	/* Upper-case hex decodes to the same bytes. */
+	copy = json_deep_copy(proof);
+	up = upper(
+	    json_string_value(json_object_get(json_object_get(copy, "entry"), "entry_bytes")));
+	json_object_set_new(json_object_get(copy, "entry"), "entry_bytes", json_string(up));
+	free(up);
+	up = upper(json_string_value(json_object_get(copy, "root_hash")));
+	json_object_set_new(copy, "root_hash", json_string(up));
+	free(up);
+	assert_int_equal(verify_obj(copy, f->pub, &signed_ok, &err), 0);
+	assert_true(signed_ok);
+	json_decref(copy);
+
+	/* Consistency proofs. */
+	assert_int_equal(verify_obj(cons, f->pub, &signed_ok, &err), 0);
+	assert_true(signed_ok);
+	expect_bad(cons, NULL, "first_root", NULL, f->pub, "missing or malformed");
+	expect_bad(cons, NULL, "second_size", json_string("10"), f->pub, "missing or malformed");
+	expect_bad(cons, NULL, "first_size", json_integer(3), f->pub, "does not extend");
+	expect_bad(cons, "checkpoint", "tree_size", json_integer(9), f->pub,
+	           "differs from the checkpoint");
+	/* The older signed head (size 4) is checked too: give it the newer root. */
+	assert_non_null(json_object_get(cons, "first_checkpoint"));
+	expect_bad(
+	    cons, "first_checkpoint", "root_hash",
+	    json_deep_copy(json_object_get(json_object_get(cons, "checkpoint"), "root_hash")),
+	    f->pub, "differs from the first_checkpoint");
+	json_decref(proof);
+	json_decref(other);
+	json_decref(cons);
+}
+
+/* While the writer has not signed anything yet, nothing can be proven. */
+static void
+test_prove_before_checkpoint(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger_policy p = { .checkpoint_every = 0, .checkpoint_interval_s = 0 };
+	struct errbuf err = { { 0 } };
+	struct ledger *w = NULL, *r = NULL;
+	json_t *proof = NULL;
+
+	assert_int_equal(ledger_open(f->ldir, LEDGER_RW, &w, &err), 0);
+	assert_int_equal(ledger_set_policy(w, &p), 0);
+	assert_int_equal(ledger_append(w, "agent", "agent.start", "{}", 2, NULL), 0);
+	assert_int_equal(ledger_tick(w), 0); /* no policy: nothing due */
+	assert_int_equal(ledger_open(f->ldir, LEDGER_RO, &r, &err), 0);
+	assert_int_equal(ledger_prove(r, 1, &proof, &err), -EAGAIN);
+	assert_non_null(strstr(err.msg, "not covered by a signed checkpoint"));
+	assert_int_equal(ledger_prove(r, 7, &proof, &err), -ENOENT);
+	assert_int_equal(ledger_prove_consistency(r, 1, &proof, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "newest checkpoint's (0)"));
+	assert_null(proof);
+	/* The writer signs; now it can. */
+	assert_int_equal(ledger_checkpoint(w), 1);
+	assert_int_equal(ledger_prove(r, 1, &proof, &err), 0);
+	json_decref(proof);
+	ledger_close(r);
+	ledger_close(w);
+}
+
 int
 main(void)
 {
@@ -1000,6 +1184,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_open_missing_dirs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_signing_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quarantine_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_proof_tampering, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prove_before_checkpoint, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

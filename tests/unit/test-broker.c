@@ -17,9 +17,13 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "broker.h"
+#include "ingest.h"
 #include "ipc.h"
 #include "registry.h"
+#include "store.h"
 
 struct fake_engine {
 	uint64_t batches, events, last_seq;
@@ -275,12 +279,211 @@ test_registry_rules_rpc_and_heartbeats(void **state)
 	registry_free(&reg);
 }
 
+static void
+count_failed(void *ctx, struct collector *c)
+{
+	(void)c;
+	(*(int *)ctx)++;
+}
+
+/* The table's limits, the failed-collector callback and its health rows. */
+static void
+test_registry_limits_and_json(void **state)
+{
+	struct registry reg;
+	Daemoneye__Register r = DAEMONEYE__REGISTER__INIT;
+	Daemoneye__RpcResponse resp = DAEMONEYE__RPC_RESPONSE__INIT;
+	Daemoneye__RpcRequest req;
+	char *caps[] = { (char *)"exec", (char *)"hash" };
+	struct collector *c = NULL, *first = NULL;
+	const char *why = NULL;
+	char id[32];
+	int conn[REGISTRY_MAX + 1], failed = 0;
+	json_t *a, *o;
+
+	(void)state;
+	registry_init(&reg);
+	r.protocol_version = IPC_PROTOCOL_VERSION;
+	r.collector_id = (char *)"";
+	assert_int_equal(registry_register(&reg, &r, &conn[0], 0, 1, 0, &c, &why), -EINVAL);
+	r.collector_id =
+	    (char *)"a234567890123456789012345678901234567890123456789012345678901234x";
+	assert_int_equal(registry_register(&reg, &r, &conn[0], 0, 1, 0, &c, &why), -EINVAL);
+	for (int i = 0; i < REGISTRY_MAX; i++) {
+		snprintf(id, sizeof(id), "col-%d", i);
+		r.collector_id = id;
+		r.heartbeat_interval_s = i == 0 ? 0 : 1; /* 0: the default, 30 s */
+		r.capabilities = caps;
+		r.n_capabilities = 2;
+		assert_int_equal(registry_register(&reg, &r, &conn[i], 0, 100 + i, 1000, &c, &why),
+		                 0);
+		if (i == 0)
+			first = c;
+	}
+	assert_int_equal(first->heartbeat_interval_s, 30);
+	r.collector_id = (char *)"one-too-many";
+	assert_int_equal(registry_register(&reg, &r, &conn[REGISTRY_MAX], 0, 1, 1000, &c, &why),
+	                 -ENOSPC);
+	assert_non_null(strstr(why, "too many"));
+	assert_int_equal(registry_live(&reg), REGISTRY_MAX);
+	assert_ptr_equal(registry_find(&reg, "col-0"), first);
+	assert_null(registry_find(&reg, "nope"));
+
+	/* A failed RPC, and a health answer naming the event source. */
+	c = registry_find(&reg, "col-1");
+	assert_int_equal(
+	    registry_rpc_begin(&reg, c, DAEMONEYE__RPC_METHOD__RPC_HEALTH_CHECK, 1000, &req), 0);
+	resp.correlation_id = req.correlation_id;
+	resp.status = DAEMONEYE__RPC_STATUS__RPC_OK;
+	resp.body_json = (char *)"{\"source\":\"netlink\",\"source_drops\":7}";
+	assert_int_equal(registry_rpc_end(c, &resp), DAEMONEYE__RPC_METHOD__RPC_HEALTH_CHECK);
+	assert_int_equal(registry_rpc_begin(&reg, c, 0, 1000, &req), 0);
+	resp.correlation_id = req.correlation_id;
+	resp.status = DAEMONEYE__RPC_STATUS__RPC_ERROR;
+	resp.body_json = NULL;
+	assert_int_equal(registry_rpc_end(c, &resp), 0);
+	assert_int_equal(c->rpc_failed, 1);
+
+	/* 4 s later every 1 s collector has failed, once; the 30 s one has not. */
+	registry_tick(&reg, 5000, count_failed, &failed);
+	assert_int_equal(failed, REGISTRY_MAX - 1);
+	registry_tick(&reg, 6000, count_failed, &failed);
+	assert_int_equal(failed, REGISTRY_MAX - 1);
+	assert_int_equal(first->status, COLLECTOR_REGISTERED);
+	registry_disconnect(&reg, first);
+
+	a = registry_json(&reg, 6000);
+	assert_non_null(a);
+	assert_int_equal(json_array_size(a), REGISTRY_MAX);
+	o = json_array_get(a, 0);
+	assert_string_equal(json_string_value(json_object_get(o, "id")), "col-0");
+	assert_string_equal(json_string_value(json_object_get(o, "status")), "disconnected");
+	assert_int_equal(json_integer_value(json_object_get(o, "pid")), 100);
+	assert_int_equal(json_array_size(json_object_get(o, "capabilities")), 2);
+	assert_int_equal(json_integer_value(json_object_get(o, "last_heartbeat_age_ms")), 5000);
+	assert_null(json_object_get(o, "collector_health"));
+	o = json_array_get(a, 1);
+	assert_string_equal(json_string_value(json_object_get(o, "status")), "failed");
+	assert_string_equal(json_string_value(json_object_get(o, "source")), "netlink");
+	assert_int_equal(json_integer_value(json_object_get(o, "drops")), 7);
+	assert_int_equal(json_integer_value(json_object_get(o, "rpc_sent")), 2);
+	assert_int_equal(json_integer_value(json_object_get(o, "rpc_failed")), 1);
+	assert_true(json_is_object(json_object_get(o, "collector_health")));
+	json_decref(a);
+	assert_string_equal(collector_status_to_string((enum collector_status)42), "unknown");
+	registry_free(&reg);
+}
+
+static void
+gap_seen(void *ctx, const struct collector *c, uint64_t from, uint64_t to)
+{
+	uint64_t *g = ctx;
+
+	(void)c;
+	g[0] = from;
+	g[1] = to;
+}
+
+/* Ingests events seq first..first+n-1 (type 99 for the one at bad_at). */
+static int
+ingest_seqs(struct ingest *ing, struct collector *c, uint64_t first, size_t n, size_t bad_at,
+            uint64_t *hw)
+{
+	struct process_event e[8];
+	Daemoneye__ProcessEvent pb[8], *pp[8];
+	Daemoneye__ProcessRecord rec[8];
+	Daemoneye__ProcessEventBatch b = DAEMONEYE__PROCESS_EVENT_BATCH__INIT;
+
+	assert_true(n <= 8);
+	for (size_t i = 0; i < n; i++) {
+		process_event_init(&e[i]);
+		e[i].seq = first + i;
+		e[i].time = 1764090000000ull + i;
+		e[i].proc.pid = (int)(200 + first + i);
+		e[i].proc.name = (char *)"worker";
+		ipc_event_to_pb(&e[i], &pb[i], &rec[i]);
+		if (i == bad_at)
+			pb[i].type = 99;
+		pp[i] = &pb[i];
+	}
+	b.events = pp;
+	b.n_events = n;
+	return ingest_batch(ing, c, &b, hw);
+}
+
+static uint64_t
+counter(json_t *o, const char *key)
+{
+	return (uint64_t)json_integer_value(json_object_get(o, key));
+}
+
+/* Exactly once into a real store: replays are not new, a gap is reported,
+ * a bad event stores nothing. */
+static void
+test_ingest_exactly_once(void **state)
+{
+	char dir[] = "/tmp/test-ingest-XXXXXX", path[64], cmd[96];
+	struct store *st = NULL;
+	struct ingest *ing = NULL;
+	struct collector c;
+	uint64_t hw = 0, gap[2] = { 0, 0 }, stored = 0;
+	json_t *o;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/events.db", dir);
+	assert_int_equal(store_open(path, STORE_RW, &st), 0);
+	assert_int_equal(ingest_new(st, NULL, &ing), 0);
+	ingest_set_gap_observer(ing, gap_seen, gap);
+	ingest_set_detect(ing, NULL);
+	memset(&c, 0, sizeof(c));
+	snprintf(c.id, sizeof(c.id), "procmond");
+
+	assert_int_equal(ingest_seqs(ing, &c, 1, 0, 99, &hw), 0);
+	assert_int_equal(hw, 0);
+	assert_int_equal(ingest_seqs(ing, &c, 1, 3, 99, &hw), 3);
+	assert_int_equal(hw, 3);
+	assert_int_equal(c.events, 3);
+	/* The same batch again (the collector never saw the ack): all replays. */
+	assert_int_equal(ingest_seqs(ing, &c, 1, 3, 99, &hw), 0);
+	assert_int_equal(hw, 3);
+	assert_int_equal(c.replayed, 3);
+	/* Sequences 4..9 never arrive. */
+	assert_int_equal(ingest_seqs(ing, &c, 10, 2, 99, &hw), 2);
+	assert_int_equal(hw, 11);
+	assert_int_equal(gap[0], 4);
+	assert_int_equal(gap[1], 9);
+	/* An event that does not convert: the whole batch is refused. */
+	assert_int_equal(ingest_seqs(ing, &c, 12, 3, 1, &hw), -EBADMSG);
+	assert_int_equal(hw, 11);
+	assert_int_equal(c.high_water, 11);
+	assert_int_equal(store_high_water(st, "procmond", &stored), 0);
+	assert_int_equal(stored, 11);
+
+	o = ingest_json(ing);
+	assert_non_null(o);
+	assert_int_equal(counter(o, "batches"), 3);
+	assert_int_equal(counter(o, "events"), 8);
+	assert_int_equal(counter(o, "new"), 5);
+	assert_int_equal(counter(o, "replayed"), 3);
+	assert_int_equal(counter(o, "errors"), 1);
+	assert_int_equal(counter(o, "gaps"), 1);
+	assert_int_equal(counter(o, "detect_errors"), 0);
+	json_decref(o);
+	ingest_free(ing);
+	store_close(st);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_backpressure_on_off_and_acks),
 		cmocka_unit_test(test_registry_rules_rpc_and_heartbeats),
+		cmocka_unit_test(test_registry_limits_and_json),
+		cmocka_unit_test(test_ingest_exactly_once),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,12 +6,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "ipc.h"
+#include "util.h"
 
 static int
 pack_heartbeat(uint8_t **buf, size_t *len)
@@ -230,6 +233,201 @@ test_event_conversion(void **state)
 	free(buf);
 }
 
+/* Type table, header encoding and packing refusals. */
+static void
+test_types_and_encode_refusals(void **state)
+{
+	uint8_t hdr[IPC_HEADER_SIZE], *b = NULL;
+	Daemoneye__Heartbeat hb = DAEMONEYE__HEARTBEAT__INIT;
+	ProtobufCMessage *m = NULL;
+	struct ipc_header h;
+	size_t l = 0;
+
+	(void)state;
+	assert_string_equal(ipc_type_name(IPC_HEARTBEAT), "heartbeat");
+	assert_string_equal(ipc_type_name(0), "unknown");
+	assert_string_equal(ipc_type_name(_IPC_TYPE_MAX), "unknown");
+	assert_string_equal(ipc_type_name(0xffff), "unknown");
+	assert_null(ipc_type_descriptor(_IPC_TYPE_MAX));
+	assert_null(ipc_type_descriptor(0));
+	assert_ptr_equal(ipc_type_descriptor(IPC_HEARTBEAT), &daemoneye__heartbeat__descriptor);
+
+	assert_int_equal(ipc_header_encode(0, 0, "", 0, 16, hdr), -EINVAL);
+	assert_int_equal(ipc_header_encode(_IPC_TYPE_MAX, 0, "", 0, 16, hdr), -EINVAL);
+	assert_int_equal(ipc_header_encode(IPC_HEARTBEAT, 0x8000, "", 0, 16, hdr), -EINVAL);
+	assert_int_equal(ipc_header_encode(IPC_HEARTBEAT, 0, "abcd", 4, 3, hdr), -EMSGSIZE);
+	/* The MORE flag is known and survives the round trip. */
+	assert_int_equal(ipc_header_encode(IPC_HEARTBEAT, IPC_FLAG_MORE, "abcd", 4, 4, hdr), 0);
+	assert_int_equal(ipc_header_decode(hdr, 4, &h), 0);
+	assert_int_equal(h.len, 4);
+	assert_int_equal(h.flags, IPC_FLAG_MORE);
+	assert_int_equal(ipc_header_check_crc(&h, "abcd"), 0);
+	assert_int_equal(ipc_header_check_crc(&h, "abce"), -EBADMSG);
+
+	assert_int_equal(ipc_frame_pack(IPC_HEARTBEAT, 0, NULL, IPC_MAX_COLLECTOR, &b, &l),
+	                 -EINVAL);
+	assert_int_equal(ipc_frame_pack(0, 0, &hb.base, IPC_MAX_COLLECTOR, &b, &l), -EINVAL);
+	hb.collector_id = (char *)"c";
+	assert_int_equal(ipc_frame_pack(IPC_HEARTBEAT, 0x4000, &hb.base, IPC_MAX_COLLECTOR, &b, &l),
+	                 -EINVAL);
+	assert_null(b);
+	assert_int_equal(ipc_payload_unpack(0, "", 0, &m), -EBADMSG);
+	assert_int_equal(ipc_payload_unpack(_IPC_TYPE_MAX, "", 0, &m), -EBADMSG);
+	assert_null(m);
+}
+
+/* The non-blocking writer: raw and pre-encoded frames, its bound, partial
+ * flushes into a full socket, then draining to the reader. */
+static void
+test_writer_frames_and_backpressure(void **state)
+{
+	int sv[2], rc, got = 0;
+	struct ipc_writer w;
+	struct ipc_reader r;
+	struct ipc_header h;
+	const uint8_t *payload;
+	uint8_t *frame = NULL, big[8192];
+	size_t flen = 0, total = 0;
+	bool seen_first = false;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(pack_heartbeat(&frame, &flen), 0);
+	memset(big, 'x', sizeof(big));
+
+	ipc_writer_init(&w, 64);
+	assert_int_equal(ipc_writer_push_frame(&w, IPC_HEARTBEAT, 0, big, 65, 64), -EMSGSIZE);
+	assert_int_equal(ipc_writer_push_frame(&w, IPC_HEARTBEAT, 0, big, 60, 1024), -ENOBUFS);
+	assert_int_equal(ipc_writer_push_frame(&w, 0, 0, big, 4, 1024), -EINVAL);
+	assert_int_equal(ipc_writer_queued(&w), 0);
+	assert_int_equal(ipc_writer_push_raw(&w, big, 65), -ENOBUFS);
+	assert_int_equal(ipc_writer_push_raw(&w, frame, flen), 0);
+	assert_int_equal(ipc_writer_queued(&w), flen);
+	assert_int_equal(ipc_writer_flush(&w, sv[0]), 0);
+	assert_int_equal(ipc_writer_queued(&w), 0);
+	ipc_writer_free(&w);
+
+	/* Fill the socket until the writer has to keep bytes back. */
+	ipc_writer_init(&w, 64u << 20);
+	for (int i = 0; i < 4096; i++) {
+		assert_int_equal(ipc_writer_push_frame(&w, IPC_HEARTBEAT, 0, big, sizeof(big),
+		                                       IPC_MAX_COLLECTOR),
+		                 0);
+		total++;
+		if ((rc = ipc_writer_flush(&w, sv[0])) == 1)
+			break;
+		assert_int_equal(rc, 0);
+	}
+	assert_int_equal(rc, 1);
+	assert_true(ipc_writer_queued(&w) > 0);
+	/* Read everything back; flushing again as room appears (the writer
+	 * compacts what was already sent when new frames come in). */
+	ipc_reader_init(&r, IPC_MAX_COLLECTOR);
+	assert_int_equal(
+	    ipc_writer_push_frame(&w, IPC_HEARTBEAT, 0, big, sizeof(big), IPC_MAX_COLLECTOR), 0);
+	total++;
+	for (int spins = 0; spins < 100000 && (size_t)got < total; spins++) {
+		(void)ipc_writer_flush(&w, sv[0]);
+		rc = ipc_reader_fill(&r, sv[1]);
+		assert_true(rc > 0 || rc == -EAGAIN);
+		while (ipc_reader_next(&r, &h, &payload) == 1) {
+			if (!seen_first) { /* the raw heartbeat flushed above */
+				assert_int_equal(IPC_HEADER_SIZE + h.len, flen);
+				seen_first = true;
+				continue;
+			}
+			assert_int_equal(h.len, sizeof(big));
+			assert_memory_equal(payload, big, sizeof(big));
+			got++;
+		}
+	}
+	assert_int_equal((size_t)got, total);
+	assert_int_equal(ipc_writer_queued(&w), 0);
+	/* The peer is gone: a hard error, not "try again". */
+	assert_int_equal(ipc_writer_push_raw(&w, frame, flen), 0);
+	close(sv[1]);
+	assert_int_equal(ipc_writer_flush(&w, sv[0]), -EPIPE);
+	ipc_writer_free(&w);
+	ipc_reader_free(&r);
+	free(frame);
+	close(sv[0]);
+}
+
+/* Blocking helpers: connect errors and a listening socket; frames that
+ * arrive whole but are wrong in each part. */
+static void
+test_connect_and_recv_refusals(void **state)
+{
+	char dir[] = "/tmp/test-ipc-XXXXXX", path[128], longp[200];
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	Daemoneye__Heartbeat hb = DAEMONEYE__HEARTBEAT__INIT;
+	uint8_t hdr[IPC_HEADER_SIZE];
+	ProtobufCMessage *m = NULL;
+	uint16_t type = 0;
+	int lfd, fd = -1, sv[2];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/s.sock", dir);
+	memset(longp, 'a', sizeof(longp) - 1);
+	longp[0] = '/';
+	longp[sizeof(longp) - 1] = '\0';
+	assert_int_equal(ipc_connect(longp, &fd), -ENAMETOOLONG);
+	assert_int_equal(ipc_connect(path, &fd), -ENOENT);
+	assert_int_equal(fd, -1);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(lfd >= 0);
+	assert_true(de_strlcpy(sa.sun_path, path, sizeof(sa.sun_path)) < sizeof(sa.sun_path));
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 1), 0);
+	assert_int_equal(ipc_connect(path, &fd), 0);
+	assert_true(fd >= 0);
+	close(fd);
+	close(lfd);
+	unlink(path);
+	rmdir(dir);
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	hb.collector_id = (char *)"c";
+	/* Bigger than the sender's own maximum: nothing is sent. */
+	assert_int_equal(ipc_send_flags(sv[0], IPC_HEARTBEAT, 0, &hb.base, 2), -EMSGSIZE);
+	/* Bigger than the receiver's maximum. */
+	assert_int_equal(ipc_send(sv[0], IPC_HEARTBEAT, &hb.base), 0);
+	assert_int_equal(ipc_recv(sv[1], 2, 1000, &type, NULL, &m), -EMSGSIZE);
+	close(sv[0]);
+	close(sv[1]);
+
+	/* A payload whose CRC was damaged in transit. */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(ipc_header_encode(IPC_HEARTBEAT, 0, "\x0a\x01\x63", 3, 64, hdr), 0);
+	assert_int_equal(write(sv[0], hdr, sizeof(hdr)), (ssize_t)sizeof(hdr));
+	assert_int_equal(write(sv[0], "\x0a\x01\x64", 3), 3);
+	assert_int_equal(ipc_recv(sv[1], 64, 1000, &type, NULL, &m), -EBADMSG);
+	/* A correct frame whose payload is not a Heartbeat. */
+	assert_int_equal(ipc_header_encode(IPC_HEARTBEAT, 0, "\xff\xff\xff", 3, 64, hdr), 0);
+	assert_int_equal(write(sv[0], hdr, sizeof(hdr)), (ssize_t)sizeof(hdr));
+	assert_int_equal(write(sv[0], "\xff\xff\xff", 3), 3);
+	assert_int_equal(ipc_recv(sv[1], 64, 1000, &type, NULL, &m), -EBADMSG);
+	/* The payload never comes. */
+	assert_int_equal(ipc_header_encode(IPC_HEARTBEAT, 0, "\x0a\x01\x63", 3, 64, hdr), 0);
+	assert_int_equal(write(sv[0], hdr, sizeof(hdr)), (ssize_t)sizeof(hdr));
+	assert_int_equal(ipc_recv(sv[1], 64, 50, &type, NULL, &m), -ETIMEDOUT);
+	close(sv[0]);
+	close(sv[1]);
+	assert_null(m);
+	/* A good one on a fresh connection, without asking for the flags. */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(ipc_send(sv[0], IPC_HEARTBEAT, &hb.base), 0);
+	assert_int_equal(ipc_recv(sv[1], 64, 1000, &type, NULL, &m), 0);
+	assert_int_equal(type, IPC_HEARTBEAT);
+	assert_string_equal(((Daemoneye__Heartbeat *)m)->collector_id, "c");
+	protobuf_c_message_free_unpacked(m, NULL);
+	close(sv[1]);
+	/* Sending to a peer that is gone. */
+	assert_int_equal(ipc_send(sv[0], IPC_HEARTBEAT, &hb.base), -EPIPE);
+	close(sv[0]);
+}
+
 int
 main(void)
 {
@@ -239,6 +437,9 @@ main(void)
 		cmocka_unit_test(test_reader_partial_and_writer),
 		cmocka_unit_test(test_blocking_send_recv),
 		cmocka_unit_test(test_event_conversion),
+		cmocka_unit_test(test_types_and_encode_refusals),
+		cmocka_unit_test(test_writer_frames_and_backpressure),
+		cmocka_unit_test(test_connect_and_recv_refusals),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,6 +22,7 @@
 
 #include "agent/sink.h"
 #include "store.h"
+#include "timeutil.h"
 
 /* alert.c links store_alert_put; these tests never store. */
 int
@@ -536,6 +537,154 @@ test_file_failures(void **state)
 	assert_int_equal(lines_in(path), 1);
 }
 
+static uint64_t
+health_u(struct sink *s, const char *key)
+{
+	json_t *h = sink_health_json(s);
+	uint64_t v;
+
+	assert_non_null(h);
+	v = (uint64_t)json_integer_value(json_object_get(h, key));
+	json_decref(h);
+	return v;
+}
+
+/* sink_new refuses what it cannot run, names the target without secrets. */
+static void
+test_worker_setup(void **state)
+{
+	struct sink_config sc = { .type = SINK_WEBHOOK };
+	struct errbuf err = { { 0 } };
+	struct sink *s = NULL;
+	json_t *h;
+
+	(void)state;
+	sc.url = "https://user:secret@hooks.example.com/in?token=abc#frag";
+	assert_int_equal(sink_new(&sc, "webhook-1", NULL, &s, &err), 0);
+	assert_string_equal(sink_name(s), "webhook-1");
+	h = sink_health_json(s);
+	assert_non_null(h);
+	assert_string_equal(json_string_value(json_object_get(h, "target")),
+	                    "https://hooks.example.com/in");
+	assert_string_equal(json_string_value(json_object_get(h, "type")), "webhook");
+	assert_string_equal(json_string_value(json_object_get(h, "state")), "up");
+	assert_false(json_is_true(json_object_get(h, "on_disk_spool")));
+	json_decref(h);
+	sink_free(s);
+	sink_free(NULL);
+
+	s = NULL;
+	sc.type = (enum sink_type)99;
+	assert_int_equal(sink_new(&sc, "odd", NULL, &s, &err), -EINVAL);
+	assert_null(s);
+	assert_non_null(strstr(err.msg, "unknown sink type"));
+	sc = (struct sink_config){ .type = SINK_FILE };
+	assert_int_equal(sink_new(&sc, "file-1", NULL, &s, &err), -EINVAL);
+	assert_null(s);
+	assert_non_null(strstr(err.msg, "alert sink file-1"));
+}
+
+/* A worker that never runs: the queue is bounded, and what does not fit is
+ * counted as dropped_queue_full. */
+static void
+test_worker_queue_full(void **state)
+{
+	struct sink_config sc = { .type = SINK_FILE, .format = SINK_FORMAT_JSON };
+	struct errbuf err = { { 0 } };
+	struct sink *s = NULL;
+	char path[128];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/q.jsonl", tmpdir);
+	sc.path = path;
+	assert_int_equal(sink_new(&sc, "file-q", NULL, &s, &err), 0);
+	for (int i = 0; i < 16384 + 3; i++)
+		sink_enqueue(s, "{}");
+	assert_int_equal(health_u(s, "queue_depth"), 16384);
+	assert_int_equal(health_u(s, "dropped_queue_full"), 3);
+	assert_int_equal(health_u(s, "dropped"), 3);
+	/* Not started: waiting for it times out instead of hanging. */
+	assert_int_equal(sink_wait_idle(s, time_mono_ms() + 50, false), -ETIMEDOUT);
+	sink_request_stop(s);
+	sink_free(s);
+	assert_int_equal(lines_in(path), -1);
+}
+
+/* Alerts the receiver refuses for good are counted as rejected and not
+ * retried, whether they come from the queue or from the spool. */
+static void
+test_worker_rejected(void **state)
+{
+	struct sink_config sc = { .type = SINK_FILE, .format = SINK_FORMAT_CSV };
+	struct errbuf err = { { 0 } };
+	struct sink *s = NULL;
+	char path[128], dir[128], spool[128];
+	json_t *h;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/a.csv", tmpdir);
+	sc.path = path;
+	assert_int_equal(sink_new(&sc, "file-r", NULL, &s, &err), 0);
+	assert_int_equal(sink_start(s, &err), 0);
+	sink_enqueue(s, "[1]");
+	sink_enqueue(s, alert_json);
+	assert_int_equal(sink_wait_idle(s, time_mono_ms() + 5000, false), 0);
+	assert_int_equal(health_u(s, "rejected"), 1);
+	assert_int_equal(health_u(s, "delivered"), 1);
+	assert_int_equal(health_u(s, "failed"), 0);
+	h = sink_health_json(s);
+	assert_non_null(strstr(json_string_value(json_object_get(h, "last_error")), "format"));
+	json_decref(h);
+	sink_free(s);
+	assert_int_equal(lines_in(path), 3); /* header + one alert over two lines */
+
+	/* Down first: both wait in the spool; the bad one is rejected on replay. */
+	snprintf(dir, sizeof(dir), "%s/later", tmpdir);
+	snprintf(path, sizeof(path), "%s/later/a.csv", tmpdir);
+	snprintf(spool, sizeof(spool), "%s/spool", tmpdir);
+	assert_int_equal(mkdir(spool, 0700), 0);
+	sc.spool_max_bytes = 1 << 20;
+	assert_int_equal(sink_new(&sc, "file-s", spool, &s, &err), 0);
+	assert_int_equal(sink_start(s, &err), 0);
+	sink_enqueue(s, alert_json);
+	sink_enqueue(s, "[2]");
+	assert_int_equal(sink_wait_idle(s, time_mono_ms() + 5000, false), 0);
+	assert_int_equal(health_u(s, "spooled"), 2);
+	assert_true(health_u(s, "failed") >= 1);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(sink_wait_idle(s, time_mono_ms() + 10000, true), 0);
+	assert_int_equal(health_u(s, "delivered"), 1);
+	assert_int_equal(health_u(s, "rejected"), 1);
+	assert_int_equal(health_u(s, "spool_depth"), 0);
+	sink_free(s);
+	assert_int_equal(lines_in(path), 3);
+}
+
+/* No spool and the sink down: the memory backlog holds 4096 alerts, the rest
+ * are dropped and counted. */
+static void
+test_worker_memory_backlog_full(void **state)
+{
+	struct sink_config sc = { .type = SINK_FILE, .format = SINK_FORMAT_JSON };
+	struct errbuf err = { { 0 } };
+	struct sink *s = NULL;
+	char path[128];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/missing/a.jsonl", tmpdir);
+	sc.path = path;
+	assert_int_equal(sink_new(&sc, "file-m", NULL, &s, &err), 0);
+	assert_int_equal(sink_start(s, &err), 0);
+	for (int i = 0; i < 4096 + 4; i++)
+		sink_enqueue(s, "{\"n\":1}");
+	assert_int_equal(sink_wait_idle(s, time_mono_ms() + 10000, false), 0);
+	assert_int_equal(health_u(s, "spooled"), 4096);
+	assert_int_equal(health_u(s, "dropped_spool_full"), 4);
+	assert_int_equal(health_u(s, "spool_depth"), 4096);
+	assert_int_equal(health_u(s, "delivered"), 0);
+	sink_free(s);
+}
+
 int
 main(void)
 {
@@ -549,6 +698,10 @@ main(void)
 		cmocka_unit_test(test_stdout_sink),
 		cmocka_unit_test(test_line_bound),
 		cmocka_unit_test_setup_teardown(test_file_failures, setup, teardown),
+		cmocka_unit_test(test_worker_setup),
+		cmocka_unit_test_setup_teardown(test_worker_queue_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_worker_rejected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_worker_memory_backlog_full, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

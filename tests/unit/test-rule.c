@@ -269,14 +269,173 @@ test_load_dir(void **state)
 	assert_int_equal(system(path), 0);
 }
 
+/* Parses yaml, expecting -EINVAL with reason in the message. */
+static void
+expect_refused(const char *yaml, size_t len, const char *reason)
+{
+	if (len == 0)
+		len = strlen(yaml);
+	struct rule *r = NULL;
+	struct errbuf err = { { 0 } };
+	int rc = rule_parse("t.yaml", yaml, len, &r, &err);
+
+	if (rc != -EINVAL || strstr(err.msg, reason) == NULL)
+		fail_msg("rc %d, '%s' does not say '%s'", rc, err.msg, reason);
+	assert_null(r);
+}
+
+static char *
+repeat(char c, size_t n)
+{
+	char *s = malloc(n + 1);
+
+	assert_non_null(s);
+	memset(s, c, n);
+	s[n] = '\0';
+	return s;
+}
+
+/* Field size limits, character sets, NUL bytes, the file size limit,
+ * ignored keys of any shape up to a nesting limit. */
+static void
+test_field_limits(void **state)
+{
+	char *big = repeat('a', RULE_FILE_MAX + 1), *s, yaml[8192];
+	struct rule *r;
+
+	(void)state;
+	expect_refused(big, RULE_FILE_MAX + 1, "t.yaml: larger than");
+	free(big);
+
+	s = repeat('a', RULE_ID_MAX + 1);
+	snprintf(yaml, sizeof(yaml), "id: %s\nname: n\nseverity: high\nsql: x\n", s);
+	expect_refused(yaml, strlen(yaml), "must match [a-z0-9-]+");
+	s[RULE_ID_MAX] = '\0';
+	assert_true(rule_id_valid(s));
+	free(s);
+	assert_false(rule_id_valid(NULL));
+	assert_false(rule_id_valid(""));
+
+	expect_refused("id: a\nname: ''\nseverity: high\nsql: x\n", 0,
+	               "name must be 1 to 256 bytes");
+	s = repeat('n', 257);
+	snprintf(yaml, sizeof(yaml), "id: a\nname: %s\nseverity: high\nsql: x\n", s);
+	expect_refused(yaml, strlen(yaml), "name must be 1 to 256 bytes");
+	s[256] = '\0';
+	snprintf(yaml, sizeof(yaml), "id: a\nname: %s\nseverity: high\nsql: x\n", s);
+	r = parse_ok(yaml);
+	assert_int_equal(strlen(r->name), 256);
+	rule_free(r);
+	free(s);
+
+	s = repeat('d', 4097);
+	snprintf(yaml, sizeof(yaml), "id: a\nname: n\ndescription: %s\nseverity: high\nsql: x\n",
+	         s);
+	expect_refused(yaml, strlen(yaml), "description longer than 4096 bytes");
+	free(s);
+
+	expect_refused("id: a\nname: n\ncategory: bad!cat\nseverity: high\nsql: x\n", 0,
+	               "category 'bad!cat' must be");
+	s = repeat('c', 65);
+	snprintf(yaml, sizeof(yaml), "id: a\nname: n\ncategory: %s\nseverity: high\nsql: x\n", s);
+	expect_refused(yaml, strlen(yaml), "at most 64 bytes");
+	free(s);
+	r = parse_ok("id: a\nname: n\ncategory: Defense_Evasion-2 x\nseverity: high\nsql: x\n");
+	assert_string_equal(r->category, "Defense_Evasion-2 x");
+	rule_free(r);
+
+	/* A NUL written as an escape would cut the value short. */
+	expect_refused("id: a\nname: \"a\\0b\"\nseverity: high\nsql: x\n", 0,
+	               "t.yaml:2: name: NUL byte in value");
+	/* Keys are plain scalars. */
+	expect_refused("id: a\n[k]: v\nname: n\nseverity: high\nsql: x\n", 0, "expected a key");
+
+	/* Informational keys may hold anything, nested up to a limit. */
+	r = parse_ok("id: a\nname: n\nseverity: high\nauthor: {who: [x, {y: z}]}\n"
+	             "mitre: [T1059, [T1059.004]]\nsql: x\n");
+	assert_string_equal(r->id, "a");
+	rule_free(r);
+	snprintf(yaml, sizeof(yaml), "id: a\nname: n\nseverity: high\nsql: x\ntags: %s%s\n",
+	         "[[[[[[[[[[[[[[[[[", "]]]]]]]]]]]]]]]]]"); /* 17 deep */
+	expect_refused(yaml, strlen(yaml), "nesting too deep");
+	snprintf(yaml, sizeof(yaml), "id: a\nname: n\nseverity: high\nsql: x\ntags: %s%s\n",
+	         "[[[[[[[[[[[[[[[[", "]]]]]]]]]]]]]]]]"); /* 16 deep: fine */
+	r = parse_ok(yaml);
+	rule_free(r);
+	rule_free(NULL);
+	rule_set_free(NULL);
+}
+
+/* Loading from files: unreadable or oversized files, hidden and non-rule
+ * names skipped, rejects without a callback still counted. */
+static void
+test_load_files_edges(void **state)
+{
+	char dir[] = "/tmp/test-rule2-XXXXXX", path[256], *big;
+	const char *dirs[2];
+	struct rule_set *set = NULL;
+	struct errbuf err = { { 0 } };
+	struct rule *r = NULL;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/none.yaml", dir);
+	assert_int_equal(rule_load(path, 100, &r, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "none.yaml: No such file"));
+	assert_null(r);
+
+	snprintf(path, sizeof(path), "%s/big.yaml", dir);
+	f = fopen(path, "we");
+	assert_non_null(f);
+	big = repeat('#', RULE_FILE_MAX + 10);
+	assert_int_equal(fputs(big, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+	free(big);
+	assert_int_equal(rule_load(path, 100, &r, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "big.yaml: larger than"));
+
+	snprintf(path, sizeof(path), "%s/.hidden.yaml", dir);
+	f = fopen(path, "we");
+	assert_non_null(f);
+	assert_int_equal(fputs("not: [a rule\n", f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+	snprintf(path, sizeof(path), "%s/ok.yml", dir);
+	f = fopen(path, "we");
+	assert_non_null(f);
+	assert_int_equal(
+	    fputs("id: ok\nname: n\nseverity: low\nsql: SELECT pid FROM processes\n", f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+	snprintf(path, sizeof(path), "%s/x.yaml.bak", dir);
+	f = fopen(path, "we");
+	assert_non_null(f);
+	assert_int_equal(fclose(f), 0);
+
+	/* big.yaml rejected (no callback: only counted), .hidden.yaml and
+	 * x.yaml.bak not read; the same directory twice: the second copy of
+	 * ok.yml is a duplicate id. */
+	dirs[0] = dir;
+	dirs[1] = dir;
+	assert_int_equal(rule_set_load(dirs, 2, 100, NULL, NULL, &set, &err), 3);
+	assert_int_equal(set->n, 1);
+	assert_string_equal(set->rules[0]->id, "ok");
+	rule_set_free(set);
+	set = NULL;
+	assert_int_equal(rule_set_load(dirs, 0, 100, NULL, NULL, &set, &err), 0);
+	assert_int_equal(set->n, 0);
+	rule_set_free(set);
+
+	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+	assert_int_equal(system(path), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_good),
-		cmocka_unit_test(test_parse_bad),
-		cmocka_unit_test(test_hostile_rules),
-		cmocka_unit_test(test_load_dir),
+		cmocka_unit_test(test_parse_good),    cmocka_unit_test(test_parse_bad),
+		cmocka_unit_test(test_hostile_rules), cmocka_unit_test(test_load_dir),
+		cmocka_unit_test(test_field_limits),  cmocka_unit_test(test_load_files_edges),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -27,6 +27,7 @@ struct store {
 static struct store fake_store;
 static int puts_n;
 static char put_id[64];
+static int put_fail; /* what the fake store answers */
 static uint32_t put_repeat;
 
 int
@@ -37,7 +38,7 @@ store_alert_put(struct store *s, const struct store_alert *a)
 	puts_n++;
 	snprintf(put_id, sizeof(put_id), "%s", a->alert_id);
 	put_repeat = a->repeat_count;
-	return 0;
+	return put_fail;
 }
 
 static uint64_t fake_now;
@@ -67,7 +68,7 @@ static int
 setup(void **state)
 {
 	(void)state;
-	puts_n = observed = 0;
+	puts_n = observed = put_fail = 0;
 	fake_now = 1000000;
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test-alert-XXXXXX");
 	return mkdtemp(tmpdir) ? 0 : -1;
@@ -455,6 +456,204 @@ test_memory_backlog(void **state)
 	alerts_free(a);
 }
 
+/* What an alert says when the match leaves things out: the rule id stands in
+ * for its name, severity defaults to medium, unknown ids and times are null,
+ * and a process without a name is titled by its pid. */
+static void
+test_json_defaults(void **state)
+{
+	struct process_record p;
+	struct alert_match m = { .rule_id = "odd-rule" };
+	char big[400];
+	json_t *o, *proc;
+
+	(void)state;
+	process_record_init(&p);
+	p.pid = 77;
+	m.proc = &p;
+	o = alert_build_json(&m, "id-1", 0, "box");
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "rule_name")), "odd-rule");
+	assert_string_equal(json_string_value(json_object_get(o, "severity")), "medium");
+	assert_string_equal(json_string_value(json_object_get(o, "title")), "odd-rule: pid 77");
+	assert_true(json_is_null(json_object_get(o, "timestamp")));
+	assert_true(json_is_null(json_object_get(o, "category")));
+	assert_string_equal(json_string_value(json_object_get(o, "dedup_key")), "odd-rule:77:0");
+	proc = json_object_get(o, "process");
+	assert_true(json_is_null(json_object_get(proc, "ppid")));
+	assert_true(json_is_null(json_object_get(proc, "user_id")));
+	assert_true(json_is_null(json_object_get(proc, "start_time")));
+	assert_true(json_is_null(json_object_get(proc, "name")));
+	assert_true(json_is_null(json_object_get(proc, "executable_hash")));
+	assert_int_equal(json_object_size(json_object_get(o, "match")), 0);
+	json_decref(o);
+
+	/* A rule id too long for a dedup key cannot make an alert. */
+	memset(big, 'r', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	m.rule_id = big;
+	assert_null(alert_build_json(&m, "id-2", 0, "box"));
+	process_record_clear(&p);
+}
+
+/* A store that refuses the alert: the alert is still raised (observed,
+ * queued) and the refusal is counted in health as store_errors. */
+static void
+test_store_errors_and_bad_input(void **state)
+{
+	struct alerts *a = NULL;
+	struct de_config cfg;
+	struct process_record p;
+	struct alert_match m;
+	char big[400];
+	json_t *h;
+
+	(void)state;
+	cfg_make(&cfg, 300, 0);
+	assert_int_equal(alerts_new(&a, &cfg, &fake_store, NULL, NULL), 0);
+	alerts_set_observer(a, observer, NULL);
+	proc_make(&p, 10, 20);
+	m = match_make(&p, NULL);
+	put_fail = -EIO;
+	assert_int_equal(alerts_submit(a, &m), ALERT_RAISED);
+	assert_int_equal(observed, 1);
+	/* The repeat is stored too (with its count), and fails again. */
+	assert_int_equal(alerts_submit(a, &m), ALERT_DUPLICATE);
+	put_fail = 0;
+	assert_int_equal(alerts_submit(a, &m), ALERT_DUPLICATE);
+	assert_int_equal(put_repeat, 3);
+	h = alerts_health_json(a);
+	assert_int_equal(json_integer_value(json_object_get(h, "store_errors")), 2);
+	assert_int_equal(json_integer_value(json_object_get(h, "raised")), 1);
+	assert_int_equal(json_integer_value(json_object_get(h, "duplicates")), 2);
+	assert_int_equal(json_integer_value(json_object_get(h, "max_alerts_per_minute")), 0);
+	assert_int_equal(json_array_size(json_object_get(h, "sinks")), 0);
+	json_decref(h);
+
+	assert_int_equal(alerts_submit(a, NULL), -EINVAL);
+	memset(big, 'r', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	m.rule_id = big;
+	assert_int_equal(alerts_submit(a, &m), -EINVAL);
+	m.rule_id = NULL;
+	assert_int_equal(alerts_submit(a, &m), -EINVAL);
+	assert_int_equal(observed, 1);
+	process_record_clear(&p);
+	alerts_free(a);
+	alerts_free(NULL);
+}
+
+/* Without a store a repeat is only counted. */
+static void
+test_duplicate_without_store(void **state)
+{
+	struct alerts *a = NULL;
+	struct de_config cfg;
+	struct process_record p;
+	struct alert_match m;
+	json_t *h;
+
+	(void)state;
+	cfg_make(&cfg, 300, 0);
+	assert_int_equal(alerts_new(&a, &cfg, NULL, NULL, NULL), 0);
+	proc_make(&p, 10, 20);
+	m = match_make(&p, NULL);
+	assert_int_equal(alerts_submit(a, &m), ALERT_RAISED);
+	assert_int_equal(alerts_submit(a, &m), ALERT_DUPLICATE);
+	assert_int_equal(puts_n, 0);
+	h = alerts_health_json(a);
+	assert_int_equal(json_integer_value(json_object_get(h, "duplicates")), 1);
+	assert_int_equal(json_integer_value(json_object_get(h, "dedup_entries")), 1);
+	json_decref(h);
+	process_record_clear(&p);
+	alerts_free(a);
+}
+
+/* More than 1024 remembered alerts: entries older than the window are
+ * pruned when the next one is remembered. */
+static void
+test_dedup_prune(void **state)
+{
+	struct alerts *a = NULL;
+	struct de_config cfg;
+	struct process_record p;
+	struct alert_match m;
+	json_t *h;
+
+	(void)state;
+	cfg_make(&cfg, 60, 0);
+	assert_int_equal(alerts_new(&a, &cfg, NULL, NULL, NULL), 0);
+	alerts_set_clock(a, fake_clock, NULL);
+	proc_make(&p, 1, 1);
+	m = match_make(&p, NULL);
+	for (int i = 0; i < 1024; i++) {
+		p.pid = 10000 + i;
+		assert_int_equal(alerts_submit(a, &m), ALERT_RAISED);
+	}
+	fake_now += 30000; /* half a window later: 4 more, nothing old enough */
+	for (int i = 0; i < 4; i++) {
+		p.pid = 20000 + i;
+		assert_int_equal(alerts_submit(a, &m), ALERT_RAISED);
+	}
+	h = alerts_health_json(a);
+	assert_int_equal(json_integer_value(json_object_get(h, "dedup_entries")), 1028);
+	json_decref(h);
+	fake_now += 31000; /* the first 1024 are past the window, the 4 are not */
+	/* Prune runs at 2048 entries now: fill up to it, then one more. */
+	for (int i = 0; i < 1020; i++) {
+		p.pid = 30000 + i;
+		assert_int_equal(alerts_submit(a, &m), ALERT_RAISED);
+	}
+	p.pid = 40000;
+	assert_int_equal(alerts_submit(a, &m), ALERT_RAISED);
+	h = alerts_health_json(a);
+	assert_int_equal(json_integer_value(json_object_get(h, "dedup_entries")), 4 + 1020 + 1);
+	assert_int_equal(json_integer_value(json_object_get(h, "raised")), 1024 + 4 + 1021);
+	assert_int_equal(json_integer_value(json_object_get(h, "dedup_untracked")), 0);
+	json_decref(h);
+	/* A pruned alert is new again; a kept one is still a duplicate. */
+	p.pid = 20001;
+	assert_int_equal(alerts_submit(a, &m), ALERT_DUPLICATE);
+	p.pid = 10005;
+	assert_int_equal(alerts_submit(a, &m), ALERT_RAISED);
+	process_record_clear(&p);
+	alerts_free(a);
+}
+
+/* Two sinks configured alike get distinct names (and spool directories). */
+static void
+test_sink_names_unique(void **state)
+{
+	struct alerts *a = NULL;
+	struct de_config cfg;
+	char path[160], spool[160];
+	const char *n0, *n1;
+	json_t *h, *sinks;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/same.jsonl", tmpdir);
+	snprintf(spool, sizeof(spool), "%s/spool", tmpdir);
+	cfg_make(&cfg, 300, 0);
+	cfg.alerting.n_sinks = 2;
+	cfg.alerting.sinks[0] =
+	    (struct sink_config){ .type = SINK_FILE, .path = path, .spool_max_bytes = 1 << 20 };
+	cfg.alerting.sinks[1] = cfg.alerting.sinks[0];
+	assert_int_equal(alerts_new(&a, &cfg, NULL, spool, NULL), 0);
+	h = alerts_health_json(a);
+	sinks = json_object_get(h, "sinks");
+	assert_int_equal(json_array_size(sinks), 2);
+	n0 = json_string_value(json_object_get(json_array_get(sinks, 0), "name"));
+	n1 = json_string_value(json_object_get(json_array_get(sinks, 1), "name"));
+	assert_non_null(n0);
+	assert_non_null(n1);
+	assert_int_equal(strncmp(n0, "file-", 5), 0);
+	assert_int_equal(strlen(n1), strlen(n0) + 2);
+	assert_int_equal(strncmp(n1, n0, strlen(n0)), 0);
+	assert_string_equal(n1 + strlen(n0), "-2");
+	json_decref(h);
+	alerts_free(a);
+}
+
 int
 main(void)
 {
@@ -465,6 +664,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_down_spool_recover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spool_full_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_memory_backlog, setup, teardown),
+		cmocka_unit_test(test_json_defaults),
+		cmocka_unit_test_setup_teardown(test_store_errors_and_bad_input, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_duplicate_without_store, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dedup_prune, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sink_names_unique, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

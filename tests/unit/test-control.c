@@ -205,6 +205,56 @@ test_handle_writes_a_frame(void **state)
 	control_free(c);
 }
 
+static json_t *
+huge_rules(void *ctx, const json_t *args)
+{
+	size_t n = IPC_MAX_CONTROL_RESPONSE + 1024;
+	char *s = malloc(n + 1);
+	json_t *o;
+
+	(void)ctx;
+	(void)args;
+	assert_non_null(s);
+	memset(s, 'a', n);
+	s[n] = '\0';
+	o = json_pack("{s:s}", "blob", s);
+	free(s);
+	return o;
+}
+
+/* An answer larger than a frame may be becomes an error answer (counted),
+ * and a payload that is not a request is refused by control_handle without
+ * writing anything. */
+static void
+test_oversized_answer_and_bad_handle(void **state)
+{
+	struct control_callbacks cb = { .rules = huge_rules };
+	struct control_stats st;
+	struct control *c = NULL;
+	static const uint8_t junk[] = { 0xff, 0xff, 0xff, 0xff };
+	json_t *body;
+	char buf[16];
+	int sv[2];
+
+	(void)state;
+	assert_int_equal(control_new(&cb, &c), 0);
+	assert_int_equal(ask(c, "rules.list", NULL, &body), CONTROL_STATUS_FAILED);
+	assert_non_null(strstr(json_string_value(json_object_get(body, "error")), "larger"));
+	json_decref(body);
+	control_get_stats(c, &st);
+	assert_int_equal(st.requests, 1);
+	assert_int_equal(st.errors, 1);
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(control_handle(c, sv[0], junk, sizeof(junk)), -EBADMSG);
+	assert_int_equal(recv(sv[1], buf, sizeof(buf), MSG_DONTWAIT), -1);
+	assert_int_equal(errno, EAGAIN);
+	close(sv[0]);
+	close(sv[1]);
+	control_free(c);
+	control_free(NULL);
+}
+
 int
 main(void)
 {
@@ -213,6 +263,7 @@ main(void)
 		cmocka_unit_test(test_errors_are_answers),
 		cmocka_unit_test(test_bounds_and_garbage),
 		cmocka_unit_test(test_handle_writes_a_frame),
+		cmocka_unit_test(test_oversized_answer_and_bad_handle),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "cleanup.h"
+#include "config-internal.h"
 #include "config.h"
 #include "errbuf.h"
 #include "util.h"
@@ -580,6 +581,73 @@ test_example_file(void **state)
 	config_free(&cfg);
 }
 
+/* Sizes: units, and values that do not fit; cross-field validation of
+ * fields a single key cannot leave empty. */
+static void
+test_sizes_and_validate_edges(void **state)
+{
+	struct de_config cfg;
+	struct errbuf err = { { 0 } };
+	struct collector_config *c;
+	char *saved_id;
+	size_t n_dirs;
+
+	(void)state;
+	assert_int_equal(config_defaults(&cfg), 0);
+	assert_int_equal(config_set(&cfg, "procmond.wal_rotate_bytes", "64KiB", &err), 0);
+	assert_int_equal(cfg.procmond.wal_rotate_bytes, 65536);
+	assert_int_equal(config_set(&cfg, "procmond.wal_rotate_bytes", "1MB", &err), 0);
+	assert_int_equal(cfg.procmond.wal_rotate_bytes, 1000000);
+	assert_int_equal(config_set(&cfg, "procmond.wal_rotate_bytes", "2G", &err), 0);
+	assert_int_equal(cfg.procmond.wal_rotate_bytes, 2ull << 30);
+	/* Too many digits, more than 64 bits, overflow by the unit: out of range. */
+	assert_int_equal(config_set(&cfg, "procmond.wal_rotate_bytes",
+	                            "99999999999999999999999999999999999", &err),
+	                 -EINVAL);
+	assert_non_null(strstr(err.msg, "must be between 65536 and"));
+	assert_int_equal(
+	    config_set(&cfg, "procmond.wal_rotate_bytes", "18446744073709551616", &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "must be between 65536 and"));
+	assert_int_equal(config_set(&cfg, "procmond.wal_rotate_bytes", "20000000TiB", &err),
+	                 -EINVAL);
+	assert_non_null(strstr(err.msg, "must be between 65536 and"));
+	assert_int_equal(config_set(&cfg, "procmond.wal_rotate_bytes", "1XB", &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "expected a size (e.g. 4096 or 64MiB), got '1XB'"));
+	assert_int_equal(config_set(&cfg, "procmond.wal_rotate_bytes", "K", &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "got 'K'"));
+	assert_int_equal(cfg.procmond.wal_rotate_bytes, 2ull << 30); /* unchanged by errors */
+	assert_int_equal(config_validate(&cfg, &err), 0);
+
+	/* A collector without an id. */
+	c = &cfg.collectors[0];
+	saved_id = c->id;
+	c->id = NULL;
+	assert_int_equal(config_validate(&cfg, &err), -EINVAL);
+	assert_string_equal(err.msg, "configuration: collectors[0]: needs an id and a binary");
+	c->id = saved_id;
+	/* A file sink without a path, named by its index. */
+	assert_true(cfg.alerting.n_sinks < CONFIG_MAX_SINKS);
+	assert_int_equal(config_sink_defaults(&cfg.alerting.sinks[cfg.alerting.n_sinks], SINK_FILE),
+	                 0);
+	cfg.alerting.n_sinks++;
+	assert_int_equal(config_validate(&cfg, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "alerting.sinks[1]: a file sink needs a path"));
+	/* (kept: config_free() frees it) */
+	/* No rules directory. */
+	n_dirs = cfg.detection.n_rules_dirs;
+	cfg.detection.n_rules_dirs = 0;
+	assert_int_equal(config_validate(&cfg, &err), -EINVAL);
+	assert_string_equal(err.msg, "configuration: detection.rules_dirs: at least one directory");
+	cfg.detection.n_rules_dirs = n_dirs;
+	/* No data directory. */
+	free(cfg.agent.data_dir);
+	cfg.agent.data_dir = NULL;
+	assert_int_equal(config_validate(&cfg, &err), -EINVAL);
+	assert_string_equal(err.msg, "configuration: agent.data_dir and agent.user must be set");
+	config_free(&cfg);
+	config_free(NULL);
+}
+
 int
 main(void)
 {
@@ -595,6 +663,7 @@ main(void)
 		cmocka_unit_test(test_more_errors),
 		cmocka_unit_test(test_collectors_json_errors),
 		cmocka_unit_test(test_env_lists),
+		cmocka_unit_test(test_sizes_and_validate_edges),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

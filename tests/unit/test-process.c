@@ -83,6 +83,58 @@ test_event_names(void **state)
 	assert_int_not_equal(proc_event_type_from_string("nope", &t), 0);
 }
 
+/* An event copy owns its strings: the original can go away. */
+static void
+test_event_copy(void **state)
+{
+	struct process_event a, b;
+
+	(void)state;
+	process_event_init(&a);
+	assert_int_equal(a.exit_code, -1);
+	a.type = PROC_EV_MODIFIED;
+	a.time = 1234;
+	a.seq = 9;
+	a.exit_code = 3;
+	a.runtime_ms = 77;
+	a.source = strdup("netlink");
+	a.modified_fields = strdup("name,command_line");
+	a.reason = strdup("odd");
+	a.proc.pid = 5;
+	a.proc.name = strdup("sh");
+	assert_int_equal(process_event_copy(&b, &a), 0);
+	assert_ptr_not_equal(a.source, b.source);
+	assert_ptr_not_equal(a.modified_fields, b.modified_fields);
+	assert_ptr_not_equal(a.reason, b.reason);
+	assert_ptr_not_equal(a.proc.name, b.proc.name);
+	process_event_clear(&a);
+	assert_null(a.source);
+	assert_null(a.reason);
+	assert_int_equal(a.exit_code, -1);
+	assert_int_equal(b.type, PROC_EV_MODIFIED);
+	assert_int_equal(b.time, 1234);
+	assert_int_equal(b.seq, 9);
+	assert_int_equal(b.exit_code, 3);
+	assert_int_equal(b.runtime_ms, 77);
+	assert_string_equal(b.source, "netlink");
+	assert_string_equal(b.modified_fields, "name,command_line");
+	assert_string_equal(b.reason, "odd");
+	assert_int_equal(b.proc.pid, 5);
+	assert_string_equal(b.proc.name, "sh");
+	process_event_clear(&b);
+
+	/* No strings at all: none appear. */
+	process_event_init(&a);
+	a.proc.pid = 6;
+	assert_int_equal(process_event_copy(&b, &a), 0);
+	assert_null(b.source);
+	assert_null(b.modified_fields);
+	assert_null(b.reason);
+	assert_null(b.proc.name);
+	assert_int_equal(b.proc.pid, 6);
+	process_event_clear(&b);
+}
+
 int
 main(void)
 {
@@ -90,6 +142,7 @@ main(void)
 		cmocka_unit_test(test_copy_and_clear),
 		cmocka_unit_test(test_json_line),
 		cmocka_unit_test(test_event_names),
+		cmocka_unit_test(test_event_copy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

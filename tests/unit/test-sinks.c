@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -685,6 +686,111 @@ test_worker_memory_backlog_full(void **state)
 	sink_free(s);
 }
 
+/* A one-thread HTTP receiver: answers each POST with the next status and
+ * keeps the last body. */
+struct http_srv {
+	int lfd;
+	int statuses[4];
+	int n;
+	char body[8192];
+};
+
+static void *
+http_serve(void *arg)
+{
+	struct http_srv *h = arg;
+
+	for (int i = 0; i < h->n; i++) {
+		char req[16384], resp[128];
+		size_t got = 0;
+		char *end = NULL;
+		int fd = accept4(h->lfd, NULL, NULL, SOCK_CLOEXEC);
+
+		if (fd < 0)
+			return NULL;
+		for (;;) {
+			ssize_t k = recv(fd, req + got, sizeof(req) - 1 - got, 0);
+			const char *cl;
+
+			if (k <= 0)
+				break;
+			got += (size_t)k;
+			req[got] = '\0';
+			end = strstr(req, "\r\n\r\n");
+			cl = strcasestr(req, "Content-Length:");
+			if (end != NULL && cl != NULL &&
+			    got >= (size_t)(end + 4 - req) + strtoul(cl + 15, NULL, 10))
+				break;
+		}
+		if (end != NULL)
+			snprintf(h->body, sizeof(h->body), "%s", end + 4);
+		snprintf(resp, sizeof(resp),
+		         "HTTP/1.1 %d X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+		         h->statuses[i]);
+		(void)send(fd, resp, strlen(resp), MSG_NOSIGNAL);
+		close(fd);
+	}
+	return NULL;
+}
+
+/* The webhook sink against a local receiver: 2xx delivers, 4xx is refused
+ * for good, 5xx is retried, no receiver is a retried failure, and a set
+ * abort flag ends a delivery that waits for an answer. */
+static void
+test_webhook(void **state)
+{
+	struct sink_config sc = { .type = SINK_WEBHOOK, .timeout_ms = 5000 };
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	struct http_srv h = { .statuses = { 200, 400, 503 }, .n = 3 };
+	socklen_t sl = sizeof(sa);
+	atomic_bool abort_flag = false;
+	struct errbuf err;
+	char url[64];
+	void *st = NULL;
+	pthread_t t;
+	int port;
+
+	(void)state;
+	assert_int_equal(setenv("NO_PROXY", "*", 1), 0);
+	assert_int_equal(setenv("no_proxy", "*", 1), 0);
+	sc.url = "ftp://example.com/";
+	assert_int_equal(sink_webhook_ops.open(&sc, &st, &err), -EINVAL);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	h.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(h.lfd >= 0);
+	assert_int_equal(bind(h.lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(h.lfd, 4), 0);
+	assert_int_equal(getsockname(h.lfd, (struct sockaddr *)&sa, &sl), 0);
+	port = ntohs(sa.sin_port);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", port);
+	sc.url = url;
+	assert_int_equal(sink_webhook_ops.open(&sc, &st, &err), 0);
+	sink_webhook_ops.set_abort(st, &abort_flag);
+	assert_int_equal(pthread_create(&t, NULL, http_serve, &h), 0);
+	assert_int_equal(sink_webhook_ops.deliver(st, alert_json, strlen(alert_json), &err), 0);
+	assert_int_equal(sink_webhook_ops.deliver(st, alert_json, strlen(alert_json), &err),
+	                 SINK_REJECTED);
+	assert_non_null(strstr(err.msg, "HTTP 400"));
+	assert_int_equal(sink_webhook_ops.deliver(st, alert_json, strlen(alert_json), &err),
+	                 -EAGAIN);
+	assert_non_null(strstr(err.msg, "HTTP 503"));
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_string_equal(h.body, alert_json);
+
+	/* Accepted by the kernel, never answered: the abort flag ends it. */
+	atomic_store(&abort_flag, true);
+	assert_int_equal(sink_webhook_ops.deliver(st, alert_json, strlen(alert_json), &err),
+	                 -ECANCELED);
+	atomic_store(&abort_flag, false);
+	close(h.lfd);
+	/* Nobody listens any more: a failure to retry. */
+	assert_int_equal(sink_webhook_ops.deliver(st, alert_json, strlen(alert_json), &err),
+	                 -ECOMM);
+	assert_non_null(strstr(err.msg, "POST http://127.0.0.1:"));
+	sink_webhook_ops.close(st);
+	sink_webhook_ops.close(NULL);
+}
+
 int
 main(void)
 {
@@ -702,6 +808,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_worker_queue_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_memory_backlog_full, setup, teardown),
+		cmocka_unit_test(test_webhook),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,13 +111,62 @@ test_hex(void **state)
 	assert_string_equal(out, "00abff");
 }
 
+/* Edges of the integer parsers, file reading and writing errors, NUL in
+ * UTF-8, a NULL errbuf. */
+static void
+test_edges(void **state)
+{
+	int64_t i64 = 7;
+	int i = 7, fd;
+	char *buf = NULL;
+	size_t len = 0;
+
+	(void)state;
+	assert_int_equal(parse_i64("-9223372036854775808", &i64), 0);
+	assert_true(i64 == INT64_MIN);
+	assert_int_equal(parse_i64("-9223372036854775809", &i64), -ERANGE);
+	assert_int_equal(parse_i64("9223372036854775808", &i64), -ERANGE);
+	assert_int_equal(parse_i64("-", &i64), -EINVAL);
+	assert_int_equal(parse_i64("--1", &i64), -EINVAL);
+	assert_true(i64 == INT64_MIN); /* untouched on error */
+	assert_int_equal(parse_int("-2147483648", &i), 0);
+	assert_int_equal(i, -2147483647 - 1);
+	assert_int_equal(parse_int("2147483648", &i), -ERANGE);
+	assert_int_equal(parse_int("-2147483649", &i), -ERANGE);
+	assert_int_equal(parse_int("x", &i), -EINVAL);
+	assert_int_equal(i, -2147483647 - 1);
+
+	/* A directory opens but cannot be read. */
+	assert_int_equal(read_file_at(AT_FDCWD, "/", 1024, false, &buf, &len), -EISDIR);
+	assert_null(buf);
+	assert_int_equal(read_file_at(AT_FDCWD, "/nonexistent/x", 1024, false, &buf, &len),
+	                 -ENOENT);
+	/* Writing to a descriptor opened for reading. */
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(write_all(fd, "x", 1), -EBADF);
+	close(fd);
+	assert_int_equal(write_all(-1, "x", 1), -EBADF);
+
+	/* NUL is never valid text here, and is replaced when sanitizing. */
+	assert_false(utf8_is_valid("a\0b", 3));
+	buf = utf8_sanitize_dup("a\0b", 3);
+	assert_non_null(buf);
+	assert_memory_equal(buf, "a?b", 4);
+	free(buf);
+
+	errbuf_set(NULL, "ignored %d", 1);
+	errbuf_prefix(NULL, "ignored %d", 2);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_strlcpy),   cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_read_file), cmocka_unit_test(test_utf8),
-		cmocka_unit_test(test_errbuf),    cmocka_unit_test(test_hex),
+		cmocka_unit_test(test_edges),     cmocka_unit_test(test_errbuf),
+		cmocka_unit_test(test_hex),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

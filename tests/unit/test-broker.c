@@ -15,15 +15,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
+#include "agent/control.h"
 #include "broker.h"
 #include "ingest.h"
 #include "ipc.h"
 #include "registry.h"
 #include "store.h"
+#include "timeutil.h"
 
 struct fake_engine {
 	uint64_t batches, events, last_seq;
@@ -476,6 +479,240 @@ test_ingest_exactly_once(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+struct peer_events {
+	int up, down;
+	char why[128];
+};
+
+static void
+on_up(void *ctx, struct collector *c)
+{
+	(void)c;
+	((struct peer_events *)ctx)->up++;
+}
+
+static void
+on_down(void *ctx, struct collector *c, const char *why)
+{
+	struct peer_events *pe = ctx;
+
+	(void)c;
+	pe->down++;
+	snprintf(pe->why, sizeof(pe->why), "%s", why);
+}
+
+static int
+hw_maybe_fail(void *ctx, const char *id, uint64_t *ret)
+{
+	(void)ctx;
+	if (strcmp(id, "hw-fail") == 0)
+		return -EIO;
+	*ret = 41;
+	return 0;
+}
+
+static json_t *
+cli_health(void *ctx, const json_t *args)
+{
+	(void)ctx;
+	(void)args;
+	return json_pack("{s:s}", "state", "running");
+}
+
+static int64_t
+broker_counter(struct broker *b, const char *key)
+{
+	json_t *o = broker_json(b);
+	int64_t v;
+
+	assert_non_null(o);
+	v = json_integer_value(json_object_get(o, key));
+	json_decref(o);
+	return v;
+}
+
+/* Sends a ControlRequest and returns the response (caller frees). */
+static Daemoneye__ControlResponse *
+cli_ask(int fd, int epfd, const char *command)
+{
+	Daemoneye__ControlRequest req = DAEMONEYE__CONTROL_REQUEST__INIT;
+	ProtobufCMessage *m = NULL;
+	uint16_t type = 0;
+
+	req.command = (char *)command;
+	assert_int_equal(ipc_send(fd, IPC_CONTROL_REQUEST, &req.base), 0);
+	pump(epfd, 100);
+	assert_int_equal(ipc_recv(fd, IPC_MAX_CONTROL_RESPONSE, 1000, &type, NULL, &m), 0);
+	assert_int_equal(type, IPC_CONTROL_RESPONSE);
+	return (Daemoneye__ControlResponse *)m;
+}
+
+/* True when the broker closed fd (after its reap pass). */
+static bool
+closed_by_broker(int fd)
+{
+	char c;
+
+	return recv(fd, &c, 1, MSG_DONTWAIT) == 0;
+}
+
+/* The peers of one socket: CLI requests answered through control.c,
+ * collectors' heartbeats and RPCs, and every kind of bad peer closed alone
+ * and counted. */
+static void
+test_broker_peers(void **state)
+{
+	char dir[] = "/tmp/test-broker-XXXXXX", path[128], longpath[200];
+	struct peer_events pe = { 0 };
+	struct broker_ops ops = { .high_water = hw_maybe_fail,
+		                  .collector_up = on_up,
+		                  .collector_down = on_down,
+		                  .ctx = &pe };
+	struct control_callbacks cb = { .health = cli_health };
+	Daemoneye__ControlResponse *resp;
+	Daemoneye__Heartbeat hb = DAEMONEYE__HEARTBEAT__INIT;
+	Daemoneye__RpcResponse rr = DAEMONEYE__RPC_RESPONSE__INIT;
+	Daemoneye__ProcessEventBatch eb = DAEMONEYE__PROCESS_EVENT_BATCH__INIT;
+	struct control *ctl = NULL;
+	struct registry reg;
+	struct broker *b = NULL;
+	struct collector *col;
+	struct errbuf err = { 0 };
+	ProtobufCMessage *m = NULL;
+	uint16_t type = 0;
+	bool more;
+	int epfd, cli, bad, junk, idle, colfd, refused, fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	registry_init(&reg);
+	assert_true((epfd = epoll_create1(EPOLL_CLOEXEC)) >= 0);
+	memset(longpath, 'p', sizeof(longpath) - 1);
+	longpath[0] = '/';
+	longpath[sizeof(longpath) - 1] = '\0';
+	assert_int_equal(broker_new(epfd, longpath, &reg, NULL, &ops, &b, &err), -ENAMETOOLONG);
+	snprintf(path, sizeof(path), "%s/plain", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(broker_new(epfd, path, &reg, NULL, &ops, &b, &err), -EEXIST);
+	assert_non_null(strstr(err.msg, "not a socket"));
+	unlink(path);
+
+	snprintf(path, sizeof(path), "%s/s.sock", dir);
+	assert_int_equal(control_new(&cb, &ctl), 0);
+	assert_int_equal(broker_new(epfd, path, &reg, ctl, &ops, &b, &err), 0);
+
+	/* The CLI: two requests on one connection. */
+	assert_int_equal(ipc_connect(path, &cli), 0);
+	pump(epfd, 100);
+	resp = cli_ask(cli, epfd, "ping");
+	assert_int_equal(resp->status, CONTROL_STATUS_OK);
+	assert_non_null(strstr(resp->body_json, "pong"));
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	resp = cli_ask(cli, epfd, "health");
+	assert_int_equal(resp->status, CONTROL_STATUS_OK);
+	assert_non_null(strstr(resp->body_json, "running"));
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	assert_int_equal(broker_counter(b, "cli"), 1);
+
+	/* A first frame that is neither Register nor ControlRequest. */
+	assert_int_equal(ipc_connect(path, &bad), 0);
+	pump(epfd, 100);
+	assert_int_equal(ipc_send(bad, IPC_EVENTS, &eb.base), 0);
+	/* Bytes that are not a frame at all. */
+	assert_int_equal(ipc_connect(path, &junk), 0);
+	pump(epfd, 100);
+	assert_int_equal(write(junk, "\x08\0\0\0\xff\xff\0\0\0\0\0\0garbage!", 20), 20);
+	/* A peer that never says who it is. */
+	assert_int_equal(ipc_connect(path, &idle), 0);
+	pump(epfd, 100);
+	pump(epfd, 100);
+	assert_int_equal(broker_counter(b, "bad_frames"), 2);
+	broker_tick(b, time_mono_ms() + BROKER_FIRST_FRAME_MS + 1);
+	assert_true(closed_by_broker(bad));
+	assert_true(closed_by_broker(junk));
+	assert_true(closed_by_broker(idle));
+	{
+		char ch;
+
+		/* The well-behaved CLI stays connected. */
+		assert_int_equal(recv(cli, &ch, 1, MSG_DONTWAIT), -1);
+		assert_int_equal(errno, EAGAIN);
+	}
+
+	/* A collector whose high-water cannot be read is refused. */
+	assert_int_equal(ipc_connect(path, &refused), 0);
+	pump(epfd, 100);
+	register_client(refused, epfd, "hw-fail", false);
+
+	/* A collector: heartbeats, an RPC and its answer. */
+	assert_int_equal(ipc_connect(path, &colfd), 0);
+	pump(epfd, 100);
+	register_client(colfd, epfd, "rpc-test", true);
+	assert_int_equal(pe.up, 1);
+	col = registry_find(&reg, "rpc-test");
+	assert_non_null(col);
+	assert_int_equal(col->high_water, 41);
+	hb.wal_bytes = 4096;
+	hb.last_seq = 40;
+	assert_int_equal(ipc_send(colfd, IPC_HEARTBEAT, &hb.base), 0);
+	pump(epfd, 100);
+	assert_int_equal(col->wal_bytes, 4096);
+	assert_int_equal(col->reported_seq, 40);
+	assert_int_equal(broker_rpc(b, col, DAEMONEYE__RPC_METHOD__RPC_HEALTH_CHECK, 0), 0);
+	assert_int_equal(ipc_recv(colfd, IPC_MAX_COLLECTOR, 1000, &type, NULL, &m), 0);
+	assert_int_equal(type, IPC_RPC_REQUEST);
+	rr.correlation_id = ((Daemoneye__RpcRequest *)m)->correlation_id;
+	protobuf_c_message_free_unpacked(m, NULL);
+	rr.status = DAEMONEYE__RPC_STATUS__RPC_OK;
+	rr.body_json = (char *)"{\"source\":\"netlink\"}";
+	assert_int_equal(ipc_send(colfd, IPC_RPC_RESPONSE, &rr.base), 0);
+	rr.correlation_id = 424242; /* unknown: ignored */
+	assert_int_equal(ipc_send(colfd, IPC_RPC_RESPONSE, &rr.base), 0);
+	pump(epfd, 100);
+	assert_string_equal(col->last_health, "{\"source\":\"netlink\"}");
+	assert_int_equal(col->rpc_ok, 1);
+	assert_int_equal(broker_counter(b, "collectors"), 1);
+
+	/* It dies halfway through a frame. */
+	assert_int_equal(write(colfd, "\x10\0\0\0", 4), 4);
+	close(colfd);
+	pump(epfd, 100);
+	broker_process(b, 1, &more);
+	assert_int_equal(pe.down, 1);
+	assert_non_null(strstr(pe.why, "truncated"));
+	assert_int_equal(broker_counter(b, "bad_frames"), 3);
+	assert_int_equal(broker_rpc(b, col, 0, 0), -ENOTCONN);
+	assert_int_equal(broker_counter(b, "accepted"), 6);
+	assert_int_equal(broker_counter(b, "connections"), 1); /* the CLI */
+
+	broker_stop_accepting(b);
+	broker_stop_accepting(b);
+	close(cli);
+	close(bad);
+	close(junk);
+	close(idle);
+	close(refused);
+	broker_free(b);
+	broker_free(NULL);
+	control_free(ctl);
+
+	/* No control yet (the agent is starting): the CLI gets an error answer. */
+	assert_int_equal(broker_new(epfd, path, &reg, NULL, &ops, &b, &err), 0);
+	assert_int_equal(ipc_connect(path, &cli), 0);
+	pump(epfd, 100);
+	resp = cli_ask(cli, epfd, "ping");
+	assert_int_equal(resp->status, CONTROL_STATUS_FAILED);
+	assert_non_null(strstr(resp->body_json, "starting"));
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	close(cli);
+	broker_free(b);
+	registry_free(&reg);
+	close(epfd);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int
 main(void)
 {
@@ -484,6 +721,7 @@ main(void)
 		cmocka_unit_test(test_registry_rules_rpc_and_heartbeats),
 		cmocka_unit_test(test_registry_limits_and_json),
 		cmocka_unit_test(test_ingest_exactly_once),
+		cmocka_unit_test(test_broker_peers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

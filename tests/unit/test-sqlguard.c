@@ -244,6 +244,57 @@ test_regexp(void **state)
 	assert_true(st.regex_compiles > SQLGUARD_REGEX_CACHE);
 }
 
+/* Statement text limits, the function allow-list lookup, no attached
+ * databases, an over-long regexp pattern, the default time limit. */
+static void
+test_limits_and_lookup(void **state)
+{
+	struct fixture *f = *state;
+	struct errbuf err;
+	char *sql, pat[1300];
+	size_t n = SQLGUARD_MAX_SQL + 16;
+
+	assert_int_equal(try_prepare(f, SQLGUARD_QUERY, NULL, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "statement missing or too long"));
+	sql = malloc(n + 1);
+	assert_non_null(sql);
+	memset(sql, ' ', n);
+	memcpy(sql, "SELECT 1", 8);
+	sql[n] = '\0';
+	assert_int_equal(try_prepare(f, SQLGUARD_QUERY, sql, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "at most 65536 bytes"));
+	sql[SQLGUARD_MAX_SQL] = '\0'; /* exactly the maximum is fine */
+	assert_int_equal(try_prepare(f, SQLGUARD_QUERY, sql, &err), 0);
+	free(sql);
+
+	assert_true(sqlguard_function_allowed("regexp"));
+	assert_true(sqlguard_function_allowed("REGEXP"));
+	assert_true(sqlguard_function_allowed("json_extract"));
+	assert_false(sqlguard_function_allowed("load_extension"));
+	assert_false(sqlguard_function_allowed("readfile"));
+	assert_false(sqlguard_function_allowed(""));
+	assert_false(sqlguard_function_allowed(NULL));
+
+	/* No other database can even be attached (the attach limit is 0). */
+	assert_int_not_equal(sqlite3_exec(f->db, "ATTACH ':memory:' AS aux", NULL, NULL, NULL),
+	                     SQLITE_OK);
+	/* main and temp are the schema names a statement may use. */
+	assert_int_equal(
+	    try_prepare(f, SQLGUARD_QUERY, "SELECT pid FROM main.live_processes", &err), 0);
+
+	/* regexp() patterns are bounded. */
+	memcpy(pat, "SELECT regexp('", 15);
+	memset(pat + 15, 'a', 1025);
+	snprintf(pat + 15 + 1025, sizeof(pat) - 15 - 1025, "', 'a')");
+	assert_int_equal(try_run(f, pat, 2000, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "pattern longer than 1024 bytes"));
+	/* 1024 a's: allowed (no match against 'a', no error). */
+	memcpy(pat + 15 + 1024, "', 'a')", 8);
+	assert_int_equal(try_run(f, pat, 2000, &err), 0);
+	/* A zero time limit means the default, not "stop at once". */
+	assert_int_equal(try_run(f, "SELECT count(*) FROM processes", 0, &err), 2);
+}
+
 int
 main(void)
 {
@@ -252,6 +303,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_allowed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stopped_at_run, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_regexp, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_limits_and_lookup, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

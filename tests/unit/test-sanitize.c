@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -87,13 +88,41 @@ test_raw_cmdline(void **state)
 	free(got);
 }
 
+/* A flag glued to a secret path before '=' hides the whole word; NULL in,
+ * nothing out; a long argument list grows the output. */
+static void
+test_edges(void **state)
+{
+	char *s;
+	const char *many[64];
+	char want[64 * 8 + 1];
+	size_t len = 0;
+
+	(void)state;
+	check_argv((const char *[]){ "ssh", "-o/home/u/.ssh/x=plain" }, 2, "ssh [REDACTED]");
+	check_argv((const char *[]){ "ssh", "-i=/home/u/.ssh/id" }, 2, "ssh -i=[REDACTED]");
+	assert_false(sanitize_path_is_secret(NULL));
+	assert_null(sanitize_path(NULL));
+	s = sanitize_path("/home/u/.aws/credentials");
+	assert_string_equal(s, SANITIZE_REDACTED);
+	free(s);
+	s = sanitize_path("/usr/bin/aws");
+	assert_string_equal(s, "/usr/bin/aws");
+	free(s);
+	for (size_t i = 0; i < 64; i++) {
+		many[i] = "abcdefg";
+		len += (size_t)snprintf(want + len, sizeof(want) - len, "%sabcdefg", i ? " " : "");
+	}
+	check_argv(many, 64, want);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_flags),       cmocka_unit_test(test_embedded_script),
 		cmocka_unit_test(test_paths),       cmocka_unit_test(test_env),
-		cmocka_unit_test(test_raw_cmdline),
+		cmocka_unit_test(test_raw_cmdline), cmocka_unit_test(test_edges),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -791,6 +791,120 @@ test_webhook(void **state)
 	sink_webhook_ops.close(NULL);
 }
 
+/* Accepts one connection, answers with bytes that are not TLS, closes. */
+static void *
+not_tls_server(void *arg)
+{
+	int lfd = *(int *)arg;
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	char buf[4096];
+
+	if (fd < 0)
+		return NULL;
+	(void)recv(fd, buf, sizeof(buf), 0); /* the ClientHello */
+	(void)send(fd, "HTTP/1.0 400 Bad Request\r\n\r\n", 28, MSG_NOSIGNAL);
+	close(fd);
+	return NULL;
+}
+
+static int
+listen_loopback(int *ret_port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 4), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	*ret_port = ntohs(sa.sin_port);
+	return fd;
+}
+
+/* Syslog failures: not an alert, an alert over the syslog size limit, a
+ * local socket path too long or missing or gone, a TCP receiver that is not
+ * listening, and a TLS peer that does not speak TLS. */
+static void
+test_syslog_edges(void **state)
+{
+	struct sink_config sc = { .type = SINK_SYSLOG };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char server[200], *big, *bigjson;
+	struct errbuf err;
+	void *st = NULL;
+	pthread_t t;
+	int fd, lfd, port;
+	size_t n;
+
+	(void)state;
+	/* A long path: "unix:" + 150 characters, over sun_path. */
+	memset(server, 'x', sizeof(server) - 1);
+	server[sizeof(server) - 1] = '\0';
+	memcpy(server, "unix:/", 6);
+	sc.server = server;
+	assert_int_equal(sink_syslog_ops.open(&sc, &st, &err), 0);
+	assert_int_equal(sink_syslog_ops.deliver(st, "[1]", 3, &err), SINK_REJECTED);
+	assert_int_equal(sink_syslog_ops.deliver(st, alert_json, strlen(alert_json), &err),
+	                 -ENAMETOOLONG);
+	sink_syslog_ops.close(st);
+	sink_syslog_ops.close(NULL);
+
+	/* A receiver that goes away between two alerts. */
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/log", tmpdir);
+	snprintf(server, sizeof(server), "unix:%s", sa.sun_path);
+	assert_int_equal(sink_syslog_ops.open(&sc, &st, &err), 0);
+	assert_int_equal(sink_syslog_ops.deliver(st, alert_json, strlen(alert_json), &err),
+	                 -ENOENT);
+	assert_non_null(strstr(err.msg, "connect "));
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(sink_syslog_ops.deliver(st, alert_json, strlen(alert_json), &err), 0);
+	/* Over 256 KiB once formatted: refused for good, nothing sent. */
+	n = 300 * 1024;
+	big = malloc(n + 1);
+	assert_non_null(big);
+	memset(big, 'a', n);
+	big[n] = '\0';
+	bigjson = malloc(n + 200);
+	assert_non_null(bigjson);
+	snprintf(bigjson, n + 200, "{\"severity\":\"low\",\"rule_id\":\"r\",\"title\":\"%s\"}",
+	         big);
+	assert_int_equal(sink_syslog_ops.deliver(st, bigjson, strlen(bigjson), &err),
+	                 SINK_REJECTED);
+	assert_non_null(strstr(err.msg, "over the syslog limit"));
+	free(big);
+	free(bigjson);
+	close(fd);
+	assert_true(sink_syslog_ops.deliver(st, alert_json, strlen(alert_json), &err) < 0);
+	assert_non_null(strstr(err.msg, "send to "));
+	sink_syslog_ops.close(st);
+
+	/* TCP: nobody listens on the port any more. */
+	lfd = listen_loopback(&port);
+	close(lfd);
+	snprintf(server, sizeof(server), "tcp://127.0.0.1:%d", port);
+	assert_int_equal(sink_syslog_ops.open(&sc, &st, &err), 0);
+	assert_int_equal(sink_syslog_ops.deliver(st, alert_json, strlen(alert_json), &err),
+	                 -ECONNREFUSED);
+	assert_non_null(strstr(err.msg, "connect 127.0.0.1:"));
+	sink_syslog_ops.close(st);
+
+	/* TLS to a peer that answers in plain text: the handshake fails. */
+	lfd = listen_loopback(&port);
+	snprintf(server, sizeof(server), "tls://127.0.0.1:%d", port);
+	assert_int_equal(sink_syslog_ops.open(&sc, &st, &err), 0);
+	assert_int_equal(pthread_create(&t, NULL, not_tls_server, &lfd), 0);
+	assert_int_equal(sink_syslog_ops.deliver(st, alert_json, strlen(alert_json), &err),
+	                 -EPROTO);
+	assert_non_null(strstr(err.msg, "TLS to 127.0.0.1:"));
+	assert_int_equal(pthread_join(t, NULL), 0);
+	close(lfd);
+	sink_syslog_ops.close(st);
+}
+
 int
 main(void)
 {
@@ -809,6 +923,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_worker_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_memory_backlog_full, setup, teardown),
 		cmocka_unit_test(test_webhook),
+		cmocka_unit_test_setup_teardown(test_syslog_edges, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

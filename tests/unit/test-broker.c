@@ -26,6 +26,7 @@
 #include "ipc.h"
 #include "registry.h"
 #include "store.h"
+#include "supervise.h"
 #include "timeutil.h"
 
 struct fake_engine {
@@ -713,6 +714,83 @@ test_broker_peers(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+static void
+count_reports(void *ctx, const char *event, const char *id, const char *json)
+{
+	int *n = ctx;
+
+	assert_non_null(strstr(json, event));
+	assert_string_equal(id, "procmond");
+	(*n)++;
+}
+
+static void
+chan_say(int fd, const char *msg)
+{
+	assert_int_equal(send(fd, msg, strlen(msg), MSG_NOSIGNAL), (ssize_t)strlen(msg));
+}
+
+/* The engine's view of the supervisor's reports, its restart requests, and
+ * how a collector's binary is found. */
+static void
+test_supervise_view_and_find(void **state)
+{
+	struct supervise_view *v = NULL;
+	char buf[256], longid[200];
+	int sv[2], reports = 0;
+	json_t *a, *row;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(supervise_view_new(sv[0], &v), 0);
+	assert_int_equal(supervise_view_fd(v), sv[0]);
+	assert_int_equal(supervise_view_read(v, count_reports, &reports), 0);
+	chan_say(sv[1], "{\"event\":\"start\",\"id\":\"procmond\",\"pid\":123,\"restarts\":0}");
+	chan_say(sv[1], "not json");
+	chan_say(sv[1], "{\"event\":\"start\"}");
+	assert_int_equal(supervise_view_read(v, count_reports, &reports), 0);
+	assert_int_equal(reports, 1);
+	a = supervise_view_json(v);
+	row = json_array_get(a, 0);
+	assert_int_equal(json_array_size(a), 1);
+	assert_true(json_is_true(json_object_get(row, "running")));
+	assert_int_equal(json_integer_value(json_object_get(row, "pid")), 123);
+	assert_true(json_is_null(json_object_get(row, "last_exit")));
+	json_decref(a);
+	chan_say(sv[1], "{\"event\":\"exit\",\"id\":\"procmond\",\"pid\":123,"
+	                "\"status\":\"killed by signal 9\",\"restarts\":1,\"restart_in_ms\":500}");
+	assert_int_equal(supervise_view_read(v, NULL, NULL), 0);
+	a = supervise_view_json(v);
+	row = json_array_get(a, 0);
+	assert_false(json_is_true(json_object_get(row, "running")));
+	assert_int_equal(json_integer_value(json_object_get(row, "restarts")), 1);
+	assert_string_equal(json_string_value(json_object_get(row, "last_exit")),
+	                    "killed by signal 9");
+	json_decref(a);
+
+	assert_int_equal(supervise_view_request_restart(v, "procmond"), 0);
+	assert_int_equal(recv(sv[1], buf, sizeof(buf) - 1, 0), 22);
+	buf[22] = '\0';
+	assert_string_equal(buf, "{\"restart\":\"procmond\"}");
+	memset(longid, 'i', sizeof(longid) - 1);
+	longid[sizeof(longid) - 1] = '\0';
+	assert_int_equal(supervise_view_request_restart(v, longid), -ENAMETOOLONG);
+	close(sv[1]);
+	assert_int_equal(supervise_view_read(v, NULL, NULL), -ECONNRESET);
+	supervise_view_free(v);
+	supervise_view_free(NULL);
+
+	assert_int_equal(supervise_find_binary("/bin/sh", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "/bin/sh");
+	assert_int_equal(supervise_find_binary("/bin/sh", buf, 4), -ENAMETOOLONG);
+	assert_int_equal(supervise_find_binary("/no/such/collector", buf, sizeof(buf)), -ENOENT);
+	assert_int_equal(supervise_find_binary("no-such-collector-zz", buf, sizeof(buf)), -ENOENT);
+	assert_int_equal(setenv("DAEMONEYE_PROCMOND_BINARY", "/bin/sh", 1), 0);
+	assert_int_equal(supervise_find_binary("procmond", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "/bin/sh");
+	assert_int_equal(unsetenv("DAEMONEYE_PROCMOND_BINARY"), 0);
+}
+
 int
 main(void)
 {
@@ -722,6 +800,7 @@ main(void)
 		cmocka_unit_test(test_registry_limits_and_json),
 		cmocka_unit_test(test_ingest_exactly_once),
 		cmocka_unit_test(test_broker_peers),
+		cmocka_unit_test(test_supervise_view_and_find),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

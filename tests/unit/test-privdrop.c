@@ -20,6 +20,7 @@
 
 #include "privdrop.h"
 #include "seccomp_profile.h"
+#include "util.h"
 
 static void
 test_resolve_user(void **state)
@@ -122,6 +123,87 @@ test_drop_and_filter(void **state)
 	assert_int_equal(in_child(agent_profile), 0);
 }
 
+/* Like in_child(), but a coverage build leaves the child through exit() so
+ * the counters of the privdrop code it ran are written (the child stays
+ * uid 0, so it may still write them). */
+static int
+in_child_counted(int (*fn)(void))
+{
+	pid_t pid;
+	int st = 0, rc;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		rc = fn();
+#ifdef DE_COVERAGE
+		exit(rc);
+#else
+		_exit(rc);
+#endif
+	}
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 100 + WTERMSIG(st);
+}
+
+/* "Dropping" to root itself: the ids stay 0, but the capability sets and the
+ * bounding set shrink to the list, and no_new_privs is set. */
+static int
+drop_to_root_keeping_two(void)
+{
+	static const int keep[] = { CAP_NET_ADMIN, CAP_SYS_PTRACE };
+	struct privdrop_user u;
+	struct errbuf err = { { 0 } };
+	uid_t r, e, s;
+	uint64_t eff;
+
+	if (privdrop_resolve_user("root", &u) < 0 || u.uid != 0 || u.fell_back)
+		return 1;
+	if (privdrop_apply(&u, keep, 2, &err) < 0)
+		return 2;
+	if (getresuid(&r, &e, &s) < 0 || r != 0 || e != 0 || s != 0)
+		return 3;
+	if (privdrop_cap_effective(&eff) < 0 ||
+	    eff != ((1ull << CAP_NET_ADMIN) | (1ull << CAP_SYS_PTRACE)))
+		return 4;
+	if (!privdrop_has_cap(CAP_NET_ADMIN) || privdrop_has_cap(CAP_SYS_ADMIN) ||
+	    privdrop_has_cap(CAP_SETUID))
+		return 5;
+	/* Gone from the bounding set too: no file capability brings it back. */
+	if (prctl(PR_CAPBSET_READ, CAP_SYS_ADMIN, 0, 0, 0) != 0 ||
+	    prctl(PR_CAPBSET_READ, CAP_NET_ADMIN, 0, 0, 0) != 1)
+		return 6;
+	if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
+		return 7;
+	return 0;
+}
+
+/* More capabilities listed than exist: refused with -E2BIG. */
+static int
+too_many_caps(void)
+{
+	int keep[65];
+	struct privdrop_user u;
+	struct errbuf err = { { 0 } };
+
+	for (size_t i = 0; i < ARRAY_SIZE(keep); i++)
+		keep[i] = (int)(i % (CAP_LAST_CAP + 1));
+	if (privdrop_resolve_user("root", &u) < 0)
+		return 1;
+	return privdrop_apply(&u, keep, ARRAY_SIZE(keep), &err) == -E2BIG ? 0 : 2;
+}
+
+static void
+test_drop_keeping_root(void **state)
+{
+	(void)state;
+	if (geteuid() != 0 || !privdrop_has_cap(CAP_SETPCAP) || !privdrop_has_cap(CAP_SETUID))
+		skip();
+	assert_int_equal(in_child_counted(drop_to_root_keeping_two), 0);
+	assert_int_equal(in_child_counted(too_many_caps), 0);
+}
+
 int
 main(void)
 {
@@ -129,6 +211,7 @@ main(void)
 		cmocka_unit_test(test_resolve_user),
 		cmocka_unit_test(test_cap_effective),
 		cmocka_unit_test(test_drop_and_filter),
+		cmocka_unit_test(test_drop_keeping_root),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

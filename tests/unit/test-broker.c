@@ -11,11 +11,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -791,6 +794,128 @@ test_supervise_view_and_find(void **state)
 	assert_int_equal(unsetenv("DAEMONEYE_PROCMOND_BINARY"), 0);
 }
 
+struct engine_seen {
+	int starts, exits;
+};
+
+static void
+engine_report(void *ctx, const char *event, const char *id, const char *json)
+{
+	struct engine_seen *es = ctx;
+
+	(void)json;
+	if (strcmp(id, "sleeper") != 0)
+		return;
+	if (strcmp(event, "start") == 0)
+		es->starts++;
+	else if (strcmp(event, "exit") == 0)
+		es->exits++;
+}
+
+/* The engine of the supervisor test (a child of the supervisor): waits for
+ * the collector to start, asks for its restart, waits for it to come back,
+ * writes what it saw to the file ctx and asks the supervisor to stop. */
+static int
+test_engine(void *ctx, int chan)
+{
+	struct supervise_view *v = NULL;
+	struct engine_seen es = { 0 };
+	bool asked = false;
+	FILE *f;
+
+	if (supervise_view_new(chan, &v) < 0)
+		return 1;
+	for (int i = 0; i < 100 && es.starts < 2; i++) {
+		struct pollfd p = { .fd = chan, .events = POLLIN };
+
+		if (poll(&p, 1, 100) > 0 && supervise_view_read(v, engine_report, &es) < 0)
+			break;
+		if (es.starts == 1 && !asked) {
+			asked = supervise_view_request_restart(v, "sleeper") == 0;
+		}
+	}
+	if ((f = fopen(ctx, "we")) != NULL) {
+		fprintf(f, "starts=%d exits=%d", es.starts, es.exits);
+		fclose(f);
+	}
+	kill(getppid(), SIGTERM);
+	for (;;)
+		pause(); /* the supervisor's SIGTERM ends us */
+}
+
+/* The supervisor for real, in a child process: it spawns the engine and a
+ * collector (/bin/sleep), restarts the collector when the engine asks, and
+ * stops everything on SIGTERM with status 0. */
+static void
+test_supervise_run(void **state)
+{
+	char dir[] = "/tmp/test-supervise-XXXXXX", data[64], wal[64], result[80], got[64] = "";
+	struct de_config cfg;
+	struct supervise_opts o = { 0 };
+	int status = -1;
+	pid_t pid, w = 0;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(data, sizeof(data), "%s/data", dir);
+	snprintf(wal, sizeof(wal), "%s/wal", dir);
+	snprintf(result, sizeof(result), "%s/result", dir);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.n_collectors = 1;
+	cfg.collectors[0].id = (char *)"sleeper";
+	cfg.collectors[0].binary = (char *)"/bin/sleep";
+	cfg.collectors[0].args[0] = (char *)"30";
+	cfg.collectors[0].n_args = 1;
+	cfg.collectors[0].spawn = true;
+	o.cfg = &cfg;
+	o.socket_path = "/nonexistent.sock";
+	o.data_dir = data;
+	o.wal_dir = wal;
+	o.engine_uid = o.collector_uid = geteuid();
+	o.engine_gid = o.collector_gid = getegid();
+	o.engine = test_engine;
+	o.ctx = result;
+
+	/* A data directory that cannot be made: the agent does not start. */
+	o.data_dir = "/nonexistent/daemoneye/data";
+	assert_int_equal(supervise_run(&o), 1);
+	o.data_dir = data;
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int rc = supervise_run(&o);
+
+#ifdef DE_COVERAGE
+		exit(rc);
+#else
+		_exit(rc);
+#endif
+	}
+	for (int i = 0; i < 200 && w == 0; i++) {
+		w = waitpid(pid, &status, WNOHANG);
+		if (w == 0)
+			usleep(50 * 1000);
+	}
+	if (w == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		fail_msg("the supervisor did not stop within 10 s");
+	}
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	f = fopen(result, "re");
+	assert_non_null(f);
+	assert_non_null(fgets(got, sizeof(got), f));
+	fclose(f);
+	assert_string_equal(got, "starts=2 exits=1");
+	unlink(result);
+	assert_int_equal(rmdir(wal), 0);
+	assert_int_equal(rmdir(data), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int
 main(void)
 {
@@ -801,6 +926,7 @@ main(void)
 		cmocka_unit_test(test_ingest_exactly_once),
 		cmocka_unit_test(test_broker_peers),
 		cmocka_unit_test(test_supervise_view_and_find),
+		cmocka_unit_test(test_supervise_run),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -418,6 +418,74 @@ test_ro_refusals_and_edges(void **state)
 	store_close(NULL);
 }
 
+/* Rule evaluation on a file store (a second, read-only connection): rows
+ * set, subset by index, staged and re-staged, unstaged; refused rules; a
+ * database file that is gone. */
+static void
+test_eval_on_file_store(void **state)
+{
+	static const size_t tail[] = { 1, 2 }, first[] = { 0 };
+	struct process_event evs[3];
+	struct store *s = NULL, *gone = NULL;
+	struct store_eval *e = NULL;
+	struct store_stmt *st = NULL, *bad = NULL;
+	struct count_ctx c;
+	struct errbuf err = { { 0 } };
+	char path[300];
+
+	(void)state;
+	unlink(dbpath);
+	assert_int_equal(store_open(dbpath, STORE_RW, &s), 0);
+	ev_make(&evs[0], PROC_EV_START, 10, 1, "nc", "/usr/bin/nc", 1);
+	ev_make(&evs[1], PROC_EV_START, 11, 1, "bash", "/bin/bash", 2);
+	ev_make(&evs[2], PROC_EV_START, 12, 1, "nc", "/tmp/nc", 3);
+	assert_int_equal(store_eval_open(s, &e, &err), 0);
+	assert_int_equal(
+	    store_eval_prepare(e, "SELECT pid FROM processes WHERE name = 'nc'", &st, &err), 0);
+	assert_int_equal(store_eval_prepare(e, "DELETE FROM processes", &bad, &err), -EINVAL);
+	assert_null(bad);
+	assert_int_equal(store_eval_prepare(e, "SELECT pid FROM alerts_nope", &bad, &err), -EINVAL);
+
+#define RUN(want)                                                                          \
+	do {                                                                               \
+		memset(&c, 0, sizeof(c));                                                  \
+		assert_int_equal(store_eval_run(e, st, 1000, count_cb, &c, &err), (want)); \
+	} while (0)
+	assert_int_equal(store_eval_set_rows(e, evs, NULL, 3), 0);
+	RUN(2);
+	assert_string_equal(c.first, "10");
+	assert_int_equal(store_eval_set_rows(e, evs, tail, 2), 0);
+	RUN(1);
+	assert_string_equal(c.first, "12");
+	assert_int_equal(store_eval_stage(e, evs, NULL, 3), 0);
+	RUN(2);
+	RUN(2); /* the staged rows stay for every rule of the batch */
+	assert_int_equal(store_eval_stage(e, evs, first, 1), 0); /* replaces the staged rows */
+	RUN(1);
+	assert_string_equal(c.first, "10");
+	store_eval_unstage(e);
+	store_eval_unstage(e); /* nothing staged: nothing to do */
+	RUN(0);
+	/* The rows under evaluation never reach the store itself. */
+	assert_int_equal(query_count(s, "SELECT count(*) FROM live_processes"), 0);
+#undef RUN
+	store_stmt_free(st);
+	store_stmt_free(NULL);
+	store_eval_close(e);
+	store_eval_close(NULL);
+
+	snprintf(path, sizeof(path), "%s/gone.db", dir);
+	assert_int_equal(store_open(path, STORE_RW, &gone), 0);
+	assert_int_equal(unlink(path), 0);
+	e = NULL;
+	assert_int_not_equal(store_eval_open(gone, &e, &err), 0);
+	assert_null(e);
+	assert_non_null(strstr(err.msg, "gone.db"));
+	store_close(gone);
+	evs_clear(evs, 3);
+	store_close(s);
+}
+
 int
 main(void)
 {
@@ -429,6 +497,7 @@ main(void)
 		cmocka_unit_test(test_alerts_and_stats),
 		cmocka_unit_test(test_retention),
 		cmocka_unit_test(test_ro_refusals_and_edges),
+		cmocka_unit_test(test_eval_on_file_store),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -484,6 +484,24 @@ test_line_bound(void **state)
 	free(b.p);
 	assert_int_equal(sink_format_line(SINK_FORMAT_JSON, blob, big, false, &line, &n), -E2BIG);
 	assert_null(line);
+	/* A human or CSV line over the bound fails too, and sets nothing. */
+	{
+		size_t jn = big + 64;
+		char *json = malloc(jn);
+		int k;
+
+		assert_non_null(json);
+		k = snprintf(json, jn, "{\"severity\":\"low\",\"title\":\"%.*s\"}", (int)(big - 1),
+		             blob);
+		assert_true(k > 0 && (size_t)k < jn);
+		assert_true(sink_format_line(SINK_FORMAT_HUMAN, json, (size_t)k, false, &line, &n) <
+		            0);
+		assert_null(line);
+		assert_true(sink_format_line(SINK_FORMAT_CSV, json, (size_t)k, false, &line, &n) <
+		            0);
+		assert_null(line);
+		free(json);
+	}
 	free(blob);
 }
 

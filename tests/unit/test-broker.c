@@ -916,6 +916,66 @@ test_supervise_run(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+static int
+failing_engine(void *ctx, int chan)
+{
+	(void)ctx;
+	close(chan);
+	return 3;
+}
+
+/* An engine that fails right after starting, five times in a row: the
+ * supervisor gives up with status 1 instead of restarting it forever
+ * (backoff 250 + 500 + 1000 + 2000 ms: about 4 s). */
+static void
+test_supervise_gives_up(void **state)
+{
+	char dir[] = "/tmp/test-supervise-XXXXXX", data[64], wal[64];
+	struct de_config cfg;
+	struct supervise_opts o = { 0 };
+	int status = -1;
+	pid_t pid, w = 0;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(data, sizeof(data), "%s/data", dir);
+	snprintf(wal, sizeof(wal), "%s/wal", dir);
+	memset(&cfg, 0, sizeof(cfg));
+	o.cfg = &cfg;
+	o.socket_path = "/nonexistent.sock";
+	o.data_dir = data;
+	o.wal_dir = wal;
+	o.engine_uid = o.collector_uid = geteuid();
+	o.engine_gid = o.collector_gid = getegid();
+	o.engine = failing_engine;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int rc = supervise_run(&o);
+
+#ifdef DE_COVERAGE
+		exit(rc);
+#else
+		_exit(rc);
+#endif
+	}
+	for (int i = 0; i < 300 && w == 0; i++) {
+		w = waitpid(pid, &status, WNOHANG);
+		if (w == 0)
+			usleep(50 * 1000);
+	}
+	if (w == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		fail_msg("the supervisor did not give up within 15 s");
+	}
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 1);
+	assert_int_equal(rmdir(wal), 0);
+	assert_int_equal(rmdir(data), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int
 main(void)
 {
@@ -927,6 +987,7 @@ main(void)
 		cmocka_unit_test(test_broker_peers),
 		cmocka_unit_test(test_supervise_view_and_find),
 		cmocka_unit_test(test_supervise_run),
+		cmocka_unit_test(test_supervise_gives_up),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

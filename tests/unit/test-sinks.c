@@ -923,6 +923,49 @@ test_syslog_edges(void **state)
 	sink_syslog_ops.close(st);
 }
 
+/* The spool loses its segment file under a down sink: the replay cannot
+ * read it, the sink stays down with the reason, and nothing spins. */
+static void
+test_worker_spool_unreadable(void **state)
+{
+	struct sink_config sc = { .type = SINK_FILE, .format = SINK_FORMAT_JSON };
+	struct errbuf err = { { 0 } };
+	struct sink *s = NULL;
+	char path[128], spool[128], seg[200];
+	bool seen = false;
+	json_t *h;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/missing/a.jsonl", tmpdir);
+	snprintf(spool, sizeof(spool), "%s/spool", tmpdir);
+	assert_int_equal(mkdir(spool, 0700), 0);
+	sc.path = path;
+	sc.spool_max_bytes = 1 << 20;
+	assert_int_equal(sink_new(&sc, "file-u", spool, &s, &err), 0);
+	assert_int_equal(sink_start(s, &err), 0);
+	sink_enqueue(s, alert_json);
+	assert_int_equal(sink_wait_idle(s, time_mono_ms() + 5000, false), 0);
+	assert_int_equal(health_u(s, "spooled"), 1);
+	/* The first retry is 250 ms away: remove the segment before it. */
+	snprintf(seg, sizeof(seg), "%s/file-u/seg-%016x", spool, 1);
+	assert_int_equal(unlink(seg), 0);
+	for (int i = 0; i < 60 && !seen; i++) {
+		const char *e;
+
+		usleep(50 * 1000);
+		h = sink_health_json(s);
+		e = json_string_value(json_object_get(h, "last_error"));
+		seen = e != NULL && strstr(e, "cannot read the spool") != NULL;
+		json_decref(h);
+	}
+	assert_true(seen);
+	h = sink_health_json(s);
+	assert_string_equal(json_string_value(json_object_get(h, "state")), "down");
+	json_decref(h);
+	assert_int_equal(health_u(s, "delivered"), 0);
+	sink_free(s);
+}
+
 int
 main(void)
 {
@@ -942,6 +985,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_worker_memory_backlog_full, setup, teardown),
 		cmocka_unit_test(test_webhook),
 		cmocka_unit_test_setup_teardown(test_syslog_edges, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_worker_spool_unreadable, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

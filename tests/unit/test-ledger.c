@@ -1159,6 +1159,93 @@ test_prove_before_checkpoint(void **state)
 	ledger_close(w);
 }
 
+/* Verifies dir read-only; returns ledger_verify()'s result. */
+static int
+verify_rc(const struct fixture *f, const char *pub, struct ledger_report *rep, struct errbuf *err)
+{
+	struct ledger *l = NULL;
+	int rc;
+
+	assert_int_equal(ledger_open(f->ldir, LEDGER_RO, &l, err), 0);
+	rc = ledger_verify(l, pub, rep, err);
+	ledger_close(l);
+	return rc;
+}
+
+/* Files that are not what they should be: a public key that is not PEM, a
+ * checkpoint file with the wrong magic or a checkpoint that does not grow,
+ * an entries file with the wrong magic or that is a directory. */
+static void
+test_odd_files(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger_report rep;
+	struct errbuf err = { { 0 } };
+	char *ents, *cks, *twice, bad[160];
+	size_t elen, clen;
+
+	make_ledger(f, 6, 3); /* checkpoints at 3 and 6 */
+	ents = slurp(f->entries, &elen);
+	cks = slurp(f->ckpts, &clen);
+	assert_int_equal(verify_rc(f, f->pub, &rep, &err), 0);
+	assert_true(rep.ok);
+	assert_int_equal(rep.checkpoints, 2);
+
+	snprintf(bad, sizeof(bad), "%s/bad.pub", f->dir);
+	{
+		FILE *k = fopen(bad, "we");
+
+		assert_non_null(k);
+		assert_int_equal(fputs("not a key\n", k) >= 0, 1);
+		assert_int_equal(fclose(k), 0);
+	}
+	assert_int_equal(verify_rc(f, bad, &rep, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "not a PEM public key"));
+
+	cks[0] ^= 0x20;
+	spit(f->ckpts, cks, clen);
+	assert_int_equal(verify_rc(f, f->pub, &rep, &err), 0);
+	assert_false(rep.ok);
+	assert_non_null(strstr(rep.reason, "not a checkpoint file (bad magic)"));
+	cks[0] ^= 0x20;
+
+	/* The last checkpoint written twice: the second does not grow the tree. */
+	twice = malloc(clen + 144);
+	assert_non_null(twice);
+	memcpy(twice, cks, clen);
+	memcpy(twice + clen, cks + clen - 144, 144);
+	spit(f->ckpts, twice, clen + 144);
+	free(twice);
+	assert_int_equal(verify_rc(f, f->pub, &rep, &err), 0);
+	assert_false(rep.ok);
+	assert_non_null(strstr(rep.reason, "does not grow"));
+	spit(f->ckpts, cks, clen);
+	assert_int_equal(verify_rc(f, f->pub, &rep, &err), 0);
+	assert_true(rep.ok);
+
+	ents[1] ^= 0x20;
+	spit(f->entries, ents, elen);
+	assert_int_equal(verify_rc(f, f->pub, &rep, &err), 0);
+	assert_false(rep.ok);
+	assert_non_null(strstr(rep.reason, "entries.log: not a ledger (bad magic)"));
+	assert_int_equal(unlink(f->entries), 0);
+	assert_int_equal(mkdir(f->entries, 0700), 0);
+	assert_int_equal(verify_rc(f, f->pub, &rep, &err), -EINVAL);
+	assert_int_equal(rmdir(f->entries), 0);
+	ents[1] ^= 0x20;
+	{
+		int fd = open(f->entries, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+
+		assert_true(fd >= 0);
+		close(fd);
+	}
+	spit(f->entries, ents, elen);
+	assert_int_equal(verify_rc(f, f->pub, &rep, &err), 0);
+	assert_true(rep.ok);
+	free(ents);
+	free(cks);
+}
+
 int
 main(void)
 {
@@ -1186,6 +1273,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_quarantine_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_proof_tampering, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prove_before_checkpoint, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_odd_files, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1246,6 +1246,59 @@ test_odd_files(void **state)
 	free(cks);
 }
 
+/* Readers (show, export, proofs) refuse a damaged entries file with the
+ * reason, instead of showing part of it as if it were whole; export says
+ * when its output cannot be written. */
+static void
+test_readers_refuse_damage(void **state)
+{
+	struct fixture *f = *state;
+	struct errbuf err = { { 0 } };
+	struct ledger *l = NULL;
+	json_t *j = NULL;
+	char *ents;
+	size_t elen;
+	FILE *ro;
+
+	make_ledger(f, 5, 0);
+	ents = slurp(f->entries, &elen);
+	assert_int_equal(ledger_open(f->ldir, LEDGER_RO, &l, &err), 0);
+	ro = fopen("/dev/null", "re");
+	assert_non_null(ro);
+	assert_true(ledger_export(l, ro, &err) < 0); /* a stream that cannot be written */
+	fclose(ro);
+
+	ents[1] ^= 0x20;
+	spit(f->entries, ents, elen);
+	assert_int_equal(ledger_show(l, 0, &j, &err), -EBADMSG);
+	assert_string_equal(err.msg, "entries.log: not a ledger (bad magic)");
+	assert_null(j);
+	assert_int_equal(ledger_show(l, 2, &j, &err), -EBADMSG);
+	assert_int_equal(ledger_export(l, stderr, &err), -EBADMSG);
+	assert_int_equal(ledger_prove(l, 1, &j, &err), -EBADMSG);
+	assert_int_equal(ledger_prove_consistency(l, 1, &j, &err), -EBADMSG);
+	assert_null(j);
+	ents[1] ^= 0x20;
+
+	/* Entry 1 removed: the walk finds entry 2 where 1 should be and stops. */
+	{
+		size_t offs[8];
+		char *cut = malloc(elen);
+
+		assert_non_null(cut);
+		assert_int_equal(record_offsets(ents, elen, offs, 7), 5);
+		memcpy(cut, ents, offs[1]);
+		memcpy(cut + offs[1], ents + offs[2], elen - offs[2]);
+		spit(f->entries, cut, elen - (offs[2] - offs[1]));
+		free(cut);
+	}
+	assert_int_equal(ledger_show(l, 0, &j, &err), -EBADMSG);
+	assert_string_equal(err.msg, "entry 1 is damaged: run `ledger verify`");
+	assert_null(j);
+	ledger_close(l);
+	free(ents);
+}
+
 int
 main(void)
 {
@@ -1274,6 +1327,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_proof_tampering, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prove_before_checkpoint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_odd_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_readers_refuse_damage, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

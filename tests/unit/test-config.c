@@ -648,6 +648,39 @@ test_sizes_and_validate_edges(void **state)
 	config_free(NULL);
 }
 
+/* YAML shapes: an empty section, a list with too many entries (named with
+ * its line), a syntax error in a second document. */
+static void
+test_yaml_shapes(void **state)
+{
+	static const char empty_section[] = "agent:\ndetection:\n  rule_timeout_ms: 250\n";
+	static const char second_bad[] = "agent:\n  user: x\n---\n[unclosed\n";
+	struct de_config cfg;
+	struct errbuf err = { { 0 } };
+	char yaml[512];
+	size_t l;
+
+	(void)state;
+	assert_int_equal(config_defaults(&cfg), 0);
+	assert_int_equal(
+	    config_parse_string(&cfg, "t.yaml", empty_section, strlen(empty_section), &err), 0);
+	assert_int_equal(cfg.detection.rule_timeout_ms, 250);
+	assert_non_null(cfg.agent.user); /* an empty section keeps the defaults */
+
+	l = (size_t)snprintf(yaml, sizeof(yaml), "detection:\n  rules_dirs:\n");
+	for (int i = 0; i < 17; i++)
+		l += (size_t)snprintf(yaml + l, sizeof(yaml) - l, "    - /r%d\n", i);
+	assert_int_equal(config_parse_string(&cfg, "t.yaml", yaml, l, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "t.yaml:3:"));
+	assert_non_null(strstr(err.msg, "at most 16 entries"));
+
+	assert_int_equal(config_parse_string(&cfg, "t.yaml", second_bad, strlen(second_bad), &err),
+	                 -EINVAL);
+	assert_non_null(strstr(err.msg, "YAML syntax error"));
+	assert_int_equal(cfg.detection.rule_timeout_ms, 250); /* unchanged by the failures */
+	config_free(&cfg);
+}
+
 int
 main(void)
 {
@@ -664,6 +697,7 @@ main(void)
 		cmocka_unit_test(test_collectors_json_errors),
 		cmocka_unit_test(test_env_lists),
 		cmocka_unit_test(test_sizes_and_validate_edges),
+		cmocka_unit_test(test_yaml_shapes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -152,9 +152,11 @@ time_parse_duration(const char *s, uint64_t *ret_ms)
 	if (*p < '0' || *p > '9')
 		return -EINVAL;
 	for (; *p >= '0' && *p <= '9'; p++) {
-		if (v > (UINT64_MAX - 9) / 10)
+		uint64_t d = (uint64_t)(*p - '0');
+
+		if (v > (UINT64_MAX - d) / 10)
 			return -ERANGE;
-		v = v * 10 + (uint64_t)(*p - '0');
+		v = v * 10 + d;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(duration_units); i++) {
 		if (strcmp(p, duration_units[i].suffix) == 0) {

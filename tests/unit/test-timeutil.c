@@ -54,6 +54,10 @@ test_duration(void **state)
 	assert_int_equal(time_parse_duration("m", &ms), -EINVAL);
 	assert_int_equal(time_parse_duration("-1h", &ms), -EINVAL);
 	assert_int_equal(time_parse_duration("99999999999999999999d", &ms), -ERANGE);
+	/* The largest value that fits is accepted; one more is not. */
+	assert_int_equal(time_parse_duration("18446744073709551615ms", &ms), 0);
+	assert_true(ms == UINT64_MAX);
+	assert_int_equal(time_parse_duration("18446744073709551616ms", &ms), -ERANGE);
 }
 
 static void

@@ -373,6 +373,19 @@ path_json(const merkle_hash *path, size_t n)
 	return TAKE_PTR(arr);
 }
 
+/* A proof is only worth giving against a root the signed checkpoint vouches
+ * for. Returns 0, or -EBADMSG with the reason in err. */
+static int
+root_matches(const struct ckpt *cp, const uint8_t root[LEDGER_HASH_LEN], struct errbuf *err)
+{
+	if (memcmp(root, cp->root, LEDGER_HASH_LEN) == 0)
+		return 0;
+	errbuf_set(err,
+	           "the entries do not match checkpoint of tree size %llu: run `ledger verify`",
+	           (unsigned long long)cp->size);
+	return -EBADMSG;
+}
+
 static int
 build_proof(const struct leaves_ctx *c, const struct ckpt *cp, uint64_t seq, json_t **ret,
             struct errbuf *err)
@@ -386,13 +399,8 @@ build_proof(const struct leaves_ctx *c, const struct ckpt *cp, uint64_t seq, jso
 	if ((rc = merkle_root(c->leaves, cp->size, root)) < 0 ||
 	    (rc = merkle_inclusion_proof(c->leaves, cp->size, seq, path, &plen)) < 0)
 		return rc;
-	if (memcmp(root, cp->root, LEDGER_HASH_LEN) != 0) {
-		errbuf_set(err,
-		           "the entries do not match checkpoint of tree size %llu: run "
-		           "`ledger verify`",
-		           (unsigned long long)cp->size);
-		return -EBADMSG;
-	}
+	if ((rc = root_matches(cp, root, err)) < 0)
+		return rc;
 	if (o == NULL || json_object_set_new(o, "format", json_string(INCLUSION_FORMAT)) < 0 ||
 	    json_object_set_new(o, "hash_algorithm", json_string("sha256")) < 0 ||
 	    json_object_set_new(o, "leaf_index", json_integer((json_int_t)seq)) < 0 ||
@@ -464,13 +472,8 @@ build_consistency(const struct leaves_ctx *c, const struct ckpt *cps, size_t ncp
 	    (rc = merkle_root(c->leaves, old_size, r1)) < 0 ||
 	    (rc = merkle_consistency_proof(c->leaves, cp->size, old_size, proof, &plen)) < 0)
 		return rc;
-	if (memcmp(r2, cp->root, LEDGER_HASH_LEN) != 0) {
-		errbuf_set(err,
-		           "the entries do not match checkpoint of tree size %llu: run "
-		           "`ledger verify`",
-		           (unsigned long long)cp->size);
-		return -EBADMSG;
-	}
+	if ((rc = root_matches(cp, r2, err)) < 0)
+		return rc;
 	if (o == NULL || json_object_set_new(o, "format", json_string(CONSISTENCY_FORMAT)) < 0 ||
 	    json_object_set_new(o, "hash_algorithm", json_string("sha256")) < 0 ||
 	    json_object_set_new(o, "first_size", json_integer((json_int_t)old_size)) < 0 ||

@@ -20,6 +20,8 @@ import time
 import uuid
 from pathlib import Path
 
+from benchlib import start_agent
+
 TOP = Path(__file__).resolve().parents[1]
 BUILD = Path(os.environ.get("DE_BUILD_DIR", TOP / "build"))
 WAL_N = int(os.environ.get("DE_BENCH_WAL_RECORDS", "1000000"))
@@ -28,36 +30,6 @@ WAL_N = int(os.environ.get("DE_BENCH_WAL_RECORDS", "1000000"))
 def pct(v, p):
     v = sorted(v)
     return v[min(len(v) - 1, int(len(v) * p / 100))] if v else float("nan")
-
-
-def start_agent(tmp):
-    data = tmp / "data"
-    data.mkdir()
-    rules = tmp / "rules"
-    rules.mkdir()
-    for p in (tmp, data, rules):
-        os.chmod(p, 0o755)
-    os.chmod(data, 0o777)
-    cfg = tmp / "agent.yaml"
-    cfg.write_text("agent:\n  data_dir: %s\nalerting:\n  sinks:\n"
-                   "    - { type: file, path: %s, format: json }\n" % (data, tmp / "alerts.jsonl"))
-    env = dict(os.environ, DAEMONEYE_PROCMOND_BINARY=str(BUILD / "src/procmond/procmond"))
-    log = open(tmp / "agent.log", "wb")
-    p = subprocess.Popen([BUILD / "src/agent/daemoneye-agent", "--config", cfg, "--rules-dir",
-                          rules, "--log-level", "warn"], env=env, stdout=subprocess.DEVNULL,
-                         stderr=log, start_new_session=True)
-    db = data / "events.db"
-    end = time.monotonic() + 20
-    while time.monotonic() < end:
-        try:
-            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
-                if c.execute("SELECT count(*) FROM collector_state").fetchone()[0]:
-                    break
-        except sqlite3.Error:
-            pass
-        time.sleep(0.1)
-    time.sleep(1.0)  # let the first snapshot settle
-    return p, db
 
 
 def run_phase(db, rate, seconds, label, tmp):
@@ -115,7 +87,10 @@ def main():
         print("bench-pipeline: needs root (procmond); skipped")
         return 0
     tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-", dir="/tmp"))
-    agent, db = start_agent(tmp)
+    rules = tmp / "rules"
+    rules.mkdir()
+    os.chmod(rules, 0o755)
+    agent, db = start_agent(tmp, rules, 1.0)  # no rules: the pipeline alone
     try:
         run_phase(db, 1000, 5, "at ~1,000 exec/s", tmp)
         run_phase(db, 0, 5, "at max exec/s  ", tmp)

@@ -18,7 +18,6 @@ import os
 import resource
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,8 @@ import time
 import json
 import uuid
 from pathlib import Path
+
+from benchlib import start_agent
 
 TOP = Path(__file__).resolve().parents[1]
 BUILD = Path(os.environ.get("DE_BUILD_DIR", TOP / "build"))
@@ -71,33 +72,6 @@ def session_pids(sid):
         if int(f[3]) == sid:
             out.append((int(d), stat[stat.index("(") + 1:stat.rindex(")")]))
     return out
-
-
-def start_agent(tmp):
-    data = tmp / "data"
-    data.mkdir()
-    os.chmod(tmp, 0o755)
-    os.chmod(data, 0o777)
-    cfg = tmp / "agent.yaml"
-    cfg.write_text("agent:\n  data_dir: %s\nalerting:\n  sinks:\n"
-                   "    - { type: file, path: %s, format: json }\n" % (data, tmp / "alerts.jsonl"))
-    env = dict(os.environ, DAEMONEYE_PROCMOND_BINARY=str(BUILD / "src/procmond/procmond"))
-    log = open(tmp / "agent.log", "wb")
-    p = subprocess.Popen([BUILD / "src/agent/daemoneye-agent", "--config", cfg, "--rules-dir",
-                          TOP / "rules", "--log-level", "warn"], env=env,
-                         stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
-    db = data / "events.db"
-    end = time.monotonic() + 20
-    while time.monotonic() < end:
-        try:
-            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
-                if c.execute("SELECT count(*) FROM collector_state").fetchone()[0]:
-                    break
-        except sqlite3.Error:
-            pass
-        time.sleep(0.1)
-    time.sleep(2.0)  # the first snapshot and its hashing settle
-    return p
 
 
 def engine_counters(data):
@@ -160,7 +134,7 @@ def main():
         print("bench-system-cpu: needs root (procmond); skipped")
         return 0
     tmp = Path(tempfile.mkdtemp(prefix="bench-syscpu-", dir="/tmp"))
-    agent = start_agent(tmp)
+    agent, _ = start_agent(tmp, TOP / "rules", 2.0)  # first snapshot and hashes settle
     try:
         phase(agent.pid, 1000, "paced 1,000 exec/s", tmp / "data")
         per_k = phase(agent.pid, 0, "max exec/s       ", tmp / "data")

@@ -1,0 +1,40 @@
+"""Shared by the whole-system benchmarks: start the real agent (which spawns
+procmond) in a temporary directory and wait until procmond has registered."""
+import os
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+TOP = Path(__file__).resolve().parents[1]
+BUILD = Path(os.environ.get("DE_BUILD_DIR", TOP / "build"))
+
+
+def start_agent(tmp, rules, settle_s):
+    """Starts daemoneye-agent with data under tmp/data, rules from rules, and a
+    JSON file sink at tmp/alerts.jsonl; waits for the collector to register,
+    then settle_s more for the first snapshot. Returns (Popen, events.db path)."""
+    data = tmp / "data"
+    data.mkdir()
+    os.chmod(tmp, 0o755)
+    os.chmod(data, 0o777)
+    cfg = tmp / "agent.yaml"
+    cfg.write_text("agent:\n  data_dir: %s\nalerting:\n  sinks:\n"
+                   "    - { type: file, path: %s, format: json }\n" % (data, tmp / "alerts.jsonl"))
+    env = dict(os.environ, DAEMONEYE_PROCMOND_BINARY=str(BUILD / "src/procmond/procmond"))
+    log = open(tmp / "agent.log", "wb")
+    p = subprocess.Popen([BUILD / "src/agent/daemoneye-agent", "--config", cfg, "--rules-dir",
+                          rules, "--log-level", "warn"], env=env, stdout=subprocess.DEVNULL,
+                         stderr=log, start_new_session=True)
+    db = data / "events.db"
+    end = time.monotonic() + 20
+    while time.monotonic() < end:
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
+                if c.execute("SELECT count(*) FROM collector_state").fetchone()[0]:
+                    break
+        except sqlite3.Error:
+            pass
+        time.sleep(0.1)
+    time.sleep(settle_s)
+    return p, db

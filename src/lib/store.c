@@ -15,40 +15,19 @@
 
 #include "cleanup.h"
 #include "sqlguard.h"
+#include "store-internal.h"
 #include "timeutil.h"
 #include "util.h"
 
-#define STORE_SCHEMA_VERSION  1
-#define STORE_BUSY_TIMEOUT_MS 5000
-#define SQL_MAX               4096
+#define STORE_SCHEMA_VERSION 1
 
 /* ---- The process columns: one table drives schema, inserts and binding. */
-
-enum col_kind {
-	COL_I32,    /* int32_t */
-	COL_ID32,   /* int32_t, NULL when negative (unknown) */
-	COL_ID64,   /* int64_t, NULL when negative (unknown) */
-	COL_U64,    /* uint64_t */
-	COL_U32,    /* uint32_t */
-	COL_REAL,   /* double */
-	COL_TEXT,   /* char *, NULL when unknown */
-	COL_BOOL,   /* bool, stored 0/1 */
-	COL_EVTYPE, /* the event's type name */
-	COL_EVTIME, /* the event's time */
-};
-
-struct proc_col {
-	const char *name;
-	const char *sqltype;
-	enum col_kind kind;
-	size_t off; /* into struct process_record */
-};
 
 #define PC(n, t, k)                                          \
 	{                                                    \
 #n, t, k, offsetof(struct process_record, n) \
 	}
-static const struct proc_col proc_cols[] = {
+const struct proc_col proc_cols[] = {
 	PC(pid, "INTEGER NOT NULL", COL_I32),
 	PC(ppid, "INTEGER", COL_ID32),
 	PC(name, "TEXT", COL_TEXT),
@@ -82,54 +61,10 @@ static const struct proc_col proc_cols[] = {
 	{ "collection_time", "INTEGER", COL_EVTIME, 0 },
 };
 #undef PC
-#define N_PROC_COLS ((int)ARRAY_SIZE(proc_cols))
+const int N_PROC_COLS = (int)ARRAY_SIZE(proc_cols);
 
-/* The cached statements of the read-write store. */
-enum {
-	ST_BEGIN,
-	ST_COMMIT,
-	ST_ROLLBACK,
-	ST_HW_GET,
-	ST_HW_SET,
-	ST_EV_INSERT,
-	ST_INST_UPSERT,
-	ST_INST_STOP,
-	ST_LIVE_PUT,
-	ST_LIVE_DEL,
-	ST_ALERT_PUT,
-	_ST_MAX,
-};
-
-struct store {
-	sqlite3 *db;
-	enum store_mode mode;
-	bool memory;
-	char *path;
-	struct sqlguard *guard; /* lazily attached: store_query, shared eval */
-	pthread_mutex_t mu;     /* one caller at a time (agent threads share a store) */
-	sqlite3_stmt *st[_ST_MAX];
-};
-
-struct store_eval {
-	struct store *store;
-	sqlite3 *db;
-	bool shared;
-	struct sqlguard *guard;
-	sqlite3_stmt *ins, *clr, *begin, *commit;
-	/* Rows staged by store_eval_stage(), to stage again if an error in a
-	 * rule rolled the open transaction back. */
-	const struct process_event *evs;
-	const size_t *idx;
-	size_t n;
-	bool staged;
-};
-
-struct store_stmt {
-	sqlite3_stmt *stmt;
-};
-
-static int
-map_rc(int rc)
+int
+store_map_rc(int rc)
 {
 	switch (rc & 0xff) {
 	case SQLITE_OK:
@@ -157,8 +92,8 @@ map_rc(int rc)
 }
 
 /* Appends "fmt" to buf at *len; false when it does not fit. */
-static bool __attribute__((format(printf, 4, 5)))
-sql_append(char *buf, size_t n, size_t *len, const char *fmt, ...)
+bool
+store_sql_append(char *buf, size_t n, size_t *len, const char *fmt, ...)
 {
 	va_list ap;
 	int r;
@@ -175,30 +110,30 @@ sql_append(char *buf, size_t n, size_t *len, const char *fmt, ...)
 }
 
 /* "pid INTEGER NOT NULL, ppid INTEGER, ..." or, with types false, "pid, ppid, ...". */
-static bool
-sql_cols(char *buf, size_t n, size_t *len, bool types)
+bool
+store_sql_cols(char *buf, size_t n, size_t *len, bool types)
 {
 	for (int i = 0; i < N_PROC_COLS; i++)
-		if (!sql_append(buf, n, len, "%s%s%s%s", i ? ", " : "", proc_cols[i].name,
-		                types ? " " : "", types ? proc_cols[i].sqltype : ""))
+		if (!store_sql_append(buf, n, len, "%s%s%s%s", i ? ", " : "", proc_cols[i].name,
+		                      types ? " " : "", types ? proc_cols[i].sqltype : ""))
 			return false;
 	return true;
 }
 
 /* "?first, ?first+1, ..." for the process columns. */
-static bool
-sql_params(char *buf, size_t n, size_t *len, int first)
+bool
+store_sql_params(char *buf, size_t n, size_t *len, int first)
 {
 	for (int i = 0; i < N_PROC_COLS; i++)
-		if (!sql_append(buf, n, len, "%s?%d", i ? ", " : "", first + i))
+		if (!store_sql_append(buf, n, len, "%s?%d", i ? ", " : "", first + i))
 			return false;
 	return true;
 }
 
 /* Binds the process columns of ev to parameters first.. of st. The strings
  * are bound SQLITE_STATIC: ev must outlive the step. */
-static int
-bind_proc(sqlite3_stmt *st, int first, const struct process_event *ev)
+int
+store_bind_proc(sqlite3_stmt *st, int first, const struct process_event *ev)
 {
 	const char *base = (const char *)&ev->proc;
 	int rc = SQLITE_OK;
@@ -283,28 +218,30 @@ store_create_schema(sqlite3 *db)
 	size_t len = 0;
 	bool ok;
 
-	ok = sql_append(sql, sizeof(sql), &len,
-	                "CREATE TABLE IF NOT EXISTS process_events (id INTEGER PRIMARY KEY,"
-	                " collector_id TEXT NOT NULL, seq INTEGER NOT NULL, source TEXT,"
-	                " exit_code INTEGER, runtime_ms INTEGER, modified_fields TEXT,"
-	                " reason TEXT, ") &&
-	     sql_cols(sql, sizeof(sql), &len, true) &&
-	     sql_append(sql, sizeof(sql), &len,
-	                ");CREATE TABLE IF NOT EXISTS process_instances (") &&
-	     sql_cols(sql, sizeof(sql), &len, true) &&
-	     sql_append(sql, sizeof(sql), &len,
-	                ", first_seen INTEGER, last_seen INTEGER, PRIMARY KEY (pid, start_time));"
-	                "CREATE TABLE IF NOT EXISTS live_processes (") &&
-	     sql_cols(sql, sizeof(sql), &len, true) &&
-	     sql_append(sql, sizeof(sql), &len,
-	                ", PRIMARY KEY (pid));CREATE VIEW IF NOT EXISTS processes AS SELECT ") &&
-	     sql_cols(sql, sizeof(sql), &len, false) &&
-	     sql_append(sql, sizeof(sql), &len, " FROM process_instances;");
+	ok = store_sql_append(sql, sizeof(sql), &len,
+	                      "CREATE TABLE IF NOT EXISTS process_events (id INTEGER PRIMARY KEY,"
+	                      " collector_id TEXT NOT NULL, seq INTEGER NOT NULL, source TEXT,"
+	                      " exit_code INTEGER, runtime_ms INTEGER, modified_fields TEXT,"
+	                      " reason TEXT, ") &&
+	     store_sql_cols(sql, sizeof(sql), &len, true) &&
+	     store_sql_append(sql, sizeof(sql), &len,
+	                      ");CREATE TABLE IF NOT EXISTS process_instances (") &&
+	     store_sql_cols(sql, sizeof(sql), &len, true) &&
+	     store_sql_append(
+	         sql, sizeof(sql), &len,
+	         ", first_seen INTEGER, last_seen INTEGER, PRIMARY KEY (pid, start_time));"
+	         "CREATE TABLE IF NOT EXISTS live_processes (") &&
+	     store_sql_cols(sql, sizeof(sql), &len, true) &&
+	     store_sql_append(
+	         sql, sizeof(sql), &len,
+	         ", PRIMARY KEY (pid));CREATE VIEW IF NOT EXISTS processes AS SELECT ") &&
+	     store_sql_cols(sql, sizeof(sql), &len, false) &&
+	     store_sql_append(sql, sizeof(sql), &len, " FROM process_instances;");
 	if (!ok)
 		return -E2BIG;
 	if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_exec(db, schema_fixed, NULL, NULL, NULL) != SQLITE_OK)
-		return map_rc(sqlite3_errcode(db));
+		return store_map_rc(sqlite3_errcode(db));
 	return 0;
 }
 
@@ -316,62 +253,65 @@ stmt_sql(int id, char *b, size_t n)
 
 	switch (id) {
 	case ST_BEGIN:
-		return sql_append(b, n, &l, "BEGIN IMMEDIATE");
+		return store_sql_append(b, n, &l, "BEGIN IMMEDIATE");
 	case ST_COMMIT:
-		return sql_append(b, n, &l, "COMMIT");
+		return store_sql_append(b, n, &l, "COMMIT");
 	case ST_ROLLBACK:
-		return sql_append(b, n, &l, "ROLLBACK");
+		return store_sql_append(b, n, &l, "ROLLBACK");
 	case ST_HW_GET:
-		return sql_append(b, n, &l,
-		                  "SELECT high_water FROM collector_state WHERE collector_id = ?1");
+		return store_sql_append(
+		    b, n, &l, "SELECT high_water FROM collector_state WHERE collector_id = ?1");
 	case ST_HW_SET:
-		return sql_append(b, n, &l,
-		                  "INSERT INTO collector_state (collector_id, high_water, updated)"
-		                  " VALUES (?1, ?2, ?3) ON CONFLICT (collector_id) DO UPDATE SET"
-		                  " high_water = excluded.high_water, updated = excluded.updated");
+		return store_sql_append(
+		    b, n, &l,
+		    "INSERT INTO collector_state (collector_id, high_water, updated)"
+		    " VALUES (?1, ?2, ?3) ON CONFLICT (collector_id) DO UPDATE SET"
+		    " high_water = excluded.high_water, updated = excluded.updated");
 	case ST_EV_INSERT:
-		return sql_append(
+		return store_sql_append(
 		           b, n, &l,
 		           "INSERT INTO process_events (collector_id, seq, source, exit_code,"
 		           " runtime_ms, modified_fields, reason, ") &&
-		       sql_cols(b, n, &l, false) &&
-		       sql_append(b, n, &l, ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ") &&
-		       sql_params(b, n, &l, 8) && sql_append(b, n, &l, ")");
+		       store_sql_cols(b, n, &l, false) &&
+		       store_sql_append(b, n, &l, ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ") &&
+		       store_sql_params(b, n, &l, 8) && store_sql_append(b, n, &l, ")");
 	case ST_INST_UPSERT:
-		if (!sql_append(b, n, &l, "INSERT INTO process_instances (") ||
-		    !sql_cols(b, n, &l, false) ||
-		    !sql_append(b, n, &l, ", first_seen, last_seen) VALUES (") ||
-		    !sql_params(b, n, &l, 1) ||
-		    !sql_append(b, n, &l,
-		                ", ?%d, ?%d) ON CONFLICT (pid, start_time) DO UPDATE SET"
-		                " last_seen = excluded.last_seen",
-		                N_PROC_COLS + 1, N_PROC_COLS + 1))
+		if (!store_sql_append(b, n, &l, "INSERT INTO process_instances (") ||
+		    !store_sql_cols(b, n, &l, false) ||
+		    !store_sql_append(b, n, &l, ", first_seen, last_seen) VALUES (") ||
+		    !store_sql_params(b, n, &l, 1) ||
+		    !store_sql_append(b, n, &l,
+		                      ", ?%d, ?%d) ON CONFLICT (pid, start_time) DO UPDATE SET"
+		                      " last_seen = excluded.last_seen",
+		                      N_PROC_COLS + 1, N_PROC_COLS + 1))
 			return false;
 		for (int i = 0; i < N_PROC_COLS; i++)
-			if (!sql_append(b, n, &l, ", %s = excluded.%s", proc_cols[i].name,
-			                proc_cols[i].name))
+			if (!store_sql_append(b, n, &l, ", %s = excluded.%s", proc_cols[i].name,
+			                      proc_cols[i].name))
 				return false;
 		return true;
 	case ST_INST_STOP:
-		return sql_append(b, n, &l,
-		                  "UPDATE process_instances SET event_type = 'stop',"
-		                  " collection_time = ?3, last_seen = ?3"
-		                  " WHERE pid = ?1 AND (?2 = 0 OR start_time = ?2)");
+		return store_sql_append(b, n, &l,
+		                        "UPDATE process_instances SET event_type = 'stop',"
+		                        " collection_time = ?3, last_seen = ?3"
+		                        " WHERE pid = ?1 AND (?2 = 0 OR start_time = ?2)");
 	case ST_LIVE_PUT:
-		return sql_append(b, n, &l, "INSERT OR REPLACE INTO live_processes (") &&
-		       sql_cols(b, n, &l, false) && sql_append(b, n, &l, ") VALUES (") &&
-		       sql_params(b, n, &l, 1) && sql_append(b, n, &l, ")");
+		return store_sql_append(b, n, &l, "INSERT OR REPLACE INTO live_processes (") &&
+		       store_sql_cols(b, n, &l, false) &&
+		       store_sql_append(b, n, &l, ") VALUES (") && store_sql_params(b, n, &l, 1) &&
+		       store_sql_append(b, n, &l, ")");
 	case ST_LIVE_DEL:
-		return sql_append(b, n, &l,
-		                  "DELETE FROM live_processes WHERE pid = ?1"
-		                  " AND (?2 = 0 OR start_time = ?2)");
+		return store_sql_append(b, n, &l,
+		                        "DELETE FROM live_processes WHERE pid = ?1"
+		                        " AND (?2 = 0 OR start_time = ?2)");
 	case ST_ALERT_PUT:
-		return sql_append(b, n, &l,
-		                  "INSERT INTO alerts (alert_id, timestamp, rule_id, severity,"
-		                  " severity_rank, category, dedup_key, pid, process_start_time,"
-		                  " repeat_count, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-		                  " ?10, ?11) ON CONFLICT (alert_id) DO UPDATE SET"
-		                  " repeat_count = excluded.repeat_count, json = excluded.json");
+		return store_sql_append(
+		    b, n, &l,
+		    "INSERT INTO alerts (alert_id, timestamp, rule_id, severity,"
+		    " severity_rank, category, dedup_key, pid, process_start_time,"
+		    " repeat_count, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+		    " ?10, ?11) ON CONFLICT (alert_id) DO UPDATE SET"
+		    " repeat_count = excluded.repeat_count, json = excluded.json");
 	default:
 		return false;
 	}
@@ -397,13 +337,13 @@ stmt_get(struct store *s, int id)
 }
 
 /* Steps a statement that returns no rows; returns 0 or -errno. */
-static int
-step_done(sqlite3_stmt *st)
+int
+store_step_done(sqlite3_stmt *st)
 {
 	int rc = sqlite3_step(st);
 
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : map_rc(rc);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : store_map_rc(rc);
 }
 
 static int
@@ -411,7 +351,7 @@ exec_id(struct store *s, int id)
 {
 	sqlite3_stmt *st = stmt_get(s, id);
 
-	return st ? step_done(st) : map_rc(sqlite3_errcode(s->db));
+	return st ? store_step_done(st) : store_map_rc(sqlite3_errcode(s->db));
 }
 
 static int
@@ -434,20 +374,20 @@ store_configure_rw(struct store *s)
 		if (s->memory && i < 2)
 			continue;
 		if (sqlite3_exec(s->db, pragmas[i], NULL, NULL, NULL) != SQLITE_OK)
-			return map_rc(sqlite3_errcode(s->db));
+			return store_map_rc(sqlite3_errcode(s->db));
 	}
 	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-		return map_rc(sqlite3_errcode(s->db));
+		return store_map_rc(sqlite3_errcode(s->db));
 	int rc = store_create_schema(s->db);
 	if (rc == 0 &&
 	    sqlite3_exec(s->db, "PRAGMA user_version = 1", NULL, NULL, NULL) != SQLITE_OK)
-		rc = map_rc(sqlite3_errcode(s->db));
+		rc = store_map_rc(sqlite3_errcode(s->db));
 	if (rc < 0) {
 		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		return rc;
 	}
 	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		return map_rc(sqlite3_errcode(s->db));
+		return store_map_rc(sqlite3_errcode(s->db));
 	return 0;
 }
 
@@ -484,7 +424,7 @@ store_open(const char *path, enum store_mode mode, struct store **ret)
 		/* The operating system's reason (EACCES, ENOENT, ...) says more
 		 * than SQLite's "unable to open database file". */
 		int sys = s->db ? sqlite3_system_errno(s->db) : 0;
-		rc = sys > 0 ? -sys : map_rc(rc);
+		rc = sys > 0 ? -sys : store_map_rc(rc);
 		store_close(s);
 		return rc;
 	}
@@ -498,7 +438,7 @@ store_open(const char *path, enum store_mode mode, struct store **ret)
 	 * on this connection, so a failure shows at open and not mid-ingest. */
 	for (int i = 0; mode == STORE_RW && i < _ST_MAX; i++) {
 		if (stmt_get(s, i) == NULL) {
-			rc = map_rc(sqlite3_errcode(s->db));
+			rc = store_map_rc(sqlite3_errcode(s->db));
 			store_close(s);
 			return rc < 0 ? rc : -EIO;
 		}
@@ -536,7 +476,7 @@ hw_get_locked(struct store *s, const char *collector_id, uint64_t *ret)
 	int rc;
 
 	if (st == NULL)
-		return map_rc(sqlite3_errcode(s->db));
+		return store_map_rc(sqlite3_errcode(s->db));
 	(void)sqlite3_bind_text(st, 1, collector_id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
@@ -546,7 +486,7 @@ hw_get_locked(struct store *s, const char *collector_id, uint64_t *ret)
 		*ret = 0;
 	}
 	sqlite3_reset(st);
-	return map_rc(rc);
+	return store_map_rc(rc);
 }
 
 int
@@ -569,7 +509,7 @@ store_high_water(struct store *s, const char *collector_id, uint64_t *ret)
 		}
 		sqlite3_finalize(st);
 		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-			return map_rc(rc);
+			return store_map_rc(rc);
 		*ret = hw;
 		return 0;
 	}
@@ -591,7 +531,7 @@ ingest_one(struct store *s, const char *collector_id, const struct process_event
 	int rc;
 
 	if ((st = stmt_get(s, ST_EV_INSERT)) == NULL)
-		return map_rc(sqlite3_errcode(s->db));
+		return store_map_rc(sqlite3_errcode(s->db));
 	(void)sqlite3_bind_text(st, 1, collector_id, -1, SQLITE_STATIC);
 	(void)sqlite3_bind_int64(st, 2, (sqlite3_int64)ev->seq);
 	(void)sqlite3_bind_text(st, 3, ev->source, -1, SQLITE_STATIC);
@@ -601,37 +541,37 @@ ingest_one(struct store *s, const char *collector_id, const struct process_event
 	}
 	(void)sqlite3_bind_text(st, 6, ev->modified_fields, -1, SQLITE_STATIC);
 	(void)sqlite3_bind_text(st, 7, ev->reason, -1, SQLITE_STATIC);
-	if (bind_proc(st, 8, ev) != SQLITE_OK)
-		return map_rc(sqlite3_errcode(s->db));
-	if ((rc = step_done(st)) < 0)
+	if (store_bind_proc(st, 8, ev) != SQLITE_OK)
+		return store_map_rc(sqlite3_errcode(s->db));
+	if ((rc = store_step_done(st)) < 0)
 		return rc;
 
 	if (ev->type == PROC_EV_STOP) {
 		if ((st = stmt_get(s, ST_INST_STOP)) == NULL)
-			return map_rc(sqlite3_errcode(s->db));
+			return store_map_rc(sqlite3_errcode(s->db));
 		(void)sqlite3_bind_int(st, 1, p->pid);
 		(void)sqlite3_bind_int64(st, 2, (sqlite3_int64)p->start_time);
 		(void)sqlite3_bind_int64(st, 3, (sqlite3_int64)ev->time);
-		if ((rc = step_done(st)) < 0)
+		if ((rc = store_step_done(st)) < 0)
 			return rc;
 		if ((st = stmt_get(s, ST_LIVE_DEL)) == NULL)
-			return map_rc(sqlite3_errcode(s->db));
+			return store_map_rc(sqlite3_errcode(s->db));
 		(void)sqlite3_bind_int(st, 1, p->pid);
 		(void)sqlite3_bind_int64(st, 2, (sqlite3_int64)p->start_time);
-		return step_done(st);
+		return store_step_done(st);
 	}
 	if ((st = stmt_get(s, ST_INST_UPSERT)) == NULL)
-		return map_rc(sqlite3_errcode(s->db));
-	if (bind_proc(st, 1, ev) != SQLITE_OK ||
+		return store_map_rc(sqlite3_errcode(s->db));
+	if (store_bind_proc(st, 1, ev) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, N_PROC_COLS + 1, (sqlite3_int64)ev->time) != SQLITE_OK)
-		return map_rc(sqlite3_errcode(s->db));
-	if ((rc = step_done(st)) < 0)
+		return store_map_rc(sqlite3_errcode(s->db));
+	if ((rc = store_step_done(st)) < 0)
 		return rc;
 	if ((st = stmt_get(s, ST_LIVE_PUT)) == NULL)
-		return map_rc(sqlite3_errcode(s->db));
-	if (bind_proc(st, 1, ev) != SQLITE_OK)
-		return map_rc(sqlite3_errcode(s->db));
-	return step_done(st);
+		return store_map_rc(sqlite3_errcode(s->db));
+	if (store_bind_proc(st, 1, ev) != SQLITE_OK)
+		return store_map_rc(sqlite3_errcode(s->db));
+	return store_step_done(st);
 }
 
 static int
@@ -659,11 +599,11 @@ ingest_locked(struct store *s, const char *cid, const struct process_event *evs,
 	}
 	if (hw != old_hw) {
 		if ((st = stmt_get(s, ST_HW_SET)) == NULL)
-			return map_rc(sqlite3_errcode(s->db));
+			return store_map_rc(sqlite3_errcode(s->db));
 		(void)sqlite3_bind_text(st, 1, cid, -1, SQLITE_STATIC);
 		(void)sqlite3_bind_int64(st, 2, (sqlite3_int64)hw);
 		(void)sqlite3_bind_int64(st, 3, (sqlite3_int64)time_now_ms());
-		if ((rc = step_done(st)) < 0)
+		if ((rc = store_step_done(st)) < 0)
 			return rc;
 	}
 	return inserted;
@@ -725,7 +665,7 @@ store_alert_put(struct store *s, const struct store_alert *a)
 		return -EINVAL;
 	(void)pthread_mutex_lock(&s->mu);
 	if ((st = stmt_get(s, ST_ALERT_PUT)) == NULL) {
-		rc = map_rc(sqlite3_errcode(s->db));
+		rc = store_map_rc(sqlite3_errcode(s->db));
 	} else {
 		(void)sqlite3_bind_text(st, 1, a->alert_id, -1, SQLITE_STATIC);
 		(void)sqlite3_bind_int64(st, 2, (sqlite3_int64)a->timestamp);
@@ -739,7 +679,7 @@ store_alert_put(struct store *s, const struct store_alert *a)
 		(void)sqlite3_bind_int64(st, 9, (sqlite3_int64)a->process_start_time);
 		(void)sqlite3_bind_int64(st, 10, a->repeat_count);
 		(void)sqlite3_bind_text(st, 11, a->json, -1, SQLITE_STATIC);
-		rc = step_done(st);
+		rc = store_step_done(st);
 	}
 	(void)pthread_mutex_unlock(&s->mu);
 	return rc;
@@ -755,13 +695,13 @@ retention_delete(struct store *s, const char *sql, uint64_t cutoff, uint32_t max
 	if (max_rows == 0)
 		return 0;
 	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return map_rc(sqlite3_errcode(s->db));
+		return store_map_rc(sqlite3_errcode(s->db));
 	(void)sqlite3_bind_int64(st, 1, (sqlite3_int64)cutoff);
 	(void)sqlite3_bind_int64(st, 2, max_rows);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
-		return map_rc(rc);
+		return store_map_rc(rc);
 	return sqlite3_changes(s->db);
 }
 
@@ -832,9 +772,9 @@ emit_row(sqlite3_stmt *st, int ncol, const char **names, const char **values, ch
 }
 
 /* Steps a sandboxed statement to the end (or until cb stops it). */
-static int
-run_guarded(struct sqlguard *g, enum sqlguard_kind kind, sqlite3_stmt *st, uint32_t timeout_ms,
-            store_row_cb cb, void *ctx, struct errbuf *err)
+int
+store_run_guarded(struct sqlguard *g, enum sqlguard_kind kind, sqlite3_stmt *st,
+                  uint32_t timeout_ms, store_row_cb cb, void *ctx, struct errbuf *err)
 {
 	int ncol = sqlite3_column_count(st), rows = 0, rc;
 	_cleanup_free_ const char **names = calloc((size_t)ncol + 1, sizeof(char *));
@@ -867,8 +807,8 @@ run_guarded(struct sqlguard *g, enum sqlguard_kind kind, sqlite3_stmt *st, uint3
 	return rows;
 }
 
-static int
-ensure_guard(struct store *s, struct errbuf *err)
+int
+store_ensure_guard(struct store *s, struct errbuf *err)
 {
 	int rc;
 
@@ -887,9 +827,9 @@ store_query(struct store *s, const char *sql, uint32_t timeout_ms, store_row_cb 
 	int rc;
 
 	(void)pthread_mutex_lock(&s->mu);
-	if ((rc = ensure_guard(s, err)) == 0 &&
+	if ((rc = store_ensure_guard(s, err)) == 0 &&
 	    (rc = sqlguard_prepare(s->guard, SQLGUARD_QUERY, sql, &st, err)) == 0) {
-		rc = run_guarded(s->guard, SQLGUARD_QUERY, st, timeout_ms, cb, ctx, err);
+		rc = store_run_guarded(s->guard, SQLGUARD_QUERY, st, timeout_ms, cb, ctx, err);
 		sqlite3_finalize(st);
 	}
 	(void)pthread_mutex_unlock(&s->mu);
@@ -974,14 +914,14 @@ exec_bound(struct store *s, const char *sql, const char *const *text, size_t nte
 	int rc;
 
 	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return map_rc(sqlite3_errcode(s->db));
+		return store_map_rc(sqlite3_errcode(s->db));
 	for (size_t i = 0; i < ntext; i++)
 		(void)sqlite3_bind_text(st, (int)i + 1, text[i], -1, SQLITE_STATIC);
 	for (size_t i = 0; i < nints; i++)
 		(void)sqlite3_bind_int64(st, (int)(ntext + i) + 1, ints[i]);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : map_rc(rc);
+	return rc == SQLITE_DONE ? 0 : store_map_rc(rc);
 }
 
 int
@@ -1048,215 +988,5 @@ store_scan_put(struct store *s, const char *collector_id, uint64_t time_ms, uint
 	                " VALUES (?1, ?2, ?3, ?4)",
 	                text, 1, ints, 3);
 	(void)pthread_mutex_unlock(&s->mu);
-	return rc;
-}
-
-/* ---- Rule evaluation ------------------------------------------------------ */
-
-static int
-eval_prepare_internal(struct store_eval *e, struct errbuf *err)
-{
-	char sql[SQL_MAX];
-	size_t l = 0;
-
-	if (!sql_append(sql, sizeof(sql), &l, "CREATE TEMP TABLE IF NOT EXISTS processes (") ||
-	    !sql_cols(sql, sizeof(sql), &l, true) || !sql_append(sql, sizeof(sql), &l, ")"))
-		return -E2BIG;
-	if (sqlite3_exec(e->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-		goto fail;
-	l = 0;
-	if (!sql_append(sql, sizeof(sql), &l, "INSERT INTO temp.processes (") ||
-	    !sql_cols(sql, sizeof(sql), &l, false) ||
-	    !sql_append(sql, sizeof(sql), &l, ") VALUES (") ||
-	    !sql_params(sql, sizeof(sql), &l, 1) || !sql_append(sql, sizeof(sql), &l, ")"))
-		return -E2BIG;
-	if (sqlite3_prepare_v3(e->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &e->ins, NULL) !=
-	        SQLITE_OK ||
-	    sqlite3_prepare_v3(e->db, "DELETE FROM temp.processes", -1, SQLITE_PREPARE_PERSISTENT,
-	                       &e->clr, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v3(e->db, "SAVEPOINT eval_rows", -1, SQLITE_PREPARE_PERSISTENT,
-	                       &e->begin, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v3(e->db, "RELEASE eval_rows", -1, SQLITE_PREPARE_PERSISTENT,
-	                       &e->commit, NULL) != SQLITE_OK)
-		goto fail;
-	return 0;
-fail:
-	errbuf_set(err, "evaluation tables: %s", sqlite3_errmsg(e->db));
-	return map_rc(sqlite3_errcode(e->db));
-}
-
-int
-store_eval_open(struct store *s, struct store_eval **ret, struct errbuf *err)
-{
-	struct store_eval *e;
-	int rc;
-
-	if ((e = calloc(1, sizeof(*e))) == NULL)
-		return -ENOMEM;
-	e->store = s;
-	if (s->memory) {
-		/* The sample database exists only in s's connection: share it. */
-		e->shared = true;
-		e->db = s->db;
-		if ((rc = ensure_guard(s, err)) < 0)
-			goto fail;
-		e->guard = s->guard;
-	} else {
-		rc = sqlite3_open_v2(s->path, &e->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
-		                     NULL);
-		if (rc != SQLITE_OK) {
-			errbuf_set(err, "%s: %s", s->path, sqlite3_errstr(rc));
-			rc = map_rc(rc);
-			goto fail;
-		}
-		(void)sqlite3_busy_timeout(e->db, STORE_BUSY_TIMEOUT_MS);
-		(void)sqlite3_exec(e->db, "PRAGMA temp_store = MEMORY", NULL, NULL, NULL);
-		/* Our own statements first, then the sandbox over everything else. */
-		if ((rc = eval_prepare_internal(e, err)) < 0)
-			goto fail;
-		if ((rc = sqlguard_attach(e->db, &e->guard)) < 0) {
-			errbuf_set(err, "cannot set up the SQL sandbox");
-			goto fail;
-		}
-	}
-	if (e->shared && (rc = eval_prepare_internal(e, err)) < 0)
-		goto fail;
-	*ret = e;
-	return 0;
-fail:
-	store_eval_close(e);
-	return rc;
-}
-
-void
-store_eval_close(struct store_eval *e)
-{
-	if (e == NULL)
-		return;
-	sqlite3_finalize(e->ins);
-	sqlite3_finalize(e->clr);
-	sqlite3_finalize(e->begin);
-	sqlite3_finalize(e->commit);
-	if (!e->shared) {
-		if (e->db)
-			(void)sqlite3_close_v2(e->db);
-		sqlguard_free(e->guard);
-	}
-	free(e);
-}
-
-int
-store_eval_prepare(struct store_eval *e, const char *sql, struct store_stmt **ret,
-                   struct errbuf *err)
-{
-	struct store_stmt *st;
-	sqlite3_stmt *raw = NULL;
-	int rc;
-
-	if ((rc = sqlguard_prepare(e->guard, SQLGUARD_RULE, sql, &raw, err)) < 0)
-		return rc;
-	if ((st = calloc(1, sizeof(*st))) == NULL) {
-		sqlite3_finalize(raw);
-		return -ENOMEM;
-	}
-	st->stmt = raw;
-	*ret = st;
-	return 0;
-}
-
-void
-store_stmt_free(struct store_stmt *st)
-{
-	if (st == NULL)
-		return;
-	sqlite3_finalize(st->stmt);
-	free(st);
-}
-
-/* Opens the eval_rows savepoint and fills TEMP processes with the rows;
- * on failure nothing is left open. */
-static int
-eval_fill(struct store_eval *e, const struct process_event *evs, const size_t *idx, size_t n)
-{
-	int rc;
-
-	if ((rc = step_done(e->begin)) < 0)
-		return rc;
-	if ((rc = step_done(e->clr)) < 0)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		const struct process_event *ev = &evs[idx ? idx[i] : i];
-		sqlite3_clear_bindings(e->ins);
-		if (bind_proc(e->ins, 1, ev) != SQLITE_OK) {
-			rc = map_rc(sqlite3_errcode(e->db));
-			goto out;
-		}
-		if ((rc = step_done(e->ins)) < 0)
-			goto out;
-	}
-out:
-	if (rc < 0) {
-		(void)sqlite3_exec(e->db, "ROLLBACK TO eval_rows", NULL, NULL, NULL);
-		(void)step_done(e->commit);
-	}
-	return rc;
-}
-
-int
-store_eval_set_rows(struct store_eval *e, const struct process_event *evs, const size_t *idx,
-                    size_t n)
-{
-	int rc = eval_fill(e, evs, idx, n);
-
-	return rc < 0 ? rc : step_done(e->commit);
-}
-
-int
-store_eval_stage(struct store_eval *e, const struct process_event *evs, const size_t *idx, size_t n)
-{
-	int rc;
-
-	if (e->staged)
-		store_eval_unstage(e);
-	/* The in-memory store shares its connection with the writer (alerts
-	 * are stored during the rule runs): no transaction is held there. */
-	if (e->shared)
-		return store_eval_set_rows(e, evs, idx, n);
-	if ((rc = eval_fill(e, evs, idx, n)) < 0)
-		return rc;
-	e->evs = evs;
-	e->idx = idx;
-	e->n = n;
-	e->staged = true;
-	return 0;
-}
-
-void
-store_eval_unstage(struct store_eval *e)
-{
-	if (e->shared) {
-		(void)store_eval_set_rows(e, NULL, NULL, 0);
-		return;
-	}
-	if (!e->staged)
-		return;
-	e->staged = false;
-	if (sqlite3_get_autocommit(e->db))
-		return; /* an error already ended the transaction, and the rows */
-	(void)step_done(e->clr);
-	(void)step_done(e->commit);
-}
-
-int
-store_eval_run(struct store_eval *e, struct store_stmt *st, uint32_t timeout_ms, store_row_cb cb,
-               void *ctx, struct errbuf *err)
-{
-	int rc = run_guarded(e->guard, SQLGUARD_RULE, st->stmt, timeout_ms, cb, ctx, err);
-
-	/* An error (out of memory, say) can roll back the whole transaction,
-	 * the staged rows with it: stage them again for the next rule. */
-	if (rc < 0 && e->staged && sqlite3_get_autocommit(e->db) &&
-	    eval_fill(e, e->evs, e->idx, e->n) < 0)
-		e->staged = false;
 	return rc;
 }

@@ -367,7 +367,7 @@ alerts_submit(struct alerts *a, const struct alert_match *m)
 	if (a->observer != NULL)
 		a->observer(a->observer_ctx, id, text);
 	for (size_t i = 0; i < a->n_sinks; i++)
-		sink_enqueue(a->sinks[i], text);
+		sink_enqueue(a->sinks[i], id, text);
 	return ALERT_RAISED;
 }
 
@@ -469,8 +469,8 @@ alerts_sink_name(struct alerts *a, const struct sink_config *sc, char *buf, size
 }
 
 static int
-alerts_start_sinks(struct alerts *a, const struct de_config *cfg, const char *spool_dir,
-                   struct errbuf *err)
+alerts_start_sinks(struct alerts *a, const struct de_config *cfg, struct store *st,
+                   const char *spool_dir, struct errbuf *err)
 {
 	char name[64];
 	int r;
@@ -485,6 +485,9 @@ alerts_start_sinks(struct alerts *a, const struct de_config *cfg, const char *sp
 		if (r < 0)
 			return r;
 		a->n_sinks = i + 1;
+		/* Alerts stored but still queued when the agent was killed;
+		 * a failure is logged and the sink runs anyway. */
+		(void)sink_catch_up(a->sinks[i], st);
 	}
 	for (size_t i = 0; i < a->n_sinks; i++)
 		if ((r = sink_start(a->sinks[i], err)) < 0)
@@ -511,7 +514,7 @@ alerts_new(struct alerts **ret, const struct de_config *cfg, struct store *st,
 	a->prune_at = 1024;
 	if (gethostname(a->host, sizeof(a->host) - 1) < 0)
 		de_strlcpy(a->host, "localhost", sizeof(a->host));
-	if ((r = alerts_start_sinks(a, cfg, spool_dir, err)) < 0)
+	if ((r = alerts_start_sinks(a, cfg, st, spool_dir, err)) < 0)
 		return r;
 	*ret = TAKE_PTR(a);
 	return 0;

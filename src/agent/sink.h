@@ -80,9 +80,18 @@ int sink_new(const struct sink_config *sc, const char *name, const char *spool_d
              struct sink **ret, struct errbuf *err);
 /* Starts the worker thread. Returns 0 or -errno with the reason in err. */
 int sink_start(struct sink *s, struct errbuf *err);
-/* Copies json into the sink's queue; never blocks on delivery. A full queue
- * is a counted drop (dropped_queue_full). */
-void sink_enqueue(struct sink *s, const char *json);
+/* Copies json (the alert whose id is id; NULL or "" for none) into the
+ * sink's queue; never blocks on delivery. A full queue is a counted drop
+ * (dropped_queue_full). */
+void sink_enqueue(struct sink *s, const char *id, const char *json);
+/* At start, before sink_start(): when the sink has an on-disk spool and st is
+ * not NULL, spools (in order) every alert stored in st after the sink's
+ * "delivered through" marker — those it had not finished when the agent was
+ * killed — and keeps that marker up to date from then on. A sink without a
+ * marker yet (new) starts after the newest stored alert. Returns 0, or -errno
+ * (logged; the sink still runs). */
+struct store;
+int sink_catch_up(struct sink *s, struct store *st);
 /* Waits until the queue is empty and the worker idle (and with wait_spool the
  * backlog drained), up to deadline_ms (time_mono_ms). Returns 0 or -ETIMEDOUT. */
 int sink_wait_idle(struct sink *s, uint64_t deadline_ms, bool wait_spool);

@@ -5,7 +5,16 @@
  *
  * Once anything waits in the backlog every newer alert goes behind it, so
  * order is kept; the backlog is retried with backoff and acknowledged record
- * by record after each successful delivery. */
+ * by record after each successful delivery.
+ *
+ * "Delivered through" marker (at least once across a crash): an alert raised
+ * is stored before it is queued, so after a SIGKILL the only alerts a sink can
+ * miss are those still in its memory queue. With an on-disk spool and a store,
+ * the worker writes the id of each alert it has finished with (delivered,
+ * rejected, or safely spooled) to the spool's marker; at the next start
+ * sink_catch_up() spools, in order, every stored alert after the marker. The
+ * one alert whose delivery completed just before the marker write may arrive
+ * twice: at most one duplicate per sink per crash. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -20,6 +29,7 @@
 #include "agent/spool.h"
 #include "cleanup.h"
 #include "log.h"
+#include "store.h"
 #include "timeutil.h"
 #include "util.h"
 
@@ -29,7 +39,10 @@
 #define SINK_DRAIN_CHUNK    256u
 #define BACKOFF_MIN_MS      250u
 #define BACKOFF_MAX_MS      5000u
-#define SINK_ABORT_AFTER_MS 500u /* after the stop deadline */
+#define SINK_ABORT_AFTER_MS 500u  /* after the stop deadline */
+#define SINK_MARK_SYNC_MS   1000u /* the marker is fdatasync'ed at most this often */
+#define CATCH_UP_PAGE       256
+#define CATCH_UP_TIMEOUT_MS 10000u
 
 struct ring {
 	char **items;
@@ -51,12 +64,16 @@ struct sink {
 	/* Owned by the worker thread alone. */
 	struct spool *spool;
 	struct ring backlog;
+	bool marking;         /* the marker is kept (spool and store) */
+	bool mark_dirty;      /* written since the last fdatasync */
+	bool mark_failed;     /* a marker write failed (logged once) */
+	uint64_t mark_synced; /* time_mono_ms of the last fdatasync */
 	/* Under mu. */
 	bool stopping, busy, down, waiting;
 	uint64_t stop_deadline, next_try, backoff_ms;
 	uint64_t delivered, failed, retried, spooled, rejected;
 	uint64_t dropped_queue_full, dropped_spool_full, lost_at_stop;
-	uint64_t backlog_depth, spool_bytes, spool_corrupt;
+	uint64_t backlog_depth, spool_bytes, spool_corrupt, replayed;
 	char last_error[ERRBUF_MAX];
 };
 
@@ -259,10 +276,51 @@ sink_backlog_or_drop(struct sink *s, const char *json)
 	pthread_mutex_unlock(&s->mu);
 }
 
+/* ---- the "delivered through" marker (worker thread) ---- */
+
+/* Records that the sink is done with alert id (delivered, rejected for good,
+ * spooled or counted as dropped). */
+static void
+sink_mark(struct sink *s, const char *id)
+{
+	int r;
+
+	if (!s->marking || id[0] == '\0')
+		return;
+	if ((r = spool_mark_write(s->spool, id)) < 0) {
+		if (!s->mark_failed)
+			log_error("alert sink %s: cannot write its delivered marker: %s", s->name,
+			          strerror(-r));
+		s->mark_failed = true;
+		return;
+	}
+	s->mark_dirty = true;
+}
+
+static void
+sink_mark_sync(struct sink *s, bool now)
+{
+	uint64_t t = time_mono_ms();
+
+	if (!s->mark_dirty || (!now && t - s->mark_synced < SINK_MARK_SYNC_MS))
+		return;
+	(void)spool_mark_sync(s->spool);
+	s->mark_dirty = false;
+	s->mark_synced = t;
+}
+
+/* A queue item is the alert id, a NUL, then the alert JSON. */
+static const char *
+item_json(const char *item)
+{
+	return item + strlen(item) + 1;
+}
+
 /* Handles one alert taken from the queue (and frees it). */
 static void
-sink_take(struct sink *s, char *json)
+sink_take(struct sink *s, char *item)
 {
+	const char *json = item_json(item);
 	struct errbuf err = { { 0 } };
 	bool direct;
 	int r;
@@ -282,12 +340,14 @@ sink_take(struct sink *s, char *json)
 			sink_mark_down(s, &err);
 		pthread_mutex_unlock(&s->mu);
 		if (r == 0 || r == SINK_REJECTED) {
-			free(json);
+			sink_mark(s, item);
+			free(item);
 			return;
 		}
 	}
 	sink_backlog_or_drop(s, json);
-	free(json);
+	sink_mark(s, item);
+	free(item);
 }
 
 /* Delivers from the backlog, oldest first, until it is empty, a delivery
@@ -388,6 +448,7 @@ sink_worker(void *arg)
 		pthread_mutex_unlock(&s->mu);
 		for (size_t i = 0; i < n; i++)
 			sink_take(s, batch[i]);
+		sink_mark_sync(s, false);
 		sink_drain(s);
 		pthread_mutex_lock(&s->mu);
 		s->busy = false;
@@ -395,6 +456,178 @@ sink_worker(void *arg)
 	}
 	pthread_mutex_unlock(&s->mu);
 	return NULL;
+}
+
+/* ---- catch-up from the store at start ---- */
+
+struct catch_up {
+	struct sink *s;
+	int64_t last_rowid;
+	char last_id[SPOOL_MARK_MAX];
+	int rows;
+};
+
+/* An alert id as alert.c makes them: a lower-case UUID (safe to quote in SQL). */
+static bool
+alert_id_ok(const char *id)
+{
+	if (strlen(id) != 36)
+		return false;
+	for (size_t i = 0; i < 36; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+		if (dash ? id[i] != '-' : strchr("0123456789abcdef", id[i]) == NULL || id[i] == 0)
+			return false;
+	}
+	return true;
+}
+
+/* The first 48 bits of a UUIDv7: its epoch milliseconds. */
+static int64_t
+alert_id_ms(const char *id)
+{
+	int64_t ms = 0;
+
+	for (size_t i = 0; i < 13; i++)
+		if (id[i] != '-')
+			ms = ms * 16 + (id[i] <= '9' ? id[i] - '0' : id[i] - 'a' + 10);
+	return ms;
+}
+
+static int
+first_text_cb(void *ctx, int ncol, const char *const *names, const char *const *values,
+              const char *types)
+{
+	(void)names;
+	(void)types;
+	if (ncol >= 1 && values[0] != NULL)
+		de_strlcpy(ctx, values[0], SPOOL_MARK_MAX);
+	return 1;
+}
+
+static int
+first_int_cb(void *ctx, int ncol, const char *const *names, const char *const *values,
+             const char *types)
+{
+	int64_t v;
+
+	(void)names;
+	(void)types;
+	if (ncol >= 1 && values[0] != NULL && parse_i64(values[0], &v) == 0)
+		*(int64_t *)ctx = v;
+	return 1;
+}
+
+static int
+catch_up_cb(void *ctx, int ncol, const char *const *names, const char *const *values,
+            const char *types)
+{
+	struct catch_up *c = ctx;
+	int64_t rowid;
+	int r;
+
+	(void)names;
+	(void)types;
+	if (ncol != 3 || values[0] == NULL || values[1] == NULL || values[2] == NULL ||
+	    parse_i64(values[0], &rowid) < 0)
+		return 1;
+	c->last_rowid = rowid;
+	c->rows++;
+	de_strlcpy(c->last_id, values[1], sizeof(c->last_id));
+	r = backlog_append(c->s, values[2]);
+	pthread_mutex_lock(&c->s->mu);
+	if (r == 0) {
+		c->s->spooled++;
+		c->s->replayed++;
+	} else {
+		c->s->dropped_spool_full++;
+	}
+	pthread_mutex_unlock(&c->s->mu);
+	return 0;
+}
+
+int
+sink_catch_up(struct sink *s, struct store *st)
+{
+	struct catch_up c = { .s = s };
+	struct errbuf err = { { 0 } };
+	char mark[SPOOL_MARK_MAX] = "", sql[256];
+	int64_t after_ms = 0;
+	int r, q;
+
+	if (s->spool == NULL || st == NULL)
+		return 0;
+	s->marking = true;
+	r = spool_mark_read(s->spool, mark, sizeof(mark));
+	if (r > 0 && mark[0] != '\0' && !alert_id_ok(mark))
+		r = -EBADMSG;
+	if (r < 0)
+		log_error("alert sink %s: its delivered marker is unreadable (%s): starting after "
+		          "the newest stored alert",
+		          s->name, strerror(-r));
+	if (r <= 0) {
+		/* A new sink starts after the newest stored alert: it is not sent
+		 * the history, only what is raised from now on. */
+		mark[0] = '\0';
+		q = store_query(st, "SELECT alert_id FROM alerts ORDER BY rowid DESC LIMIT 1",
+		                CATCH_UP_TIMEOUT_MS, first_text_cb, mark, &err);
+		if (q < 0) {
+			log_error("alert sink %s: cannot read the stored alerts: %s", s->name,
+			          err.msg);
+			return q;
+		}
+		if ((r = spool_mark_write(s->spool, mark)) < 0 ||
+		    (r = spool_mark_sync(s->spool)) < 0)
+			log_error("alert sink %s: cannot write its delivered marker: %s", s->name,
+			          strerror(-r));
+		return r < 0 ? r : 0;
+	}
+	if (mark[0] != '\0') {
+		(void)snprintf(sql, sizeof(sql), "SELECT rowid FROM alerts WHERE alert_id = '%s'",
+		               mark);
+		c.last_rowid = -1;
+		if ((q = store_query(st, sql, CATCH_UP_TIMEOUT_MS, first_int_cb, &c.last_rowid,
+		                     &err)) < 0) {
+			log_error("alert sink %s: cannot read the stored alerts: %s", s->name,
+			          err.msg);
+			return q;
+		}
+		if (c.last_rowid < 0) {
+			/* Trimmed by retention (or lost with the store's last
+			 * transaction): replay what is newer than its time. */
+			c.last_rowid = 0;
+			after_ms = alert_id_ms(mark);
+		}
+	}
+	spool_defer_sync(s->spool, true);
+	do {
+		c.rows = 0;
+		(void)snprintf(sql, sizeof(sql),
+		               "SELECT rowid, alert_id, json FROM alerts WHERE rowid > %" PRId64
+		               " AND timestamp > %" PRId64 " ORDER BY rowid LIMIT %d",
+		               c.last_rowid, after_ms, CATCH_UP_PAGE);
+		q = store_query(st, sql, CATCH_UP_TIMEOUT_MS, catch_up_cb, &c, &err);
+	} while (q >= 0 && c.rows == CATCH_UP_PAGE);
+	spool_defer_sync(s->spool, false);
+	/* The spooled copies must be on disk before the marker passes them. */
+	r = spool_sync(s->spool);
+	if (r == 0 && c.last_id[0] != '\0' && (r = spool_mark_write(s->spool, c.last_id)) == 0)
+		r = spool_mark_sync(s->spool);
+	pthread_mutex_lock(&s->mu);
+	backlog_publish(s);
+	if (s->replayed > 0)
+		log_info("alert sink %s: %" PRIu64 " stored alerts it had not finished before the "
+		         "last stop queued again (spool depth %" PRIu64 ")",
+		         s->name, s->replayed, s->backlog_depth);
+	pthread_mutex_unlock(&s->mu);
+	if (q < 0) {
+		log_error("alert sink %s: cannot read the stored alerts: %s", s->name, err.msg);
+		return q;
+	}
+	if (r < 0)
+		log_error("alert sink %s: cannot write its delivered marker: %s", s->name,
+		          strerror(-r));
+	return r;
 }
 
 /* ---- set-up, queueing, health, tear-down ---- */
@@ -500,9 +733,11 @@ sink_stop(struct sink *s)
 	s->started = false;
 	/* What the worker could not deliver in time waits for the next start. */
 	while ((item = ring_pop(&s->queue)) != NULL) {
-		sink_backlog_or_drop(s, item);
+		sink_backlog_or_drop(s, item_json(item));
+		sink_mark(s, item);
 		free(item);
 	}
+	sink_mark_sync(s, true);
 	if (s->spool == NULL && s->backlog.len > 0) {
 		s->lost_at_stop += s->backlog.len;
 		log_error("alert sink %s: %zu undelivered alerts lost at stop (no spool)", s->name,
@@ -581,9 +816,17 @@ sink_name(const struct sink *s)
 }
 
 void
-sink_enqueue(struct sink *s, const char *json)
+sink_enqueue(struct sink *s, const char *id, const char *json)
 {
-	char *copy = strdup(json);
+	size_t il = id ? strlen(id) : 0, jl = strlen(json);
+	char *copy = malloc(il + 1 + jl + 1);
+
+	if (copy != NULL) {
+		if (il > 0)
+			memcpy(copy, id, il);
+		copy[il] = '\0';
+		memcpy(copy + il + 1, json, jl + 1);
+	}
 
 	pthread_mutex_lock(&s->mu);
 	if (copy == NULL || !ring_push(&s->queue, copy)) {
@@ -624,21 +867,21 @@ sink_health_json(struct sink *s)
 	pthread_mutex_lock(&s->mu);
 	dropped =
 	    s->dropped_queue_full + s->dropped_spool_full + s->lost_at_stop + s->spool_corrupt;
-	o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-	              "s:I, s:I, s:b, s:s}",
-	              "name", s->name, "type", s->type, "target", s->target, "state",
-	              s->stopping ? "stopping"
-	              : s->down   ? "down"
-	                          : "up",
-	              "delivered", (json_int_t)s->delivered, "failed", (json_int_t)s->failed,
-	              "retried", (json_int_t)s->retried, "spooled", (json_int_t)s->spooled,
-	              "queue_depth", (json_int_t)s->queue.len, "spool_depth",
-	              (json_int_t)s->backlog_depth, "spool_bytes", (json_int_t)s->spool_bytes,
-	              "dropped", (json_int_t)dropped, "dropped_queue_full",
-	              (json_int_t)s->dropped_queue_full, "dropped_spool_full",
-	              (json_int_t)s->dropped_spool_full, "rejected", (json_int_t)s->rejected,
-	              "spool_corrupt", (json_int_t)s->spool_corrupt, "on_disk_spool",
-	              s->spool != NULL, "last_error", s->last_error);
+	o = json_pack(
+	    "{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+	    "s:I, s:I, s:I, s:b, s:s}",
+	    "name", s->name, "type", s->type, "target", s->target, "state",
+	    s->stopping ? "stopping"
+	    : s->down   ? "down"
+	                : "up",
+	    "delivered", (json_int_t)s->delivered, "failed", (json_int_t)s->failed, "retried",
+	    (json_int_t)s->retried, "spooled", (json_int_t)s->spooled, "queue_depth",
+	    (json_int_t)s->queue.len, "spool_depth", (json_int_t)s->backlog_depth, "spool_bytes",
+	    (json_int_t)s->spool_bytes, "dropped", (json_int_t)dropped, "dropped_queue_full",
+	    (json_int_t)s->dropped_queue_full, "dropped_spool_full",
+	    (json_int_t)s->dropped_spool_full, "rejected", (json_int_t)s->rejected, "spool_corrupt",
+	    (json_int_t)s->spool_corrupt, "replayed", (json_int_t)s->replayed, "on_disk_spool",
+	    s->spool != NULL, "last_error", s->last_error);
 	pthread_mutex_unlock(&s->mu);
 	return o;
 }

@@ -20,6 +20,9 @@
 #define SPOOL_HDR         16u
 #define SPOOL_MAX_SEGS    4096u
 #define SPOOL_ACK_NAME    "ack"
+#define SPOOL_MARK_NAME   "delivered"
+#define SPOOL_MARK_MAGIC  0x4b4d5344u /* "DSMK" little-endian */
+#define SPOOL_MARK_SIZE   (16u + SPOOL_MARK_MAX)
 #define SPOOL_SEG_NAMELEN 32
 
 struct segment {
@@ -31,9 +34,12 @@ struct segment {
 
 struct spool {
 	int dirfd;
-	int wfd;   /* the tail segment, O_APPEND; -1 until needed */
-	int rfd;   /* segs[0], for reading; -1 until needed */
-	int ackfd; /* the ack file */
+	int wfd;         /* the tail segment, O_APPEND; -1 until needed */
+	int rfd;         /* segs[0], for reading; -1 until needed */
+	int ackfd;       /* the ack file */
+	int markfd;      /* the "delivered" marker file; -1 until needed */
+	bool defer_sync; /* spool_append leaves the fdatasync to spool_sync */
+	bool unsynced;
 	uint64_t rfd_idx;
 	uint64_t max_bytes;
 	struct segment segs[SPOOL_MAX_SEGS]; /* by idx; segs[0] is read, the last the tail */
@@ -314,7 +320,7 @@ spool_open(const char *dir, uint64_t max_bytes, struct spool **ret)
 		return -errno;
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return -ENOMEM;
-	s->dirfd = s->wfd = s->rfd = s->ackfd = -1;
+	s->dirfd = s->wfd = s->rfd = s->ackfd = s->markfd = -1;
 	s->max_bytes = max_bytes;
 	if ((r = spool_init(s, dir)) < 0) {
 		spool_close(s);
@@ -382,7 +388,7 @@ spool_append(struct spool *s, const void *data, size_t len)
 	put_u32(buf + 8, record_crc((uint32_t)len, data));
 	put_u32(buf + 12, 0);
 	memcpy(buf + SPOOL_HDR, data, len);
-	if ((r = write_all(s->wfd, buf, reclen)) < 0 || fdatasync(s->wfd) < 0) {
+	if ((r = write_all(s->wfd, buf, reclen)) < 0 || (!s->defer_sync && fdatasync(s->wfd) < 0)) {
 		if (r == 0)
 			r = -errno;
 		/* Cut off whatever part was written so the file stays valid; if
@@ -391,6 +397,7 @@ spool_append(struct spool *s, const void *data, size_t len)
 			r = -errno;
 		return r;
 	}
+	s->unsynced = s->defer_sync;
 	tail->size += reclen;
 	tail->end = tail->size;
 	tail->count++;
@@ -474,6 +481,100 @@ spool_ack(struct spool *s)
 	return 0;
 }
 
+void
+spool_defer_sync(struct spool *s, bool on)
+{
+	s->defer_sync = on;
+}
+
+int
+spool_sync(struct spool *s)
+{
+	if (!s->unsynced || s->wfd < 0)
+		return 0;
+	if (fdatasync(s->wfd) < 0)
+		return -errno;
+	s->unsynced = false;
+	return 0;
+}
+
+static int
+spool_mark_fd(struct spool *s, bool create)
+{
+	if (s->markfd >= 0)
+		return s->markfd;
+	s->markfd = openat(s->dirfd, SPOOL_MARK_NAME,
+	                   O_RDWR | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT : 0), 0600);
+	if (s->markfd < 0)
+		return -errno;
+	if (create)
+		(void)fsync(s->dirfd);
+	return s->markfd;
+}
+
+/* {magic, length, crc32c(length, field), 0} then the NUL-padded field. */
+static uint32_t
+mark_crc(const unsigned char *b)
+{
+	return crc32c(crc32c(0, b + 4, 4), b + 16, SPOOL_MARK_MAX);
+}
+
+int
+spool_mark_read(struct spool *s, char *buf, size_t n)
+{
+	unsigned char b[SPOOL_MARK_SIZE];
+	uint32_t len;
+	ssize_t k;
+	int fd;
+
+	if ((fd = spool_mark_fd(s, false)) < 0)
+		return fd == -ENOENT ? 0 : fd;
+	if ((k = pread(fd, b, sizeof(b), 0)) < 0)
+		return -errno;
+	if (k == 0)
+		return 0;
+	len = get_u32(b + 4);
+	if ((size_t)k != sizeof(b) || get_u32(b) != SPOOL_MARK_MAGIC || len >= SPOOL_MARK_MAX ||
+	    mark_crc(b) != get_u32(b + 8) || memchr(b + 16, 0, len))
+		return -EBADMSG;
+	if (len >= n)
+		return -ENOSPC;
+	memcpy(buf, b + 16, len);
+	buf[len] = '\0';
+	return 1;
+}
+
+int
+spool_mark_write(struct spool *s, const char *mark)
+{
+	unsigned char b[SPOOL_MARK_SIZE] = { 0 };
+	size_t len = strlen(mark);
+	ssize_t k;
+	int fd;
+
+	if (len >= SPOOL_MARK_MAX)
+		return -E2BIG;
+	if ((fd = spool_mark_fd(s, true)) < 0)
+		return fd;
+	put_u32(b, SPOOL_MARK_MAGIC);
+	put_u32(b + 4, (uint32_t)len);
+	memcpy(b + 16, mark, len);
+	put_u32(b + 8, mark_crc(b));
+	/* One pwrite of 80 bytes at offset 0: a crash of the process does not
+	 * tear it; a power loss may leave an older marker (spool_mark_sync). */
+	if ((k = pwrite(fd, b, sizeof(b), 0)) < 0)
+		return -errno;
+	return (size_t)k == sizeof(b) ? 0 : -EIO;
+}
+
+int
+spool_mark_sync(struct spool *s)
+{
+	if (s->markfd < 0)
+		return 0;
+	return fdatasync(s->markfd) < 0 ? -errno : 0;
+}
+
 uint64_t
 spool_pending(const struct spool *s)
 {
@@ -503,6 +604,8 @@ spool_close(struct spool *s)
 		close(s->rfd);
 	if (s->ackfd >= 0)
 		close(s->ackfd);
+	if (s->markfd >= 0)
+		close(s->markfd);
 	if (s->dirfd >= 0)
 		close(s->dirfd);
 	free(s);

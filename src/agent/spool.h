@@ -21,6 +21,7 @@
 #ifndef DE_AGENT_SPOOL_H
 #define DE_AGENT_SPOOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,6 +49,25 @@ int spool_peek(struct spool *s, char **ret, size_t *ret_len);
  * returned again, here or after a restart. Fully acknowledged segments are
  * deleted. Returns 0, -ENOENT when nothing was peeked, -errno. */
 int spool_ack(struct spool *s);
+
+/* With on true, spool_append() writes without fdatasync(2) until
+ * spool_sync() (a batch: the alerts a sink replays from the store at start). */
+void spool_defer_sync(struct spool *s, bool on);
+/* Syncs what spool_append() wrote since spool_defer_sync(s, true).
+ * Returns 0 or -errno. */
+int spool_sync(struct spool *s);
+
+/* The "delivered" marker beside the segments: a short string (the sink's
+ * "delivered through" alert id; see sink_worker.c), at most SPOOL_MARK_MAX - 1
+ * bytes. spool_mark_read copies it into buf (size n) and returns 1; returns 0
+ * when there is none yet, -EBADMSG when the file is corrupt, -ENOSPC when buf
+ * is too small, -errno. spool_mark_write replaces it with one pwrite(2) (kept
+ * across a crash of the process; spool_mark_sync makes it survive a power
+ * loss); returns 0, -E2BIG, -errno. */
+#define SPOOL_MARK_MAX 64
+int spool_mark_read(struct spool *s, char *buf, size_t n);
+int spool_mark_write(struct spool *s, const char *mark);
+int spool_mark_sync(struct spool *s);
 
 uint64_t spool_pending(const struct spool *s); /* records not acknowledged */
 uint64_t spool_bytes(const struct spool *s);   /* bytes of segment files on disk */

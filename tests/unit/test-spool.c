@@ -417,11 +417,64 @@ test_corrupt_after_open(void **state)
 	spool_close(s);
 }
 
+/* The "delivered" marker: none at first, kept across reopen, bounded, a
+ * corrupt file is told apart; a deferred-sync batch is readable and kept. */
+static void
+test_marker(void **state)
+{
+	struct spool *s = NULL;
+	char dir[128], path[160], buf[SPOOL_MARK_MAX], big[SPOOL_MARK_MAX + 1];
+	int fd;
+
+	(void)state;
+	spool_path(dir, sizeof(dir));
+	assert_int_equal(spool_open(dir, 1 << 20, &s), 0);
+	assert_int_equal(spool_mark_read(s, buf, sizeof(buf)), 0);
+	assert_int_equal(spool_mark_sync(s), 0);
+	assert_int_equal(spool_mark_write(s, ""), 0);
+	assert_int_equal(spool_mark_read(s, buf, sizeof(buf)), 1);
+	assert_string_equal(buf, "");
+	assert_int_equal(spool_mark_write(s, "0192f6c1-0000-7000-8000-000000000001"), 0);
+	assert_int_equal(spool_mark_sync(s), 0);
+	memset(big, 'x', SPOOL_MARK_MAX);
+	big[SPOOL_MARK_MAX] = '\0';
+	assert_int_equal(spool_mark_write(s, big), -E2BIG);
+	assert_int_equal(spool_mark_read(s, buf, 8), -ENOSPC);
+	spool_defer_sync(s, true);
+	append_n(s, 0, 3);
+	spool_defer_sync(s, false);
+	assert_int_equal(spool_sync(s), 0);
+	assert_int_equal(spool_sync(s), 0); /* nothing left to sync */
+	spool_close(s);
+
+	assert_int_equal(spool_open(dir, 1 << 20, &s), 0);
+	assert_int_equal(spool_mark_read(s, buf, sizeof(buf)), 1);
+	assert_string_equal(buf, "0192f6c1-0000-7000-8000-000000000001");
+	assert_int_equal(spool_pending(s), 3);
+	spool_close(s);
+
+	/* One flipped byte in the field. */
+	snprintf(path, sizeof(path), "%s/delivered", dir);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "Z", 1, 20), 1);
+	close(fd);
+	assert_int_equal(spool_open(dir, 1 << 20, &s), 0);
+	assert_int_equal(spool_mark_read(s, buf, sizeof(buf)), -EBADMSG);
+	spool_close(s);
+	/* Cut short. */
+	assert_int_equal(truncate(path, 10), 0);
+	assert_int_equal(spool_open(dir, 1 << 20, &s), 0);
+	assert_int_equal(spool_mark_read(s, buf, sizeof(buf)), -EBADMSG);
+	spool_close(s);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_order_and_ack, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_marker, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),

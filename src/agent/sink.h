@@ -49,7 +49,8 @@ extern const struct sink_ops sink_webhook_ops;
 /* Formats an alert (its JSON text) as one output line with its line ending:
  * JSON ("...\n"), human ("<time> <SEVERITY> <rule>: <title> pid=... alert=...\n",
  * the severity in ANSI colour when color is true) or CSV (RFC 4180: CRLF,
- * fields quoted when they hold a comma, quote, CR or LF, quotes doubled).
+ * fields quoted when they hold a comma, quote, CR or LF, quotes doubled; a
+ * field that a spreadsheet would take for a formula gets a leading ').
  * Sets *ret (caller frees) and *ret_len. Returns 0, -EINVAL for text that is
  * not an alert object, -ENOMEM. */
 int sink_format_line(enum sink_format fmt, const char *json, size_t len, bool color, char **ret,
@@ -58,7 +59,9 @@ int sink_format_line(enum sink_format fmt, const char *json, size_t len, bool co
 /* The CSV header line (CRLF-terminated) matching sink_format_line's columns. */
 extern const char sink_csv_header[];
 
-/* Appends s to out as one RFC 4180 field (quoted when needed). Returns 0 or
+/* Appends s to out as one RFC 4180 field (quoted when needed; a value
+ * starting with = + - @ TAB or CR that is not a plain number is quoted
+ * behind a single quote, OWASP's CSV-injection defence). Returns 0 or
  * -ENOMEM. Exposed for tests. */
 struct sink_buf {
 	char *p;

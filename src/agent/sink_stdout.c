@@ -48,16 +48,53 @@ buf_str(struct sink_buf *b, const char *s)
 	return sink_buf_add(b, s, strlen(s));
 }
 
+/* A plain decimal number ("-5", "+1.25", "3e-7"): no spreadsheet reads it
+ * as a formula. */
+static bool
+csv_is_number(const char *s)
+{
+	bool digits = false;
+
+	if (*s == '-' || *s == '+')
+		s++;
+	for (; *s >= '0' && *s <= '9'; s++)
+		digits = true;
+	if (*s == '.')
+		for (s++; *s >= '0' && *s <= '9'; s++)
+			digits = true;
+	if (digits && (*s == 'e' || *s == 'E')) {
+		s++;
+		if (*s == '-' || *s == '+')
+			s++;
+		if (!(*s >= '0' && *s <= '9'))
+			return false;
+		while (*s >= '0' && *s <= '9')
+			s++;
+	}
+	return digits && *s == '\0';
+}
+
+/* OWASP "CSV injection": a cell starting with = + - @ TAB or CR that is not
+ * a plain number would be a formula in a spreadsheet; it is written quoted,
+ * behind a single quote. */
+static bool
+csv_formula_risk(const char *s)
+{
+	return s[0] != '\0' && strchr("=+-@\t\r", s[0]) != NULL && !csv_is_number(s);
+}
+
 int
 sink_csv_field(struct sink_buf *b, const char *s)
 {
+	bool guard;
 	int r;
 
 	if (s == NULL)
 		return 0;
-	if (strpbrk(s, ",\"\r\n") == NULL)
+	guard = csv_formula_risk(s);
+	if (!guard && strpbrk(s, ",\"\r\n") == NULL)
 		return buf_str(b, s);
-	if ((r = sink_buf_add(b, "\"", 1)) < 0)
+	if ((r = sink_buf_add(b, guard ? "\"'" : "\"", guard ? 2 : 1)) < 0)
 		return r;
 	for (const char *p = s; *p != '\0'; p++) {
 		/* RFC 4180 2.7: a quote inside a quoted field is doubled. */

@@ -1,19 +1,61 @@
 /* The csv writer: RFC 4180 (CRLF records, a header row, fields quoted when
- * they hold a comma, a double quote, CR or LF, quotes doubled inside). */
+ * they hold a comma, a double quote, CR or LF, quotes doubled inside), with
+ * spreadsheet formulas neutralised (OWASP "CSV injection"): a cell that
+ * starts with = + - @ TAB or CR, and is not a plain number, gets a leading
+ * single quote and is always quoted, so `=cmd|' /C calc'!A0` becomes the
+ * field "'=cmd|' /C calc'!A0". */
 #include "output.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
+
+/* A plain decimal number ("-5", "+1.25", "3e-7"): no spreadsheet reads it
+ * as a formula, so it is left as it is. */
+static bool
+csv_is_number(const char *s)
+{
+	bool digits = false;
+
+	if (*s == '-' || *s == '+')
+		s++;
+	for (; *s >= '0' && *s <= '9'; s++)
+		digits = true;
+	if (*s == '.')
+		for (s++; *s >= '0' && *s <= '9'; s++)
+			digits = true;
+	if (digits && (*s == 'e' || *s == 'E')) {
+		s++;
+		if (*s == '-' || *s == '+')
+			s++;
+		if (!(*s >= '0' && *s <= '9'))
+			return false;
+		while (*s >= '0' && *s <= '9')
+			s++;
+	}
+	return digits && *s == '\0';
+}
+
+static bool
+csv_formula_risk(const char *s)
+{
+	return s[0] != '\0' && strchr("=+-@\t\r", s[0]) != NULL && !csv_is_number(s);
+}
 
 int
 output_csv_write_field(FILE *f, const char *s)
 {
+	bool guard;
+
 	if (s == NULL)
 		return 0;
-	if (strpbrk(s, ",\"\r\n") == NULL) {
+	guard = csv_formula_risk(s);
+	if (!guard && strpbrk(s, ",\"\r\n") == NULL) {
 		fputs(s, f);
 	} else {
 		fputc('"', f);
+		if (guard)
+			fputc('\'', f);
 		for (const char *p = s; *p; p++) {
 			if (*p == '"')
 				fputc('"', f);

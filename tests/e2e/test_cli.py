@@ -244,6 +244,22 @@ def test_query_csv_quotes_awkward_text(store):
     assert j == [{"x": "a,b", "y": 'say "hi"', "z": "two\nlines", "n": None}]
 
 
+def test_query_csv_neutralises_formulas(store):
+    """OWASP CSV injection: a cell starting with = + - @ TAB or CR is a formula to a
+    spreadsheet; the csv output quotes it behind a single quote. Numbers stay numbers."""
+    sql = ("SELECT '=cmd|'' /C calc''!A0' AS name, '+1+2' AS p, '@SUM(A1)' AS a, "
+           "char(9) || 'tab' AS t, char(13) || 'cr' AS c, -5 AS neg, '-2+3' AS m, "
+           "-1.5 AS r, 'a=b' AS plain")
+    out = run("--format", "csv", "query", sql, data=store, check=0).stdout
+    rows = list(csv.reader(io.StringIO(out, newline="")))
+    assert rows[1] == ["'=cmd|' /C calc'!A0", "'+1+2", "'@SUM(A1)", "'\ttab", "'\rcr", "-5",
+                       "'-2+3", "-1.5", "a=b"]
+    assert "\"'=cmd|' /C calc'!A0\"" in out
+    # A process with that name in the store shows up the same way.
+    j = json.loads(run("--format", "json", "query", sql, data=store, check=0).stdout)
+    assert j[0]["name"] == "=cmd|' /C calc'!A0", "json is not altered"
+
+
 def test_query_json_escapes_everything(store):
     sql = ("SELECT 'tab' || char(9) || 'bell' || char(7) || 'q\"b\\' AS s, "
            "'Grüße 你好' AS u, CAST(x'41ff42' AS TEXT) AS bad, 1.5 AS r, "

@@ -138,6 +138,32 @@ def test_rate_limit_counts_what_it_drops(tmp_path):
 
 # ---------------------------------------------------------------- syslog
 
+def test_stdout_csv_neutralises_formulas(tmp_path):
+    """The stdout csv sink through the real pipeline: process names and command
+    lines that a spreadsheet would run as formulas arrive as text (a leading
+    single quote inside RFC 4180 quoting); Python's csv module reads them back."""
+    import csv
+    import io
+    need_alertdrive()
+    hostile = ["=cmd|' /C calc'!A0", "+1+cmd", "-2+3", "@SUM(1,2)", "\tx", "\rdown"]
+    lines = [{"rule_id": "csv-check", "pid": 500 + i, "start_time": 1000 + i, "name": h,
+              "command_line": h + " --arg"} for i, h in enumerate(hostile)]
+    cfg = write_config(tmp_path, [{"type": "stdout", "format": "csv"}])
+    p = subprocess.run([str(ALERTDRIVE), "--config", str(cfg), "--no-store", "--stdin"],
+                       input=("\n".join(json.dumps(x) for x in lines) + "\n").encode(),
+                       capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    text = p.stdout.decode()
+    text = text[text.index("alert_id,timestamp,"):]  # the driver's own summary comes first
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert [r["process_name"] for r in rows] == ["'" + h for h in hostile]
+    assert [r["command_line"] for r in rows] == ["'" + h + " --arg" for h in hostile]
+    assert [r["pid"] for r in rows] == [str(500 + i) for i in range(len(hostile))]
+    for r in rows:
+        for k, v in r.items():
+            assert not v or v[0] not in "=+-@\t\r", (k, v)
+
+
 class Rsyslog:
     """A private rsyslogd: imtcp on 127.0.0.1:port, omfile into out."""
 

@@ -81,6 +81,22 @@ test_csv_quoting(void **state)
 	csv_is("cr\rhere", "\"cr\rhere\"");
 	csv_is("\"", "\"\"\"\"");
 	csv_is("spaces stay ", "spaces stay ");
+	/* Formulas (OWASP CSV injection): quoted behind a single quote. */
+	csv_is("=cmd|' /C calc'!A0", "\"'=cmd|' /C calc'!A0\"");
+	csv_is("+1+2", "\"'+1+2\"");
+	csv_is("-2+3", "\"'-2+3\"");
+	csv_is("@SUM(A1)", "\"'@SUM(A1)\"");
+	csv_is("\tx", "\"'\tx\"");
+	csv_is("\rx", "\"'\rx\"");
+	csv_is("=\"a\",b", "\"'=\"\"a\"\",b\"");
+	csv_is("-", "\"'-\"");
+	csv_is("-e5", "\"'-e5\"");
+	csv_is("1e", "1e"); /* does not start with a formula character */
+	/* Plain numbers stay numbers. */
+	csv_is("-5", "-5");
+	csv_is("+1.25", "+1.25");
+	csv_is("-3e-7", "-3e-7");
+	csv_is("a=b", "a=b");
 	assert_int_equal(
 	    sink_format_line(SINK_FORMAT_CSV, alert_json, strlen(alert_json), false, &line, &n), 0);
 	assert_int_equal(n, strlen(line));

@@ -109,6 +109,10 @@ static const char *const procmond_allowed[] = {
 	"faccessat2",
 	"dup",
 	"dup3",
+	/* A process's ids without /proc/PID/status (procfs.c): pidfd_open, then
+	 * ioctl PIDFD_GET_INFO only (below). The pidfd itself allows nothing
+	 * else here: pidfd_send_signal, pidfd_getfd and setns are not listed. */
+	"pidfd_open",
 	/* Output and the write-ahead log (measured: write, writev, fdatasync,
 	 * fsync, mkdir, flock; from wal.c: ftruncate after a torn tail, unlinkat
 	 * for acknowledged segments, mmap to read a segment back). */
@@ -287,8 +291,13 @@ clone_rules(scmp_filter_ctx ctx, uint32_t bad, bool allow_threads, struct errbuf
 	return rule_failed(rc, "clone", err);
 }
 
+/* ioctl(PIDFD_GET_INFO) with the kernel's first, 64-byte struct pidfd_info
+ * (procfs.c; glibc's headers may predate it). */
+#define PIDFD_GET_INFO_V0 _IOWR(0xFF, 11, char[64])
+
 /* Calls allowed only with harmless arguments: ioctl only to ask whether an fd
- * is a terminal (isatty, for log output); kill and tgkill only at ourselves
+ * is a terminal (isatty, for log output) or for a process's ids
+ * (PIDFD_GET_INFO, read-only); kill and tgkill only at ourselves
  * (publish.c's kill(getpid(), SIGTERM), abort()'s raise). */
 static int
 narrow_rules(scmp_filter_ctx ctx, struct errbuf *err)
@@ -298,6 +307,9 @@ narrow_rules(scmp_filter_ctx ctx, struct errbuf *err)
 
 	rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
 	                      SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)TCGETS));
+	if (rc == 0)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+		                      SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)PIDFD_GET_INFO_V0));
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
 		                      SCMP_A0(SCMP_CMP_EQ, self));

@@ -7,7 +7,9 @@
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,12 +32,77 @@ struct user_cache_entry {
 
 struct procfs {
 	int dirfd;
+	bool pidfd_info; /* the ids come from PIDFD_GET_INFO (see read_ids_step) */
 	uint64_t boot_ms;
 	long hz;
 	long page_size;
 	struct user_cache_entry users[USER_CACHE_SIZE];
 	size_t n_users, next_user;
 };
+
+/* ---- process ids through a pidfd ----
+ *
+ * /proc/PID/status is the dearest file of a process to open and generate
+ * (signal masks, capabilities, cpusets, memory counters) and procmond needs
+ * three numbers from it. Since Linux 6.13 ioctl(PIDFD_GET_INFO) on a pidfd
+ * returns the real and effective ids directly, for about a third of the
+ * cost. glibc's headers may predate it: the first, fixed-size version of
+ * the structure (64 bytes) is declared here; the kernel takes its size from
+ * the ioctl number. */
+
+struct pidfd_info_v0 {
+	uint64_t mask;
+	uint64_t cgroupid;
+	uint32_t pid, tgid, ppid;
+	uint32_t ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+	int32_t exit_code;
+};
+
+_Static_assert(sizeof(struct pidfd_info_v0) == 64, "PIDFD_INFO_SIZE_VER0");
+
+#define PIDFD_GET_INFO_V0 _IOWR(0xFF, 11, struct pidfd_info_v0)
+#define PIDFD_INFO_CREDS  (1ull << 1)
+
+static int
+pidfd_open_pid(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0u);
+}
+
+/* The ids of the process behind pidfd. Returns 0, or -errno (-ESRCH once
+ * it has been reaped). */
+static int
+pidfd_get_ids(int pidfd, struct pidfd_info_v0 *ret)
+{
+	struct pidfd_info_v0 info = { .mask = PIDFD_INFO_CREDS };
+
+	if (ioctl(pidfd, PIDFD_GET_INFO_V0, &info) < 0)
+		return -errno;
+	if (!(info.mask & PIDFD_INFO_CREDS))
+		return -EOPNOTSUPP;
+	*ret = info;
+	return 0;
+}
+
+/* Whether PIDFD_GET_INFO answers here, and pids of this /proc are ours
+ * (pidfd_open takes a pid of procmond's own pid namespace). */
+static bool
+pidfd_info_works(int proc_dirfd)
+{
+	char self[32], want[32];
+	struct pidfd_info_v0 info = { 0 };
+	ssize_t n = readlinkat(proc_dirfd, "self", self, sizeof(self) - 1);
+	int fd, rc;
+
+	snprintf(want, sizeof(want), "%d", (int)getpid());
+	if (n <= 0 || (self[n] = '\0', !streq(self, want)))
+		return false;
+	if ((fd = pidfd_open_pid(getpid())) < 0)
+		return false;
+	rc = pidfd_get_ids(fd, &info);
+	close(fd);
+	return rc == 0 && info.ruid == (uint32_t)getuid() && info.euid == (uint32_t)geteuid();
+}
 
 /* ---- the reader ---- */
 
@@ -74,8 +141,10 @@ procfs_open(const char *proc_path, struct procfs **ret)
 	    procfs_parse_btime(stat, len, &btime) == 0)
 		pf->boot_ms = btime * 1000u;
 	/* The live /proc: the boot instant to the millisecond, not the second. */
-	if (streq(proc_path, "/proc"))
+	if (streq(proc_path, "/proc")) {
 		pf->boot_ms = clock_ms(CLOCK_REALTIME) - clock_ms(CLOCK_BOOTTIME);
+		pf->pidfd_info = pidfd_info_works(pf->dirfd);
+	}
 	*ret = pf;
 	return 0;
 }
@@ -90,6 +159,19 @@ procfs_free(struct procfs *pf)
 	if (pf->dirfd >= 0)
 		close(pf->dirfd);
 	free(pf);
+}
+
+bool
+procfs_set_pidfd_info(struct procfs *pf, bool on)
+{
+	pf->pidfd_info = on && pidfd_info_works(pf->dirfd);
+	return pf->pidfd_info;
+}
+
+bool
+procfs_pidfd_info(const struct procfs *pf)
+{
+	return pf->pidfd_info;
 }
 
 int
@@ -310,6 +392,7 @@ struct read_ctx {
 	pid_t pid;
 	struct process_record *rec;
 	struct procfs_sample *sample;
+	int pidfd; /* opened before pdir for the ids, or -1 */
 	bool gone, denied, zombie_or_kernel;
 };
 
@@ -362,6 +445,31 @@ read_stat_step(struct read_ctx *c, unsigned what)
 	return 0;
 }
 
+/* The ids from the pidfd opened before the directory (read_pid): the ioctl
+ * answers only while that process is not reaped, so the pid cannot have
+ * passed to another process in between and both name the same instance.
+ * Returns true when it filled the ids. */
+static bool
+ids_from_pidfd(struct read_ctx *c)
+{
+	struct pidfd_info_v0 info = { 0 };
+	int rc = pidfd_get_ids(c->pidfd, &info);
+
+	if (rc < 0) {
+		if (rc != -ESRCH)
+			c->pf->pidfd_info = false; /* refused here (seccomp, kernel): use status */
+		return false;
+	}
+	/* Reparenting between the stat read and now: let status decide. */
+	if ((int64_t)info.ppid != (int64_t)c->rec->ppid)
+		return false;
+	c->rec->user_id = info.ruid;
+	c->rec->effective_user_id = info.euid;
+	c->rec->group_id = info.rgid;
+	c->rec->missing &= ~(uint32_t)PROC_MISSING_STATUS;
+	return true;
+}
+
 static int
 read_status_step(struct read_ctx *c)
 {
@@ -370,6 +478,8 @@ read_status_step(struct read_ctx *c)
 	size_t len = 0;
 	int rc;
 
+	if (c->pidfd >= 0 && ids_from_pidfd(c))
+		return 0;
 	if ((rc = small_file_at(c->pdir, "status", STATUS_FILE_MAX, &buf, &len)) < 0) {
 		note_err(c, rc, PROC_MISSING_STATUS);
 		return rc == -ENOMEM ? rc : 0;
@@ -549,14 +659,23 @@ static int
 read_pid(struct procfs *pf, pid_t pid, unsigned what, struct process_record *rec,
          struct procfs_sample *sample)
 {
-	struct read_ctx c = { .pf = pf, .pid = pid, .rec = rec, .sample = sample };
-	_cleanup_close_ int pdir = -1;
+	struct read_ctx c = { .pf = pf, .pid = pid, .rec = rec, .sample = sample, .pidfd = -1 };
+	_cleanup_close_ int pdir = -1, pidfd = -1;
 	char name[16];
 	int rc;
 
 	memset(sample, 0, sizeof(*sample));
 	sample->stat_fd = sample->cmdline_fd = -1;
 	snprintf(name, sizeof(name), "%d", (int)pid);
+	/* The ids through a pidfd rather than status; it must exist before the
+	 * directory is opened (see ids_from_pidfd). */
+	if ((what & PROCFS_READ_STATUS) && pf->pidfd_info) {
+		if ((pidfd = pidfd_open_pid(pid)) < 0 && errno == ESRCH)
+			return -ESRCH;
+		if (pidfd < 0 && (errno == ENOSYS || errno == EPERM))
+			pf->pidfd_info = false;
+		c.pidfd = pidfd;
+	}
 	/* One directory fd per read: every file comes from the same process
 	 * instance even if the pid is reused meanwhile (reads then fail ESRCH). */
 	if ((pdir = openat(pf->dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)

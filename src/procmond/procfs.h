@@ -78,6 +78,13 @@ struct procfs;
  * Returns 0 and sets *ret (free with procfs_free), or -errno. */
 int procfs_open(const char *proc_path, struct procfs **ret);
 void procfs_free(struct procfs *pf);
+/* Whether the real and effective ids (PROCFS_READ_STATUS) come from
+ * ioctl(PIDFD_GET_INFO) on a pidfd instead of /proc/PID/status: on by
+ * default for the live /proc when the kernel has it (6.13+), off for fixture
+ * trees. A reader that meets a refusal (seccomp, an older kernel) turns it
+ * off by itself and reads status. Returns the setting now in force. */
+bool procfs_set_pidfd_info(struct procfs *pf, bool on);
+bool procfs_pidfd_info(const struct procfs *pf);
 int procfs_dirfd(const struct procfs *pf);
 uint64_t procfs_boot_ms(const struct procfs *pf);
 long procfs_ticks_per_sec(const struct procfs *pf);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -346,6 +347,74 @@ test_live_self(void **state)
 	procfs_free(pf);
 }
 
+/* The ids of a live process read through PIDFD_GET_INFO match status, field
+ * by field: a child made to hold different real and effective uids and gids
+ * (needs root) so a swapped field cannot pass. */
+static void
+test_live_ids_pidfd_vs_status(void **state)
+{
+	struct procfs *pf = NULL;
+	struct process_record a, b;
+	struct procfs_sample s;
+	int go[2], status;
+	pid_t child;
+	char c = 0;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	assert_int_equal(procfs_open("/proc", &pf), 0);
+	if (!procfs_set_pidfd_info(pf, true)) {
+		procfs_free(pf);
+		skip(); /* kernel before 6.13 */
+	}
+	assert_int_equal(pipe(go), 0);
+	if ((child = fork()) == 0) {
+		close(go[1]);
+		if (setresgid(4001, 4002, 4003) < 0 || setresuid(3001, 3002, 3003) < 0)
+			_exit(1);
+		(void)!read(go[0], &c, 1); /* until the parent has looked */
+		_exit(0);
+	}
+	assert_true(child > 0);
+	close(go[0]);
+	/* Wait until the child has switched ids (status is the reference). */
+	for (int i = 0; i < 2000; i++) {
+		process_record_init(&a);
+		assert_int_equal(
+		    procfs_read_pid(pf, child, PROCFS_READ_STAT | PROCFS_READ_STATUS, &a, &s), 0);
+		if (a.effective_user_id == 3002)
+			break;
+		process_record_clear(&a);
+		usleep(1000);
+	}
+	assert_int_equal(a.user_id, 3001);
+	assert_int_equal(a.effective_user_id, 3002);
+	assert_int_equal(a.group_id, 4001);
+	assert_true(procfs_pidfd_info(pf)); /* no silent fall back to status */
+	assert_false(procfs_set_pidfd_info(pf, false));
+	process_record_init(&b);
+	assert_int_equal(procfs_read_pid(pf, child, PROCFS_READ_STAT | PROCFS_READ_STATUS, &b, &s),
+	                 0);
+	assert_int_equal(b.user_id, a.user_id);
+	assert_int_equal(b.effective_user_id, a.effective_user_id);
+	assert_int_equal(b.group_id, a.group_id);
+	assert_int_equal(b.threads, a.threads);
+	assert_int_equal(b.missing & PROC_MISSING_STATUS, 0);
+	process_record_clear(&a);
+	process_record_clear(&b);
+	assert_int_equal(write(go[1], &c, 1), 1);
+	close(go[1]);
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* A reaped pid: both ways say it is gone. */
+	assert_true(procfs_set_pidfd_info(pf, true));
+	process_record_init(&a);
+	assert_int_equal(procfs_read_pid(pf, child, PROCFS_READ_ALL, &a, &s), -ESRCH);
+	process_record_clear(&a);
+	procfs_free(pf);
+}
+
 int
 main(void)
 {
@@ -363,6 +432,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_read_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_foreach, setup, teardown),
 		cmocka_unit_test(test_live_self),
+		cmocka_unit_test(test_live_ids_pidfd_vs_status),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

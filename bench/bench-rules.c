@@ -288,13 +288,15 @@ cmp_total(const void *a, const void *b)
 	return (y > x) - (y < x);
 }
 
-/* The five slowest rules by total time, from detect_health_json(). */
+/* The slowest rules by total time (five, or $BENCH_RULES_SLOWEST), from
+ * detect_health_json(). */
 static void
 print_slowest(struct detect *d, int rounds)
 {
 	json_t *h = detect_health_json(d), *rules, *r;
 	json_t *list[4096];
-	size_t i, n = 0;
+	const char *env = getenv("BENCH_RULES_SLOWEST");
+	size_t i, n = 0, show = env ? strtoul(env, NULL, 10) : 5;
 
 	if (h == NULL)
 		return;
@@ -302,11 +304,11 @@ print_slowest(struct detect *d, int rounds)
 	json_array_foreach(rules, i, r) if (n < ARRAY_SIZE(list)) list[n++] = r;
 	qsort(list, n, sizeof(*list), cmp_total);
 	printf("  slowest rules (mean per batch):");
-	for (i = 0; i < n && i < 5; i++)
+	for (i = 0; i < n && i < show; i++)
 		printf(" %s %.2f ms%s", json_string_value(json_object_get(list[i], "id")),
 		       (double)json_integer_value(json_object_get(list[i], "total_us")) / rounds /
 		           1000.0,
-		       i + 1 < n && i < 4 ? "," : "\n");
+		       i + 1 < n && i + 1 < show ? "," : "\n");
 	json_decref(h);
 }
 

@@ -59,17 +59,15 @@ struct sqlguard {
 };
 
 /* Tables a statement may read, per kind. Views are read through their
- * underlying table, so process_instances backs the `processes` view. */
+ * underlying tables: instance_state and process_events back the views
+ * process_instances, processes and live_processes (store.c). */
 static const char *const rule_tables[] = {
-	"processes",
-	"live_processes",
-	"process_events",
-	"process_instances",
+	"processes", "live_processes", "process_events", "process_instances", "instance_state",
 };
 
 static const char *const query_tables[] = {
-	"processes",       "live_processes", "process_events", "process_instances", "alerts",
-	"detection_rules", "system_info",    "scan_metadata",  "collector_state",
+	"processes", "live_processes",  "process_events", "process_instances", "instance_state",
+	"alerts",    "detection_rules", "system_info",    "scan_metadata",     "collector_state",
 };
 
 /* Core functions a rule may call: string, numeric, aggregate, window, date
@@ -623,6 +621,20 @@ void
 sqlguard_run_end(struct sqlguard *g)
 {
 	g->mode = MODE_TRUSTED;
+}
+
+bool
+sqlguard_deadline_passed(struct sqlguard *g)
+{
+	struct timespec now;
+
+	if (g == NULL || g->mode != MODE_RUN)
+		return false;
+	(void)clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!timespec_after(&now, &g->deadline))
+		return false;
+	g->stop = STOP_TIME;
+	return true;
 }
 
 int

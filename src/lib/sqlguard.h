@@ -66,6 +66,13 @@ int sqlguard_prepare(struct sqlguard *g, enum sqlguard_kind kind, const char *sq
 void sqlguard_run_begin(struct sqlguard *g, enum sqlguard_kind kind, uint32_t timeout_ms);
 void sqlguard_run_end(struct sqlguard *g);
 
+/* For work a statement does outside SQLite's instructions (the filters of
+ * the rows table, store-eval.c), where the progress handler cannot see it:
+ * true when a sandboxed statement is running past its deadline. The caller
+ * then fails the step with SQLITE_INTERRUPT, which sqlguard_step_error()
+ * reports as the time limit. */
+bool sqlguard_deadline_passed(struct sqlguard *g);
+
 /* Maps the SQLite result code of a failed step of a sandboxed statement to
  * -ETIMEDOUT (time limit), -E2BIG (memory budget or value size), or -EINVAL
  * (any other runtime error, e.g. a regexp match limit), with the reason in err. */

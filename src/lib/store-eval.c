@@ -1,17 +1,38 @@
 /* Rule evaluation over the store: see store.h (store_eval_*) and
- * docs/store.md. The rows under evaluation live in TEMP processes of a
- * read-only connection of their own, under the SQL sandbox (sqlguard.c). */
+ * docs/store.md. The rows under evaluation are served by a virtual table,
+ * temp.processes, straight from the caller's events: nothing is copied into
+ * SQLite. It shadows the store's `processes` view on a read-only connection
+ * of its own, under the SQL sandbox (sqlguard.c), which polices reads of it
+ * like any table's. */
 #include "store.h"
 
 #include <errno.h>
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
 #include "sqlguard.h"
 #include "store-internal.h"
+#include "util.h"
+
+/* The rows the planner assumes: plans are made once per rule set, long
+ * before any batch, so no real count exists then. Every way of reading the
+ * table costs about a full scan, so the planner never prefers a plan that
+ * changes the order rows come out in (an OR or IN split into lookups). */
+#define PLAN_ROWS   1000.0
+#define MAX_FILTERS 16
+/* Filter work (rows and LIKE steps) between two looks at the deadline. */
+#define WORK_CHECK (1u << 16)
 
 struct store_stmt {
 	sqlite3_stmt *stmt;
+};
+
+/* A pid and the position of its row, sorted: the index for pid = ?. */
+struct pid_pos {
+	int32_t pid;
+	uint32_t pos;
 };
 
 struct store_eval {
@@ -19,13 +40,730 @@ struct store_eval {
 	sqlite3 *db;
 	bool shared;
 	struct sqlguard *guard;
-	sqlite3_stmt *ins, *clr, *begin, *commit;
-	/* Rows staged by store_eval_stage(), to stage again if an error in a
-	 * rule rolled the open transaction back. */
+	sqlite3_stmt *begin, *commit;
+	/* The rows under evaluation: evs[idx[i]] (evs[i] when idx is NULL),
+	 * the caller's (store_eval_stage) or own copies (store_eval_set_rows). */
 	const struct process_event *evs;
 	const size_t *idx;
 	size_t n;
+	struct process_event *own;
+	size_t n_own;
 	bool staged;
+	struct pid_pos *by_pid; /* built on the first pid lookup of a batch */
+	size_t by_pid_cap;
+	bool by_pid_ok;
+};
+
+/* ---- The values of a row -------------------------------------------------- */
+
+static const struct process_event *
+row_at(const struct store_eval *e, size_t pos)
+{
+	return &e->evs[e->idx ? e->idx[pos] : pos];
+}
+
+static bool
+kind_is_int(enum col_kind k)
+{
+	return k != COL_REAL && k != COL_TEXT && k != COL_EVTYPE;
+}
+
+static bool
+kind_is_text(enum col_kind k)
+{
+	return k == COL_TEXT || k == COL_EVTYPE;
+}
+
+/* The value of an integer column, with store_bind_proc()'s conventions
+ * (negative ids are NULL). Returns false for NULL. */
+static bool
+col_int(const struct process_event *ev, int col, int64_t *ret)
+{
+	const struct proc_col *c = &proc_cols[col];
+	const void *p = (const char *)&ev->proc + c->off;
+
+	switch (c->kind) {
+	case COL_I32:
+		*ret = *(const int32_t *)p;
+		return true;
+	case COL_ID32:
+		*ret = *(const int32_t *)p;
+		return *ret >= 0;
+	case COL_ID64:
+		*ret = *(const int64_t *)p;
+		return *ret >= 0;
+	case COL_U64:
+		*ret = (int64_t) * (const uint64_t *)p;
+		return true;
+	case COL_U32:
+		*ret = *(const uint32_t *)p;
+		return true;
+	case COL_BOOL:
+		*ret = *(const bool *)p ? 1 : 0;
+		return true;
+	case COL_EVTIME:
+		*ret = (int64_t)ev->time;
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* The value of a text column, NULL for SQL NULL. */
+static const char *
+col_text(const struct process_event *ev, int col)
+{
+	const struct proc_col *c = &proc_cols[col];
+
+	if (c->kind == COL_EVTYPE)
+		return proc_event_type_to_string(ev->type);
+	return *(char *const *)((const char *)&ev->proc + c->off);
+}
+
+/* ---- Filters: the WHERE terms the table tests itself ------------------------
+ * A filter only ever drops rows its term cannot accept; when the operand's
+ * type leaves any doubt (affinity, a collation, non-ASCII text for LIKE) it
+ * is inactive and passes every row, and SQLite tests the term as usual. */
+
+enum {
+	OP_EQ = '=',
+	OP_NE = '!',
+	OP_LT = '<',
+	OP_LE = '{',
+	OP_GT = '>',
+	OP_GE = '}',
+	OP_ISNULL = 'n',
+	OP_NOTNULL = 'N',
+	OP_IN = 'i',
+	OP_LIKE = '~',
+};
+
+struct operand {
+	int64_t i;
+	char *s; /* text operands, owned */
+	size_t len;
+};
+
+struct row_filter {
+	int col;
+	char op;
+	bool active;
+	struct operand *v; /* one, or the IN list sorted */
+	size_t nv;
+};
+
+static bool
+op_has_operand(char op)
+{
+	return op != OP_ISNULL && op != OP_NOTNULL;
+}
+
+static unsigned char
+ascii_lower(unsigned char c)
+{
+	return c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A')) : c;
+}
+
+/* SQLite's LIKE without ESCAPE ('%' any run, '_' one character, ASCII
+ * letters fold case) for an ASCII pattern and an ASCII text, where a
+ * character is a byte. The classic wildcard walk: on a mismatch go back to
+ * the last '%' and let it swallow one more character. Counts its steps into
+ * *work (at most strlen(s) * strlen(p)). */
+static bool
+like_ascii(const unsigned char *p, const unsigned char *s, uint64_t *work)
+{
+	const unsigned char *star_p = NULL, *star_s = NULL;
+	uint64_t steps = 0;
+
+	while (*s != '\0') {
+		steps++;
+		if (*p == '%') {
+			while (*p == '%')
+				p++;
+			if (*p == '\0') {
+				*work += steps;
+				return true;
+			}
+			star_p = p;
+			star_s = s;
+		} else if (*p != '\0' && (*p == '_' || ascii_lower(*p) == ascii_lower(*s))) {
+			p++;
+			s++;
+		} else if (star_p != NULL) {
+			p = star_p;
+			s = ++star_s;
+		} else {
+			*work += steps;
+			return false;
+		}
+	}
+	while (*p == '%')
+		p++;
+	*work += steps;
+	return *p == '\0';
+}
+
+static bool
+is_ascii(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] >= 0x80)
+			return false;
+	return true;
+}
+
+static int
+cmp_operand_int(const void *a, const void *b)
+{
+	int64_t x = ((const struct operand *)a)->i, y = ((const struct operand *)b)->i;
+
+	return (x > y) - (x < y);
+}
+
+static int
+cmp_operand_text(const void *a, const void *b)
+{
+	const struct operand *x = a, *y = b;
+	int c = memcmp(x->s, y->s, x->len < y->len ? x->len : y->len);
+
+	return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* Does the row's value x pass op against operand v (integers)? */
+static bool
+int_test(char op, int64_t x, const struct row_filter *f)
+{
+	int64_t v = f->v[0].i;
+
+	switch (op) {
+	case OP_EQ:
+		return x == v;
+	case OP_NE:
+		return x != v;
+	case OP_LT:
+		return x < v;
+	case OP_LE:
+		return x <= v;
+	case OP_GT:
+		return x > v;
+	case OP_GE:
+		return x >= v;
+	case OP_IN: {
+		struct operand key = { .i = x };
+		return bsearch(&key, f->v, f->nv, sizeof(*f->v), cmp_operand_int) != NULL;
+	}
+	default:
+		return true;
+	}
+}
+
+static bool
+text_test(char op, const char *x, const struct row_filter *f, uint64_t *work)
+{
+	struct operand key = { .s = (char *)x, .len = strlen(x) };
+
+	*work += key.len / 64;
+	switch (op) {
+	case OP_EQ:
+		return cmp_operand_text(&key, &f->v[0]) == 0;
+	case OP_NE:
+		return cmp_operand_text(&key, &f->v[0]) != 0;
+	case OP_IN:
+		return bsearch(&key, f->v, f->nv, sizeof(*f->v), cmp_operand_text) != NULL;
+	case OP_LIKE:
+		/* Non-ASCII text: SQLite decides (a '_' is a character there). */
+		return !is_ascii(x, key.len) ||
+		       like_ascii((const unsigned char *)f->v[0].s, (const unsigned char *)x, work);
+	default:
+		return true;
+	}
+}
+
+/* Does row ev pass filter f? NULL passes only IS NULL (every other test of
+ * NULL is NULL, which a WHERE term drops). */
+static bool
+filter_pass(const struct row_filter *f, const struct process_event *ev, uint64_t *work)
+{
+	const char *s = NULL;
+	int64_t x = 0;
+	bool null;
+
+	if (kind_is_text(proc_cols[f->col].kind))
+		null = (s = col_text(ev, f->col)) == NULL;
+	else
+		null = !col_int(ev, f->col, &x);
+	if (f->op == OP_ISNULL)
+		return null;
+	if (f->op == OP_NOTNULL)
+		return !null;
+	if (!f->active)
+		return true;
+	if (null)
+		return false;
+	return s != NULL ? text_test(f->op, s, f, work) : int_test(f->op, x, f);
+}
+
+static void
+filter_clear(struct row_filter *f)
+{
+	for (size_t i = 0; i < f->nv; i++)
+		free(f->v[i].s);
+	free(f->v);
+	memset(f, 0, sizeof(*f));
+}
+
+/* Copies value v into o when its type allows an exact test on column col
+ * (an integer, or a real that is one, for an integer column; text for a
+ * text column); returns 1 when copied, 0 when not (the filter is then
+ * inactive), -ENOMEM. */
+static int
+operand_set(struct operand *o, int col, sqlite3_value *v)
+{
+	if (kind_is_int(proc_cols[col].kind)) {
+		double d;
+		if (sqlite3_value_type(v) == SQLITE_INTEGER) {
+			o->i = sqlite3_value_int64(v);
+			return 1;
+		}
+		/* 1500.0 compares equal to 1500 (and plans as an integer). */
+		if (sqlite3_value_type(v) != SQLITE_FLOAT)
+			return 0;
+		d = sqlite3_value_double(v);
+		if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0) ||
+		    (double)(int64_t)d != d)
+			return 0;
+		o->i = (int64_t)d;
+		return 1;
+	}
+	if (sqlite3_value_type(v) != SQLITE_TEXT)
+		return 0;
+	const unsigned char *t = sqlite3_value_text(v);
+	int len = sqlite3_value_bytes(v);
+	if (t == NULL || (o->s = malloc((size_t)len + 1)) == NULL)
+		return -ENOMEM;
+	memcpy(o->s, t, (size_t)len);
+	o->s[len] = '\0';
+	o->len = (size_t)len;
+	/* A NUL inside the value would compare differently as a C string. */
+	if (strlen(o->s) != o->len) {
+		free(o->s);
+		o->s = NULL;
+		return 0;
+	}
+	return 1;
+}
+
+/* Fills f->v from the list of an IN handled all at once. */
+static int
+filter_set_list(struct row_filter *f, sqlite3_value *list)
+{
+	sqlite3_value *v = NULL;
+	size_t cap = 0;
+	int rc;
+
+	f->active = true;
+	for (rc = sqlite3_vtab_in_first(list, &v); rc == SQLITE_OK && v != NULL;
+	     rc = sqlite3_vtab_in_next(list, &v)) {
+		if (f->nv == cap) {
+			size_t ncap = cap ? cap * 2 : 8;
+			struct operand *nv = reallocarray(f->v, ncap, sizeof(*nv));
+			if (nv == NULL)
+				return -ENOMEM;
+			f->v = nv;
+			cap = ncap;
+		}
+		memset(&f->v[f->nv], 0, sizeof(*f->v));
+		int r = operand_set(&f->v[f->nv], f->col, v);
+		if (r < 0)
+			return r;
+		if (r == 0)
+			f->active = false; /* keep going: the list owns its strings */
+		else
+			f->nv++;
+	}
+	if (rc != SQLITE_OK && rc != SQLITE_DONE)
+		return -EIO;
+	if (f->active)
+		qsort(f->v, f->nv, sizeof(*f->v),
+		      kind_is_int(proc_cols[f->col].kind) ? cmp_operand_int : cmp_operand_text);
+	return 0;
+}
+
+/* Sets f's operand from an xFilter argument. like_max: SQLite's LIKE
+ * pattern limit (a longer pattern is an error SQLite must raise itself). */
+static int
+filter_set(struct row_filter *f, sqlite3_value *v, int like_max)
+{
+	int r;
+
+	if (f->op == OP_IN)
+		return filter_set_list(f, v);
+	if ((f->v = calloc(1, sizeof(*f->v))) == NULL)
+		return -ENOMEM;
+	f->nv = 1;
+	if ((r = operand_set(&f->v[0], f->col, v)) < 0)
+		return r;
+	f->active = r == 1;
+	if (f->active && f->op == OP_LIKE)
+		f->active = f->v[0].len <= (size_t)like_max && is_ascii(f->v[0].s, f->v[0].len);
+	return 0;
+}
+
+/* ---- The virtual table ----------------------------------------------------- */
+
+struct rows_vtab {
+	sqlite3_vtab base;
+	struct store_eval *e;
+};
+
+struct rows_cursor {
+	sqlite3_vtab_cursor base;
+	struct store_eval *e;
+	struct row_filter f[MAX_FILTERS];
+	int nf;
+	const struct pid_pos *ix; /* pid = ? lookup: ix[i..end), else rows i..end */
+	size_t i, end, pos;       /* pos: the row at i */
+	uint64_t work;
+};
+
+static int
+rows_connect(sqlite3 *db, void *aux, int argc, const char *const *argv, sqlite3_vtab **ret,
+             char **errp)
+{
+	struct rows_vtab *t;
+	char sql[SQL_MAX];
+	size_t l = 0;
+
+	(void)argc;
+	(void)argv;
+	(void)errp;
+	if (!store_sql_append(sql, sizeof(sql), &l, "CREATE TABLE x(") ||
+	    !store_sql_cols(sql, sizeof(sql), &l, true) ||
+	    !store_sql_append(sql, sizeof(sql), &l, ")"))
+		return SQLITE_TOOBIG;
+	if (sqlite3_declare_vtab(db, sql) != SQLITE_OK)
+		return SQLITE_ERROR;
+	/* Only a statement of ours or a rule reads it, never a view or trigger. */
+	(void)sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
+	if ((t = sqlite3_malloc(sizeof(*t))) == NULL)
+		return SQLITE_NOMEM;
+	memset(t, 0, sizeof(*t));
+	t->e = aux;
+	*ret = &t->base;
+	return SQLITE_OK;
+}
+
+static int
+rows_disconnect(sqlite3_vtab *tab)
+{
+	sqlite3_free(tab);
+	return SQLITE_OK;
+}
+
+/* The filter op for constraint i of info on a column of kind k, 0 when the
+ * table cannot test it exactly. */
+static char
+constraint_op(sqlite3_index_info *info, int i, enum col_kind k)
+{
+	static const struct {
+		unsigned char sqlite_op;
+		char op;
+	} map[] = {
+		{ SQLITE_INDEX_CONSTRAINT_EQ, OP_EQ },
+		{ SQLITE_INDEX_CONSTRAINT_NE, OP_NE },
+		{ SQLITE_INDEX_CONSTRAINT_LT, OP_LT },
+		{ SQLITE_INDEX_CONSTRAINT_LE, OP_LE },
+		{ SQLITE_INDEX_CONSTRAINT_GT, OP_GT },
+		{ SQLITE_INDEX_CONSTRAINT_GE, OP_GE },
+		{ SQLITE_INDEX_CONSTRAINT_LIKE, OP_LIKE },
+		{ SQLITE_INDEX_CONSTRAINT_ISNULL, OP_ISNULL },
+		{ SQLITE_INDEX_CONSTRAINT_ISNOTNULL, OP_NOTNULL },
+	};
+	char op = 0;
+
+	for (size_t j = 0; j < ARRAY_SIZE(map); j++)
+		if (map[j].sqlite_op == info->aConstraint[i].op)
+			op = map[j].op;
+	if (op == 0 || k == COL_REAL)
+		return 0;
+	if (op == OP_ISNULL || op == OP_NOTNULL)
+		return op;
+	if (kind_is_int(k))
+		return op == OP_LIKE ? 0 : op == OP_EQ && sqlite3_vtab_in(info, i, 1) ? OP_IN : op;
+	/* Text: equality only under BINARY (NOCASE and RTRIM match more). */
+	if (op == OP_LIKE)
+		return op;
+	if ((op != OP_EQ && op != OP_NE) ||
+	    strcasecmp(sqlite3_vtab_collation(info, i), "BINARY") != 0)
+		return 0;
+	return op == OP_EQ && sqlite3_vtab_in(info, i, 1) ? OP_IN : op;
+}
+
+/* True when the term is a literal the filter tests exactly, so SQLite need
+ * not test it again. */
+static bool
+constraint_exact(sqlite3_index_info *info, int i, char op, enum col_kind k)
+{
+	sqlite3_value *v = NULL;
+
+	if (op == OP_IN || op == OP_LIKE || !op_has_operand(op) ||
+	    sqlite3_vtab_rhs_value(info, i, &v) != SQLITE_OK || v == NULL)
+		return false;
+	if (kind_is_int(k))
+		return sqlite3_value_type(v) == SQLITE_INTEGER;
+	return sqlite3_value_type(v) == SQLITE_TEXT &&
+	       strlen((const char *)sqlite3_value_text(v)) == (size_t)sqlite3_value_bytes(v);
+}
+
+/* Uses every usable term it can test; idxStr lists them ("<col><op><omit>"
+ * each, in argv order; omit 'o' when SQLite leaves the test to the table).
+ * Costs: see PLAN_ROWS. */
+static int
+rows_best_index(sqlite3_vtab *tab, sqlite3_index_info *info)
+{
+	char ops[3 * MAX_FILTERS + 1];
+	double rows = PLAN_ROWS, cost = PLAN_ROWS;
+	int nf = 0, argc = 0;
+
+	(void)tab;
+	for (int i = 0; i < info->nConstraint && nf < MAX_FILTERS; i++) {
+		const struct sqlite3_index_constraint *c = &info->aConstraint[i];
+		enum col_kind k;
+		char op;
+		if (!c->usable || c->iColumn < 0 || c->iColumn >= N_PROC_COLS)
+			continue;
+		k = proc_cols[c->iColumn].kind;
+		if ((op = constraint_op(info, i, k)) == 0)
+			continue;
+		ops[3 * nf] = (char)('A' + c->iColumn);
+		ops[3 * nf + 1] = op;
+		ops[3 * nf + 2] = '-';
+		if (op_has_operand(op)) {
+			info->aConstraintUsage[i].argvIndex = ++argc;
+			if (constraint_exact(info, i, op, k)) {
+				info->aConstraintUsage[i].omit = 1;
+				ops[3 * nf + 2] = 'o';
+			}
+		}
+		nf++;
+		rows /= op == OP_EQ || op == OP_IN ? 10.0 : 2.0;
+		cost -= 1.0;
+	}
+	ops[3 * nf] = '\0';
+	if (nf > 0 && (info->idxStr = sqlite3_mprintf("%s", ops)) == NULL)
+		return SQLITE_NOMEM;
+	info->needToFreeIdxStr = nf > 0;
+	info->estimatedRows = (sqlite3_int64)(rows < 1.0 ? 1.0 : rows);
+	info->estimatedCost = cost;
+	return SQLITE_OK;
+}
+
+static int
+rows_open(sqlite3_vtab *tab, sqlite3_vtab_cursor **ret)
+{
+	struct rows_cursor *c = sqlite3_malloc(sizeof(*c));
+
+	if (c == NULL)
+		return SQLITE_NOMEM;
+	memset(c, 0, sizeof(*c));
+	c->e = ((struct rows_vtab *)tab)->e;
+	*ret = &c->base;
+	return SQLITE_OK;
+}
+
+static void
+cursor_clear(struct rows_cursor *c)
+{
+	for (int i = 0; i < c->nf; i++)
+		filter_clear(&c->f[i]);
+	c->nf = 0;
+	c->ix = NULL;
+}
+
+static int
+rows_close(sqlite3_vtab_cursor *cur)
+{
+	cursor_clear((struct rows_cursor *)cur);
+	sqlite3_free(cur);
+	return SQLITE_OK;
+}
+
+static int
+cmp_pid_pos(const void *a, const void *b)
+{
+	const struct pid_pos *x = a, *y = b;
+
+	if (x->pid != y->pid)
+		return (x->pid > y->pid) - (x->pid < y->pid);
+	return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/* Sorts the rows by pid (then position) once per batch. */
+static int
+pid_index(struct store_eval *e)
+{
+	if (e->by_pid_ok)
+		return 0;
+	if (e->n > e->by_pid_cap) {
+		struct pid_pos *n = reallocarray(e->by_pid, e->n, sizeof(*n));
+		if (n == NULL)
+			return -ENOMEM;
+		e->by_pid = n;
+		e->by_pid_cap = e->n;
+	}
+	for (size_t i = 0; i < e->n; i++)
+		e->by_pid[i] = (struct pid_pos){ row_at(e, i)->proc.pid, (uint32_t)i };
+	if (e->n > 1)
+		qsort(e->by_pid, e->n, sizeof(*e->by_pid), cmp_pid_pos);
+	e->by_pid_ok = true;
+	return 0;
+}
+
+/* Narrows the cursor to the rows of pid v (in position order). */
+static int
+cursor_lookup(struct rows_cursor *c, int64_t v)
+{
+	struct store_eval *e = c->e;
+	size_t lo = 0, hi;
+
+	if (pid_index(e) < 0)
+		return -ENOMEM;
+	hi = e->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if ((int64_t)e->by_pid[mid].pid < v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	c->ix = e->by_pid;
+	c->i = lo;
+	for (c->end = lo; c->end < e->n && (int64_t)e->by_pid[c->end].pid == v; c->end++)
+		;
+	return 0;
+}
+
+/* Moves to the first row at or after c->i that passes every filter. Filter
+ * work happens outside SQLite's instructions, where the progress handler
+ * cannot see it: the deadline is checked here too. */
+static int
+cursor_seek(struct rows_cursor *c)
+{
+	for (; c->i < c->end; c->i++) {
+		size_t pos = c->ix ? c->ix[c->i].pos : c->i;
+		const struct process_event *ev = row_at(c->e, pos);
+		int k;
+		if (++c->work >= WORK_CHECK) {
+			c->work = 0;
+			if (sqlguard_deadline_passed(c->e->guard))
+				return SQLITE_INTERRUPT;
+		}
+		for (k = 0; k < c->nf && filter_pass(&c->f[k], ev, &c->work); k++)
+			;
+		if (k == c->nf) {
+			c->pos = pos;
+			return SQLITE_OK;
+		}
+	}
+	return SQLITE_OK;
+}
+
+static int
+rows_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, int argc,
+            sqlite3_value **argv)
+{
+	struct rows_cursor *c = (struct rows_cursor *)cur;
+	sqlite3 *db = c->e->db;
+	int like_max = sqlite3_limit(db, SQLITE_LIMIT_LIKE_PATTERN_LENGTH, -1), a = 0;
+	const struct row_filter *pid_eq = NULL;
+
+	(void)idx_num;
+	cursor_clear(c);
+	c->i = 0;
+	c->end = c->e->n;
+	for (size_t k = 0; idx_str != NULL && strnlen(idx_str + k, 3) == 3; k += 3) {
+		struct row_filter *f = &c->f[c->nf++];
+		f->col = idx_str[k] - 'A';
+		f->op = idx_str[k + 1];
+		if (op_has_operand(f->op) && (a >= argc || filter_set(f, argv[a++], like_max) < 0))
+			return SQLITE_NOMEM;
+		/* SQLite will not test an omitted term: the table must. A
+		 * literal's type at planning is its type here, so this is a
+		 * broken promise, refused rather than answered wrongly. */
+		if (idx_str[k + 2] == 'o' && !f->active) {
+			cur->pVtab->zErrMsg = sqlite3_mprintf("processes: cannot test %s exactly",
+			                                      proc_cols[f->col].name);
+			return SQLITE_MISMATCH;
+		}
+		if (f->col == 0 && f->op == OP_EQ && f->active)
+			pid_eq = f;
+	}
+	if (pid_eq != NULL && cursor_lookup(c, pid_eq->v[0].i) < 0)
+		return SQLITE_NOMEM;
+	return cursor_seek(c);
+}
+
+static int
+rows_next(sqlite3_vtab_cursor *cur)
+{
+	struct rows_cursor *c = (struct rows_cursor *)cur;
+
+	c->i++;
+	return cursor_seek(c);
+}
+
+static int
+rows_eof(sqlite3_vtab_cursor *cur)
+{
+	const struct rows_cursor *c = (const struct rows_cursor *)cur;
+
+	return c->i >= c->end;
+}
+
+/* A column, with store_bind_proc()'s types and NULL conventions; text is
+ * the caller's, valid while the rows are. */
+static int
+rows_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
+{
+	const struct rows_cursor *c = (const struct rows_cursor *)cur;
+	const struct process_event *ev = row_at(c->e, c->pos);
+	enum col_kind k = proc_cols[col].kind;
+	int64_t v;
+
+	if (kind_is_text(k)) {
+		const char *s = col_text(ev, col);
+		if (s != NULL)
+			sqlite3_result_text(ctx, s, -1, SQLITE_STATIC);
+	} else if (k == COL_REAL) {
+		const void *p = (const char *)&ev->proc + proc_cols[col].off;
+		sqlite3_result_double(ctx, *(const double *)p);
+	} else if (col_int(ev, col, &v)) {
+		sqlite3_result_int64(ctx, v);
+	}
+	return SQLITE_OK;
+}
+
+static int
+rows_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *ret)
+{
+	*ret = (sqlite3_int64)((const struct rows_cursor *)cur)->pos + 1;
+	return SQLITE_OK;
+}
+
+static const sqlite3_module rows_module = {
+	.iVersion = 0,
+	.xCreate = rows_connect,
+	.xConnect = rows_connect,
+	.xBestIndex = rows_best_index,
+	.xDisconnect = rows_disconnect,
+	.xDestroy = rows_disconnect,
+	.xOpen = rows_open,
+	.xClose = rows_close,
+	.xFilter = rows_filter,
+	.xNext = rows_next,
+	.xEof = rows_eof,
+	.xColumn = rows_column,
+	.xRowid = rows_rowid,
 };
 
 /* ---- Rule evaluation ------------------------------------------------------ */
@@ -33,36 +771,17 @@ struct store_eval {
 static int
 eval_prepare_internal(struct store_eval *e, struct errbuf *err)
 {
-	char sql[SQL_MAX];
-	size_t l = 0;
-
-	if (!store_sql_append(sql, sizeof(sql), &l,
-	                      "CREATE TEMP TABLE IF NOT EXISTS processes (") ||
-	    !store_sql_cols(sql, sizeof(sql), &l, true) ||
-	    !store_sql_append(sql, sizeof(sql), &l, ")"))
-		return -E2BIG;
-	if (sqlite3_exec(e->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-		goto fail;
-	l = 0;
-	if (!store_sql_append(sql, sizeof(sql), &l, "INSERT INTO temp.processes (") ||
-	    !store_sql_cols(sql, sizeof(sql), &l, false) ||
-	    !store_sql_append(sql, sizeof(sql), &l, ") VALUES (") ||
-	    !store_sql_params(sql, sizeof(sql), &l, 1) ||
-	    !store_sql_append(sql, sizeof(sql), &l, ")"))
-		return -E2BIG;
-	if (sqlite3_prepare_v3(e->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &e->ins, NULL) !=
-	        SQLITE_OK ||
-	    sqlite3_prepare_v3(e->db, "DELETE FROM temp.processes", -1, SQLITE_PREPARE_PERSISTENT,
-	                       &e->clr, NULL) != SQLITE_OK ||
+	if (sqlite3_create_module_v2(e->db, "de_eval_rows", &rows_module, e, NULL) != SQLITE_OK ||
+	    sqlite3_exec(e->db, "CREATE VIRTUAL TABLE temp.processes USING de_eval_rows", NULL,
+	                 NULL, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v3(e->db, "SAVEPOINT eval_rows", -1, SQLITE_PREPARE_PERSISTENT,
 	                       &e->begin, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v3(e->db, "RELEASE eval_rows", -1, SQLITE_PREPARE_PERSISTENT,
-	                       &e->commit, NULL) != SQLITE_OK)
-		goto fail;
+	                       &e->commit, NULL) != SQLITE_OK) {
+		errbuf_set(err, "evaluation tables: %s", sqlite3_errmsg(e->db));
+		return store_map_rc(sqlite3_errcode(e->db));
+	}
 	return 0;
-fail:
-	errbuf_set(err, "evaluation tables: %s", sqlite3_errmsg(e->db));
-	return store_map_rc(sqlite3_errcode(e->db));
 }
 
 int
@@ -108,20 +827,44 @@ fail:
 	return rc;
 }
 
+static void
+rows_free_own(struct store_eval *e)
+{
+	for (size_t i = 0; i < e->n_own; i++)
+		process_event_clear(&e->own[i]);
+	free(e->own);
+	e->own = NULL;
+	e->n_own = 0;
+}
+
+/* Points the table at evs[idx[0..n-1]] (nothing copied). */
+static void
+rows_point(struct store_eval *e, const struct process_event *evs, const size_t *idx, size_t n)
+{
+	e->evs = evs;
+	e->idx = idx;
+	e->n = evs != NULL ? n : 0;
+	e->by_pid_ok = false;
+}
+
 void
 store_eval_close(struct store_eval *e)
 {
 	if (e == NULL)
 		return;
-	sqlite3_finalize(e->ins);
-	sqlite3_finalize(e->clr);
 	sqlite3_finalize(e->begin);
 	sqlite3_finalize(e->commit);
-	if (!e->shared) {
+	if (e->shared) {
+		/* The connection outlives us: the table must not point here. */
+		(void)sqlite3_exec(e->db, "DROP TABLE IF EXISTS temp.processes", NULL, NULL, NULL);
+		(void)sqlite3_create_module_v2(e->db, "de_eval_rows", NULL, NULL, NULL);
+	} else {
 		if (e->db)
 			(void)sqlite3_close_v2(e->db);
 		sqlguard_free(e->guard);
 	}
+	rows_free_own(e);
+	free(e->by_pid);
 	free(e);
 }
 
@@ -153,42 +896,29 @@ store_stmt_free(struct store_stmt *st)
 	free(st);
 }
 
-/* Opens the eval_rows savepoint and fills TEMP processes with the rows;
- * on failure nothing is left open. */
-static int
-eval_fill(struct store_eval *e, const struct process_event *evs, const size_t *idx, size_t n)
-{
-	int rc;
-
-	if ((rc = store_step_done(e->begin)) < 0)
-		return rc;
-	if ((rc = store_step_done(e->clr)) < 0)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		const struct process_event *ev = &evs[idx ? idx[i] : i];
-		sqlite3_clear_bindings(e->ins);
-		if (store_bind_proc(e->ins, 1, ev) != SQLITE_OK) {
-			rc = store_map_rc(sqlite3_errcode(e->db));
-			goto out;
-		}
-		if ((rc = store_step_done(e->ins)) < 0)
-			goto out;
-	}
-out:
-	if (rc < 0) {
-		(void)sqlite3_exec(e->db, "ROLLBACK TO eval_rows", NULL, NULL, NULL);
-		(void)store_step_done(e->commit);
-	}
-	return rc;
-}
-
 int
 store_eval_set_rows(struct store_eval *e, const struct process_event *evs, const size_t *idx,
                     size_t n)
 {
-	int rc = eval_fill(e, evs, idx, n);
+	struct process_event *own = NULL;
+	size_t i;
 
-	return rc < 0 ? rc : store_step_done(e->commit);
+	store_eval_unstage(e);
+	if (n > 0 && (own = calloc(n, sizeof(*own))) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		if (process_event_copy(&own[i], &evs[idx ? idx[i] : i]) < 0) {
+			while (i-- > 0)
+				process_event_clear(&own[i]);
+			free(own);
+			return -ENOMEM;
+		}
+	}
+	rows_free_own(e);
+	e->own = own;
+	e->n_own = n;
+	rows_point(e, own, NULL, n);
+	return 0;
 }
 
 int
@@ -196,17 +926,14 @@ store_eval_stage(struct store_eval *e, const struct process_event *evs, const si
 {
 	int rc;
 
-	if (e->staged)
-		store_eval_unstage(e);
+	store_eval_unstage(e);
+	rows_free_own(e);
+	rows_point(e, NULL, NULL, 0);
 	/* The in-memory store shares its connection with the writer (alerts
 	 * are stored during the rule runs): no transaction is held there. */
-	if (e->shared)
-		return store_eval_set_rows(e, evs, idx, n);
-	if ((rc = eval_fill(e, evs, idx, n)) < 0)
+	if (!e->shared && (rc = store_step_done(e->begin)) < 0)
 		return rc;
-	e->evs = evs;
-	e->idx = idx;
-	e->n = n;
+	rows_point(e, evs, idx, n);
 	e->staged = true;
 	return 0;
 }
@@ -214,17 +941,13 @@ store_eval_stage(struct store_eval *e, const struct process_event *evs, const si
 void
 store_eval_unstage(struct store_eval *e)
 {
-	if (e->shared) {
-		(void)store_eval_set_rows(e, NULL, NULL, 0);
-		return;
-	}
 	if (!e->staged)
 		return;
 	e->staged = false;
-	if (sqlite3_get_autocommit(e->db))
-		return; /* an error already ended the transaction, and the rows */
-	(void)store_step_done(e->clr);
-	(void)store_step_done(e->commit);
+	rows_point(e, NULL, NULL, 0);
+	/* An error may already have ended the transaction. */
+	if (!e->shared && !sqlite3_get_autocommit(e->db))
+		(void)store_step_done(e->commit);
 }
 
 int
@@ -233,10 +956,10 @@ store_eval_run(struct store_eval *e, struct store_stmt *st, uint32_t timeout_ms,
 {
 	int rc = store_run_guarded(e->guard, SQLGUARD_RULE, st->stmt, timeout_ms, cb, ctx, err);
 
-	/* An error (out of memory, say) can roll back the whole transaction,
-	 * the staged rows with it: stage them again for the next rule. */
-	if (rc < 0 && e->staged && sqlite3_get_autocommit(e->db) &&
-	    eval_fill(e, e->evs, e->idx, e->n) < 0)
-		e->staged = false;
+	/* An error (out of memory, say) can roll back the transaction: open it
+	 * again so the next rules still share one snapshot. The rows are ours
+	 * and stay. */
+	if (rc < 0 && e->staged && !e->shared && sqlite3_get_autocommit(e->db))
+		(void)store_step_done(e->begin);
 	return rc;
 }

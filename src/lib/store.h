@@ -5,8 +5,8 @@
  *   process_events    history: one row per event (start/stop/modified/suspicious/
  *                     snapshot-first-seen), every process column plus event details
  *   process_instances one row per process instance (pid, start_time): its latest record
- *   processes         VIEW over process_instances; while rules run, a TEMP table of the
- *                     same name holding only the rows under evaluation shadows it
+ *   processes         VIEW over process_instances; while rules run, a virtual table of
+ *                     the same name serving only the rows under evaluation shadows it
  *   live_processes    the current snapshot (rows removed at stop)
  *   alerts, detection_rules, system_info, scan_metadata
  *   collector_state   per-collector high-water WAL sequence (exactly-once ingest)
@@ -102,8 +102,9 @@ const char *store_path(const struct store *s);
 
 /* ---- Rule evaluation (detect.c, rule.c) ----------------------------------
  * An evaluation context is a sandboxed connection (sqlguard) to the store's
- * database with a TEMP table `processes` that shadows the view and holds only
- * the rows under evaluation. For a file database it is a second connection
+ * database with a virtual table temp.`processes` that shadows the view and
+ * serves only the rows under evaluation, read straight from the caller's
+ * events (store-eval.c). For a file database it is a second connection
  * (main read-only, so a rule can never write); for ":memory:" (rule
  * validation's sample database) it shares the store's connection. */
 struct store_eval;
@@ -127,18 +128,19 @@ int store_eval_prepare(struct store_eval *e, const char *sql, struct store_stmt 
                        struct errbuf *err);
 void store_stmt_free(struct store_stmt *st);
 
-/* Replaces the rows of TEMP processes with evs[idx[0..n-1]] (idx NULL: all
- * n events). Returns 0 or -errno. */
+/* Replaces the rows of `processes` with copies of evs[idx[0..n-1]] (idx
+ * NULL: all n events; the caller may free them at once). Returns 0 or -errno. */
 int store_eval_set_rows(struct store_eval *e, const struct process_event *evs, const size_t *idx,
                         size_t n);
 
-/* Like store_eval_set_rows(), but keeps the transaction that wrote the rows
- * open until store_eval_unstage(): the rule runs in between share one read
- * snapshot of the store instead of starting one each. e->evs[idx] must stay
- * valid until then. Returns 0 or -errno (nothing staged then). */
+/* Like store_eval_set_rows(), but copies nothing (evs[idx] must stay valid
+ * and unchanged until store_eval_unstage()) and opens a read transaction that
+ * lasts until then: the rule runs in between share one read snapshot of the
+ * store instead of starting one each. Returns 0 or -errno (nothing staged
+ * then). */
 int store_eval_stage(struct store_eval *e, const struct process_event *evs, const size_t *idx,
                      size_t n);
-/* Empties TEMP processes and ends the transaction of store_eval_stage(). */
+/* Empties `processes` and ends the transaction of store_eval_stage(). */
 void store_eval_unstage(struct store_eval *e);
 
 /* Runs a compiled rule under its time limit (0: default 100 ms) and memory

@@ -79,6 +79,27 @@ print_event(void *ctx, const struct source_event *ev)
 	}
 	if (ev->has & SOURCE_HAS_CWD)
 		json_object_set_new(o, "cwd", json_stringn_nocheck(ev->cwd, strlen(ev->cwd)));
+	if (ev->has & SOURCE_HAS_EXE) {
+		json_object_set_new(o, "exe", json_stringn_nocheck(ev->exe, strlen(ev->exe)));
+		json_object_set_new(o, "exe_deleted", json_boolean(ev->exe_deleted));
+	}
+	if (ev->has & SOURCE_HAS_IMAGE)
+		json_object_set_new(o, "image",
+		                    json_pack("{sIsIsIsIsIsIsI}", "dev", (json_int_t)ev->image.dev,
+		                              "ino", (json_int_t)ev->image.ino, "size",
+		                              (json_int_t)ev->image.size, "mtime_sec",
+		                              (json_int_t)ev->image.mtime_sec, "mtime_nsec",
+		                              (json_int_t)ev->image.mtime_nsec, "ctime_sec",
+		                              (json_int_t)ev->image.ctime_sec, "ctime_nsec",
+		                              (json_int_t)ev->image.ctime_nsec));
+	if (ev->has & SOURCE_HAS_CGROUP)
+		json_object_set_new(o, "cgroup_id", json_integer((json_int_t)ev->cgroup_id));
+	if (ev->has & SOURCE_HAS_STAT) {
+		json_object_set_new(o, "egid", json_integer(ev->egid));
+		json_object_set_new(o, "threads", json_integer(ev->threads));
+		json_object_set_new(o, "tty_nr", json_integer(ev->tty_nr));
+		json_object_set_new(o, "rss_pages", json_integer((json_int_t)ev->rss_pages));
+	}
 	if (ev->has & SOURCE_HAS_START)
 		json_object_set_new(o, "start_ns", json_integer((json_int_t)ev->start_ns));
 	json_object_set_new(o, "ktime_ns", json_integer((json_int_t)ev->ktime_ns));

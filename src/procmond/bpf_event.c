@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 
 #include "bpf_event.h"
 #include "source.h"
@@ -47,6 +48,7 @@ int
 bpf_event_decode(const void *rec, size_t size, struct source_event *ev)
 {
 	const struct de_bpf_event *r = rec;
+	struct de_bpf_exec x;
 	const char *data;
 	size_t avail;
 
@@ -54,7 +56,16 @@ bpf_event_decode(const void *rec, size_t size, struct source_event *ev)
 		return -EBADMSG;
 	data = (const char *)(r + 1);
 	avail = size - sizeof(*r);
-	if ((size_t)r->filename_len + r->argv_len + r->cwd_len > avail)
+	if (r->kind == DE_BPF_EV_EXEC) {
+		if (avail < sizeof(x))
+			return -EBADMSG;
+		memcpy(&x, data, sizeof(x)); /* the record need not be aligned */
+		data += sizeof(x);
+		avail -= sizeof(x);
+	} else {
+		memset(&x, 0, sizeof(x));
+	}
+	if ((size_t)r->filename_len + r->argv_len + r->cwd_len + x.exe_len > avail)
 		return -EBADMSG;
 
 	switch (r->kind) {
@@ -88,6 +99,8 @@ bpf_event_decode(const void *rec, size_t size, struct source_event *ev)
 	ev->comm[sizeof(ev->comm) - 1] = '\0';
 	ev->filename[0] = '\0';
 	ev->cwd[0] = '\0';
+	ev->exe[0] = '\0';
+	ev->exe_deleted = false;
 	ev->argv_len = 0;
 	if (r->kind == DE_BPF_EV_EXIT)
 		ev->has |= SOURCE_HAS_EXIT_CODE;
@@ -106,6 +119,33 @@ bpf_event_decode(const void *rec, size_t size, struct source_event *ev)
 	data += r->argv_len;
 	if ((r->flags & DE_BPF_F_HAS_CWD) && copy_str(ev->cwd, sizeof(ev->cwd), data, r->cwd_len))
 		ev->has |= SOURCE_HAS_CWD;
+	data += r->cwd_len;
+	/* A cut image path is not the image's: /proc is asked instead. */
+	if ((r->flags & DE_BPF_F_HAS_EXE) && !(r->flags & DE_BPF_F_EXE_TRUNC) &&
+	    copy_str(ev->exe, sizeof(ev->exe), data, x.exe_len) && ev->exe[0] == '/') {
+		ev->has |= SOURCE_HAS_EXE | SOURCE_HAS_IMAGE;
+		ev->exe_deleted = (r->flags & DE_BPF_F_EXE_DELETED) != 0;
+		/* The kernel's dev_t is major << 20 | minor; stat(2)'s is glibc's. */
+		ev->image = (struct source_image_key){
+			.dev =
+			    makedev((unsigned)(x.exe_dev >> 20), (unsigned)(x.exe_dev & 0xfffff)),
+			.ino = x.exe_ino,
+			.size = x.exe_size,
+			.mtime_sec = x.exe_mtime_sec,
+			.ctime_sec = x.exe_ctime_sec,
+			.mtime_nsec = x.exe_mtime_nsec,
+			.ctime_nsec = x.exe_ctime_nsec,
+		};
+	}
+	if (x.cgroup_id != 0) {
+		ev->has |= SOURCE_HAS_CGROUP;
+		ev->cgroup_id = x.cgroup_id;
+	}
+	ev->has |= SOURCE_HAS_STAT;
+	ev->egid = x.egid;
+	ev->threads = x.threads;
+	ev->tty_nr = (r->flags & DE_BPF_F_HAS_TTY) ? x.tty_nr : 0;
+	ev->rss_pages = x.rss_pages;
 	absolute_filename(ev);
 	return 0;
 }

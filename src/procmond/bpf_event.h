@@ -3,11 +3,14 @@
  * against vmlinux.h) and user space (built against <linux/types.h>), so it
  * uses only fixed-width kernel types and no padding the two could disagree on.
  *
- * A record is a fixed header followed by its data: filename_len bytes of the
+ * A record is a fixed header (struct de_bpf_event). An EXEC record goes on
+ * with struct de_bpf_exec (what the running image is, and the numbers /proc
+ * would otherwise be read for), then its data: filename_len bytes of the
  * executable path as exec'd (NUL included), argv_len bytes of NUL-separated
- * argv, then cwd_len bytes of the working directory (NUL included). FORK and
- * EXIT and COMM records carry no data. The kernel writes only the used part of the data,
- * so a typical exec costs ~200 bytes of ring buffer, not the maximum. */
+ * argv, cwd_len bytes of the working directory (NUL included), then exe_len
+ * bytes of the running image's path (NUL included). FORK, EXIT and COMM
+ * records are the header alone. The kernel writes only the used part of the
+ * data, so a typical exec costs ~300 bytes of ring buffer, not the maximum. */
 #ifndef DE_PROCMOND_BPF_EVENT_H
 #define DE_PROCMOND_BPF_EVENT_H
 
@@ -27,11 +30,14 @@ int bpf_event_decode(const void *rec, size_t size, struct source_event *ev);
 
 #endif
 
-#define DE_BPF_COMM_LEN     16
-#define DE_BPF_PATH_MAX     4096 /* filename and cwd, NUL included */
-#define DE_BPF_ARGV_MAX     4096 /* bytes of argv read from mm->arg_start */
-#define DE_BPF_CWD_DEPTH    48   /* path components walked for cwd */
-#define DE_BPF_RINGBUF_SIZE (16u << 20)
+#define DE_BPF_COMM_LEN  16
+#define DE_BPF_PATH_MAX  4096 /* filename and cwd, NUL included */
+#define DE_BPF_ARGV_MAX  4096 /* bytes of argv read from mm->arg_start */
+#define DE_BPF_CWD_DEPTH 48   /* path components walked for cwd */
+/* 2 MiB: what procmond maps (twice: the kernel maps the data pages twice so
+ * a record never wraps) is resident, so this is 4 MB of procmond's RSS. It
+ * holds ~6,000 unread processes (fork + exec + exit ~ 350 bytes). */
+#define DE_BPF_RINGBUF_SIZE (2u << 20)
 
 enum de_bpf_kind {
 	DE_BPF_EV_EXEC = 1,
@@ -46,6 +52,10 @@ enum de_bpf_kind {
 #define DE_BPF_F_FILENAME_TRUNC (1u << 2)
 #define DE_BPF_F_CWD_TRUNC      (1u << 3) /* deeper than DE_BPF_CWD_DEPTH or too long */
 #define DE_BPF_F_HAS_CWD        (1u << 4)
+#define DE_BPF_F_HAS_EXE        (1u << 5) /* EXEC: de_bpf_exec's image fields are set */
+#define DE_BPF_F_EXE_DELETED    (1u << 6) /* the image's name was unlinked (or memfd) */
+#define DE_BPF_F_EXE_TRUNC      (1u << 7) /* its path was cut */
+#define DE_BPF_F_HAS_TTY        (1u << 8)
 
 struct de_bpf_event {
 	__u32 kind; /* enum de_bpf_kind */
@@ -63,17 +73,39 @@ struct de_bpf_event {
 	__u16 pad0;
 	__u32 pad1;
 	char comm[DE_BPF_COMM_LEN];
-	/* data follows: filename, argv, cwd */
+	/* EXEC: struct de_bpf_exec, then filename, argv, cwd, exe */
 };
 
-/* The per-CPU scratch record: the header plus room for the three strings.
- * The data area is twice the sum of its parts, rounded to a power of two, so
- * the kernel can bound every offset with a mask the verifier understands. */
+/* What an EXEC record adds: identity of the running image (mm->exe_file's
+ * inode, the key of the hash cache, so a known binary needs no stat or open
+ * of /proc/PID/exe), the default-hierarchy cgroup id, and what the new
+ * process's /proc/PID/stat would say right after exec. */
+struct de_bpf_exec {
+	__u64 exe_dev; /* the superblock's dev_t, kernel encoding (major << 20 | minor) */
+	__u64 exe_ino;
+	__s64 exe_size;
+	__s64 exe_mtime_sec;
+	__s64 exe_ctime_sec;
+	__u32 exe_mtime_nsec;
+	__u32 exe_ctime_nsec;
+	__u64 cgroup_id; /* bpf_get_current_cgroup_id(): the cgroup v2 (unified) one */
+	__u64 rss_pages; /* file + anon + shmem, as stat's rss */
+	__u32 tty_nr;    /* as stat field 7 encodes it; 0: none */
+	__u32 egid;
+	__s32 threads;
+	__u16 exe_len;
+	__u16 pad0;
+};
+
+/* The per-CPU scratch record: the headers plus room for the four strings of
+ * DE_BPF_PATH_MAX bytes each (a per-CPU value must stay under 32 KiB). The
+ * kernel clamps every offset so the verifier can prove each copy fits. */
 #define DE_BPF_DATA_SIZE 16384u
 #define DE_BPF_DATA_MASK (DE_BPF_DATA_SIZE - 1)
 
 struct de_bpf_scratch {
 	struct de_bpf_event ev;
+	struct de_bpf_exec x;
 	char data[DE_BPF_DATA_SIZE];
 };
 

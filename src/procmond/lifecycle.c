@@ -25,6 +25,14 @@
 #define FULL_READ (PROCFS_READ_ALL & ~(unsigned)PROCFS_READ_PARENT)
 /* Descriptors kept for other uses (sockets, WAL, hashing, logs). */
 #define FD_RESERVE 256
+/* Memos of what the kernel's exec records name (entry_from_kernel). */
+#define IMAGE_MEMO      256 /* image key -> SHA-256 */
+#define CGROUP_MEMO     64  /* cgroup id -> path, container id */
+#define CGROUP_FILE_MAX 16384
+/* What an exec record must carry to be recorded without reading /proc. */
+#define KERNEL_COMPLETE                                                                            \
+	(SOURCE_HAS_IDS | SOURCE_HAS_COMM | SOURCE_HAS_START | SOURCE_HAS_PPID | SOURCE_HAS_ARGV | \
+	 SOURCE_HAS_EXE | SOURCE_HAS_IMAGE | SOURCE_HAS_STAT)
 
 struct entry {
 	struct process_record rec;
@@ -40,6 +48,23 @@ struct entry {
 	bool hidden;       /* tracked but not reported (skip_kernel/system) */
 	bool kernel_thread;
 	bool flagged_future; /* a suspicious start time was reported */
+};
+
+/* The SHA-256 of an image the kernel identified by its inode key. */
+struct image_memo {
+	struct source_image_key key;
+	bool used;
+	char hex[HASH_HEX_LEN + 1];
+};
+
+/* The cgroup path of a cgroup v2 id; trusted (confirmed) once two
+ * processes' /proc/PID/cgroup agreed, so a process that moved to another
+ * cgroup between its exec and the read cannot poison it. */
+struct cgroup_memo {
+	uint64_t id;
+	char *path;      /* shared string */
+	char *container; /* owned, NULL when none */
+	bool used, confirmed;
 };
 
 struct lifecycle {
@@ -59,6 +84,8 @@ struct lifecycle {
 	uint32_t seen;
 	uint64_t now_ms, now_mono_ms, now_boot_ms;
 	struct lifecycle_stats st;
+	struct image_memo *images; /* IMAGE_MEMO, allocated at first use */
+	struct cgroup_memo cgroups[CGROUP_MEMO];
 };
 
 /* ---- shared strings ----
@@ -650,6 +677,32 @@ report_reuse(struct lifecycle *lc, struct entry *old, const struct procfs_stat *
 	emit_event(lc, PROC_EV_SUSPICIOUS, old, "poll", NULL, reason, -1);
 }
 
+/* An instance recorded from a kernel event has no kept fds: open them at
+ * its first snapshot (while the budget lasts), so later snapshots pread. */
+static void
+keep_fds(struct lifecycle *lc, struct entry *e)
+{
+	struct procfs_stat st;
+	char path[32];
+	int sfd, cfd;
+
+	if (e->stat_fd >= 0 || e->cmd_fd >= 0 || lc->fd_entries >= lc->fd_budget)
+		return;
+	snprintf(path, sizeof(path), "%d/stat", (int)e->rec.pid);
+	if ((sfd = openat(procfs_dirfd(lc->pf), path, O_RDONLY | O_NOCTTY | O_CLOEXEC)) < 0)
+		return;
+	/* The fd must be the instance we know, not a successor on the pid. */
+	if (procfs_pread_stat(sfd, &st) < 0 || st.starttime != e->rec.start_ticks) {
+		close(sfd);
+		return;
+	}
+	snprintf(path, sizeof(path), "%d/cmdline", (int)e->rec.pid);
+	cfd = openat(procfs_dirfd(lc->pf), path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
+	e->stat_fd = sfd;
+	e->cmd_fd = cfd;
+	lc->fd_entries++;
+}
+
 static int
 snapshot_one(void *ctx, pid_t pid)
 {
@@ -676,6 +729,7 @@ snapshot_one(void *ctx, pid_t pid)
 	if (e != NULL && procfs_read_stat(lc->pf, pid, &st) < 0)
 		return 0; /* gone (or unreadable): the sweep decides */
 	if (e != NULL && e->rec.start_ticks == st.starttime && !e->fork_only) {
+		keep_fds(lc, e);
 		refresh_known(lc, e, &st);
 		e->gen = lc->gen;
 		lc->seen += !e->hidden;
@@ -844,12 +898,267 @@ fill_from_event(struct lifecycle *lc, struct entry *e, const struct source_event
 		r->accessible = false;
 }
 
+/* ---- exec records complete enough to need no /proc read ---- */
+
+static size_t
+image_slot(const struct source_image_key *k)
+{
+	uint64_t h = k->dev * 0x9e3779b97f4a7c15ull ^ k->ino;
+
+	h ^= (uint64_t)k->size * 0xff51afd7ed558ccdull;
+	h ^= (uint64_t)k->mtime_nsec ^ ((uint64_t)k->ctime_sec << 17) ^ k->ctime_nsec;
+	h ^= h >> 33;
+	return (size_t)(h % IMAGE_MEMO);
+}
+
+static bool
+image_key_eq(const struct source_image_key *a, const struct source_image_key *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec &&
+	       a->ctime_sec == b->ctime_sec && a->ctime_nsec == b->ctime_nsec;
+}
+
+/* True when the open file sb describes is the one the kernel named by k
+ * (the device aside: stat(2) reports some filesystems' devices differently
+ * from the superblock's). */
+static bool
+image_is(const struct stat *sb, const struct source_image_key *k)
+{
+	return S_ISREG(sb->st_mode) && (uint64_t)sb->st_ino == k->ino &&
+	       (int64_t)sb->st_size == k->size && (int64_t)sb->st_mtim.tv_sec == k->mtime_sec &&
+	       (uint32_t)sb->st_mtim.tv_nsec == k->mtime_nsec &&
+	       (int64_t)sb->st_ctim.tv_sec == k->ctime_sec &&
+	       (uint32_t)sb->st_ctim.tv_nsec == k->ctime_nsec;
+}
+
+/* Opens the image the kernel named: through /proc/PID/exe while the process
+ * lives, else by its path (a short-lived process is usually gone by now),
+ * and only when the open file is still that image. Returns an fd or -errno. */
+static int
+open_image(struct lifecycle *lc, const struct entry *e, const struct source_image_key *k)
+{
+	struct stat sb;
+	char path[32];
+	int fd;
+
+	snprintf(path, sizeof(path), "%d/exe", (int)e->rec.pid);
+	fd = openat(procfs_dirfd(lc->pf), path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd >= 0 && fstat(fd, &sb) == 0 && image_is(&sb, k))
+		return fd;
+	if (fd >= 0)
+		close(fd);
+	if (e->rec.exe_deleted || e->rec.executable_path == NULL ||
+	    e->rec.executable_path[0] != '/')
+		return -ESRCH;
+	fd = open(e->rec.executable_path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd >= 0 && fstat(fd, &sb) == 0 && image_is(&sb, k))
+		return fd;
+	if (fd >= 0)
+		close(fd);
+	return -ESRCH;
+}
+
+/* The hash of the image the kernel identified: from the memo (no system
+ * call), else hashed (hash.c's cache first) from the file that is still
+ * that image, and remembered. */
+static void
+fill_hash_by_key(struct lifecycle *lc, struct entry *e, const struct source_image_key *k)
+{
+	_cleanup_close_ int fd = -1;
+	char hex[HASH_HEX_LEN + 1];
+	struct image_memo *m;
+	int rc;
+
+	e->hash_pending = false;
+	if (lc->hc == NULL || !lc->opts.compute_hashes)
+		return;
+	e->rec.missing |= PROC_MISSING_HASH;
+	if (lc->images == NULL && (lc->images = calloc(IMAGE_MEMO, sizeof(*lc->images))) == NULL)
+		return;
+	m = &lc->images[image_slot(k)];
+	if (m->used && image_key_eq(&m->key, k)) {
+		lc->st.image_memo_hits++;
+		memcpy(hex, m->hex, sizeof(hex));
+	} else {
+		if ((fd = open_image(lc, e, k)) < 0)
+			return;
+		rc = hash_cache_get_fd(lc->hc, fd, hex);
+		/* Too big for this tick: the snapshot asks again while it lives. */
+		e->hash_pending = rc == -EINPROGRESS || rc == -EAGAIN;
+		if (rc < 0)
+			return;
+		m->key = *k;
+		memcpy(m->hex, hex, sizeof(m->hex));
+		m->used = true;
+	}
+	if ((e->rec.executable_hash = pool_get(lc, hex)) != NULL)
+		e->rec.missing &= ~(uint32_t)PROC_MISSING_HASH;
+}
+
+static void
+cgroup_memo_clear(struct lifecycle *lc, struct cgroup_memo *m)
+{
+	pool_put(lc, m->path);
+	free(m->container);
+	memset(m, 0, sizeof(*m));
+}
+
+/* True when a /proc/PID/cgroup text has the unified hierarchy's line, the
+ * one the kernel's cgroup id names. */
+static bool
+has_unified_line(const char *buf)
+{
+	return strncmp(buf, "0::", 3) == 0 || strstr(buf, "\n0::") != NULL;
+}
+
+/* cgroup and container of a process whose cgroup v2 id the kernel gave. */
+static void
+fill_cgroup_by_id(struct lifecycle *lc, struct entry *e, uint64_t id)
+{
+	struct cgroup_memo *m = &lc->cgroups[id % CGROUP_MEMO];
+	_cleanup_free_ char *buf = NULL;
+	char path[32], cid[65];
+	char *cg = NULL;
+	size_t len = 0;
+
+	if (m->used && m->confirmed && m->id == id) {
+		e->rec.cgroup = pool_get(lc, m->path);
+		e->rec.container_id = strdup_or_null(m->container);
+		return;
+	}
+	snprintf(path, sizeof(path), "%d/cgroup", (int)e->rec.pid);
+	if (read_file_at(procfs_dirfd(lc->pf), path, CGROUP_FILE_MAX, true, &buf, &len) < 0 ||
+	    procfs_parse_cgroup(buf, len, &cg, cid) < 0) {
+		e->rec.missing |= PROC_MISSING_CGROUP;
+		return;
+	}
+	e->rec.cgroup = pool_adopt(lc, cg);
+	e->rec.container_id = cid[0] != '\0' ? strdup(cid) : NULL;
+	if (e->rec.cgroup == NULL || !has_unified_line(buf))
+		return;
+	if (m->used && m->id == id && !str_differs(m->path, e->rec.cgroup)) {
+		m->confirmed = true;
+		return;
+	}
+	cgroup_memo_clear(lc, m);
+	m->id = id;
+	m->path = pool_get(lc, e->rec.cgroup);
+	m->container = strdup_or_null(e->rec.container_id);
+	m->used = m->path != NULL;
+}
+
+/* The name column: comm, or argv[0]'s basename when the kernel cut comm at
+ * 15 bytes (the same rule procfs.c applies to /proc). */
+static char *
+name_from_event(const struct source_event *ev)
+{
+	size_t cn = strnlen(ev->comm, sizeof(ev->comm)), n;
+	const char *a0 = ev->argv, *base;
+
+	if (cn == 15 && ev->argv_len > 0) {
+		n = strnlen(a0, ev->argv_len);
+		base = memrchr(a0, '/', n);
+		base = base ? base + 1 : a0;
+		n -= (size_t)(base - a0);
+		if (n > 15 && strncmp(base, ev->comm, 15) == 0 && memchr(base, ' ', n) == NULL)
+			return utf8_sanitize_dup(base, n);
+	}
+	return utf8_sanitize_dup(ev->comm, cn);
+}
+
+/* Builds a new instance from an exec record alone (the ebpf source's carry
+ * every column a new process has): no /proc read unless the image or the
+ * cgroup is seen for the first time. Returns 0 and sets *ret, -ENODATA when
+ * the record is not complete enough, or -ENOMEM. */
+static int
+entry_from_kernel(struct lifecycle *lc, const struct source_event *ev, struct entry **ret)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	struct process_record *r;
+	struct entry *e;
+	char tty[32];
+	char *exe, *c = NULL;
+	size_t alen;
+
+	if ((ev->has & KERNEL_COMPLETE) != KERNEL_COMPLETE)
+		return -ENODATA;
+	if ((e = entry_new()) == NULL)
+		return -ENOMEM;
+	r = &e->rec;
+	lc->st.from_kernel++;
+	r->pid = ev->pid;
+	r->ppid = ev->ppid;
+	r->accessible = true;
+	r->name = pool_adopt(lc, name_from_event(ev));
+	/* The running image, as /proc/PID/exe names it. */
+	r->exe_memfd = strncmp(ev->exe, "/memfd:", 7) == 0;
+	r->exe_deleted = ev->exe_deleted || r->exe_memfd;
+	exe = utf8_sanitize_dup(ev->exe, strnlen(ev->exe, sizeof(ev->exe)));
+	if (exe != NULL) {
+		struct stat sb;
+
+		/* A deleted image's name may have been re-created: look. */
+		r->file_exists = !r->exe_memfd && (!r->exe_deleted || stat(exe, &sb) == 0);
+		r->executable_path = pool_adopt(lc, sanitize_path(exe));
+		free(exe);
+	}
+	alen = ev->argv_len < sizeof(ev->argv) ? ev->argv_len : sizeof(ev->argv);
+	if (procfs_sanitize_cmdline(ev->argv, alen, &c) == 0) {
+		r->command_line = pool_adopt(lc, c);
+		e->cmd_digest = procfs_digest(ev->argv, alen);
+	}
+	r->argv_truncated = ev->argv_truncated;
+	if (alen == 0)
+		r->missing |= PROC_MISSING_CMDLINE;
+	/* In clock ticks, as /proc/PID/stat says it: the same instance, the same
+	 * start_time as a snapshot reports. */
+	r->start_ticks = ev->start_ns / (1000000000u / (uint64_t)procfs_ticks_per_sec(lc->pf));
+	r->start_time = procfs_ticks_to_epoch_ms(lc->pf, r->start_ticks);
+	r->user_id = ev->uid;
+	r->effective_user_id = ev->euid;
+	r->group_id = ev->gid;
+	r->user_name = pool_adopt(lc, procfs_user_name(lc->pf, r->user_id));
+	if (ev->has & SOURCE_HAS_CWD) {
+		_cleanup_free_ char *u =
+		    utf8_sanitize_dup(ev->cwd, strnlen(ev->cwd, sizeof(ev->cwd)));
+
+		r->cwd = u ? pool_adopt(lc, sanitize_path(u)) : NULL;
+		r->tty = procfs_tty_name(ev->tty_nr, tty, sizeof(tty)) ? strdup(tty) : NULL;
+	}
+	/* Right after exec: running, one thread (exec killed the others). */
+	r->threads = ev->threads > 0 ? ev->threads : 1;
+	r->memory_usage = ev->rss_pages * (uint64_t)(page > 0 ? page : 4096);
+	r->cpu_usage = 0;
+	set_state(lc, e, 'R');
+	e->cpu_ticks = 0;
+	e->sample_ms = lc->now_mono_ms;
+	/* /proc/PID's owner follows the euid and egid: the next look compares. */
+	e->dir_uid = ev->euid;
+	e->dir_gid = ev->egid;
+	e->hidden = is_hidden(lc, e);
+	if (!e->hidden) {
+		fill_hash_by_key(lc, e, &ev->image);
+		if (ev->has & SOURCE_HAS_CGROUP)
+			fill_cgroup_by_id(lc, e, ev->cgroup_id);
+		else
+			r->missing |= PROC_MISSING_CGROUP;
+		fill_parent(lc, e);
+	}
+	*ret = e;
+	return 0;
+}
+
 static void
 on_exec(struct lifecycle *lc, const struct source_event *ev, const char *source)
 {
 	struct entry *old = table_find(lc, ev->pid), *e = NULL;
-	int rc = entry_read_full(lc, ev->pid, &e);
+	int rc = entry_from_kernel(lc, ev, &e);
 
+	if (rc == -ENODATA)
+		rc = entry_read_full(lc, ev->pid, &e);
+	else if (rc == 0)
+		rc = 1; /* complete already */
 	if (rc == -ENOMEM)
 		return;
 	if (rc < 0) {
@@ -862,7 +1171,8 @@ on_exec(struct lifecycle *lc, const struct source_event *ev, const char *source)
 		if (old != NULL && e->rec.ppid == old->rec.ppid)
 			e->rec.start_ticks = old->rec.start_ticks;
 		fill_parent(lc, e);
-	} else if (ev->has & (SOURCE_HAS_ARGV | SOURCE_HAS_FILENAME | SOURCE_HAS_CWD)) {
+	} else if (rc == 0 &&
+	           (ev->has & (SOURCE_HAS_ARGV | SOURCE_HAS_FILENAME | SOURCE_HAS_CWD))) {
 		fill_from_event(lc, e, ev); /* /proc fills the rest; exec-time argv wins */
 	}
 	if (old != NULL && !old->fork_only && old->rec.start_ticks == e->rec.start_ticks &&
@@ -919,11 +1229,12 @@ on_fork(struct lifecycle *lc, const struct source_event *ev)
 	e->rec.start_time = lc->now_ms;
 	e->rec.cpu_usage = 0;
 	e->fork_only = true;
-	if (procfs_read_stat(lc->pf, ev->pid, &st) == 0) {
+	/* The kernel's start time is the one stat would show: no read needed. */
+	if (ev->has & SOURCE_HAS_START) {
+		fill_from_event(lc, e, ev);
+	} else if (procfs_read_stat(lc->pf, ev->pid, &st) == 0) {
 		e->rec.start_ticks = st.starttime;
 		e->rec.start_time = procfs_ticks_to_epoch_ms(lc->pf, st.starttime);
-	} else if (ev->has & SOURCE_HAS_START) {
-		fill_from_event(lc, e, ev);
 	}
 	e->gen = lc->gen;
 	if (table_insert(lc, e) < 0)
@@ -1042,6 +1353,9 @@ lifecycle_free(struct lifecycle *lc)
 		return;
 	for (size_t i = 0; i < lc->cap; i++)
 		entry_free(lc, lc->slots[i]);
+	for (size_t i = 0; i < CGROUP_MEMO; i++)
+		cgroup_memo_clear(lc, &lc->cgroups[i]);
+	free(lc->images);
 	free(lc->slots);
 	free(lc->pool); /* empty: every entry released its strings */
 	free(lc);

@@ -94,9 +94,31 @@ struct walk_ctx {
 	struct mount *mnt;
 	int pos; /* where the path written so far starts in pathbuf */
 	bool done, trunc;
+	bool pseudo; /* a lookup-less file (memfd): its own root, named "/<name>" */
 };
 
-/* One step of the cwd walk, from a dentry up to its parent (or across a
+/* Prepends "/<d's name>" at w->pos in pb. Returns false when it does not fit. */
+static __always_inline bool
+prepend_name(struct walk_ctx *w, struct pathbuf *pb, struct dentry *d)
+{
+	__u32 len = BPF_CORE_READ(d, d_name.len) & NAME_MASK;
+	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+	int pos = w->pos;
+
+	if (pos <= (int)len || pos >= DE_BPF_PATH_MAX) {
+		w->trunc = true;
+		return false;
+	}
+	pos -= len;
+	/* pos < DE_BPF_PATH_MAX: the mask proves it, the buffer is twice that. */
+	bpf_probe_read_kernel(&pb->buf[pos & (DE_BPF_PATH_MAX - 1)], len, name);
+	pos -= 1;
+	pb->buf[pos & (DE_BPF_PATH_MAX - 1)] = '/';
+	w->pos = pos;
+	return true;
+}
+
+/* One step of a path walk, from a dentry up to its parent (or across a
  * mount). A bpf_loop callback: verified once, not once per iteration. */
 static long
 walk_step(__u32 i, void *arg)
@@ -111,34 +133,28 @@ walk_step(__u32 i, void *arg)
 	struct mount *mnt = w->mnt;
 	struct dentry *parent = BPF_CORE_READ(d, d_parent);
 	struct dentry *mroot = BPF_CORE_READ(vm, mnt_root);
-	const unsigned char *name;
-	int pos = w->pos;
-	__u32 len;
 
 	if (pb == NULL || (d == w->root_d && vm == w->root_m))
 		goto done; /* the task's root: chroot ends the path like d_path() */
 	if (d == mroot || d == parent) {
 		struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
 
-		if (d != mroot || up == mnt)
+		if (d != mroot) {
+			/* Its own parent but not a mount's root: a pseudo file
+			 * (memfd), which d_path() names "/<name>". */
+			if (w->pseudo)
+				prepend_name(w, pb, d);
+			goto done;
+		}
+		if (up == mnt)
 			goto done; /* the global root */
 		w->d = BPF_CORE_READ(mnt, mnt_mountpoint);
 		w->mnt = up;
 		w->vm = &up->mnt;
 		return 0;
 	}
-	len = BPF_CORE_READ(d, d_name.len) & NAME_MASK;
-	name = BPF_CORE_READ(d, d_name.name);
-	if (pos <= (int)len || pos >= DE_BPF_PATH_MAX) {
-		w->trunc = true;
+	if (!prepend_name(w, pb, d))
 		goto done;
-	}
-	pos -= len;
-	/* pos < DE_BPF_PATH_MAX: the mask proves it, the buffer is twice that. */
-	bpf_probe_read_kernel(&pb->buf[pos & (DE_BPF_PATH_MAX - 1)], len, name);
-	pos -= 1;
-	pb->buf[pos & (DE_BPF_PATH_MAX - 1)] = '/';
-	w->pos = pos;
 	w->d = parent;
 	return 0;
 done:
@@ -146,23 +162,24 @@ done:
 	return 1;
 }
 
-/* Writes the working directory of t into pb, ending at PATH_MAX - 1, and
- * returns the offset where it starts, or -1 when it cannot be read. Mounts
- * are crossed; the walk stops at the task's root (chroot), the global root,
- * or after DE_BPF_CWD_DEPTH steps (then *trunc is set). */
+/* Writes the path of (d, vm) as seen from t's root into pb, ending at
+ * PATH_MAX - 1, and returns the offset where it starts, or -1 when it cannot
+ * be read. Mounts are crossed; the walk stops at the task's root (chroot),
+ * the global root, or after DE_BPF_CWD_DEPTH steps (then *trunc is set). */
 static __always_inline int
-walk_cwd(struct task_struct *t, struct pathbuf *pb, bool *trunc)
+walk_path(struct fs_struct *fs, struct dentry *d, struct vfsmount *vm, bool pseudo,
+          struct pathbuf *pb, bool *trunc)
 {
-	struct fs_struct *fs = BPF_CORE_READ(t, fs);
 	struct walk_ctx w = {};
 
-	if (fs == NULL)
+	if (fs == NULL || d == NULL || vm == NULL)
 		return -1;
 	w.root_d = BPF_CORE_READ(fs, root.dentry);
 	w.root_m = BPF_CORE_READ(fs, root.mnt);
-	w.d = BPF_CORE_READ(fs, pwd.dentry);
-	w.vm = BPF_CORE_READ(fs, pwd.mnt);
+	w.d = d;
+	w.vm = vm;
 	w.mnt = container_of(w.vm, struct mount, mnt);
+	w.pseudo = pseudo;
 	w.pos = DE_BPF_PATH_MAX - 1;
 	pb->buf[DE_BPF_PATH_MAX - 1] = '\0';
 	if (bpf_loop(DE_BPF_CWD_DEPTH, walk_step, &w, 0) < 0)
@@ -177,6 +194,120 @@ walk_cwd(struct task_struct *t, struct pathbuf *pb, bool *trunc)
 	return w.pos;
 }
 
+/* Copies the walked path at pos into s->data at off; returns its length
+ * (NUL included), or 0. */
+static __always_inline __u32
+put_path(struct de_bpf_scratch *s, __u32 off, struct pathbuf *pb, int pos)
+{
+	__u32 start, len;
+
+	if (pos < 0 || pos >= DE_BPF_PATH_MAX)
+		return 0;
+	start = (__u32)pos & (DE_BPF_PATH_MAX - 1);
+	len = (DE_BPF_PATH_MAX - start) & (DE_BPF_PATH_MAX * 2 - 1);
+	/* The strings before took at most 3 * DE_BPF_PATH_MAX: the bounds are
+	 * for the verifier, the path still fits behind them. */
+	if (off > 3 * DE_BPF_PATH_MAX)
+		off = 3 * DE_BPF_PATH_MAX;
+	if (len > DE_BPF_PATH_MAX || len == 0)
+		return 0;
+	if (bpf_probe_read_kernel(&s->data[off], len, &pb->buf[start]) < 0)
+		return 0;
+	return len;
+}
+
+/* Older kernels' inode timestamps (CO-RE flavours: only the field names
+ * matter). Before 6.6: i_mtime and i_ctime; 6.6 to 6.10: __i_ctime. */
+struct inode___ts_old {
+	struct timespec64 i_mtime;
+	struct timespec64 i_ctime;
+} __attribute__((preserve_access_index));
+
+struct inode___ts_66 {
+	struct timespec64 i_mtime;
+	struct timespec64 __i_ctime;
+} __attribute__((preserve_access_index));
+
+/* Before 6.2 the rss counters were atomics. */
+struct mm_rss_stat___old {
+	atomic_long_t count[4];
+} __attribute__((preserve_access_index));
+
+struct mm_struct___old {
+	struct mm_rss_stat___old rss_stat;
+} __attribute__((preserve_access_index));
+
+/* include/linux/mm_types_task.h: MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS,
+ * MM_SHMEMPAGES; rss is everything but swap, as get_mm_rss() counts. */
+static __always_inline __u64
+mm_rss(struct mm_struct *mm)
+{
+	__s64 v[4] = {};
+
+	if (bpf_core_field_exists(struct mm_struct___old, rss_stat.count)) {
+		struct mm_struct___old *o = (void *)mm;
+
+		v[0] = BPF_CORE_READ(o, rss_stat.count[0].counter);
+		v[1] = BPF_CORE_READ(o, rss_stat.count[1].counter);
+		v[3] = BPF_CORE_READ(o, rss_stat.count[3].counter);
+	} else {
+		v[0] = BPF_CORE_READ(mm, rss_stat[0].count);
+		v[1] = BPF_CORE_READ(mm, rss_stat[1].count);
+		v[3] = BPF_CORE_READ(mm, rss_stat[3].count);
+	}
+	/* percpu_counter_read_positive(), as /proc does. */
+	return (__u64)(v[0] > 0 ? v[0] : 0) + (__u64)(v[1] > 0 ? v[1] : 0) +
+	       (__u64)(v[3] > 0 ? v[3] : 0);
+}
+
+/* The running image's identity: what hash.c keys its cache by. */
+static __always_inline void
+fill_image(struct de_bpf_exec *x, struct inode *ino)
+{
+	x->exe_dev = BPF_CORE_READ(ino, i_sb, s_dev);
+	x->exe_ino = BPF_CORE_READ(ino, i_ino);
+	x->exe_size = BPF_CORE_READ(ino, i_size);
+	if (bpf_core_field_exists(ino->i_mtime_sec)) {
+		x->exe_mtime_sec = BPF_CORE_READ(ino, i_mtime_sec);
+		x->exe_mtime_nsec = BPF_CORE_READ(ino, i_mtime_nsec);
+	} else {
+		struct inode___ts_old *o = (void *)ino;
+
+		x->exe_mtime_sec = BPF_CORE_READ(o, i_mtime.tv_sec);
+		x->exe_mtime_nsec = BPF_CORE_READ(o, i_mtime.tv_nsec);
+	}
+	if (bpf_core_field_exists(ino->i_ctime_sec)) {
+		x->exe_ctime_sec = BPF_CORE_READ(ino, i_ctime_sec);
+		x->exe_ctime_nsec = BPF_CORE_READ(ino, i_ctime_nsec);
+	} else if (bpf_core_field_exists(struct inode___ts_66, __i_ctime)) {
+		struct inode___ts_66 *o = (void *)ino;
+
+		x->exe_ctime_sec = BPF_CORE_READ(o, __i_ctime.tv_sec);
+		x->exe_ctime_nsec = BPF_CORE_READ(o, __i_ctime.tv_nsec);
+	} else {
+		struct inode___ts_old *o = (void *)ino;
+
+		x->exe_ctime_sec = BPF_CORE_READ(o, i_ctime.tv_sec);
+		x->exe_ctime_nsec = BPF_CORE_READ(o, i_ctime.tv_nsec);
+	}
+	/* 6.13+ keeps a "queried" flag in the top bit of the ctime nsec. */
+	x->exe_ctime_nsec &= 0x7fffffffu;
+}
+
+/* stat's tty_nr: new_encode_dev() of the controlling terminal's device. */
+static __always_inline __u32
+tty_nr(struct task_struct *t)
+{
+	struct tty_struct *tty = BPF_CORE_READ(t, signal, tty);
+	__u32 major, minor;
+
+	if (tty == NULL)
+		return 0;
+	major = BPF_CORE_READ(tty, driver, major);
+	minor = BPF_CORE_READ(tty, driver, minor_start) + BPF_CORE_READ(tty, index);
+	return (minor & 0xff) | (major << 8) | ((minor & ~0xffu) << 12);
+}
+
 SEC("tp_btf/sched_process_exec")
 int
 BPF_PROG(de_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
@@ -185,6 +316,10 @@ BPF_PROG(de_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bpr
 	struct de_bpf_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
 	struct pathbuf *pb = bpf_map_lookup_elem(&pathbufs, &zero);
 	struct de_bpf_event *e;
+	struct de_bpf_exec *x;
+	struct fs_struct *fs = BPF_CORE_READ(p, fs);
+	struct mm_struct *mm = BPF_CORE_READ(p, mm);
+	struct file *exe;
 	unsigned long arg_start, arg_end, alen;
 	__u32 off, flen;
 	long n;
@@ -192,11 +327,19 @@ BPF_PROG(de_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bpr
 	if (s == NULL || pb == NULL)
 		return 0;
 	e = &s->ev;
+	x = &s->x;
 	e->kind = DE_BPF_EV_EXEC;
 	e->flags = 0;
 	e->exit_code = 0;
 	e->cwd_len = 0;
 	fill_task(e, p);
+	__builtin_memset(x, 0, sizeof(*x));
+	x->egid = BPF_CORE_READ(p, cred, egid.val);
+	/* exec runs in the task itself: "current" is p. */
+	x->cgroup_id = bpf_get_current_cgroup_id();
+	x->threads = BPF_CORE_READ(p, signal, nr_threads);
+	x->tty_nr = tty_nr(p);
+	x->rss_pages = mm_rss(mm);
 
 	/* The path as exec'd; at most DE_BPF_PATH_MAX with its NUL. */
 	n = bpf_probe_read_kernel_str(s->data, DE_BPF_PATH_MAX, BPF_CORE_READ(bprm, filename));
@@ -211,8 +354,8 @@ BPF_PROG(de_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bpr
 	off = flen;
 
 	/* argv is in the new mm, written by exec a moment ago: one bounded read. */
-	arg_start = BPF_CORE_READ(p, mm, arg_start);
-	arg_end = BPF_CORE_READ(p, mm, arg_end);
+	arg_start = BPF_CORE_READ(mm, arg_start);
+	arg_end = BPF_CORE_READ(mm, arg_end);
 	alen = arg_end > arg_start ? arg_end - arg_start : 0;
 	if (alen > DE_BPF_ARGV_MAX) {
 		alen = DE_BPF_ARGV_MAX;
@@ -231,29 +374,45 @@ BPF_PROG(de_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bpr
 
 	if (capture_cwd) {
 		bool trunc = false;
-		int pos = walk_cwd(p, pb, &trunc);
+		int pos = walk_path(fs, BPF_CORE_READ(fs, pwd.dentry), BPF_CORE_READ(fs, pwd.mnt),
+		                    false, pb, &trunc);
+		__u32 clen = put_path(s, off, pb, pos);
 
-		if (pos >= 0 && pos < DE_BPF_PATH_MAX) {
-			__u32 clen = DE_BPF_PATH_MAX - pos;
-
-			/* filename and argv took at most 2 * DE_BPF_PATH_MAX: the
-			 * bound is for the verifier, cwd still fits behind them. */
-			if (off > 2 * DE_BPF_PATH_MAX)
-				off = 2 * DE_BPF_PATH_MAX;
-			if (clen > DE_BPF_PATH_MAX)
-				clen = DE_BPF_PATH_MAX;
-			if (bpf_probe_read_kernel(&s->data[off], clen,
-			                          &pb->buf[pos & (DE_BPF_PATH_MAX - 1)]) == 0) {
-				e->cwd_len = clen;
-				e->flags |= DE_BPF_F_HAS_CWD;
-				off += clen;
-			}
+		if (clen > 0) {
+			e->cwd_len = clen;
+			e->flags |= DE_BPF_F_HAS_CWD;
+			off += clen;
 		}
 		if (trunc)
 			e->flags |= DE_BPF_F_CWD_TRUNC;
 	}
 
-	emit(s, sizeof(*e) + (off & DE_BPF_DATA_MASK));
+	/* The running image: for a script its interpreter, for fexecve the
+	 * file behind the descriptor, as /proc/PID/exe shows it. */
+	exe = BPF_CORE_READ(mm, exe_file);
+	if (exe != NULL) {
+		struct dentry *d = BPF_CORE_READ(exe, f_path.dentry);
+		bool pseudo = BPF_CORE_READ(d, d_parent) == d;
+		bool trunc = false;
+		int pos = walk_path(fs, d, BPF_CORE_READ(exe, f_path.mnt), true, pb, &trunc);
+		__u32 elen = put_path(s, off, pb, pos);
+
+		fill_image(x, BPF_CORE_READ(exe, f_inode));
+		if (elen > 0) {
+			x->exe_len = elen;
+			e->flags |= DE_BPF_F_HAS_EXE;
+			off += elen;
+		}
+		if (trunc)
+			e->flags |= DE_BPF_F_EXE_TRUNC;
+		/* d_unlinked(), or a pseudo file, which d_path() calls deleted. */
+		if (pseudo || BPF_CORE_READ(d, d_hash.pprev) == NULL)
+			e->flags |= DE_BPF_F_EXE_DELETED;
+	}
+	if (x->tty_nr != 0)
+		e->flags |= DE_BPF_F_HAS_TTY;
+
+	emit(s, sizeof(*e) + sizeof(*x) + (off & DE_BPF_DATA_MASK));
 	return 0;
 }
 

@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,9 @@ struct publish {
 	struct publish_stats stats;
 	bool stop;
 	int wake_fd;
+	/* Set by wake() when it wrote wake_fd, cleared by the publisher once it
+	 * has read it: one write(2) per publisher wake-up, not one per event. */
+	atomic_bool wake_pending;
 	pthread_t thread;
 	bool thread_started;
 
@@ -116,6 +120,9 @@ wake(struct publish *p)
 {
 	uint64_t one = 1;
 
+	/* Already signalled and not yet read: the publisher will look anyway. */
+	if (atomic_exchange(&p->wake_pending, true))
+		return;
 	(void)!write(p->wake_fd, &one, sizeof(one));
 }
 
@@ -549,7 +556,10 @@ drain_wake(struct publish *p)
 {
 	uint64_t v;
 
+	/* Read first, then clear: a wake() in between writes again, and one
+	 * before the read is covered by the caller looking at the WAL after. */
 	(void)!read(p->wake_fd, &v, sizeof(v));
+	atomic_store(&p->wake_pending, false);
 }
 
 static bool
@@ -587,11 +597,17 @@ connected_step(struct publish *p)
 	timeout = (int)(p->next_heartbeat_ms > now ? p->next_heartbeat_ms - now : 0);
 	if (timeout > 1000)
 		timeout = 1000; /* check_parent() runs at least once a second */
-	if (p->sync_wait && timeout > (int)p->sync_interval_ms)
-		timeout = (int)p->sync_interval_ms; /* the group-commit window */
-	if (poll(pfd, 2, timeout) < 0 && errno != EINTR)
+	if (p->sync_wait) {
+		/* Inside the group-commit window new events cannot be sent
+		 * before it ends: sleep through it instead of waking per event. */
+		uint64_t end = p->last_sync_ms + p->sync_interval_ms;
+
+		if (timeout > (int)(end > now ? end - now : 0))
+			timeout = (int)(end > now ? end - now : 0);
+	}
+	if (poll(pfd, p->sync_wait ? 1 : 2, timeout) < 0 && errno != EINTR)
 		return -errno;
-	if (pfd[1].revents & POLLIN)
+	if (!p->sync_wait && (pfd[1].revents & POLLIN))
 		drain_wake(p);
 	if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
 		if ((rc = read_sock(p)) < 0)

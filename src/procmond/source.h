@@ -35,6 +35,21 @@ enum {
 	SOURCE_HAS_START = 1u << 5, /* start_ns */
 	SOURCE_HAS_EXIT_CODE = 1u << 6,
 	SOURCE_HAS_PPID = 1u << 7,
+	/* Added by the ebpf source (EXEC), so a new process needs no /proc read: */
+	SOURCE_HAS_EXE = 1u << 8,     /* exe (the running image, as /proc/PID/exe) */
+	SOURCE_HAS_IMAGE = 1u << 9,   /* image: the key hash.c caches by */
+	SOURCE_HAS_CGROUP = 1u << 10, /* cgroup_id (cgroup v2) */
+	SOURCE_HAS_STAT = 1u << 11,   /* rss_pages, threads, tty_nr, egid */
+};
+
+/* The identity of an executable's content as the kernel knows it: a file
+ * with the same key has the same bytes (hash.c's cache key). */
+struct source_image_key {
+	uint64_t dev; /* user-space encoding, as stat(2)'s st_dev */
+	uint64_t ino;
+	int64_t size;
+	int64_t mtime_sec, ctime_sec;
+	uint32_t mtime_nsec, ctime_nsec;
 };
 
 #define SOURCE_ARGV_MAX 4096
@@ -51,10 +66,18 @@ struct source_event {
 	uint64_t ktime_ns; /* when the kernel saw it, ns after boot */
 	int32_t exit_code; /* EXIT: as wait(2) encodes it */
 	bool argv_truncated;
+	bool exe_deleted;              /* SOURCE_HAS_EXE: the image's name is gone (or memfd) */
+	uint32_t egid;                 /* SOURCE_HAS_STAT */
+	int32_t threads;               /* SOURCE_HAS_STAT */
+	uint32_t tty_nr;               /* SOURCE_HAS_STAT: as /proc/PID/stat field 7; 0 none */
+	uint64_t rss_pages;            /* SOURCE_HAS_STAT */
+	uint64_t cgroup_id;            /* SOURCE_HAS_CGROUP */
+	struct source_image_key image; /* SOURCE_HAS_IMAGE */
 	char comm[16];
 	char filename[SOURCE_PATH_MAX];
 	char cwd[SOURCE_PATH_MAX];
-	size_t argv_len; /* bytes of NUL-separated argv in argv[] */
+	char exe[SOURCE_PATH_MAX]; /* SOURCE_HAS_EXE */
+	size_t argv_len;           /* bytes of NUL-separated argv in argv[] */
 	char argv[SOURCE_ARGV_MAX];
 };
 

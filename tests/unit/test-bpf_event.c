@@ -5,21 +5,24 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 #include <cmocka.h>
 
 #include "procmond/bpf_event.h"
 #include "procmond/source.h"
 
-/* A record as the ring buffer hands it over: 8-byte aligned, header + data. */
+/* A record as the ring buffer hands it over: 8-byte aligned, header + data
+ * (an exec record's data begins with struct de_bpf_exec). */
 struct rec {
 	struct de_bpf_event h;
-	char data[3 * DE_BPF_PATH_MAX];
+	struct de_bpf_exec x;
+	char data[4 * DE_BPF_PATH_MAX];
 };
 
 static struct source_event ev;
 
-/* Builds an exec record from its three strings; returns its size. The
- * lengths include the NUL, as the kernel writes them (argv: its raw bytes). */
+/* Builds an exec record from its three strings (no image); returns its size.
+ * The lengths include the NUL, as the kernel writes them (argv: raw bytes). */
 static size_t
 make_exec(struct rec *r, const char *file, const char *argv, size_t argv_len, const char *cwd)
 {
@@ -48,7 +51,26 @@ make_exec(struct rec *r, const char *file, const char *argv, size_t argv_len, co
 		memcpy(r->data + off, cwd, r->h.cwd_len);
 		off += r->h.cwd_len;
 	}
-	return sizeof(r->h) + off;
+	return sizeof(r->h) + sizeof(r->x) + off;
+}
+
+/* Appends the running image's path and identity to an exec record of size n. */
+static size_t
+add_exe(struct rec *r, size_t n, const char *exe, uint32_t flags)
+{
+	size_t off = n - sizeof(r->h) - sizeof(r->x);
+
+	r->h.flags |= DE_BPF_F_HAS_EXE | flags;
+	r->x.exe_len = (uint16_t)(strlen(exe) + 1);
+	memcpy(r->data + off, exe, r->x.exe_len);
+	r->x.exe_dev = (8u << 20) | 3u; /* the kernel's encoding of 8:3 */
+	r->x.exe_ino = 99;
+	r->x.exe_size = 4096;
+	r->x.exe_mtime_sec = 1700000000;
+	r->x.exe_mtime_nsec = 5;
+	r->x.exe_ctime_sec = 1700000001;
+	r->x.exe_ctime_nsec = 6;
+	return n + r->x.exe_len;
 }
 
 static void
@@ -62,7 +84,7 @@ test_exec_record_decodes_every_field(void **state)
 	assert_int_equal(ev.kind, SOURCE_EV_EXEC);
 	assert_int_equal(ev.has, SOURCE_HAS_IDS | SOURCE_HAS_COMM | SOURCE_HAS_START |
 	                             SOURCE_HAS_PPID | SOURCE_HAS_FILENAME | SOURCE_HAS_ARGV |
-	                             SOURCE_HAS_CWD);
+	                             SOURCE_HAS_CWD | SOURCE_HAS_STAT);
 	assert_int_equal(ev.pid, 4242);
 	assert_int_equal(ev.tid, 4243);
 	assert_int_equal(ev.ppid, 1);
@@ -141,6 +163,67 @@ test_relative_filename_is_joined_with_cwd(void **state)
 }
 
 static void
+test_image_cgroup_and_stat_fields(void **state)
+{
+	static struct rec r;
+	size_t n = make_exec(&r, "/usr/bin/python3", "python3", 8, "/srv");
+
+	(void)state;
+	r.x.cgroup_id = 1234;
+	r.x.rss_pages = 300;
+	r.x.threads = 1;
+	r.x.egid = 50;
+	r.x.tty_nr = 0x8801; /* pts/1 */
+	r.h.flags |= DE_BPF_F_HAS_TTY;
+	n = add_exe(&r, n, "/usr/bin/python3.11", 0);
+	assert_int_equal(bpf_event_decode(&r, n, &ev), 0);
+	assert_true(ev.has & SOURCE_HAS_EXE);
+	assert_true(ev.has & SOURCE_HAS_IMAGE);
+	assert_true(ev.has & SOURCE_HAS_CGROUP);
+	assert_true(ev.has & SOURCE_HAS_STAT);
+	assert_string_equal(ev.exe, "/usr/bin/python3.11");
+	assert_string_equal(ev.filename, "/usr/bin/python3"); /* as exec'd, unchanged */
+	assert_false(ev.exe_deleted);
+	/* The device in stat(2)'s encoding, so it compares with st_dev. */
+	assert_int_equal(ev.image.dev, makedev(8, 3));
+	assert_int_equal(ev.image.ino, 99);
+	assert_int_equal(ev.image.size, 4096);
+	assert_int_equal(ev.image.mtime_sec, 1700000000);
+	assert_int_equal(ev.image.mtime_nsec, 5);
+	assert_int_equal(ev.image.ctime_sec, 1700000001);
+	assert_int_equal(ev.image.ctime_nsec, 6);
+	assert_int_equal(ev.cgroup_id, 1234);
+	assert_int_equal(ev.rss_pages, 300);
+	assert_int_equal(ev.threads, 1);
+	assert_int_equal(ev.egid, 50);
+	assert_int_equal(ev.tty_nr, 0x8801);
+
+	/* A deleted image; no tty flag means no tty whatever the number says. */
+	n = make_exec(&r, "/tmp/x", "x", 2, "/tmp");
+	r.x.tty_nr = 0x8801;
+	n = add_exe(&r, n, "/memfd:payload", DE_BPF_F_EXE_DELETED);
+	assert_int_equal(bpf_event_decode(&r, n, &ev), 0);
+	assert_true(ev.exe_deleted);
+	assert_string_equal(ev.exe, "/memfd:payload");
+	assert_int_equal(ev.tty_nr, 0);
+	assert_int_equal(ev.has & SOURCE_HAS_CGROUP, 0);
+
+	/* A cut image path is not the image's: no exe, no key; /proc decides. */
+	n = make_exec(&r, "/bin/x", "x", 2, NULL);
+	n = add_exe(&r, n, "/very/long", DE_BPF_F_EXE_TRUNC);
+	assert_int_equal(bpf_event_decode(&r, n, &ev), 0);
+	assert_int_equal(ev.has & (SOURCE_HAS_EXE | SOURCE_HAS_IMAGE), 0);
+	assert_string_equal(ev.exe, "");
+
+	/* The image path's length is checked like the others. */
+	n = make_exec(&r, "/bin/x", "x", 2, NULL);
+	n = add_exe(&r, n, "/bin/x", 0);
+	assert_int_equal(bpf_event_decode(&r, n - 1, &ev), -EBADMSG);
+	/* An exec record too short for its extension. */
+	assert_int_equal(bpf_event_decode(&r, sizeof(r.h) + sizeof(r.x) - 1, &ev), -EBADMSG);
+}
+
+static void
 test_fork_and_exit_records(void **state)
 {
 	static struct rec r;
@@ -198,6 +281,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_exec_record_decodes_every_field),
 		cmocka_unit_test(test_flags_and_missing_parts),
+		cmocka_unit_test(test_image_cgroup_and_stat_fields),
 		cmocka_unit_test(test_full_argv_and_unterminated_strings),
 		cmocka_unit_test(test_relative_filename_is_joined_with_cwd),
 		cmocka_unit_test(test_fork_and_exit_records),

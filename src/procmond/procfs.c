@@ -23,11 +23,21 @@
 #define STATUS_FILE_MAX 16384
 #define CGROUP_FILE_MAX 16384
 #define USER_CACHE_SIZE 64
+#define CGROUP_CACHE    8
 #define EXE_LINK_MAX    PATH_MAX
 
 struct user_cache_entry {
 	int64_t uid;
 	char *name; /* NULL: the uid has no passwd entry */
+};
+
+/* A parsed /proc/PID/cgroup text: most processes share a handful. */
+struct cgroup_cache_entry {
+	uint64_t digest;
+	size_t len;
+	char *raw; /* the file's bytes; NULL: empty slot */
+	char *path;
+	char id[65];
 };
 
 struct procfs {
@@ -38,6 +48,8 @@ struct procfs {
 	long page_size;
 	struct user_cache_entry users[USER_CACHE_SIZE];
 	size_t n_users, next_user;
+	struct cgroup_cache_entry cgroups[CGROUP_CACHE];
+	size_t next_cgroup;
 };
 
 /* ---- process ids through a pidfd ----
@@ -156,6 +168,10 @@ procfs_free(struct procfs *pf)
 		return;
 	for (size_t i = 0; i < pf->n_users; i++)
 		free(pf->users[i].name);
+	for (size_t i = 0; i < CGROUP_CACHE; i++) {
+		free(pf->cgroups[i].raw);
+		free(pf->cgroups[i].path);
+	}
 	if (pf->dirfd >= 0)
 		close(pf->dirfd);
 	free(pf);
@@ -605,6 +621,54 @@ read_cwd_step(struct read_ctx *c)
 	return c->rec->cwd == NULL ? -ENOMEM : 0;
 }
 
+/* procfs_parse_cgroup through a small cache of recent file texts: the same
+ * bytes give the same path and container id, and most processes share a
+ * few cgroups. Returns 0 and sets *ret_path (caller frees, may be NULL) and
+ * id, or what the parser returns. */
+static int
+parse_cgroup_cached(struct procfs *pf, const char *buf, size_t len, char **ret_path, char id[65])
+{
+	uint64_t h = procfs_digest(buf, len);
+	struct cgroup_cache_entry *e;
+	char *path = NULL, *raw;
+	int rc;
+
+	if (buf == NULL)
+		return -EINVAL;
+	for (size_t i = 0; i < CGROUP_CACHE; i++) {
+		e = &pf->cgroups[i];
+		if (e->raw == NULL || e->digest != h || e->len != len ||
+		    memcmp(e->raw, buf, len) != 0)
+			continue;
+		if (e->path != NULL && (path = strdup(e->path)) == NULL)
+			return -ENOMEM;
+		memcpy(id, e->id, sizeof(e->id));
+		*ret_path = path;
+		return 0;
+	}
+	if ((rc = procfs_parse_cgroup(buf, len, &path, id)) < 0)
+		return rc;
+	e = &pf->cgroups[pf->next_cgroup];
+	if ((raw = malloc(len + 1)) != NULL) {
+		char *copy = path ? strdup(path) : NULL;
+
+		if (path == NULL || copy != NULL) {
+			free(e->raw);
+			free(e->path);
+			memcpy(raw, buf, len);
+			*e = (struct cgroup_cache_entry){
+				.digest = h, .len = len, .raw = raw, .path = copy
+			};
+			memcpy(e->id, id, sizeof(e->id));
+			pf->next_cgroup = (pf->next_cgroup + 1) % CGROUP_CACHE;
+		} else {
+			free(raw);
+		}
+	}
+	*ret_path = path;
+	return 0;
+}
+
 static int
 read_cgroup_step(struct read_ctx *c)
 {
@@ -617,7 +681,7 @@ read_cgroup_step(struct read_ctx *c)
 		note_err(c, rc, PROC_MISSING_CGROUP);
 		return rc == -ENOMEM ? rc : 0;
 	}
-	if ((rc = procfs_parse_cgroup(buf, len, &path, id)) < 0) {
+	if ((rc = parse_cgroup_cached(c->pf, buf, len, &path, id)) < 0) {
 		if (rc == -ENOMEM)
 			return rc;
 		c->rec->missing |= PROC_MISSING_CGROUP;

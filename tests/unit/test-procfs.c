@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -14,6 +15,21 @@
 #include "cleanup.h"
 #include "procfs.h"
 #include "util.h"
+
+static int
+write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "we");
+	int rc = 0;
+
+	if (f == NULL)
+		return -1;
+	if (fputs(text, f) < 0)
+		rc = -1;
+	if (fclose(f) != 0)
+		rc = -1;
+	return rc;
+}
 
 static const char *
 fixture_root(void)
@@ -225,6 +241,98 @@ test_read_ordinary(void **state)
 	assert_false(f->sample.kernel_thread);
 }
 
+/* Identical cgroup texts share one parse; every pid still gets its own. */
+static void
+test_read_cgroup_repeats(void **state)
+{
+	struct fixture *f = *state;
+	static const pid_t order[] = { 100, 500, 300, 600, 100, 400, 500, 300 };
+
+	for (size_t i = 0; i < ARRAY_SIZE(order); i++) {
+		struct process_record r;
+
+		process_record_init(&r);
+		assert_int_equal(procfs_read_pid(f->pf, order[i],
+		                                 PROCFS_READ_STAT | PROCFS_READ_CGROUP, &r,
+		                                 &f->sample),
+		                 0);
+		switch (order[i]) {
+		case 100:
+			assert_string_equal(r.container_id, "0123456789abcdef0123456789abcdef"
+			                                    "0123456789abcdef0123456789abcdef");
+			assert_non_null(strstr(r.cgroup, "/system.slice/docker-"));
+			break;
+		case 500:
+			assert_string_equal(r.container_id, "ffffffffffffffffffffffffffffffff"
+			                                    "ffffffffffffffffffffffffffffffff");
+			break;
+		case 400:
+			assert_null(r.cgroup);
+			assert_true(r.missing & PROC_MISSING_CGROUP);
+			break;
+		default:
+			assert_string_equal(r.cgroup, "/");
+			assert_null(r.container_id);
+		}
+		process_record_clear(&r);
+	}
+}
+
+/* More distinct cgroup texts than the cache holds, read forwards and back:
+ * an evicted or reused slot never hands out another text's path. */
+static void
+test_read_cgroup_many(void **state)
+{
+	char root[] = "/tmp/test-procfs-XXXXXX", path[PATH_MAX], text[200];
+	struct procfs *pf = NULL;
+	struct procfs_sample s;
+
+	(void)state;
+	assert_non_null(mkdtemp(root));
+	for (int pid = 1; pid <= 20; pid++) {
+		snprintf(path, sizeof(path), "%s/%d", root, pid);
+		assert_int_equal(mkdir(path, 0700), 0);
+		snprintf(path, sizeof(path), "%s/%d/stat", root, pid);
+		snprintf(text, sizeof(text),
+		         "%d (x) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 %d 0 10\n", pid,
+		         100 + pid);
+		assert_int_equal(write_file(path, text), 0);
+		snprintf(path, sizeof(path), "%s/%d/cgroup", root, pid);
+		snprintf(text, sizeof(text), "0::/slice-%d/docker-%064d.scope\n", pid % 12,
+		         pid % 12);
+		assert_int_equal(write_file(path, text), 0);
+	}
+	assert_int_equal(procfs_open(root, &pf), 0);
+	for (int round = 0; round < 2; round++) {
+		for (int k = 1; k <= 20; k++) {
+			int pid = round ? 21 - k : k;
+			struct process_record r;
+			char want[100];
+
+			process_record_init(&r);
+			assert_int_equal(
+			    procfs_read_pid(pf, pid, PROCFS_READ_STAT | PROCFS_READ_CGROUP, &r, &s),
+			    0);
+			snprintf(want, sizeof(want), "/slice-%d/docker-%064d.scope", pid % 12,
+			         pid % 12);
+			assert_string_equal(r.cgroup, want);
+			snprintf(want, sizeof(want), "%064d", pid % 12);
+			assert_string_equal(r.container_id, want);
+			process_record_clear(&r);
+		}
+	}
+	procfs_free(pf);
+	for (int pid = 1; pid <= 20; pid++) {
+		snprintf(path, sizeof(path), "%s/%d/stat", root, pid);
+		unlink(path);
+		snprintf(path, sizeof(path), "%s/%d/cgroup", root, pid);
+		unlink(path);
+		snprintf(path, sizeof(path), "%s/%d", root, pid);
+		rmdir(path);
+	}
+	rmdir(root);
+}
+
 static void
 test_read_hostile(void **state)
 {
@@ -427,6 +535,8 @@ main(void)
 		cmocka_unit_test(test_tty_and_exe),
 		cmocka_unit_test_setup_teardown(test_read_ordinary, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_hostile, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_cgroup_repeats, setup, teardown),
+		cmocka_unit_test(test_read_cgroup_many),
 		cmocka_unit_test_setup_teardown(test_read_kernel_zombie_memfd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_truncated_and_long_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_gone, setup, teardown),

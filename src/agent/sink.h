@@ -70,6 +70,16 @@ struct sink_buf {
 int sink_buf_add(struct sink_buf *b, const char *s, size_t n);
 int sink_csv_field(struct sink_buf *b, const char *s);
 
+/* TLS files of a syslog (tls://) or webhook (https://) sink (sink_syslog.c,
+ * OpenSSL): sink_tls_load() makes ctx (an SSL_CTX) trust sc->ca_file and
+ * present sc->client_cert with sc->client_key, checking that the key matches;
+ * sink_tls_check() does the same on a throw-away context, to refuse a bad
+ * file when the sink opens. Both return 0, or -EINVAL with the file and
+ * OpenSSL's reason in err. */
+struct ssl_ctx_st;
+int sink_tls_load(struct ssl_ctx_st *ctx, const struct sink_config *sc, struct errbuf *err);
+int sink_tls_check(const struct sink_config *sc, struct errbuf *err);
+
 /* ---- A sink's delivery machinery (sink_worker.c), driven by alert.c ----
  * Each sink has a worker thread, a bounded queue and a backlog (its on-disk
  * spool under <spool_dir>/<name>/, or a bounded memory ring without one). */

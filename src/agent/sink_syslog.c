@@ -11,8 +11,9 @@
  *
  * "tls://host:port" (port default 6514) is the same over TLS (RFC 5425): OpenSSL,
  * TLS 1.2 or newer, the server's certificate verified against the system CA
- * store (or SSL_CERT_FILE / SSL_CERT_DIR, OpenSSL's own variables) and its
- * name checked against host.
+ * store (or SSL_CERT_FILE / SSL_CERT_DIR, OpenSSL's own variables), or
+ * against the sink's ca_file alone, and its name checked against host; with
+ * client_cert and client_key, a client certificate for mutual TLS.
  *
  * Local (no server, or "unix:PATH"): one datagram per alert to /dev/log in the
  * format syslog(3) uses (RFC 3164 header, JSON message), because the local
@@ -144,16 +145,95 @@ parse_hostport(const char *hp, const char *def_port, char **ret_host, char **ret
 	return 0;
 }
 
-/* TLS 1.2+, peer verified against the default CA paths (which honour
- * SSL_CERT_FILE and SSL_CERT_DIR). */
-static int
-syslog_tls_init(struct sink_syslog *s)
+/* The reason of OpenSSL's last error (its queue emptied), or fallback. */
+static const char *
+ssl_reason(const char *fallback)
 {
+	unsigned long e = ERR_peek_last_error();
+	const char *r = e ? ERR_reason_error_string(e) : NULL;
+
+	ERR_clear_error();
+	return r ? r : fallback;
+}
+
+/* A file OpenSSL would only call "system lib": say why it cannot be read. */
+static int
+tls_file_readable(const char *key, const char *path, struct errbuf *err)
+{
+	if (path == NULL || access(path, R_OK) == 0)
+		return 0;
+	errbuf_set(err, "%s %s: %s", key, path, strerror(errno));
+	return -EINVAL;
+}
+
+int
+sink_tls_load(SSL_CTX *ctx, const struct sink_config *sc, struct errbuf *err)
+{
+	if (tls_file_readable("ca_file", sc->ca_file, err) < 0 ||
+	    tls_file_readable("client_cert", sc->client_cert, err) < 0 ||
+	    tls_file_readable("client_key", sc->client_key, err) < 0)
+		return -EINVAL;
+	if (sc->ca_file != NULL && SSL_CTX_load_verify_locations(ctx, sc->ca_file, NULL) != 1) {
+		errbuf_set(err, "ca_file %s: %s", sc->ca_file,
+		           ssl_reason("cannot read a PEM CA certificate"));
+		return -EINVAL;
+	}
+	if (sc->client_cert == NULL)
+		return 0;
+	if (SSL_CTX_use_certificate_chain_file(ctx, sc->client_cert) != 1) {
+		errbuf_set(err, "client_cert %s: %s", sc->client_cert,
+		           ssl_reason("cannot read a PEM certificate"));
+		return -EINVAL;
+	}
+	if (sc->client_key == NULL ||
+	    SSL_CTX_use_PrivateKey_file(ctx, sc->client_key, SSL_FILETYPE_PEM) != 1) {
+		errbuf_set(err, "client_key %s: %s", sc->client_key ? sc->client_key : "(none)",
+		           ssl_reason("cannot read a PEM private key"));
+		return -EINVAL;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		errbuf_set(err, "client_key %s does not match client_cert %s", sc->client_key,
+		           sc->client_cert);
+		ERR_clear_error();
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int
+sink_tls_check(const struct sink_config *sc, struct errbuf *err)
+{
+	SSL_CTX *ctx;
+	int r;
+
+	if (sc->ca_file == NULL && sc->client_cert == NULL)
+		return 0;
+	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL)
+		return -ENOMEM;
+	r = sink_tls_load(ctx, sc, err);
+	SSL_CTX_free(ctx);
+	return r;
+}
+
+/* TLS 1.2+, peer verified against ca_file or else the default CA paths
+ * (which honour SSL_CERT_FILE and SSL_CERT_DIR); the client certificate and
+ * key for mutual TLS when configured. */
+static int
+syslog_tls_init(struct sink_syslog *s, const struct sink_config *sc, struct errbuf *err)
+{
+	int r;
+
 	if ((s->tls_ctx = SSL_CTX_new(TLS_client_method())) == NULL)
 		return -ENOMEM;
 	if (SSL_CTX_set_min_proto_version(s->tls_ctx, TLS1_2_VERSION) != 1 ||
-	    SSL_CTX_set_default_verify_paths(s->tls_ctx) != 1)
+	    (sc->ca_file == NULL && SSL_CTX_set_default_verify_paths(s->tls_ctx) != 1)) {
+		errbuf_set(err, "syslog sink: cannot set up TLS: %s", ssl_reason("unknown"));
 		return -EINVAL;
+	}
+	if ((r = sink_tls_load(s->tls_ctx, sc, err)) < 0) {
+		errbuf_prefix(err, "syslog sink");
+		return r;
+	}
 	SSL_CTX_set_verify(s->tls_ctx, SSL_VERIFY_PEER, NULL);
 	SSL_CTX_set_mode(s->tls_ctx, SSL_MODE_AUTO_RETRY);
 	return 0;
@@ -196,11 +276,13 @@ syslog_configure(struct sink_syslog *s, const struct sink_config *sc, struct err
 		return r;
 	}
 	s->remote = true;
-	if (tls && (r = syslog_tls_init(s)) < 0) {
-		errbuf_set(err, "syslog sink: cannot set up TLS: %s",
-		           ERR_reason_error_string(ERR_get_error()));
-		return r;
+	if (!tls && (sc->ca_file || sc->client_cert || sc->client_key)) {
+		errbuf_set(err, "syslog sink: ca_file, client_cert and client_key need a tls:// "
+		                "server");
+		return -EINVAL;
 	}
+	if (tls && (r = syslog_tls_init(s, sc, err)) < 0)
+		return r;
 	return 0;
 }
 

@@ -2,11 +2,15 @@
  * libcurl (the only file that includes curl.h, STYLE.md rule 8).
  *
  * http:// and https:// only, no redirects followed, HTTPS verified against the
- * system CA store (libcurl's default), a whole-request timeout of timeout_ms.
+ * system CA store (libcurl's default) or the sink's ca_file alone, with
+ * client_cert and client_key a client certificate (mutual TLS); the three
+ * files are read once when the sink opens (libcurl gets them as blobs), so
+ * nothing is opened per request. A whole-request timeout of timeout_ms.
  * A 2xx answer is a delivery. 408, 429 and 5xx, and any transport error, are
  * retried by the caller (backoff, spool); other answers (400, 401, 404, ...)
  * mean the receiver will never take this alert: it is rejected and counted. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +20,7 @@
 #include "util.h"
 
 #define WEBHOOK_DEFAULT_TIMEOUT_MS 5000u
+#define WEBHOOK_PEM_MAX            (1024 * 1024) /* bytes of one PEM file */
 
 struct sink_webhook {
 	char *url;
@@ -88,6 +93,8 @@ webhook_setup(struct sink_webhook *w)
 	c |= curl_easy_setopt(w->curl, CURLOPT_SSL_VERIFYPEER, 1L);
 	c |= curl_easy_setopt(w->curl, CURLOPT_SSL_VERIFYHOST, 2L);
 	c |= curl_easy_setopt(w->curl, CURLOPT_USERAGENT, "daemoneye/" DAEMONEYE_VERSION);
+	c |= curl_easy_setopt(w->curl, CURLOPT_SSLCERTTYPE, "PEM");
+	c |= curl_easy_setopt(w->curl, CURLOPT_SSLKEYTYPE, "PEM");
 	c |= curl_easy_setopt(w->curl, CURLOPT_WRITEFUNCTION, discard);
 	c |= curl_easy_setopt(w->curl, CURLOPT_NOPROGRESS, 0L);
 	c |= curl_easy_setopt(w->curl, CURLOPT_XFERINFOFUNCTION, webhook_progress);
@@ -100,10 +107,76 @@ webhook_setup(struct sink_webhook *w)
 	return c == CURLE_OK ? 0 : -EINVAL;
 }
 
+/* Hands one PEM file to libcurl as a blob (libcurl copies it). */
+static int
+webhook_blob(struct sink_webhook *w, CURLoption opt, const char *key, const char *path,
+             struct errbuf *err)
+{
+	struct curl_blob blob = { .flags = CURL_BLOB_COPY };
+	char *buf = NULL;
+	size_t len = 0;
+	CURLcode c;
+	int r;
+
+	if ((r = read_file_at(AT_FDCWD, path, WEBHOOK_PEM_MAX, false, &buf, &len)) < 0) {
+		errbuf_set(err, "%s %s: %s", key, path, strerror(-r));
+		return -EINVAL;
+	}
+	blob.data = buf;
+	blob.len = len;
+	c = curl_easy_setopt(w->curl, opt, &blob);
+	explicit_bzero(buf, len); /* may be a private key */
+	free(buf);
+	if (c != CURLE_OK) {
+		errbuf_set(err, "%s %s: libcurl: %s", key, path, curl_easy_strerror(c));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ca_file replaces the system CA store; client_cert/client_key for mutual
+ * TLS. The files are checked with OpenSSL first (a key that does not match
+ * its certificate is refused now, not at the first alert). */
+static int
+webhook_tls(struct sink_webhook *w, const struct sink_config *sc, struct errbuf *err)
+{
+	int r;
+
+	if (sc->ca_file == NULL && sc->client_cert == NULL && sc->client_key == NULL)
+		return 0;
+	if (strncmp(sc->url, "https://", 8) != 0) {
+		errbuf_set(err, "ca_file, client_cert and client_key need an https:// url");
+		return -EINVAL;
+	}
+	if ((sc->client_cert == NULL) != (sc->client_key == NULL)) {
+		errbuf_set(err, "client_cert and client_key go together");
+		return -EINVAL;
+	}
+	if ((r = sink_tls_check(sc, err)) < 0)
+		return r;
+	if (sc->ca_file != NULL) {
+		/* Only this CA: no system bundle file or directory beside it. */
+		if (curl_easy_setopt(w->curl, CURLOPT_CAINFO, NULL) != CURLE_OK ||
+		    curl_easy_setopt(w->curl, CURLOPT_CAPATH, NULL) != CURLE_OK) {
+			errbuf_set(err, "ca_file %s: libcurl refuses to drop its CA store",
+			           sc->ca_file);
+			return -EINVAL;
+		}
+		if ((r = webhook_blob(w, CURLOPT_CAINFO_BLOB, "ca_file", sc->ca_file, err)) < 0)
+			return r;
+	}
+	if (sc->client_cert != NULL &&
+	    ((r = webhook_blob(w, CURLOPT_SSLCERT_BLOB, "client_cert", sc->client_cert, err)) < 0 ||
+	     (r = webhook_blob(w, CURLOPT_SSLKEY_BLOB, "client_key", sc->client_key, err)) < 0))
+		return r;
+	return 0;
+}
+
 static int
 webhook_open(const struct sink_config *sc, void **ret, struct errbuf *err)
 {
 	struct sink_webhook *w;
+	int r;
 
 	if (isempty(sc->url) ||
 	    (strncmp(sc->url, "http://", 7) != 0 && strncmp(sc->url, "https://", 8) != 0)) {
@@ -119,6 +192,11 @@ webhook_open(const struct sink_config *sc, void **ret, struct errbuf *err)
 		webhook_close(w);
 		errbuf_set(err, "webhook sink: cannot set up libcurl for %s", sc->url);
 		return -EINVAL;
+	}
+	if ((r = webhook_tls(w, sc, err)) < 0) {
+		webhook_close(w);
+		errbuf_prefix(err, "webhook sink");
+		return r;
 	}
 	*ret = w;
 	return 0;

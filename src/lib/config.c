@@ -148,6 +148,18 @@ static const struct cfg_row sink_rows[] = {
 	  .max = 600000,
 	  .def = "5000",
 	  .sink_mask = SINK_BIT(SINK_WEBHOOK) },
+	{ .key = "ca_file",
+	  .type = CFG_STRING,
+	  .offset = SOFF(ca_file),
+	  .sink_mask = SINK_BIT(SINK_SYSLOG) | SINK_BIT(SINK_WEBHOOK) },
+	{ .key = "client_cert",
+	  .type = CFG_STRING,
+	  .offset = SOFF(client_cert),
+	  .sink_mask = SINK_BIT(SINK_SYSLOG) | SINK_BIT(SINK_WEBHOOK) },
+	{ .key = "client_key",
+	  .type = CFG_STRING,
+	  .offset = SOFF(client_key),
+	  .sink_mask = SINK_BIT(SINK_SYSLOG) | SINK_BIT(SINK_WEBHOOK) },
 	{ .key = "spool_max_bytes",
 	  .type = CFG_SIZE,
 	  .offset = SOFF(spool_max_bytes),
@@ -383,6 +395,9 @@ config_sink_free(struct sink_config *s)
 	free(s->facility);
 	free(s->server);
 	free(s->url);
+	free(s->ca_file);
+	free(s->client_cert);
+	free(s->client_key);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -504,8 +519,11 @@ sink_copy(struct sink_config *d, const struct sink_config *s)
 {
 	*d = *s;
 	d->path = d->facility = d->server = d->url = NULL;
+	d->ca_file = d->client_cert = d->client_key = NULL;
 	if (dup_str(&d->path, s->path) < 0 || dup_str(&d->facility, s->facility) < 0 ||
-	    dup_str(&d->server, s->server) < 0 || dup_str(&d->url, s->url) < 0)
+	    dup_str(&d->server, s->server) < 0 || dup_str(&d->url, s->url) < 0 ||
+	    dup_str(&d->ca_file, s->ca_file) < 0 || dup_str(&d->client_cert, s->client_cert) < 0 ||
+	    dup_str(&d->client_key, s->client_key) < 0)
 		return -ENOMEM;
 	return 0;
 }
@@ -591,6 +609,33 @@ fail:
 	return -ENOMEM;
 }
 
+/* The TLS files of a syslog or webhook sink: absolute paths, a client
+ * certificate only with its key, and only where TLS is spoken. Whether the
+ * files can be read and hold what they should is checked when the agent
+ * opens the sink (as its user, after the privilege drop). */
+static const char *
+config_sink_tls_problem(const struct sink_config *s)
+{
+	const char *const files[] = { s->ca_file, s->client_cert, s->client_key };
+	bool any = false;
+
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		if (files[i] == NULL)
+			continue;
+		if (files[i][0] != '/')
+			return "ca_file, client_cert and client_key must be absolute paths";
+		any = true;
+	}
+	if ((s->client_cert == NULL) != (s->client_key == NULL))
+		return "client_cert and client_key go together";
+	if (any && s->type == SINK_SYSLOG &&
+	    (s->server == NULL || strncmp(s->server, "tls://", 6) != 0))
+		return "ca_file, client_cert and client_key need a tls:// server";
+	if (any && s->type == SINK_WEBHOOK && s->url != NULL && strncmp(s->url, "https://", 8) != 0)
+		return "ca_file, client_cert and client_key need an https:// url";
+	return NULL;
+}
+
 /* Type-specific requirements, checked where the sink is written so the error
  * has its line. */
 const char *
@@ -604,7 +649,7 @@ config_sink_problem(const struct sink_config *s)
 	if (s->type == SINK_SYSLOG && s->server != NULL && strncmp(s->server, "tcp://", 6) != 0 &&
 	    strncmp(s->server, "tls://", 6) != 0)
 		return "a syslog server is tcp://host:port or tls://host:port";
-	return NULL;
+	return config_sink_tls_problem(s);
 }
 
 const struct cfg_row *
@@ -850,6 +895,11 @@ print_sink(const struct sink_config *s, size_t i, FILE *f)
 		fprintf(f, " url=%s timeout_ms=%" PRIu32, s->url ? s->url : "-", s->timeout_ms);
 		break;
 	}
+	if (s->ca_file != NULL)
+		fprintf(f, " ca_file=%s", s->ca_file);
+	if (s->client_cert != NULL)
+		fprintf(f, " client_cert=%s client_key=%s", s->client_cert,
+		        s->client_key ? s->client_key : "-");
 	fprintf(f, " spool_max_bytes=%" PRIu64 "\n", s->spool_max_bytes);
 }
 

@@ -45,6 +45,10 @@ struct sink_config {
 	char *url;           /* webhook */
 	uint32_t timeout_ms; /* webhook (default 5000) */
 	uint64_t spool_max_bytes; /* every sink: on-disk spool bound (default 64 MiB) */
+	/* syslog tls:// and webhook https:// only (absolute paths, optional): */
+	char *ca_file;     /* trust this PEM CA file instead of the system store */
+	char *client_cert; /* PEM client certificate (chain) for mutual TLS ... */
+	char *client_key;  /* ... and its PEM private key; both or neither */
 };
 
 struct collector_config {

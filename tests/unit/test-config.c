@@ -113,7 +113,8 @@ static const char good_yaml[] =
     "      max_files: 3\n"
     "      spool_max_bytes: 1KiB\n"
     "    - { type: syslog, facility: local3, server: \"tcp://127.0.0.1:514\" }\n"
-    "    - { type: webhook, url: \"https://example.test/hook\", timeout_ms: 100 }\n"
+    "    - { type: webhook, url: \"https://example.test/hook\", timeout_ms: 100,\n"
+    "        ca_file: /etc/de/ca.pem, client_cert: /etc/de/c.pem, client_key: /etc/de/c.key }\n"
     "collectors:\n"
     "  - { id: procmond, binary: /usr/lib/de/procmond, args: [--no-hash, -v], spawn: no }\n"
     "  - { id: other }\n";
@@ -152,6 +153,10 @@ test_good_file(void **state)
 	assert_string_equal(cfg.alerting.sinks[2].server, "tcp://127.0.0.1:514");
 	assert_string_equal(cfg.alerting.sinks[3].url, "https://example.test/hook");
 	assert_int_equal(cfg.alerting.sinks[3].timeout_ms, 100);
+	assert_string_equal(cfg.alerting.sinks[3].ca_file, "/etc/de/ca.pem");
+	assert_string_equal(cfg.alerting.sinks[3].client_cert, "/etc/de/c.pem");
+	assert_string_equal(cfg.alerting.sinks[3].client_key, "/etc/de/c.key");
+	assert_null(cfg.alerting.sinks[2].ca_file);
 	assert_int_equal(cfg.n_collectors, 2);
 	assert_string_equal(cfg.collectors[0].binary, "/usr/lib/de/procmond");
 	assert_int_equal(cfg.collectors[0].n_args, 2);
@@ -165,6 +170,7 @@ test_good_file(void **state)
 	assert_int_equal(config_copy(&cfg, &copy), 0);
 	config_free(&cfg);
 	assert_string_equal(copy.alerting.sinks[3].url, "https://example.test/hook");
+	assert_string_equal(copy.alerting.sinks[3].client_key, "/etc/de/c.key");
 	assert_string_equal(copy.collectors[0].args[0], "--no-hash");
 	assert_string_equal(copy.detection.rules_dirs[0], "/a");
 
@@ -174,6 +180,8 @@ test_good_file(void **state)
 	assert_non_null(strstr(out, "agent.data_dir = /srv/de"));
 	assert_non_null(strstr(out, "detection.rules_dirs = /a:/b"));
 	assert_non_null(strstr(out, "sink[1]: file path=/srv/alerts.jsonl"));
+	assert_non_null(strstr(out, "ca_file=/etc/de/ca.pem client_cert=/etc/de/c.pem "
+	                            "client_key=/etc/de/c.key"));
 	assert_non_null(strstr(out, "collector[1]: id=other"));
 	free(out);
 	config_free(&copy);
@@ -447,6 +455,30 @@ test_more_errors(void **state)
 	expect_error("alerting:\n  sinks:\n    - { type: syslog, server: 'udp://h:514' }\n",
 	             "t.yaml:3: alerting.sinks[0]: a syslog server is tcp://host:port or "
 	             "tls://host:port");
+	/* TLS files: absolute, cert with key, only where TLS is spoken. */
+	expect_error("alerting:\n  sinks:\n    - { type: syslog, server: 'tcp://h:514',\n"
+	             "        client_cert: /c.pem, client_key: /c.key }\n",
+	             "t.yaml:3: alerting.sinks[0]: ca_file, client_cert and client_key need a "
+	             "tls:// server");
+	expect_error("alerting:\n  sinks:\n    - { type: syslog, ca_file: /ca.pem }\n",
+	             "t.yaml:3: alerting.sinks[0]: ca_file, client_cert and client_key need a "
+	             "tls:// server");
+	expect_error(
+	    "alerting:\n  sinks:\n    - { type: webhook, url: 'http://h/', ca_file: /a }\n",
+	    "t.yaml:3: alerting.sinks[0]: ca_file, client_cert and client_key need an "
+	    "https:// url");
+	expect_error("alerting:\n  sinks:\n    - { type: webhook, url: 'https://h/', client_cert: "
+	             "/c.pem }\n",
+	             "t.yaml:3: alerting.sinks[0]: client_cert and client_key go together");
+	expect_error("alerting:\n  sinks:\n\n    - { type: syslog, server: 'tls://h',"
+	             " client_key: /k }\n",
+	             "t.yaml:4: alerting.sinks[0]: client_cert and client_key go together");
+	expect_error("alerting:\n  sinks:\n    - { type: webhook, url: 'https://h/', ca_file: "
+	             "ca.pem }\n",
+	             "t.yaml:3: alerting.sinks[0]: ca_file, client_cert and client_key must be "
+	             "absolute paths");
+	expect_error("alerting:\n  sinks:\n    - { type: file, path: /x, ca_file: /ca.pem }\n",
+	             "t.yaml:3: unknown key 'alerting.sinks[0].ca_file' for a file sink");
 	expect_error(
 	    "alerting:\n  sinks:\n    - { type: syslog, facility: mail2 }\n",
 	    "t.yaml:3: alerting.sinks[0].facility: expected one of kern, user, mail, daemon, "

@@ -319,11 +319,30 @@ hash_cache_get_fd(struct hash_cache *hc, int fd, char hex[HASH_HEX_LEN + 1])
 }
 
 int
-hash_cache_get(struct hash_cache *hc, int proc_dirfd, pid_t pid, char hex[HASH_HEX_LEN + 1])
+hash_cache_get_stat(struct hash_cache *hc, const struct stat *sb, int proc_dirfd, pid_t pid,
+                    char hex[HASH_HEX_LEN + 1])
 {
 	_cleanup_close_ int fd = -1;
-	struct stat sb;
 	struct hash_key k;
+	char path[32];
+
+	if (!S_ISREG(sb->st_mode))
+		return -EINVAL;
+	key_from_stat(sb, &k);
+	if (cache_hit(hc, &k, hex))
+		return 0;
+	snprintf(path, sizeof(path), "%d/exe", (int)pid);
+	if ((fd = openat(proc_dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	/* The image behind the link may have changed since sb was taken: the
+	 * key must be the open file's, or a wrong digest gets cached. */
+	return hash_cache_get_fd(hc, fd, hex);
+}
+
+int
+hash_cache_get(struct hash_cache *hc, int proc_dirfd, pid_t pid, char hex[HASH_HEX_LEN + 1])
+{
+	struct stat sb;
 	char path[32];
 
 	snprintf(path, sizeof(path), "%d/exe", (int)pid);
@@ -331,16 +350,7 @@ hash_cache_get(struct hash_cache *hc, int proc_dirfd, pid_t pid, char hex[HASH_H
 	 * process) costs one call, and only a miss opens the file. */
 	if (fstatat(proc_dirfd, path, &sb, 0) < 0)
 		return errno == ENOENT ? -ESRCH : -errno;
-	if (!S_ISREG(sb.st_mode))
-		return -EINVAL;
-	key_from_stat(&sb, &k);
-	if (cache_hit(hc, &k, hex))
-		return 0;
-	if ((fd = openat(proc_dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
-		return errno == ENOENT ? -ESRCH : -errno;
-	/* The image behind the link may have changed between the two calls:
-	 * the key must be the open file's, or a wrong digest gets cached. */
-	return hash_cache_get_fd(hc, fd, hex);
+	return hash_cache_get_stat(hc, &sb, proc_dirfd, pid, hex);
 }
 
 int

@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #define HASH_HEX_LEN             64
@@ -44,6 +45,13 @@ void hash_cache_free(struct hash_cache *hc);
  * job slots are used up this tick; -ESRCH when the process or its image is
  * gone; -EACCES; -EIO. */
 int hash_cache_get(struct hash_cache *hc, int proc_dirfd, pid_t pid, char hex[HASH_HEX_LEN + 1]);
+
+/* The same, with the image's stat (taken through /proc/PID/exe of the same
+ * instance, e.g. procfs's PROCFS_READ_EXE_KEY) as the cache key: a hit costs
+ * no system call; a miss opens <proc_dirfd>/PID/exe and keys by what it
+ * opened. */
+int hash_cache_get_stat(struct hash_cache *hc, const struct stat *sb, int proc_dirfd, pid_t pid,
+                        char hex[HASH_HEX_LEN + 1]);
 
 /* The same for an open file (not consumed). */
 int hash_cache_get_fd(struct hash_cache *hc, int fd, char hex[HASH_HEX_LEN + 1]);

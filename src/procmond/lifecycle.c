@@ -353,8 +353,9 @@ clock_ms(clockid_t id)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* exe_stat: the image's stat from the read that found it, or NULL. */
 static void
-fill_hash(struct lifecycle *lc, struct entry *e)
+fill_hash(struct lifecycle *lc, struct entry *e, const struct stat *exe_stat)
 {
 	char hex[HASH_HEX_LEN + 1];
 	int rc;
@@ -366,7 +367,8 @@ fill_hash(struct lifecycle *lc, struct entry *e)
 		e->rec.missing |= PROC_MISSING_HASH;
 		return;
 	}
-	rc = hash_cache_get(lc->hc, procfs_dirfd(lc->pf), e->rec.pid, hex);
+	rc = exe_stat ? hash_cache_get_stat(lc->hc, exe_stat, procfs_dirfd(lc->pf), e->rec.pid, hex)
+	              : hash_cache_get(lc->hc, procfs_dirfd(lc->pf), e->rec.pid, hex);
 	if (rc == 0) {
 		pool_put(lc, e->rec.executable_hash);
 		e->rec.executable_hash = pool_get(lc, hex);
@@ -456,12 +458,16 @@ entry_read_full(struct lifecycle *lc, pid_t pid, struct entry **ret)
 {
 	struct entry *e = entry_new();
 	bool keep = lc->fd_entries < lc->fd_budget;
+	bool hashing = lc->hc != NULL && lc->opts.compute_hashes;
 	struct procfs_sample s;
 	int rc;
 
 	if (e == NULL)
 		return -ENOMEM;
-	rc = procfs_read_pid(lc->pf, pid, FULL_READ | (keep ? PROCFS_KEEP_FDS : 0u), &e->rec, &s);
+	rc = procfs_read_pid(lc->pf, pid,
+	                     FULL_READ | (keep ? PROCFS_KEEP_FDS : 0u) |
+	                         (hashing ? PROCFS_READ_EXE_KEY : 0u),
+	                     &e->rec, &s);
 	if (rc < 0) {
 		process_record_clear(&e->rec); /* owned, not yet shared */
 		entry_free(lc, e);
@@ -480,7 +486,7 @@ entry_read_full(struct lifecycle *lc, pid_t pid, struct entry **ret)
 	note_dir_owner(lc, e);
 	e->hidden = is_hidden(lc, e);
 	if (!e->hidden) {
-		fill_hash(lc, e);
+		fill_hash(lc, e, s.have_exe_stat ? &s.exe_stat : NULL);
 		fill_parent(lc, e);
 	}
 	*ret = e;
@@ -542,7 +548,7 @@ recheck_image(struct lifecycle *lc, struct entry *e, char *fields)
 		add_field(fields, "executable_path");
 		pool_put(lc, e->rec.executable_hash);
 		e->rec.executable_hash = NULL;
-		fill_hash(lc, e);
+		fill_hash(lc, e, NULL);
 		if (e->rec.executable_hash != NULL)
 			add_field(fields, "executable_hash");
 	}
@@ -646,7 +652,7 @@ refresh_known(struct lifecycle *lc, struct entry *e, const struct procfs_stat *s
 		recheck_image(lc, e, fields);
 	recheck_ids(lc, e, fields);
 	if (e->hash_pending) {
-		fill_hash(lc, e);
+		fill_hash(lc, e, NULL);
 		if (e->rec.executable_hash != NULL)
 			add_field(fields, "executable_hash");
 	}

@@ -565,7 +565,7 @@ read_cmdline_step(struct read_ctx *c, unsigned what)
 }
 
 static int
-read_exe_step(struct read_ctx *c)
+read_exe_step(struct read_ctx *c, unsigned what)
 {
 	_cleanup_free_ char *link = NULL;
 	struct process_record *r = c->rec;
@@ -594,6 +594,9 @@ read_exe_step(struct read_ctx *c)
 		r->file_exists = !r->exe_deleted || stat(clean, &sb) == 0;
 	replace_str(&r->executable_path, sanitize_path(clean));
 	free(clean);
+	/* Through the directory fd: one path component, not two from /proc. */
+	if ((what & PROCFS_READ_EXE_KEY) && fstatat(c->pdir, "exe", &c->sample->exe_stat, 0) == 0)
+		c->sample->have_exe_stat = true;
 	r->missing &= ~(uint32_t)PROC_MISSING_EXE;
 	return r->executable_path == NULL ? -ENOMEM : 0;
 }
@@ -752,7 +755,7 @@ read_pid(struct procfs *pf, pid_t pid, unsigned what, struct process_record *rec
 	 * at exit, while its status stays readable until it is reaped. */
 	if ((what & PROCFS_READ_CMDLINE) && (rc = read_cmdline_step(&c, what)) < 0)
 		return rc;
-	if ((what & PROCFS_READ_EXE) && (rc = read_exe_step(&c)) < 0)
+	if ((what & PROCFS_READ_EXE) && (rc = read_exe_step(&c, what)) < 0)
 		return rc;
 	if ((what & PROCFS_READ_STATUS) && (rc = read_status_step(&c)) < 0)
 		return rc;

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "process.h"
@@ -109,6 +110,9 @@ enum {
 	 * closes): pread on them later re-reads the same process instance
 	 * without a path lookup, and fails with ESRCH once it is gone. */
 	PROCFS_KEEP_FDS = 1u << 8,
+	/* With PROCFS_READ_EXE: also stat the image through the same /proc/PID
+	 * directory fd (the hash cache key; hash_cache_get_stat). */
+	PROCFS_READ_EXE_KEY = 1u << 9,
 };
 
 /* Numbers that are not record columns but that the lifecycle needs. */
@@ -118,6 +122,8 @@ struct procfs_sample {
 	uint64_t cmdline_digest; /* FNV-1a of the raw cmdline bytes (READ_CMDLINE) */
 	bool kernel_thread;
 	int stat_fd, cmdline_fd; /* with PROCFS_KEEP_FDS: open fds, or -1 */
+	bool have_exe_stat;      /* PROCFS_READ_EXE_KEY: exe_stat is the image's */
+	struct stat exe_stat;
 };
 
 /* Reads pid into rec (initialized by the caller with process_record_init;

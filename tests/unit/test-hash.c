@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <openssl/evp.h>
@@ -118,6 +119,44 @@ test_by_pid(void **state)
 	hash_cache_free(hc);
 }
 
+/* A key handed in (procfs's stat of /proc/PID/exe): a hit reads nothing; a
+ * stale key is not trusted on a miss, the opened image is keyed and hashed;
+ * not a regular file is refused. */
+static void
+test_by_given_stat(void **state)
+{
+	struct hash_cache *hc = NULL;
+	_cleanup_close_ int proc = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_free_ char *data = NULL;
+	struct hash_stats st;
+	struct stat sb, stale;
+	size_t len = 0;
+	char hex[65], want[65];
+
+	(void)state;
+	assert_true(proc >= 0);
+	assert_true(read_file_at(AT_FDCWD, "/proc/self/exe", 1u << 30, false, &data, &len) == 0);
+	sha256_hex(data, len, want);
+	assert_int_equal(fstatat(proc, "self/exe", &sb, 0), 0);
+	assert_int_equal(hash_cache_new(0, 0, &hc), 0);
+	stale = sb;
+	stale.st_mtim.tv_sec ^= 1;
+	assert_int_equal(hash_cache_get_stat(hc, &stale, proc, getpid(), hex), 0);
+	assert_string_equal(hex, want);
+	hash_cache_stats(hc, &st);
+	assert_int_equal(st.misses, 1);
+	assert_int_equal(st.bytes_hashed, len);
+	/* Cached under the image's real key, not the stale one. */
+	assert_int_equal(hash_cache_get_stat(hc, &sb, proc, 0x7ffffff0, hex), 0);
+	assert_string_equal(hex, want);
+	hash_cache_stats(hc, &st);
+	assert_int_equal(st.hits, 1);
+	assert_int_equal(st.bytes_hashed, len);
+	assert_int_equal(fstat(proc, &sb), 0);
+	assert_int_equal(hash_cache_get_stat(hc, &sb, proc, getpid(), hex), -EINVAL);
+	hash_cache_free(hc);
+}
+
 static void
 test_eviction_bounded(void **state)
 {
@@ -150,6 +189,7 @@ main(void)
 		cmocka_unit_test(test_known_vector_and_cache),
 		cmocka_unit_test(test_budget_defers_big_files),
 		cmocka_unit_test(test_by_pid),
+		cmocka_unit_test(test_by_given_stat),
 		cmocka_unit_test(test_eviction_bounded),
 	};
 

@@ -721,7 +721,9 @@ rows_eof(sqlite3_vtab_cursor *cur)
 }
 
 /* A column, with store_bind_proc()'s types and NULL conventions; text is
- * the caller's, valid while the rows are. */
+ * the caller's, valid while the rows are. Its length is left to SQLite
+ * (-1): a length given here would not mark the text NUL-terminated, and
+ * SQLite would copy it for every LIKE and REGEXP that reads it. */
 static int
 rows_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
 {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "errbuf.h"
@@ -230,6 +231,16 @@ test_regexp(void **state)
 	assert_int_equal(try_run(f, "SELECT regexp('a', CAST(x'ff61' AS TEXT))", 2000, &err),
 	                 -EINVAL);
 	assert_non_null(strstr(err.msg, "regexp"));
+	/* Past the first eight bytes too (ASCII subjects skip PCRE2's own
+	 * check; a subject with any other byte keeps it). */
+	assert_int_equal(try_run(f,
+	                         "SELECT regexp('a', CAST(x'6161616161616161616161ff61' AS TEXT))",
+	                         2000, &err),
+	                 -EINVAL);
+	assert_int_equal(
+	    try_run(f, "SELECT regexp('^a{16}.$', 'aaaaaaaaaaaaaaaa\xc3\xa9')", 2000, &err), 1);
+	assert_int_equal(try_run(f, "SELECT regexp('^a{16}b$', 'aaaaaaaaaaaaaaaab')", 2000, &err),
+	                 1);
 	assert_int_equal(try_run(f, "SELECT regexp('(', 'x')", 100, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "bad pattern"));
 	/* Many distinct patterns: the cache stays bounded and still answers. */
@@ -242,6 +253,29 @@ test_regexp(void **state)
 	assert_int_equal(st.regex_limit_hits, 0); /* a bad pattern or bad UTF-8 is no limit */
 	assert_true(st.regex_cache_hits > 0);
 	assert_true(st.regex_compiles > SQLGUARD_REGEX_CACHE);
+}
+
+/* Work outside SQLite's instructions asks sqlguard_deadline_passed(): only
+ * while a statement runs, and only once its deadline is behind. */
+static void
+test_deadline_passed(void **state)
+{
+	struct fixture *f = *state;
+	struct errbuf err;
+
+	assert_false(sqlguard_deadline_passed(NULL));
+	assert_false(sqlguard_deadline_passed(f->g)); /* trusted mode */
+	sqlguard_run_begin(f->g, SQLGUARD_RULE, 5000);
+	assert_false(sqlguard_deadline_passed(f->g));
+	sqlguard_run_end(f->g);
+	sqlguard_run_begin(f->g, SQLGUARD_RULE, 1);
+	(void)nanosleep(&(struct timespec){ .tv_nsec = 5 * 1000 * 1000 }, NULL);
+	assert_true(sqlguard_deadline_passed(f->g));
+	/* The step that stops on it reports the time limit. */
+	assert_int_equal(sqlguard_step_error(f->g, SQLITE_INTERRUPT, &err), -ETIMEDOUT);
+	assert_non_null(strstr(err.msg, "time limit of 1 ms"));
+	sqlguard_run_end(f->g);
+	assert_false(sqlguard_deadline_passed(f->g));
 }
 
 /* Statement text limits, the function allow-list lookup, no attached
@@ -304,6 +338,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_stopped_at_run, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_regexp, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limits_and_lookup, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deadline_passed, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # 100 rules over a batch of 10,000 new processes through detect_on_batch
-# (sandbox, staging, match building) beside the floor: the same SQL on a bare
-# SQLite connection. Issue 5 goal: under 100 ms.
+# (sandbox, the rows' virtual table, match building) beside the floor: the
+# same SQL on a bare SQLite connection over a TEMP table. Issue 5 goal: under
+# 100 ms.
 # BENCH_RULES_ROWS / BENCH_RULES_N / BENCH_RULES_ROUNDS override the sizes.
 set -euo pipefail
 build=${DE_BUILD_DIR:-build}

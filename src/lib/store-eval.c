@@ -22,6 +22,8 @@
  * changes the order rows come out in (an OR or IN split into lookups). */
 #define PLAN_ROWS   1000.0
 #define MAX_FILTERS 16
+/* Room for the process columns (31; checked at open). */
+#define N_PROC_COLS_MAX 40
 /* Filter work (rows and LIKE steps) between two looks at the deadline. */
 #define WORK_CHECK (1u << 16)
 
@@ -29,10 +31,13 @@ struct store_stmt {
 	sqlite3_stmt *stmt;
 };
 
-/* A pid and the position of its row, sorted: the index for pid = ?. */
-struct pid_pos {
-	int32_t pid;
-	uint32_t pos;
+/* The positions of the rows whose value in one column is not NULL, sorted
+ * by that value (then position): the index for col = ? when a cursor is the
+ * inner loop of a join. Built on demand, once per batch. */
+struct col_index {
+	uint32_t *pos;
+	size_t n, cap;
+	bool ok;
 };
 
 struct store_eval {
@@ -49,9 +54,7 @@ struct store_eval {
 	struct process_event *own;
 	size_t n_own;
 	bool staged;
-	struct pid_pos *by_pid; /* built on the first pid lookup of a batch */
-	size_t by_pid_cap;
-	bool by_pid_ok;
+	struct col_index ix[N_PROC_COLS_MAX];
 };
 
 /* ---- The values of a row -------------------------------------------------- */
@@ -421,9 +424,10 @@ struct rows_cursor {
 	struct store_eval *e;
 	struct row_filter f[MAX_FILTERS];
 	int nf;
-	const struct pid_pos *ix; /* pid = ? lookup: ix[i..end), else rows i..end */
-	size_t i, end, pos;       /* pos: the row at i */
+	const uint32_t *ix; /* a lookup: rows ix[i..end), else rows i..end */
+	size_t i, end, pos; /* pos: the row at i */
 	uint64_t work;
+	unsigned filters; /* xFilter calls: more than one makes it an inner loop */
 };
 
 static int
@@ -588,57 +592,102 @@ rows_close(sqlite3_vtab_cursor *cur)
 	return SQLITE_OK;
 }
 
+/* Orders two rows by their value in column col (both not NULL). */
 static int
-cmp_pid_pos(const void *a, const void *b)
+cmp_rows(const struct store_eval *e, int col, uint32_t a, uint32_t b)
 {
-	const struct pid_pos *x = a, *y = b;
+	const struct process_event *x = row_at(e, a), *y = row_at(e, b);
+	int64_t u = 0, v = 0;
 
-	if (x->pid != y->pid)
-		return (x->pid > y->pid) - (x->pid < y->pid);
-	return (x->pos > y->pos) - (x->pos < y->pos);
+	if (kind_is_text(proc_cols[col].kind))
+		return strcmp(col_text(x, col), col_text(y, col));
+	(void)col_int(x, col, &u);
+	(void)col_int(y, col, &v);
+	return (u > v) - (u < v);
 }
 
-/* Sorts the rows by pid (then position) once per batch. */
+struct sort_ctx {
+	const struct store_eval *e;
+	int col;
+};
+
 static int
-pid_index(struct store_eval *e)
+cmp_index_entry(const void *a, const void *b, void *ctx)
 {
-	if (e->by_pid_ok)
-		return 0;
-	if (e->n > e->by_pid_cap) {
-		struct pid_pos *n = reallocarray(e->by_pid, e->n, sizeof(*n));
-		if (n == NULL)
-			return -ENOMEM;
-		e->by_pid = n;
-		e->by_pid_cap = e->n;
+	const struct sort_ctx *sc = ctx;
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	int c = cmp_rows(sc->e, sc->col, x, y);
+
+	return c ? c : (x > y) - (x < y);
+}
+
+/* Builds (once per batch) the index of column col. */
+static int
+col_index_get(struct store_eval *e, int col, const struct col_index **ret)
+{
+	struct col_index *ix = &e->ix[col];
+	struct sort_ctx sc = { e, col };
+
+	if (!ix->ok) {
+		if (e->n > ix->cap) {
+			uint32_t *n = reallocarray(ix->pos, e->n, sizeof(*n));
+			if (n == NULL)
+				return -ENOMEM;
+			ix->pos = n;
+			ix->cap = e->n;
+		}
+		ix->n = 0;
+		for (size_t i = 0; i < e->n; i++) {
+			int64_t v;
+			const struct process_event *ev = row_at(e, i);
+			if (kind_is_text(proc_cols[col].kind) ? col_text(ev, col) != NULL
+			                                      : col_int(ev, col, &v))
+				ix->pos[ix->n++] = (uint32_t)i;
+		}
+		if (ix->n > 1)
+			qsort_r(ix->pos, ix->n, sizeof(*ix->pos), cmp_index_entry, &sc);
+		ix->ok = true;
 	}
-	for (size_t i = 0; i < e->n; i++)
-		e->by_pid[i] = (struct pid_pos){ row_at(e, i)->proc.pid, (uint32_t)i };
-	if (e->n > 1)
-		qsort(e->by_pid, e->n, sizeof(*e->by_pid), cmp_pid_pos);
-	e->by_pid_ok = true;
+	*ret = ix;
 	return 0;
 }
 
-/* Narrows the cursor to the rows of pid v (in position order). */
+/* Compares the value of column col in row pos with operand o. */
 static int
-cursor_lookup(struct rows_cursor *c, int64_t v)
+cmp_row_operand(const struct store_eval *e, int col, uint32_t pos, const struct operand *o)
 {
-	struct store_eval *e = c->e;
+	const struct process_event *ev = row_at(e, pos);
+	int64_t v = 0;
+
+	if (kind_is_text(proc_cols[col].kind))
+		return strcmp(col_text(ev, col), o->s);
+	(void)col_int(ev, col, &v);
+	return (v > o->i) - (v < o->i);
+}
+
+/* Narrows the cursor to the rows where f's column equals its operand, in
+ * position order, through the column's index. */
+static int
+cursor_lookup(struct rows_cursor *c, const struct row_filter *f)
+{
+	const struct col_index *ix;
 	size_t lo = 0, hi;
 
-	if (pid_index(e) < 0)
+	if (col_index_get(c->e, f->col, &ix) < 0)
 		return -ENOMEM;
-	hi = e->n;
+	hi = ix->n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if ((int64_t)e->by_pid[mid].pid < v)
+		if (cmp_row_operand(c->e, f->col, ix->pos[mid], &f->v[0]) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	c->ix = e->by_pid;
+	c->ix = ix->pos;
 	c->i = lo;
-	for (c->end = lo; c->end < e->n && (int64_t)e->by_pid[c->end].pid == v; c->end++)
+	for (c->end = lo;
+	     c->end < ix->n && cmp_row_operand(c->e, f->col, ix->pos[c->end], &f->v[0]) == 0;
+	     c->end++)
 		;
 	return 0;
 }
@@ -650,7 +699,7 @@ static int
 cursor_seek(struct rows_cursor *c)
 {
 	for (; c->i < c->end; c->i++) {
-		size_t pos = c->ix ? c->ix[c->i].pos : c->i;
+		size_t pos = c->ix ? c->ix[c->i] : c->i;
 		const struct process_event *ev = row_at(c->e, pos);
 		int k;
 		if (++c->work >= WORK_CHECK) {
@@ -675,13 +724,15 @@ rows_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, int argc
 	struct rows_cursor *c = (struct rows_cursor *)cur;
 	sqlite3 *db = c->e->db;
 	int like_max = sqlite3_limit(db, SQLITE_LIMIT_LIKE_PATTERN_LENGTH, -1), a = 0;
-	const struct row_filter *pid_eq = NULL;
+	const struct row_filter *eq = NULL;
 
 	(void)idx_num;
 	cursor_clear(c);
 	c->i = 0;
 	c->end = c->e->n;
-	for (size_t k = 0; idx_str != NULL && strnlen(idx_str + k, 3) == 3; k += 3) {
+	c->filters++;
+	for (size_t k = 0; idx_str != NULL && strnlen(idx_str + k, 3) == 3 && c->nf < MAX_FILTERS;
+	     k += 3) {
 		struct row_filter *f = &c->f[c->nf++];
 		f->col = idx_str[k] - 'A';
 		f->op = idx_str[k + 1];
@@ -691,14 +742,18 @@ rows_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, int argc
 		 * literal's type at planning is its type here, so this is a
 		 * broken promise, refused rather than answered wrongly. */
 		if (idx_str[k + 2] == 'o' && !f->active) {
+			sqlite3_free(cur->pVtab->zErrMsg);
 			cur->pVtab->zErrMsg = sqlite3_mprintf("processes: cannot test %s exactly",
 			                                      proc_cols[f->col].name);
 			return SQLITE_MISMATCH;
 		}
-		if (f->col == 0 && f->op == OP_EQ && f->active)
-			pid_eq = f;
+		if (f->op == OP_EQ && f->active && (eq == NULL || f->col == 0))
+			eq = f;
 	}
-	if (pid_eq != NULL && cursor_lookup(c, pid_eq->v[0].i) < 0)
+	/* A scan in C costs a few ns a row, sorting the batch far more: the
+	 * index pays only for a cursor that is filtered again and again, the
+	 * inner loop of a join (`JOIN processes c ON c.pid = p.ppid`). */
+	if (eq != NULL && c->filters > 1 && cursor_lookup(c, eq) < 0)
 		return SQLITE_NOMEM;
 	return cursor_seek(c);
 }
@@ -792,6 +847,8 @@ store_eval_open(struct store *s, struct store_eval **ret, struct errbuf *err)
 	struct store_eval *e;
 	int rc;
 
+	if (N_PROC_COLS > N_PROC_COLS_MAX)
+		return -E2BIG;
 	if ((e = calloc(1, sizeof(*e))) == NULL)
 		return -ENOMEM;
 	e->store = s;
@@ -846,7 +903,8 @@ rows_point(struct store_eval *e, const struct process_event *evs, const size_t *
 	e->evs = evs;
 	e->idx = idx;
 	e->n = evs != NULL ? n : 0;
-	e->by_pid_ok = false;
+	for (int i = 0; i < N_PROC_COLS; i++)
+		e->ix[i].ok = false;
 }
 
 void
@@ -866,7 +924,8 @@ store_eval_close(struct store_eval *e)
 		sqlguard_free(e->guard);
 	}
 	rows_free_own(e);
-	free(e->by_pid);
+	for (int i = 0; i < N_PROC_COLS; i++)
+		free(e->ix[i].pos);
 	free(e);
 }
 

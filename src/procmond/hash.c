@@ -1,18 +1,16 @@
 #include "hash.h"
 
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
-/* OpenSSL's SHA-256 core without the EVP provider layer: fetching through
- * EVP loads and registers the whole default provider, about 1.5 MB more
- * resident memory for one algorithm. The low-level calls are deprecated
- * in OpenSSL 3 but compute the same digest with the same implementation. */
-#define OPENSSL_SUPPRESS_DEPRECATED
+#include <link.h>
 #include <openssl/crypto.h>
-#include <openssl/sha.h>
+#include <openssl/evp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,7 +37,7 @@ struct hash_job {
 	struct hash_key key;
 	int fd; /* -1: free slot */
 	off_t done;
-	SHA256_CTX md;
+	EVP_MD_CTX *md; /* made once per slot and reused */
 };
 
 struct hash_cache {
@@ -47,6 +45,7 @@ struct hash_cache {
 	size_t n_sets;
 	uint64_t clock;
 	uint64_t budget, budget_left;
+	EVP_MD *sha256; /* fetched once */
 	struct hash_job jobs[HASH_MAX_JOBS];
 	unsigned char *buf;
 	struct hash_stats st;
@@ -82,6 +81,55 @@ key_set(const struct hash_cache *hc, const struct hash_key *k)
 	return (size_t)(h % hc->n_sets);
 }
 
+/* ---- libcrypto's start-up pages ----
+ *
+ * Fetching SHA-256 through EVP starts OpenSSL's default provider: it
+ * registers every algorithm it has, running code and reading tables all over
+ * libcrypto once. The kernel maps file pages 64 KiB around each fault, so
+ * about 1.2 MB of libcrypto's read-only pages stay mapped in procmond
+ * afterwards although only the SHA-256 and EVP digest code runs again. Once
+ * the fetch is done those mappings are dropped (MADV_DONTNEED on the
+ * read-only, file-backed segments: clean page-cache pages, shared with every
+ * other user of the library, that fault back in when touched). Writable
+ * segments (data, relocated RELRO) are never touched. */
+
+static int
+drop_segments(struct dl_phdr_info *info, size_t size, void *ctx)
+{
+	long page = sysconf(_SC_PAGESIZE);
+
+	(void)size;
+	(void)ctx;
+	if (info->dlpi_name == NULL || strstr(info->dlpi_name, "/libcrypto.so") == NULL)
+		return 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+
+		/* Text relocations would leave private copies in read-only
+		 * segments: then nothing is dropped. */
+		if (ph->p_type == PT_DYNAMIC) {
+			for (const ElfW(Dyn) *d =
+			         (const ElfW(Dyn) *)(info->dlpi_addr + ph->p_vaddr);
+			     d->d_tag != DT_NULL; d++)
+				if (d->d_tag == DT_TEXTREL ||
+				    (d->d_tag == DT_FLAGS && (d->d_un.d_val & DF_TEXTREL)))
+					return 1;
+		}
+	}
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t lo, hi;
+
+		if (ph->p_type != PT_LOAD || (ph->p_flags & PF_W) || page <= 0)
+			continue;
+		lo = (info->dlpi_addr + ph->p_vaddr + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+		hi = (info->dlpi_addr + ph->p_vaddr + ph->p_filesz) & ~((uintptr_t)page - 1);
+		if (hi > lo)
+			madvise((void *)lo, hi - lo, MADV_DONTNEED);
+	}
+	return 1;
+}
+
 int
 hash_cache_new(size_t max_entries, uint64_t tick_budget, struct hash_cache **ret)
 {
@@ -105,6 +153,13 @@ hash_cache_new(size_t max_entries, uint64_t tick_budget, struct hash_cache **ret
 		hash_cache_free(hc);
 		return -ENOMEM;
 	}
+	/* One explicit fetch for the life of the cache, not an implicit one per
+	 * digest (EVP_sha256() would look the algorithm up on every init). */
+	if ((hc->sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL)) == NULL) {
+		hash_cache_free(hc);
+		return -EIO;
+	}
+	dl_iterate_phdr(drop_segments, NULL);
 	for (size_t i = 0; i < HASH_MAX_JOBS; i++)
 		hc->jobs[i].fd = -1;
 	hc->budget = hc->budget_left = tick_budget;
@@ -126,8 +181,11 @@ hash_cache_free(struct hash_cache *hc)
 {
 	if (hc == NULL)
 		return;
-	for (size_t i = 0; i < HASH_MAX_JOBS; i++)
+	for (size_t i = 0; i < HASH_MAX_JOBS; i++) {
 		job_release(&hc->jobs[i]);
+		EVP_MD_CTX_free(hc->jobs[i].md);
+	}
+	EVP_MD_free(hc->sha256);
 	free(hc->sets);
 	free(hc->buf);
 	free(hc);
@@ -191,7 +249,7 @@ job_step(struct hash_cache *hc, struct hash_job *j, uint64_t max, uint64_t *ret_
 		}
 		if (n == 0)
 			break;
-		if (SHA256_Update(&j->md, hc->buf, (size_t)n) != 1) {
+		if (EVP_DigestUpdate(j->md, hc->buf, (size_t)n) != 1) {
 			*ret_used = used;
 			return -EIO;
 		}
@@ -208,11 +266,12 @@ job_step(struct hash_cache *hc, struct hash_job *j, uint64_t max, uint64_t *ret_
 static int
 job_finish(struct hash_cache *hc, struct hash_job *j, char hex[HASH_HEX_LEN + 1])
 {
-	unsigned char md[SHA256_DIGEST_LENGTH];
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
 	struct stat sb;
 	struct hash_key now;
 
-	if (SHA256_Final(md, &j->md) != 1)
+	if (EVP_DigestFinal_ex(j->md, md, &len) != 1 || len != 32)
 		return -EIO;
 	if (fstat(j->fd, &sb) < 0)
 		return -errno;
@@ -225,11 +284,13 @@ job_finish(struct hash_cache *hc, struct hash_job *j, char hex[HASH_HEX_LEN + 1]
 }
 
 static int
-job_start(struct hash_job *j, int fd, const struct hash_key *k)
+job_start(struct hash_cache *hc, struct hash_job *j, int fd, const struct hash_key *k)
 {
 	int dup_fd;
 
-	if (SHA256_Init(&j->md) != 1)
+	if (j->md == NULL && (j->md = EVP_MD_CTX_new()) == NULL)
+		return -ENOMEM;
+	if (EVP_DigestInit_ex2(j->md, hc->sha256, NULL) != 1)
 		return -EIO;
 	if ((dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0) {
 		int rc = -errno;
@@ -272,7 +333,7 @@ hash_miss(struct hash_cache *hc, int fd, const struct hash_key *k, char hex[HASH
 		hc->st.deferred++;
 		return -EAGAIN;
 	}
-	if ((rc = job_start(j, fd, k)) < 0)
+	if ((rc = job_start(hc, j, fd, k)) < 0)
 		return rc;
 	hc->st.jobs++;
 	/* Small enough for what is left of this tick's budget: finish it now. */

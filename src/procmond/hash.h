@@ -1,5 +1,6 @@
-/* SHA-256 of process images (OpenSSL's SHA-256, without the EVP provider
- * layer: see hash.c), cached and budgeted.
+/* SHA-256 of process images (OpenSSL EVP, the digest fetched once; see
+ * hash.c for what its start-up costs in resident memory), cached and
+ * budgeted.
  *
  * The image is opened through /proc/PID/exe, so deleted and memfd images hash
  * too. Results are cached by (device, inode, size, mtime, ctime): a binary is

@@ -20,6 +20,7 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -39,6 +40,13 @@
 #define EXIT_USAGE       2
 #define MAX_EPOLL        8
 #define CLOSE_TIMEOUT_MS 2000
+/* After a drain of the ebpf ring buffer that found events, procmond lets
+ * the next ones gather this long before it looks again: at 1,000 exec/s one
+ * wake-up reads a few processes' records instead of one record, and an
+ * event waits at most this much longer. (netlink is read at once: its
+ * records carry no argv, which must be read from /proc before the process
+ * exits.) */
+#define COALESCE_NS 2000000L
 
 struct options {
 	const char *config_path;
@@ -65,6 +73,7 @@ struct procmond {
 	_Atomic uint32_t want_interval_ms; /* set by the publisher thread */
 	_Atomic bool agent_stop;           /* likewise */
 	bool stop;
+	bool coalesce; /* the last drain found events: let the next ones gather */
 	int exit_code;
 	uint64_t out_errors;
 };
@@ -380,6 +389,7 @@ dispatch_source(struct procmond *pm)
 
 	if (rc < 0)
 		log_warn("%s: reading events failed: %s", pm->src_ops->name, strerror(-rc));
+	pm->coalesce = rc > 0 && pm->src_ops->argv_at_exec;
 }
 
 /* One debug line per snapshot: bench/bench-snapshot.py reads it. */
@@ -490,7 +500,15 @@ run_loop(struct procmond *pm)
 	struct epoll_event evs[MAX_EPOLL];
 
 	while (!pm->stop) {
-		int n = epoll_wait(pm->epfd, evs, MAX_EPOLL, -1);
+		int n;
+
+		if (pm->coalesce) {
+			struct timespec ts = { 0, COALESCE_NS };
+
+			pm->coalesce = false;
+			(void)clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+		}
+		n = epoll_wait(pm->epfd, evs, MAX_EPOLL, -1);
 
 		if (n < 0 && errno == EINTR)
 			continue;

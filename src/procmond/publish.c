@@ -140,6 +140,13 @@ publish_event(struct publish *p, const struct process_event *ev)
 	    (rc = wal_append(p->wal, tmp.seq, buf, len)) == 0) {
 		p->stats.appended++;
 		p->stats.last_seq = tmp.seq;
+		/* Connected, the publisher's group commit writes the WAL's tail
+		 * within its window, with the events gathered meanwhile; with no
+		 * agent to send to, nothing waits in memory. */
+		if (!p->stats.connected && (rc = wal_flush(p->wal)) < 0) {
+			p->stats.appended--; /* flushed at each append: only this one */
+			p->stats.last_seq = wal_next_seq(p->wal) - 1;
+		}
 	}
 	publish_unlock(p);
 	if (rc == 0)

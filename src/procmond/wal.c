@@ -21,6 +21,8 @@
 #define WAL_PREFIX     "procmond-"
 #define WAL_SUFFIX     ".wal"
 #define WAL_READ_CHUNK (1024 * 1024)
+/* Appends gather here and reach the file in one write(2) (wal_flush). */
+#define WAL_PEND_MAX (64 * 1024)
 
 struct wal_file {
 	uint32_t index;
@@ -52,6 +54,10 @@ struct wal {
 	uint64_t corrupt_bytes;
 	uint32_t corrupt_files;
 	struct wal_cursor cur;
+	uint8_t *pend; /* WAL_PEND_MAX bytes of whole records not yet written */
+	size_t pend_len;
+	uint64_t pend_seq; /* the first of them */
+	uint64_t pend_n;
 };
 
 static void
@@ -335,6 +341,8 @@ wal_close(struct wal *w)
 {
 	if (w == NULL)
 		return;
+	(void)wal_flush(w);
+	free(w->pend);
 	if (w->fd >= 0) {
 		(void)fdatasync(w->fd);
 		close(w->fd);
@@ -409,24 +417,47 @@ rotate(struct wal *w)
 }
 
 int
-wal_append(struct wal *w, uint64_t seq, const void *payload, size_t len)
+wal_flush(struct wal *w)
 {
-	uint8_t hdr[WAL_RECORD_HEADER];
-	struct iovec iov[2];
 	struct wal_file *f;
+	uint64_t written;
+	int rc;
+
+	if (w->pend_len == 0)
+		return 0;
+	f = &w->files[w->n_files - 1];
+	written = f->size - w->pend_len;
+	if ((rc = write_all(w->fd, w->pend, w->pend_len)) == 0) {
+		w->pend_len = 0;
+		w->pend_n = 0;
+		return 0;
+	}
+	/* Leave no half record behind, and forget the records that did not
+	 * make it: their sequences are given out again. */
+	if (ftruncate(w->fd, (off_t)written) < 0)
+		log_debug("wal: cannot cut a short write: %s", strerror(errno));
+	f->size = written;
+	if (f->first_seq >= w->pend_seq)
+		f->first_seq = 0;
+	f->last_seq = f->first_seq ? w->pend_seq - 1 : 0;
+	w->next_seq = w->pend_seq;
+	w->unsynced -= w->pend_n < w->unsynced ? w->pend_n : w->unsynced;
+	w->pend_len = 0;
+	w->pend_n = 0;
+	return rc;
+}
+
+/* Writes one record straight to the file (one too big for the buffer). */
+static int
+append_direct(struct wal *w, struct wal_file *f, const uint8_t *hdr, const void *payload,
+              size_t len)
+{
+	struct iovec iov[2];
 	size_t total = WAL_RECORD_HEADER + len;
 	ssize_t n;
 	int rc;
 
-	if (seq != w->next_seq || len > WAL_RECORD_MAX)
-		return -EINVAL;
-	if (w->n_files == 0 || (w->files[w->n_files - 1].size > 0 &&
-	                        w->files[w->n_files - 1].size + total > w->rotate_bytes))
-		if ((rc = rotate(w)) < 0)
-			return rc;
-	f = &w->files[w->n_files - 1];
-	wal_record_header(seq, payload, len, hdr);
-	iov[0] = (struct iovec){ .iov_base = hdr, .iov_len = sizeof(hdr) };
+	iov[0] = (struct iovec){ .iov_base = (void *)hdr, .iov_len = WAL_RECORD_HEADER };
 	iov[1] = (struct iovec){ .iov_base = (void *)payload, .iov_len = len };
 	do
 		n = writev(w->fd, iov, len ? 2 : 1);
@@ -437,6 +468,41 @@ wal_append(struct wal *w, uint64_t seq, const void *payload, size_t len)
 		if (ftruncate(w->fd, (off_t)f->size) < 0)
 			log_debug("wal: cannot cut a short write: %s", strerror(errno));
 		return rc;
+	}
+	return 0;
+}
+
+int
+wal_append(struct wal *w, uint64_t seq, const void *payload, size_t len)
+{
+	uint8_t hdr[WAL_RECORD_HEADER];
+	struct wal_file *f;
+	size_t total = WAL_RECORD_HEADER + len;
+	int rc;
+
+	if (seq != w->next_seq || len > WAL_RECORD_MAX)
+		return -EINVAL;
+	if (w->n_files == 0 || (w->files[w->n_files - 1].size > 0 &&
+	                        w->files[w->n_files - 1].size + total > w->rotate_bytes))
+		if ((rc = rotate(w)) < 0)
+			return rc;
+	if (w->pend == NULL && (w->pend = malloc(WAL_PEND_MAX)) == NULL)
+		return -ENOMEM;
+	if (w->pend_len + total > WAL_PEND_MAX && (rc = wal_flush(w)) < 0)
+		return rc;
+	f = &w->files[w->n_files - 1];
+	wal_record_header(seq, payload, len, hdr);
+	if (total > WAL_PEND_MAX) {
+		if ((rc = append_direct(w, f, hdr, payload, len)) < 0)
+			return rc;
+	} else {
+		if (w->pend_len == 0)
+			w->pend_seq = seq;
+		memcpy(w->pend + w->pend_len, hdr, sizeof(hdr));
+		if (len > 0)
+			memcpy(w->pend + w->pend_len + sizeof(hdr), payload, len);
+		w->pend_len += total;
+		w->pend_n++;
 	}
 	if (f->first_seq == 0)
 		f->first_seq = seq;
@@ -450,6 +516,10 @@ wal_append(struct wal *w, uint64_t seq, const void *payload, size_t len)
 int
 wal_sync(struct wal *w)
 {
+	int rc;
+
+	if ((rc = wal_flush(w)) < 0)
+		return rc;
 	if (w->unsynced == 0 || w->fd < 0)
 		return 0;
 	if (fdatasync(w->fd) < 0)
@@ -474,8 +544,10 @@ cursor_reset(struct wal_cursor *c)
 int
 wal_sync_begin(struct wal *w, int *ret_fd, uint64_t *ret_seq)
 {
-	int fd;
+	int fd, rc;
 
+	if ((rc = wal_flush(w)) < 0)
+		return rc;
 	if (w->unsynced == 0 || w->fd < 0)
 		return 0;
 	if ((fd = fcntl(w->fd, F_DUPFD_CLOEXEC, 0)) < 0)
@@ -617,6 +689,8 @@ wal_read(struct wal *w, uint64_t from_seq, size_t max_records, size_t max_bytes,
 	size_t delivered = 0, bytes = 0;
 	int rc;
 
+	if ((rc = wal_flush(w)) < 0)
+		return rc;
 	if (c->fd < 0 || c->next_seq != from_seq) {
 		if ((rc = cursor_seek(w, from_seq)) <= 0)
 			return rc;

@@ -14,10 +14,12 @@
  * the newest file it is truncated away so appends continue after the last
  * good record. Files whose records are all acknowledged are deleted.
  *
- * Durability: wal_append() write(2)s the record (it survives a kill -9 of
- * procmond at once); wal_sync() fdatasync(2)s it (it then survives power
- * loss). The publisher syncs before it sends, so the agent never holds a
- * sequence the WAL could lose.
+ * Durability: wal_append() gathers records in memory (64 KiB at most) and
+ * wal_flush() write(2)s them in one call (they then survive a kill -9 of
+ * procmond); wal_sync() flushes and fdatasync(2)s (they then survive power
+ * loss); reading, syncing, rotating and closing flush first. The publisher
+ * syncs before it sends, so the agent never holds a sequence the WAL could
+ * lose.
  *
  * Not thread-safe: the caller serializes calls (publish.c holds a mutex). */
 #ifndef DE_PROCMOND_WAL_H
@@ -61,10 +63,16 @@ uint64_t wal_next_seq(const struct wal *w);
  * high-water above what this log remembers, e.g. a lost WAL directory). */
 void wal_bump_seq(struct wal *w, uint64_t seq);
 
-/* Appends a record with sequence seq, which must be wal_next_seq(w).
- * Returns 0, -EINVAL (wrong seq or len > WAL_RECORD_MAX), -errno of
+/* Appends a record with sequence seq, which must be wal_next_seq(w), to the
+ * in-memory tail (a record over 64 KiB is written at once). Returns 0,
+ * -EINVAL (wrong seq or len > WAL_RECORD_MAX), -ENOMEM, -errno of
  * write/open (nothing is appended then: a short write is truncated away). */
 int wal_append(struct wal *w, uint64_t seq, const void *payload, size_t len);
+
+/* Writes the records appended since the last flush with one write(2).
+ * Returns 0, or -errno: then those records are cut away and their
+ * sequences are given out again (wal_next_seq goes back). */
+int wal_flush(struct wal *w);
 
 /* fdatasync(2)s what was appended since the last sync. Returns 0 or -errno. */
 int wal_sync(struct wal *w);

@@ -290,6 +290,67 @@ test_bump_and_parse_buffer(void **state)
 	rm_dir(dir);
 }
 
+static off_t
+wal_file_size(const char *dir)
+{
+	char p[512];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s/procmond-00001.wal", dir);
+	return stat(p, &st) == 0 ? st.st_size : -1;
+}
+
+/* Appends gather in memory; one flush writes them all; a read, a sync and
+ * a close flush first; a record too big for the buffer is written at once. */
+static void
+test_appends_gather_until_flush(void **state)
+{
+	char *dir = make_dir();
+	struct collect *c = calloc(1, sizeof(*c));
+	struct wal *w = NULL;
+	static char big[80 * 1024];
+	off_t size;
+
+	(void)state;
+	assert_non_null(c);
+	assert_int_equal(wal_open(dir, 0, &w), 0);
+	append_n(w, 3);
+	assert_int_equal(wal_file_size(dir), 0); /* not written yet */
+	assert_int_equal(wal_flush(w), 0);
+	size = wal_file_size(dir);
+	assert_true(size > 3 * WAL_RECORD_HEADER);
+	assert_int_equal(wal_flush(w), 0); /* nothing more to write */
+	assert_int_equal(wal_file_size(dir), size);
+
+	append_n(w, 2);
+	assert_int_equal(read_all(w, 1, c), 5); /* the reader sees its own tail */
+	assert_true(wal_file_size(dir) > size);
+
+	append_n(w, 1);
+	size = wal_file_size(dir);
+	assert_int_equal(wal_sync(w), 0);
+	assert_true(wal_file_size(dir) > size);
+
+	/* Larger than the buffer: straight to the file, after what was pending. */
+	append_n(w, 1);
+	memset(big, 'b', sizeof(big));
+	size = wal_file_size(dir);
+	assert_int_equal(wal_append(w, 8, big, sizeof(big)), 0);
+	assert_true(wal_file_size(dir) >= size + (off_t)sizeof(big));
+	append_n(w, 1); /* seq 9: pending at close */
+	wal_close(w);
+
+	/* Everything survived the restart, in order. */
+	assert_int_equal(wal_open(dir, 0, &w), 0);
+	assert_int_equal(wal_next_seq(w), 10);
+	c->n = 0;
+	assert_int_equal(wal_read(w, 9, 10, 1 << 20, collect_cb, c), 1);
+	assert_int_equal(c->seqs[0], 9);
+	wal_close(w);
+	free(c);
+	rm_dir(dir);
+}
+
 int
 main(void)
 {
@@ -300,6 +361,7 @@ main(void)
 		cmocka_unit_test(test_truncated_tail_and_garbage),
 		cmocka_unit_test(test_lock_excludes_second_writer),
 		cmocka_unit_test(test_bump_and_parse_buffer),
+		cmocka_unit_test(test_appends_gather_until_flush),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,8 +17,7 @@
  * other processes' memory, kernel and namespace surgery, identity changes
  * after the drop, the kernel attack surfaces that bypass or widen seccomp
  * (io_uring, bpf, userfaultfd, perf). procmond dies on these
- * (SCMP_ACT_KILL_PROCESS: no quiet probing); the agent, still a deny-list,
- * gets EPERM. */
+ * (SCMP_ACT_KILL_PROCESS: no quiet probing), and so does the agent's engine. */
 static const char *const forbidden[] = {
 	"execve",
 	"execveat",
@@ -68,14 +67,6 @@ static const char *const forbidden[] = {
 	"ioperm",
 	"open_by_handle_at",
 	"name_to_handle_at",
-};
-
-/* Further calls the agent's deny-list refuses. In procmond they are simply
- * not on the allow-list, so they fail with the default EPERM. */
-static const char *const agent_denied[] = {
-	"acct",          "quotactl",   "syslog",      "settimeofday",  "clock_settime",
-	"clock_adjtime", "adjtimex",   "sethostname", "setdomainname", "lookup_dcookie",
-	"vhangup",       "nfsservctl", "uselib",
 };
 
 /* ---- what procmond may do (after its privilege drop) ----
@@ -204,6 +195,156 @@ static const char *const procmond_allowed[] = {
 	"exit_group",
 };
 
+/* ---- what the agent's engine may do (after its privilege drop) ----
+ *
+ * Measured: the agent run under `strace -ff` (docs/security.md has the method
+ * and the counts), the engine's calls after its filter went in and those of
+ * every thread it started, through: collectors registering and a 3,000-exec
+ * burst (SQLite WAL writes and checkpoints, retention), rules firing 40
+ * alerts into every sink at once — stdout csv, a file sink rotating every
+ * 4 KiB, syslog over TCP (to 127.0.0.1 and to the host's name), over TLS with
+ * a client certificate and over the local socket, webhooks over HTTPS with a
+ * client certificate to https://localhost, to a closed port, to the host's
+ * name and to a name DNS cannot resolve (libcurl's resolver thread, glibc's
+ * NSS files and DNS paths), the spools of the sinks that were down, the
+ * ledger's signed checkpoints, `daemoneye-cli` health/stats/alerts/rules over
+ * the control socket, a SIGHUP reload and a SIGTERM shutdown. The rest of each
+ * group is margin: calls glibc, OpenSSL, SQLite or libcurl make for the same
+ * job on another path or version. socket, socketpair, clone, ioctl, kill and
+ * tgkill have argument conditions, added below. */
+static const char *const agent_allowed[] = {
+	/* Files: the store (SQLite: pread64/pwrite64, fcntl locks, fdatasync,
+	 * ftruncate of the WAL, unlink of journals), ledger, spools, the file
+	 * sink's rotation, reading PEM files and /etc for NSS (measured: openat,
+	 * read, write, pread64, pwrite64, newfstatat, lseek, close, fcntl,
+	 * getdents64, fsync, fdatasync, ftruncate, mkdir, rename, renameat,
+	 * unlink, unlinkat, chmod, access, dup; margin: the other stat, vector
+	 * and *at forms, SQLite's fchmod of a new file and fallocate). */
+	"openat",
+	"read",
+	"readv",
+	"pread64",
+	"preadv",
+	"write",
+	"writev",
+	"pwrite64",
+	"pwritev",
+	"newfstatat",
+	"fstat",
+	"statx",
+	"readlinkat",
+	"getdents64",
+	"lseek",
+	"close",
+	"fcntl",
+	"dup",
+	"dup2",
+	"dup3",
+	"fsync",
+	"fdatasync",
+	"ftruncate",
+	"fallocate",
+	"mkdir",
+	"mkdirat",
+	"rename",
+	"renameat",
+	"renameat2",
+	"unlink",
+	"unlinkat",
+	"chmod",
+	"fchmod",
+	"access",
+	"faccessat",
+	"faccessat2",
+	"flock",
+	"getcwd",
+	/* The event loop and libcurl's waits (measured: epoll_create1,
+	 * epoll_ctl, epoll_wait, poll, timerfd_create, timerfd_settime,
+	 * signalfd4; margin: the pwait/ppoll forms, eventfd). */
+	"epoll_create1",
+	"epoll_ctl",
+	"epoll_wait",
+	"epoll_pwait",
+	"poll",
+	"ppoll",
+	"timerfd_create",
+	"timerfd_settime",
+	"timerfd_gettime",
+	"eventfd2",
+	"signalfd4",
+	/* Sockets: the agent socket (bind, listen, accept4, chmod above), sinks
+	 * and name resolution (measured: connect, sendto, sendmmsg, recvfrom,
+	 * getsockopt, setsockopt, getsockname, getpeername; margin: the msg
+	 * forms, accept, shutdown). socket and socketpair are conditional. */
+	"bind",
+	"listen",
+	"accept",
+	"accept4",
+	"connect",
+	"sendto",
+	"sendmsg",
+	"sendmmsg",
+	"recvfrom",
+	"recvmsg",
+	"recvmmsg",
+	"shutdown",
+	"getsockopt",
+	"setsockopt",
+	"getsockname",
+	"getpeername",
+	/* Memory (measured: brk, mmap, munmap, mprotect, madvise; margin:
+	 * mremap for realloc). */
+	"brk",
+	"mmap",
+	"munmap",
+	"mprotect",
+	"madvise",
+	"mremap",
+	/* Threads: a worker per sink, libcurl's resolver threads (measured:
+	 * clone3 answered ENOSYS, then clone below; rseq, set_robust_list,
+	 * futex, exit). */
+	"futex",
+	"set_robust_list",
+	"rseq",
+	"exit",
+	"sched_yield",
+	"sched_getaffinity",
+	/* Signals (measured: rt_sigprocmask, rt_sigaction; margin: handler
+	 * return, restarting, the stack abort() and sanitizers use). */
+	"rt_sigprocmask",
+	"rt_sigaction",
+	"rt_sigreturn",
+	"rt_sigtimedwait",
+	"sigaltstack",
+	"restart_syscall",
+	/* Time (measured: clock_nanosleep; margin: what the vDSO does not serve). */
+	"clock_gettime",
+	"clock_getres",
+	"gettimeofday",
+	"time",
+	"nanosleep",
+	"clock_nanosleep",
+	/* Who am I (measured: getpid, geteuid, getegid; read-only margin). */
+	"getpid",
+	"gettid",
+	"getppid",
+	"getuid",
+	"geteuid",
+	"getgid",
+	"getegid",
+	"getresuid",
+	"getresgid",
+	"getgroups",
+	"capget",
+	/* Libraries (measured: getrandom for OpenSSL and the UUIDs, uname,
+	 * sysinfo; margin: getrusage for CPU figures). */
+	"getrandom",
+	"uname",
+	"sysinfo",
+	"getrusage",
+	"exit_group",
+};
+
 #define NS_FLAGS                                                                                   \
 	(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | \
 	 CLONE_NEWCGROUP)
@@ -267,6 +408,32 @@ socket_rules(scmp_filter_ctx ctx, uint32_t bad, struct errbuf *err)
 	return rule_failed(rc, "socket", err);
 }
 
+/* The agent's engine: AF_UNIX (its socket, local syslog, libcurl's wake-up
+ * socketpair), AF_INET and AF_INET6 (webhooks, remote syslog, DNS) and
+ * AF_NETLINK (glibc's getaddrinfo asks the kernel for the host's addresses);
+ * every other domain is `bad`. socketpair: AF_UNIX only. */
+static int
+agent_socket_rules(scmp_filter_ctx ctx, uint32_t bad, struct errbuf *err)
+{
+	static const int ok[] = { AF_UNIX, AF_INET, AF_INET6, AF_NETLINK };
+	int rc = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(ok) && rc == 0; i++)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+		                      SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)ok[i]));
+	for (int fam = 0; fam < AF_NETLINK && rc == 0; fam++)
+		if (fam != AF_UNIX && fam != AF_INET && fam != AF_INET6)
+			rc = seccomp_rule_add(ctx, bad, SCMP_SYS(socket), 1,
+			                      SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)fam));
+	if (rc == 0)
+		rc = seccomp_rule_add(ctx, bad, SCMP_SYS(socket), 1,
+		                      SCMP_A0(SCMP_CMP_GT, (scmp_datum_t)AF_NETLINK));
+	if (rc == 0)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1,
+		                      SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)AF_UNIX));
+	return rule_failed(rc, "socket", err);
+}
+
 /* clone(): threads only (CLONE_THREAD set, no namespace flag); any namespace
  * flag is `bad`; a fork (no CLONE_THREAD) meets the default action. clone3
  * passes its flags in memory seccomp cannot read: ENOSYS makes glibc fall
@@ -319,6 +486,28 @@ narrow_rules(scmp_filter_ctx ctx, struct errbuf *err)
 	return rule_failed(rc, "argument", err);
 }
 
+/* The engine's ioctls (measured: TCGETS for isatty, SIOCOUTQ (= TIOCOUTQ)
+ * for the syslog sink's acknowledgement wait, FIONREAD from glibc's DNS
+ * resolver; margin: FIONBIO), kill and tgkill only at itself (abort()). */
+static int
+agent_narrow_rules(scmp_filter_ctx ctx, struct errbuf *err)
+{
+	static const unsigned long ioctls[] = { TCGETS, TIOCOUTQ, FIONREAD, FIONBIO };
+	scmp_datum_t self = (scmp_datum_t)getpid();
+	int rc = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(ioctls) && rc == 0; i++)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+		                      SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)ioctls[i]));
+	if (rc == 0)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
+		                      SCMP_A0(SCMP_CMP_EQ, self));
+	if (rc == 0)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
+		                      SCMP_A0(SCMP_CMP_EQ, self));
+	return rule_failed(rc, "argument", err);
+}
+
 /* procmond: an allow-list over a default of EPERM. bpf() is forbidden with the
  * ebpf source too: once loaded and attached, the source reads its ring buffer
  * and drop counter through mmap and epoll and makes no bpf() call (measured,
@@ -347,21 +536,27 @@ build_procmond(scmp_filter_ctx ctx, struct errbuf *err)
 	return rc;
 }
 
-/* The agent: a deny-list over default-allow (libcurl, OpenSSL, SQLite and
- * threads; docs/procmond.md says why). IP sockets are allowed. */
+/* The agent's engine: the measured allow-list over a default of EPERM, the
+ * same forbidden calls as procmond killing it, IP sockets allowed. */
 static int
 build_agent(scmp_filter_ctx ctx, struct errbuf *err)
 {
-	const uint32_t deny = SCMP_ACT_ERRNO(EPERM);
+	const uint32_t die = SCMP_ACT_KILL_PROCESS;
 	int rc;
 
-	rc = add_list(ctx, deny, forbidden, ARRAY_SIZE(forbidden), err);
+	rc = add_list(ctx, SCMP_ACT_ALLOW, agent_allowed, ARRAY_SIZE(agent_allowed), err);
 	if (rc == 0)
-		rc = add_list(ctx, deny, agent_denied, ARRAY_SIZE(agent_denied), err);
+		rc = add_list(ctx, die, forbidden, ARRAY_SIZE(forbidden), err);
 	if (rc == 0)
-		rc = add(ctx, deny, "bpf", err);
+		rc = add(ctx, die, "bpf", err);
 	if (rc == 0)
-		rc = clone_rules(ctx, deny, false, err);
+		rc = agent_socket_rules(ctx, die, err);
+	if (rc == 0)
+		rc = clone_rules(ctx, die, true, err);
+	if (rc == 0)
+		rc = agent_narrow_rules(ctx, err);
+	if (rc == 0 && (rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, die)) < 0)
+		errbuf_set(err, "seccomp bad-arch action: %s", strerror(-rc));
 	return rc;
 }
 
@@ -369,7 +564,7 @@ int
 seccomp_profile_apply(enum seccomp_profile profile, struct errbuf *err)
 {
 	bool agent = profile == SECCOMP_PROFILE_AGENT;
-	scmp_filter_ctx ctx = seccomp_init(agent ? SCMP_ACT_ALLOW : SCMP_ACT_ERRNO(EPERM));
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
 	int rc;
 
 	if (ctx == NULL)

@@ -2,7 +2,8 @@
  * would shadow libseccomp's <seccomp.h>.)
  *
  * Syscall filters installed after the privilege drop (SPEC §8). One profile
- * per process role; main.c picks it. docs/procmond.md lists them.
+ * per process role; main.c picks it. docs/procmond.md and docs/security.md
+ * list them.
  *
  * procmond (both profiles, the same filter): an ALLOW-list measured from
  * procmond's own system calls in every mode, over a default of EPERM (an
@@ -16,9 +17,13 @@
  * reboot, swap, iopl/ioperm, open_by_handle_at; and any system call through
  * another ABI (i386, x32).
  *
- * agent: a deny-list over default-allow (libcurl, OpenSSL, SQLite and
- * threads): the same forbidden calls and a few more fail with EPERM; IP
- * sockets are allowed (webhooks, remote syslog). */
+ * agent (the engine): an ALLOW-list measured with strace across every
+ * engine path (store, ledger, each sink with libcurl/OpenSSL and name
+ * resolution, spools, control socket, reload, stop; docs/security.md), over
+ * a default of EPERM; the same forbidden calls as procmond kill it, except
+ * that AF_INET and AF_INET6 sockets are allowed (webhooks, remote syslog,
+ * DNS); socketpair AF_UNIX only; ioctl TCGETS, TIOCOUTQ, FIONREAD, FIONBIO;
+ * kill/tgkill at itself. */
 #ifndef DE_SECCOMP_PROFILE_H
 #define DE_SECCOMP_PROFILE_H
 

@@ -1,5 +1,5 @@
-/* seccomp profiles: what procmond's allow-list lets through, what kills and
- * what fails with the default EPERM. A filter cannot be removed, so every
+/* seccomp profiles: what procmond's and the agent engine's allow-lists let
+ * through, what kills and what fails with the default EPERM. A filter cannot be removed, so every
  * check runs in a forked child that installs it and reports through its exit
  * status (or dies by SIGSYS). Needs no root: no_new_privs is enough. */
 #include <setjmp.h>
@@ -16,6 +16,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -201,31 +203,6 @@ test_procmond_default_eperm(void **state)
 	assert_int_equal(under_filter(SECCOMP_PROFILE_PROCMOND, unlisted_calls), 0);
 }
 
-/* The agent keeps its deny-list: IP sockets work, exec fails with EPERM. */
-static int
-agent_calls(void)
-{
-	int fd;
-
-	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return 1;
-	close(fd);
-	if (execl("/bin/true", "true", (char *)NULL) == 0 || errno != EPERM)
-		return 2;
-	if (ptrace(PTRACE_ATTACH, getppid(), NULL, NULL) == 0 || errno != EPERM)
-		return 3;
-	if (syscall(SYS_acct, NULL) != -1 || errno != EPERM)
-		return 4;
-	return 0;
-}
-
-static void
-test_agent_profile(void **state)
-{
-	(void)state;
-	assert_int_equal(under_filter(SECCOMP_PROFILE_AGENT, agent_calls), 0);
-}
-
 /* Like under_filter(), but a coverage build leaves the child through exit()
  * so the counters of the filter code it ran are written (as supervise.c
  * does for the engine); the agent profile lets those writes through. */
@@ -256,41 +233,115 @@ under_filter_counted(enum seccomp_profile profile, int (*fn)(void))
 	return WIFEXITED(st) ? WEXITSTATUS(st) : DIED + WTERMSIG(st);
 }
 
-/* The agent's deny-list answers EPERM (never kills) for namespaces, bpf,
- * io_uring, identity changes, mounts and host settings; clone3 says ENOSYS
- * so glibc uses clone; threads and a plain fork still work. */
+/* What the agent's engine does after its drop (its measured allow-list):
+ * files with sync and rename, IP and unix sockets, libcurl's socketpair, the
+ * netlink socket of getaddrinfo, the ioctls of the syslog sink and the
+ * resolver, a thread (clone3 answers ENOSYS first), signals at itself. */
 static int
-agent_denied_calls(void)
+agent_allowed_calls(void)
 {
+	char path[] = "/tmp/test-seccomp-XXXXXX", moved[64], buf[8];
+	int fd, sv[2], n = 0, outq = 0;
 	pthread_t t;
 	void *ret = NULL;
-	pid_t pid;
-	int st = 0;
 
-	if (unshare(CLONE_NEWNET) != -1 || errno != EPERM)
+	if ((fd = mkstemp(path)) < 0)
 		return 1;
-	if (syscall(SYS_bpf, 0, NULL, 0) != -1 || errno != EPERM)
+	if (pwrite(fd, "abc", 3, 0) != 3 || fdatasync(fd) < 0 || pread(fd, buf, 3, 0) != 3 ||
+	    ftruncate(fd, 1) < 0 || fsync(fd) < 0)
 		return 2;
-	if (syscall(SYS_io_uring_setup, 1, NULL) != -1 || errno != EPERM)
+	close(fd);
+	snprintf(moved, sizeof(moved), "%s.1", path);
+	if (rename(path, moved) < 0 || chmod(moved, 0600) < 0 || access(moved, R_OK) < 0 ||
+	    unlink(moved) < 0)
 		return 3;
-	if (syscall(SYS_setuid, 0) != -1 || errno != EPERM)
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
 		return 4;
-	if (syscall(SYS_mount, "none", "/mnt", "tmpfs", 0, NULL) != -1 || errno != EPERM)
+	if (ioctl(fd, TIOCOUTQ, &outq) < 0 || ioctl(fd, FIONREAD, &n) < 0)
+		return 5;
+	close(fd);
+	if ((fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0 && errno != EAFNOSUPPORT)
+		return 6;
+	if (fd >= 0)
+		close(fd);
+	if ((fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, 0)) < 0)
+		return 7;
+	close(fd);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return 8;
+	close(sv[0]);
+	close(sv[1]);
+	if (pthread_create(&t, NULL, thread_main, &n) != 0 || pthread_join(t, &ret) != 0 ||
+	    ret != &n)
+		return 9;
+	if (getrandom(buf, sizeof(buf), 0) != sizeof(buf) || kill(getpid(), 0) != 0)
+		return 10;
+#ifdef SYS_clone3
+	if (syscall(SYS_clone3, NULL, 0) != -1 || errno != ENOSYS)
+		return 11;
+#endif
+	return 0;
+}
+
+/* Calls not on the agent's list fail with EPERM and the engine carries on:
+ * a fork, other ioctls, socketpair beyond AF_UNIX, kill at another process,
+ * host settings, memfd, prctl. */
+static int
+agent_unlisted_calls(void)
+{
+	int fd, on = 1;
+
+	if (fork() != -1 || errno != EPERM)
+		return 1;
+	if ((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+		return 2;
+	if (ioctl(fd, FIOASYNC, &on) != -1 || errno != EPERM)
+		return 3;
+	close(fd);
+	if (syscall(SYS_socketpair, AF_INET, SOCK_STREAM, 0, NULL) != -1 || errno != EPERM)
+		return 4;
+	if (kill(getppid(), 0) != -1 || errno != EPERM)
 		return 5;
 	if (syscall(SYS_sethostname, "x", 1) != -1 || errno != EPERM)
 		return 6;
-#ifdef SYS_clone3
-	if (syscall(SYS_clone3, NULL, 0) != -1 || errno != ENOSYS)
+	if (syscall(SYS_acct, NULL) != -1 || errno != EPERM)
 		return 7;
-#endif
-	if (pthread_create(&t, NULL, thread_main, &st) != 0 || pthread_join(t, &ret) != 0 ||
-	    ret != &st)
+	if (syscall(SYS_memfd_create, "x", 0) != -1 || errno != EPERM)
 		return 8;
-	if ((pid = fork()) == 0)
-		_exit(7);
-	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 7)
+	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != -1 || errno != EPERM)
 		return 9;
 	return 0;
+}
+
+static void
+test_agent_allows(void **state)
+{
+	(void)state;
+	assert_int_equal(under_filter_counted(SECCOMP_PROFILE_AGENT, agent_allowed_calls), 0);
+}
+
+/* What an attacker would reach for kills the engine, as it kills procmond
+ * (IP sockets excepted: the engine's sinks need them). */
+static void
+test_agent_kills(void **state)
+{
+	static int (*const fns[])(void) = {
+		socket_packet, exec_true, ptrace_parent, regain_root,
+		bpf_call,      io_uring,  new_namespace,
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
+		print_message("forbidden call %zu\n", i);
+		assert_int_equal(under_filter(SECCOMP_PROFILE_AGENT, fns[i]), DIED + SIGSYS);
+	}
+}
+
+static void
+test_agent_default_eperm(void **state)
+{
+	(void)state;
+	assert_int_equal(under_filter_counted(SECCOMP_PROFILE_AGENT, agent_unlisted_calls), 0);
 }
 
 /* procmond's argument-narrowed calls: ioctl only TCGETS (isatty), kill and
@@ -321,13 +372,6 @@ procmond_narrow_calls(void)
 }
 
 static void
-test_agent_denies_with_eperm(void **state)
-{
-	(void)state;
-	assert_int_equal(under_filter_counted(SECCOMP_PROFILE_AGENT, agent_denied_calls), 0);
-}
-
-static void
 test_procmond_narrowed_arguments(void **state)
 {
 	(void)state;
@@ -343,8 +387,9 @@ main(void)
 		cmocka_unit_test(test_procmond_allows),
 		cmocka_unit_test(test_procmond_kills),
 		cmocka_unit_test(test_procmond_default_eperm),
-		cmocka_unit_test(test_agent_profile),
-		cmocka_unit_test(test_agent_denies_with_eperm),
+		cmocka_unit_test(test_agent_allows),
+		cmocka_unit_test(test_agent_kills),
+		cmocka_unit_test(test_agent_default_eperm),
 		cmocka_unit_test(test_procmond_narrowed_arguments),
 	};
 

@@ -108,8 +108,7 @@ agent_profile(void)
 	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
 		return 3; /* webhooks and remote syslog need IP */
 	close(fd);
-	if (execl("/bin/true", "true", (char *)NULL) == 0 || errno != EPERM)
-		return 4;
+	/* exec now kills the engine (its allow-list): test-seccomp.c. */
 	return 0;
 }
 

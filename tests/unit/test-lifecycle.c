@@ -29,6 +29,13 @@ struct seen {
 	char fields[128];
 	char cmdline[128];
 	char reason[200];
+	char exe[128];
+	char hash[72];
+	char cgroup[64];
+	char parent[32];
+	int64_t uid;
+	uint64_t start_ticks;
+	bool deleted, memfd;
 	uint32_t missing;
 	int32_t exit_code;
 };
@@ -60,6 +67,15 @@ record(void *ctx, const struct process_event *e)
 	de_strlcpy(s->cmdline, e->proc.command_line ? e->proc.command_line : "",
 	           sizeof(s->cmdline));
 	de_strlcpy(s->reason, e->reason ? e->reason : "", sizeof(s->reason));
+	de_strlcpy(s->exe, e->proc.executable_path ? e->proc.executable_path : "", sizeof(s->exe));
+	de_strlcpy(s->hash, e->proc.executable_hash ? e->proc.executable_hash : "",
+	           sizeof(s->hash));
+	de_strlcpy(s->cgroup, e->proc.cgroup ? e->proc.cgroup : "", sizeof(s->cgroup));
+	de_strlcpy(s->parent, e->proc.parent_name ? e->proc.parent_name : "", sizeof(s->parent));
+	s->uid = e->proc.user_id;
+	s->start_ticks = e->proc.start_ticks;
+	s->deleted = e->proc.exe_deleted;
+	s->memfd = e->proc.exe_memfd;
 }
 
 static void
@@ -307,6 +323,130 @@ test_exec_event_enriched_or_from_event(void **state)
 	assert_int_equal(s->exit_code, 256);
 }
 
+/* An exec record as the ebpf source delivers it: every column is in it. */
+static void
+kernel_exec(struct source_event *ev, int pid, const char *exe, const struct stat *sb)
+{
+	static const char argv[] = "tool\0--run";
+
+	memset(ev, 0, sizeof(*ev));
+	ev->kind = SOURCE_EV_EXEC;
+	ev->pid = ev->tid = pid;
+	ev->ppid = 100;
+	ev->uid = ev->euid = ev->gid = ev->egid = 1000;
+	ev->start_ns = 990ull * 10000000ull; /* 990 ticks at 100 Hz */
+	memcpy(ev->argv, argv, sizeof(argv));
+	ev->argv_len = sizeof(argv);
+	de_strlcpy(ev->comm, "tool", sizeof(ev->comm));
+	de_strlcpy(ev->filename, exe, sizeof(ev->filename));
+	de_strlcpy(ev->exe, exe, sizeof(ev->exe));
+	de_strlcpy(ev->cwd, "/srv", sizeof(ev->cwd));
+	ev->threads = 1;
+	ev->cgroup_id = 77;
+	ev->image = (struct source_image_key){
+		.dev = sb->st_dev,
+		.ino = sb->st_ino,
+		.size = sb->st_size,
+		.mtime_sec = sb->st_mtim.tv_sec,
+		.mtime_nsec = (uint32_t)sb->st_mtim.tv_nsec,
+		.ctime_sec = sb->st_ctim.tv_sec,
+		.ctime_nsec = (uint32_t)sb->st_ctim.tv_nsec,
+	};
+	ev->has = SOURCE_HAS_IDS | SOURCE_HAS_COMM | SOURCE_HAS_START | SOURCE_HAS_PPID |
+	          SOURCE_HAS_ARGV | SOURCE_HAS_FILENAME | SOURCE_HAS_CWD | SOURCE_HAS_EXE |
+	          SOURCE_HAS_IMAGE | SOURCE_HAS_STAT | SOURCE_HAS_CGROUP;
+}
+
+/* A complete kernel exec record needs no /proc: the pids below have no
+ * /proc directory at all. The image is hashed once from its path (the
+ * process is gone) when the file is still the one the kernel named, then
+ * known by its key; the cgroup comes from /proc while it can be read. */
+static void
+test_exec_from_kernel_record_alone(void **state)
+{
+	struct world *w = *state;
+	struct collector_opts o = { .enhanced_metadata = true, .compute_hashes = true };
+	struct hash_cache *hc = NULL;
+	struct source_event *ev = calloc(1, sizeof(*ev));
+	struct lifecycle_stats ls;
+	const struct seen *s;
+	char exe[128], hash[72];
+	struct stat sb;
+
+	assert_non_null(ev);
+	assert_int_equal(hash_cache_new(0, 0, &hc), 0);
+	lifecycle_free(w->lc);
+	assert_int_equal(lifecycle_new(w->pf, hc, &o, record, w, &w->lc), 0);
+	lifecycle_snapshot(w->lc, false);
+	w->n = 0;
+	snprintf(exe, sizeof(exe), "%s/tool", w->root);
+	put(w, 0, "../tool", "#!/bin/true\n", 12); /* <root>/0/../tool */
+	assert_int_equal(stat(exe, &sb), 0);
+
+	kernel_exec(ev, 600, exe, &sb);
+	lifecycle_on_source_event(w->lc, ev, "ebpf");
+	assert_non_null(s = find(w, PROC_EV_START, 600));
+	assert_string_equal(s->source, "ebpf");
+	assert_string_equal(s->exe, exe);
+	assert_true(has(s, "cmdline", "tool --run"));
+	assert_int_equal(s->uid, 1000);
+	assert_int_equal(s->start_ticks, 990);
+	assert_string_equal(s->parent, "bash"); /* from the table */
+	assert_int_equal(strlen(s->hash), 64);
+	de_strlcpy(hash, s->hash, sizeof(hash));
+	assert_true(s->missing & PROC_MISSING_CGROUP); /* no /proc/600/cgroup */
+	assert_false(s->missing & (PROC_MISSING_STAT | PROC_MISSING_CMDLINE | PROC_MISSING_EXE |
+	                           PROC_MISSING_HASH | PROC_MISSING_STATUS));
+	assert_false(s->deleted);
+
+	/* The same image again, the file gone meanwhile: known by its key. */
+	unlink(exe);
+	w->n = 0;
+	kernel_exec(ev, 601, exe, &sb);
+	lifecycle_on_source_event(w->lc, ev, "ebpf");
+	assert_non_null(s = find(w, PROC_EV_START, 601));
+	assert_string_equal(s->hash, hash);
+	lifecycle_get_stats(w->lc, &ls);
+	assert_int_equal(ls.from_kernel, 2);
+	assert_int_equal(ls.image_memo_hits, 1);
+
+	/* Another image (another key) whose file is gone: no hash, said so. */
+	w->n = 0;
+	sb.st_size++;
+	kernel_exec(ev, 602, exe, &sb);
+	lifecycle_on_source_event(w->lc, ev, "ebpf");
+	assert_non_null(s = find(w, PROC_EV_START, 602));
+	assert_string_equal(s->hash, "");
+	assert_true(s->missing & PROC_MISSING_HASH);
+
+	/* A memfd image; a live process's cgroup is read from /proc. */
+	w->n = 0;
+	put(w, 603, "cgroup", "0::/system.slice/x.service\n", 27);
+	kernel_exec(ev, 603, "/memfd:payload", &sb);
+	ev->exe_deleted = true;
+	lifecycle_on_source_event(w->lc, ev, "ebpf");
+	assert_non_null(s = find(w, PROC_EV_START, 603));
+	assert_true(s->memfd);
+	assert_true(s->deleted);
+	assert_string_equal(s->cgroup, "/system.slice/x.service");
+
+	/* An incomplete record (no image) is enriched from /proc as before. */
+	w->n = 0;
+	put_proc(w, 604, "curl", 100, 995, "curl", "-s", 1000);
+	kernel_exec(ev, 604, "/usr/bin/curl", &sb);
+	ev->has &= ~(uint32_t)(SOURCE_HAS_EXE | SOURCE_HAS_IMAGE);
+	lifecycle_on_source_event(w->lc, ev, "ebpf");
+	assert_non_null(s = find(w, PROC_EV_START, 604));
+	assert_int_equal(s->start_ticks, 995); /* from the fixture's stat */
+	lifecycle_get_stats(w->lc, &ls);
+	assert_int_equal(ls.from_kernel, 4);
+
+	lifecycle_free(w->lc);
+	w->lc = NULL;
+	hash_cache_free(hc);
+	free(ev);
+}
+
 static void
 test_fork_exit_and_threads(void **state)
 {
@@ -364,6 +504,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_pid_reuse_is_suspicious, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_future_start_is_suspicious, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exec_event_enriched_or_from_event, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_exec_from_kernel_record_alone, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_fork_exit_and_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_max_processes_does_not_fake_stops, setup,

@@ -21,6 +21,9 @@ mounted for execsnoop when it is not (and unmounted afterwards).
 
 Then procmond's CPU under a steady load: DE_BENCH_RATE (1,000) processes/s for
 DE_BENCH_RATE_SECS (10; the issue asks 30) seconds, per collector.
+
+DE_BURST_ONLY (e.g. "ebpf,procmond ebpf") runs only the sources whose names
+start with one of the comma-separated prefixes.
 """
 import os
 import re
@@ -38,6 +41,7 @@ N = int(os.environ.get("DE_BURST_N", "10000"))
 PARALLEL = int(os.environ.get("DE_BURST_PARALLEL", "4"))
 RATE = int(os.environ.get("DE_BENCH_RATE", "1000"))
 RATE_SECS = int(os.environ.get("DE_BENCH_RATE_SECS", "10"))
+ONLY = [p for p in os.environ.get("DE_BURST_ONLY", "").split(",") if p]
 TRACEFS = Path("/sys/kernel/tracing")
 
 
@@ -181,6 +185,8 @@ def main():
     else:
         sources.append(("execsnoop", "not installed (apt-get install libbpf-tools)", None))
 
+    if ONLY:
+        sources = [s for s in sources if any(s[0].startswith(p) for p in ONLY)]
     print(f"burst of {N} short-lived processes (fork+exec of a static binary, "
           f"{PARALLEL} at a time), each source alone")
     print(f"{'source':<18} {'recorded':>9} {'%':>7} {'with argv':>10} {'%':>7} "

@@ -1,11 +1,15 @@
 /* bench-ingest: store ingest rows/s (store_ingest_batch: one transaction per
- * batch with the collector's high-water mark, into process_events,
- * process_instances and live_processes) beside the floor: plain batched
- * prepared INSERTs into the same three tables of the same schema, same
- * journal settings (WAL, synchronous=NORMAL), no upsert, no high-water.
+ * batch with the collector's high-water mark; each event's record into
+ * process_events and its instance into instance_state, which the views
+ * process_instances, processes and live_processes read) beside the floor:
+ * plain batched prepared INSERTs of the same rows into the same tables of the
+ * same schema, same journal settings (WAL, synchronous=NORMAL), no upsert, no
+ * high-water.
  * Issue 5 goal: at least half the floor.
  *
- * Usage: bench-ingest [EVENTS [BATCH]] */
+ * Usage: bench-ingest [EVENTS [BATCH [SHAPE]]]
+ * SHAPE "mixed" (default): nine starts of long-lived workers to one stop;
+ * "execs": an exec burst, each start followed a few events later by its stop. */
 #include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -52,6 +56,51 @@ make_events(struct process_event *evs, size_t n, size_t first)
 		e->proc.threads = 1;
 		e->proc.accessible = true;
 		e->proc.file_exists = true;
+	}
+}
+
+/* The shape of an exec burst as procmond's eBPF source reports it: each
+ * exec is a start and, a few execs later, its stop carrying the same record
+ * (short-lived children of one parent, pids close together). */
+static void
+make_exec_events(struct process_event *evs, size_t n, size_t first)
+{
+	char buf[200];
+
+	for (size_t i = 0; i < n; i++) {
+		struct process_event *e = &evs[i];
+		size_t k = first + i;
+		bool stop = k % 2 == 1 && k >= 7;
+		size_t x = stop ? (k - 7) / 2 : k / 2; /* the exec: stops lag by 3 */
+		process_event_init(e);
+		e->type = stop ? PROC_EV_STOP : PROC_EV_START;
+		e->time = 1795626000000ull + k;
+		e->seq = k + 1;
+		e->source = strdup("ebpf");
+		e->proc.pid = (int32_t)(20000 + x % 4000000);
+		e->proc.ppid = 19999;
+		e->proc.start_time = 1795626000000ull + 2 * x;
+		e->proc.start_ticks = 1000000 + x / 10;
+		e->proc.name = strdup("burst-child");
+		e->proc.executable_path = strdup("/work/main/build/bench/burst-child");
+		(void)snprintf(buf, sizeof(buf),
+		               "/work/main/build/bench/burst-child bs1f2e3d4c-%zu 0", x);
+		e->proc.command_line = strdup(buf);
+		e->proc.cwd = strdup("/work/main");
+		e->proc.user_id = 0;
+		e->proc.effective_user_id = 0;
+		e->proc.group_id = 0;
+		e->proc.user_name = strdup("root");
+		e->proc.parent_name = strdup("burst");
+		e->proc.parent_executable_path = strdup("/work/main/build/bench/burst");
+		e->proc.parent_command_line = strdup("/work/main/build/bench/burst 8000 bs1f2e3d4c "
+		                                     "/work/main/build/bench/burst-child"
+		                                     " 4 0 1000");
+		e->proc.missing = 240;
+		if (stop) {
+			e->exit_code = 0;
+			e->runtime_ms = 3;
+		}
 	}
 }
 
@@ -133,8 +182,10 @@ step(sqlite3_stmt *st)
 }
 
 /* The floor: the same rows into the same three tables, plain INSERTs. */
+typedef void (*make_fn)(struct process_event *evs, size_t n, size_t first);
+
 static double
-floor_rate(const char *path, size_t total, size_t batch, struct process_event *evs,
+floor_rate(const char *path, size_t total, size_t batch, struct process_event *evs, make_fn make,
            double *ret_cpu_rate)
 {
 	static const char *const sqls[] = {
@@ -142,11 +193,10 @@ floor_rate(const char *path, size_t total, size_t batch, struct process_event *e
 		" runtime_ms, modified_fields, reason) VALUES (" P31
 		", 'bench', 0, 'netlink', NULL,"
 		" NULL, NULL, NULL)",
-		"INSERT OR REPLACE INTO process_instances (" COLS ", first_seen, last_seen) VALUES"
-		" (" P31 ", ?31, ?31)",
-		"INSERT OR REPLACE INTO live_processes (" COLS ") VALUES (" P31 ")",
+		"INSERT OR REPLACE INTO instance_state (pid, start_time, event_id, first_seen,"
+		" last_seen, stopped) VALUES (?1, ?6, last_insert_rowid(), ?31, ?31, ?30 = 'stop')",
 	};
-	sqlite3_stmt *st[3] = { NULL, NULL, NULL };
+	sqlite3_stmt *st[2] = { NULL, NULL };
 	sqlite3 *db = NULL;
 	uint64_t t0, c0, ns = 0, cns = 0;
 	double rate = -1;
@@ -155,18 +205,18 @@ floor_rate(const char *path, size_t total, size_t batch, struct process_event *e
 	    sqlite3_exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL", NULL, NULL,
 	                 NULL) != SQLITE_OK)
 		goto out;
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 2; i++)
 		if (sqlite3_prepare_v2(db, sqls[i], -1, &st[i], NULL) != SQLITE_OK) {
 			fprintf(stderr, "floor: %s\n", sqlite3_errmsg(db));
 			goto out;
 		}
 	for (size_t done = 0; done < total; done += batch) {
-		make_events(evs, batch, 10000000 + done);
+		make(evs, batch, done);
 		t0 = time_mono_ns();
 		c0 = cpu_ns();
 		sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
 		for (size_t i = 0; i < batch; i++)
-			for (int k = 0; k < 3; k++) {
+			for (int k = 0; k < 2; k++) {
 				bind_all(st[k], &evs[i]);
 				if (step(st[k]) < 0)
 					goto out;
@@ -179,7 +229,7 @@ floor_rate(const char *path, size_t total, size_t batch, struct process_event *e
 	rate = (double)total / ((double)ns / 1e9);
 	*ret_cpu_rate = (double)total / ((double)cns / 1e9);
 out:
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 2; i++)
 		sqlite3_finalize(st[i]);
 	sqlite3_close(db);
 	return rate;
@@ -190,6 +240,8 @@ main(int argc, char **argv)
 {
 	size_t total = argc > 1 ? strtoul(argv[1], NULL, 10) : 100000;
 	size_t batch = argc > 2 ? strtoul(argv[2], NULL, 10) : 1000;
+	bool execs = argc > 3 && streq(argv[3], "execs");
+	make_fn make = execs ? make_exec_events : make_events;
 	char dir[] = "/tmp/bench-ingest-XXXXXX", ours_db[300], floor_db[300], cmd[400];
 	struct process_event *evs;
 	struct store *st = NULL;
@@ -212,7 +264,7 @@ main(int argc, char **argv)
 		return 1;
 	for (size_t done = 0; done < total; done += batch) {
 		uint64_t t0, c0;
-		make_events(evs, batch, done);
+		make(evs, batch, done);
 		t0 = time_mono_ns();
 		c0 = cpu_ns();
 		if (store_ingest_batch(st, "procmond", evs, batch, NULL) != (int)batch) {
@@ -226,11 +278,11 @@ main(int argc, char **argv)
 	store_close(st);
 	ours = (double)total / ((double)ns / 1e9);
 	ours_cpu = (double)total / ((double)cns / 1e9);
-	fl = floor_rate(floor_db, total, batch, evs, &fl_cpu);
-	printf("bench-ingest: %zu events in batches of %zu (WAL, synchronous=NORMAL)\n", total,
-	       batch);
+	fl = floor_rate(floor_db, total, batch, evs, make, &fl_cpu);
+	printf("bench-ingest: %zu events (%s) in batches of %zu (WAL, synchronous=NORMAL)\n", total,
+	       execs ? "exec starts and stops" : "mixed", batch);
 	printf("  daemoneye store_ingest_batch: %9.0f events/s per CPU second, %9.0f wall"
-	       " (3 tables, upsert, high-water)\n",
+	       " (events + instances, upsert, high-water)\n",
 	       ours_cpu, ours);
 	printf("  floor (plain prepared INSERTs, same schema): %9.0f events/s per CPU second,"
 	       " %9.0f wall\n",

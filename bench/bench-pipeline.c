@@ -11,9 +11,19 @@
  *	starts CHILD MARKER-<i> at RATE per second (0: as fast as one process
  *	can fork+exec) for SECONDS, reaping as it goes, and prints one line per
  *	child on stdout: "<MARKER-i> <epoch ms at fork>". bench-pipeline.py turns
- *	those into exec -> row committed latencies. */
+ *	those into exec -> row committed latencies.
+ *
+ *   bench-pipeline feed SOCKET EXECS PER_FRAME RATE
+ *	acts as a collector ("feeder") on the agent's SOCKET: registers, then
+ *	sends the events of EXECS short-lived processes (each a start and, a few
+ *	events later, its stop, shaped like procmond's eBPF events of an exec
+ *	burst) in ProcessEventBatch frames of PER_FRAME events, RATE events per
+ *	second (0: as fast as the acks come back), reading the acks as they come;
+ *	then waits for the ack of the last event. A fixed, repeatable load for
+ *	measuring the engine alone (bench-engine.py). */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,15 +230,160 @@ bench_spawn(double rate, double seconds, const char *marker, const char *child)
 	return 0;
 }
 
+#define FEED_ID "feeder"
+
+/* Event k of the feed: start of exec k/2 for even k, else the stop of the
+ * exec started three events earlier (k - 3 is even for odd k), so a frame
+ * carries starts and stops like procmond's. */
+static void
+feed_event(uint64_t k, uint64_t base_ms, uint64_t pid0, struct process_event *e, char *cmd,
+           size_t cmdlen)
+{
+	bool stop = k % 2 == 1 && k >= 3;
+	uint64_t x = stop ? (k - 3) / 2 : k / 2;
+
+	process_event_init(e);
+	e->type = stop ? PROC_EV_STOP : PROC_EV_START;
+	e->time = base_ms + k / 2;
+	e->seq = k + 1;
+	e->source = (char *)"ebpf";
+	e->proc.pid = (int32_t)(pid0 + x % 4000000);
+	e->proc.ppid = (int32_t)pid0 - 1;
+	e->proc.start_time = base_ms + x;
+	e->proc.start_ticks = 100000 + x / 10;
+	e->proc.name = (char *)"burst-child";
+	e->proc.executable_path = (char *)"/usr/local/lib/daemoneye/bench/burst-child";
+	(void)snprintf(cmd, cmdlen, "/usr/local/lib/daemoneye/bench/burst-child feed-%llu 0",
+	               (unsigned long long)x);
+	e->proc.command_line = cmd;
+	e->proc.user_id = e->proc.effective_user_id = e->proc.group_id = 0;
+	e->proc.user_name = (char *)"root";
+	e->proc.cwd = (char *)"/work/main";
+	e->proc.parent_name = (char *)"burst";
+	e->proc.parent_executable_path = (char *)"/usr/local/lib/daemoneye/bench/burst";
+	e->proc.parent_command_line =
+	    (char *)"/usr/local/lib/daemoneye/bench/burst 8000 feed /usr/local/lib/daemoneye/bench/"
+	            "burst-child 4 0 1000";
+	e->proc.missing = 240;
+	if (stop) {
+		e->exit_code = 0;
+		e->runtime_ms = 2;
+	}
+}
+
+/* Reads the frames waiting on fd (acks, RPCs); returns the highest acked
+ * sequence seen so far, or -errno. */
+static int
+feed_drain(int fd, int timeout_ms, uint64_t *acked)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	ProtobufCMessage *m = NULL;
+	uint16_t type;
+	int rc;
+
+	while (poll(&pfd, 1, timeout_ms) == 1) {
+		if ((rc = ipc_recv(fd, IPC_MAX_COLLECTOR, 5000, &type, NULL, &m)) < 0)
+			return rc;
+		if (type == IPC_ACK && ((Daemoneye__Ack *)m)->high_water_seq > *acked)
+			*acked = ((Daemoneye__Ack *)m)->high_water_seq;
+		protobuf_c_message_free_unpacked(m, NULL);
+		timeout_ms = 0;
+	}
+	return 0;
+}
+
+static int
+feed_register(int fd, uint64_t *ret_hw)
+{
+	Daemoneye__Register r = DAEMONEYE__REGISTER__INIT;
+	ProtobufCMessage *m = NULL;
+	uint16_t type;
+	int rc;
+
+	r.collector_id = (char *)FEED_ID;
+	r.protocol_version = IPC_PROTOCOL_VERSION;
+	r.pid = (uint32_t)getpid();
+	r.heartbeat_interval_s = 30;
+	if ((rc = ipc_send(fd, IPC_REGISTER, &r.base)) < 0 ||
+	    (rc = ipc_recv(fd, IPC_MAX_COLLECTOR, 10000, &type, NULL, &m)) < 0)
+		return rc;
+	rc = type == IPC_REGISTER_ACK && ((Daemoneye__RegisterAck *)m)->accepted ? 0 : -EPROTO;
+	if (rc == 0)
+		*ret_hw = ((Daemoneye__RegisterAck *)m)->high_water_seq;
+	protobuf_c_message_free_unpacked(m, NULL);
+	return rc;
+}
+
+/* Sends events first..first+n-1 as one ProcessEventBatch frame. */
+static int
+feed_frame(int fd, uint64_t first, size_t n, uint64_t base_ms, uint64_t pid0)
+{
+	enum { MAX = 4096 };
+	static struct process_event evs[MAX];
+	static Daemoneye__ProcessEvent pbs[MAX], *ptrs[MAX];
+	static Daemoneye__ProcessRecord recs[MAX];
+	static char cmds[MAX][96];
+	Daemoneye__ProcessEventBatch b = DAEMONEYE__PROCESS_EVENT_BATCH__INIT;
+
+	if (n > MAX)
+		return -E2BIG;
+	for (size_t i = 0; i < n; i++) {
+		feed_event(first + i, base_ms, pid0, &evs[i], cmds[i], sizeof(cmds[i]));
+		ipc_event_to_pb(&evs[i], &pbs[i], &recs[i]);
+		ptrs[i] = &pbs[i];
+	}
+	b.events = ptrs;
+	b.n_events = n;
+	return ipc_send(fd, IPC_EVENTS, &b.base);
+}
+
+static int
+bench_feed(const char *sock, uint64_t execs, uint64_t per_frame, uint64_t rate)
+{
+	uint64_t total = execs * 2, hw = 0, acked = 0, base_ms = time_now_ms();
+	uint64_t pid0 = 1000000 + (base_ms / 1000) % 1000000 * 2;
+	double t0;
+	int fd = -1, rc;
+
+	if (per_frame == 0 || (rc = ipc_connect(sock, &fd)) < 0 ||
+	    (rc = feed_register(fd, &hw)) < 0) {
+		fprintf(stderr, "feed: cannot register on %s\n", sock);
+		return 1;
+	}
+	/* Sequences continue after what the agent already has. */
+	t0 = now_s();
+	for (uint64_t k = 0; k < total && rc == 0; k += per_frame) {
+		uint64_t n = total - k < per_frame ? total - k : per_frame;
+		if (rate > 0) {
+			double due = t0 + (double)k / (double)rate, now = now_s();
+			if (due > now)
+				(void)usleep((useconds_t)((due - now) * 1e6));
+		}
+		if ((rc = feed_frame(fd, hw + k, n, base_ms, pid0)) == 0)
+			rc = feed_drain(fd, rate > 0 ? 0 : 1000, &acked);
+	}
+	while (rc == 0 && acked < hw + total && now_s() - t0 < 120)
+		rc = feed_drain(fd, 100, &acked);
+	close(fd);
+	fprintf(stderr, "fed %llu events in frames of %llu in %.2f s, acked through %llu\n",
+	        (unsigned long long)total, (unsigned long long)per_frame, now_s() - t0,
+	        (unsigned long long)acked);
+	return rc == 0 && acked >= hw + total ? 0 : 1;
+}
+
 int
 main(int argc, char **argv)
 {
-	uint64_t n;
+	uint64_t n, per, rate;
 
 	if (argc == 4 && streq(argv[1], "wal") && parse_u64(argv[2], &n) == 0)
 		return bench_wal(n, argv[3]);
 	if (argc == 6 && streq(argv[1], "spawn"))
 		return bench_spawn(strtod(argv[2], NULL), strtod(argv[3], NULL), argv[4], argv[5]);
-	fprintf(stderr, "usage: bench-pipeline wal N DIR | spawn RATE SECONDS MARKER CHILD\n");
+	if (argc == 6 && streq(argv[1], "feed") && parse_u64(argv[3], &n) == 0 &&
+	    parse_u64(argv[4], &per) == 0 && parse_u64(argv[5], &rate) == 0)
+		return bench_feed(argv[2], n, per, rate);
+	fprintf(stderr, "usage: bench-pipeline wal N DIR | spawn RATE SECONDS MARKER CHILD"
+	                " | feed SOCKET EXECS PER_FRAME RATE\n");
 	return 2;
 }

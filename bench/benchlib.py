@@ -10,9 +10,10 @@ TOP = Path(__file__).resolve().parents[1]
 BUILD = Path(os.environ.get("DE_BUILD_DIR", TOP / "build"))
 
 
-def start_agent(tmp, rules, settle_s):
+def start_agent(tmp, rules, settle_s, extra="", wait_collector=True):
     """Starts daemoneye-agent with data under tmp/data, rules from rules, and a
-    JSON file sink at tmp/alerts.jsonl; waits for the collector to register,
+    JSON file sink at tmp/alerts.jsonl (extra: more configuration text); waits
+    for the collector to register (wait_collector false: for the socket only),
     then settle_s more for the first snapshot. Returns (Popen, events.db path)."""
     data = tmp / "data"
     data.mkdir()
@@ -20,7 +21,8 @@ def start_agent(tmp, rules, settle_s):
     os.chmod(data, 0o777)
     cfg = tmp / "agent.yaml"
     cfg.write_text("agent:\n  data_dir: %s\nalerting:\n  sinks:\n"
-                   "    - { type: file, path: %s, format: json }\n" % (data, tmp / "alerts.jsonl"))
+                   "    - { type: file, path: %s, format: json }\n%s"
+                   % (data, tmp / "alerts.jsonl", extra))
     env = dict(os.environ, DAEMONEYE_PROCMOND_BINARY=str(BUILD / "src/procmond/procmond"))
     log = open(tmp / "agent.log", "wb")
     p = subprocess.Popen([BUILD / "src/agent/daemoneye-agent", "--config", cfg, "--rules-dir",
@@ -29,6 +31,11 @@ def start_agent(tmp, rules, settle_s):
     db = data / "events.db"
     end = time.monotonic() + 20
     while time.monotonic() < end:
+        if not wait_collector:
+            if (data / "daemoneye.sock").exists():
+                break
+            time.sleep(0.1)
+            continue
         try:
             with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
                 if c.execute("SELECT count(*) FROM collector_state").fetchone()[0]:

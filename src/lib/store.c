@@ -19,7 +19,7 @@
 #include "timeutil.h"
 #include "util.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION "2" /* PRAGMA user_version */
 
 /* ---- The process columns: one table drives schema, inserts and binding. */
 
@@ -206,15 +206,59 @@ static const char schema_fixed[] =
     "CREATE TABLE IF NOT EXISTS collector_state ("
     " collector_id TEXT PRIMARY KEY, high_water INTEGER NOT NULL, updated INTEGER);"
     "CREATE INDEX IF NOT EXISTS events_by_time ON process_events(collection_time);"
-    "CREATE INDEX IF NOT EXISTS events_by_pid ON process_events(pid, start_time);"
-    "CREATE INDEX IF NOT EXISTS instances_by_last_seen ON process_instances(last_seen);";
+    "CREATE INDEX IF NOT EXISTS events_by_pid ON process_events(pid, start_time);";
+
+/* One row per process instance; see store_create_schema(). */
+static const char schema_instance_state[] =
+    "CREATE TABLE IF NOT EXISTS instance_state (pid INTEGER NOT NULL,"
+    " start_time INTEGER NOT NULL, event_id INTEGER NOT NULL,"
+    " first_seen INTEGER, last_seen INTEGER, stopped INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (pid, start_time)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS instance_live ON instance_state(pid, start_time)"
+    " WHERE stopped = 0;";
+
+/* The process columns of an instance, as the views over instance_state
+ * (alias s) and the event row holding its latest record (alias e) show
+ * them: identity and times from s, the rest from e; a stopped instance
+ * shows event_type 'stop' and its stop time (what a stop writes). */
+static bool
+store_sql_instance_cols(char *buf, size_t n, size_t *len)
+{
+	for (int i = 0; i < N_PROC_COLS; i++) {
+		const char *c = proc_cols[i].name, *expr;
+		char col[64];
+
+		if (streq(c, "pid") || streq(c, "start_time"))
+			expr = streq(c, "pid") ? "s.pid" : "s.start_time";
+		else if (streq(c, "event_type"))
+			expr = "CASE WHEN s.stopped THEN 'stop' ELSE e.event_type END";
+		else if (streq(c, "collection_time"))
+			expr = "s.last_seen";
+		else if ((size_t)snprintf(col, sizeof(col), "e.%s", c) < sizeof(col))
+			expr = col;
+		else
+			return false;
+		if (!store_sql_append(buf, n, len, "%s%s AS %s", i ? ", " : "", expr, c))
+			return false;
+	}
+	return true;
+}
 
 /* Creates every table, index and view (idempotent). Shared by the file store
- * and the in-memory sample database of rule validation. */
+ * and the in-memory sample database of rule validation.
+ *
+ * Each event writes its full record once, into process_events. An instance
+ * is a small instance_state row pointing at the event that holds its latest
+ * record (event_id), with its first and last sighting and whether it has
+ * stopped; process_instances, processes and live_processes are views that
+ * join it to that event row, so readers see the columns of SPEC 5 without the
+ * store writing a full row three times per event. The partial index
+ * instance_live holds the instances not stopped: live_processes is those,
+ * minus an instance whose pid has a newer one (the pid was reused). */
 static int
 store_create_schema(sqlite3 *db)
 {
-	char sql[SQL_MAX * 2];
+	char sql[SQL_MAX * 4];
 	size_t len = 0;
 	bool ok;
 
@@ -224,19 +268,26 @@ store_create_schema(sqlite3 *db)
 	                      " exit_code INTEGER, runtime_ms INTEGER, modified_fields TEXT,"
 	                      " reason TEXT, ") &&
 	     store_sql_cols(sql, sizeof(sql), &len, true) &&
+	     store_sql_append(sql, sizeof(sql), &len, ");%s", schema_instance_state) &&
 	     store_sql_append(sql, sizeof(sql), &len,
-	                      ");CREATE TABLE IF NOT EXISTS process_instances (") &&
-	     store_sql_cols(sql, sizeof(sql), &len, true) &&
-	     store_sql_append(
-	         sql, sizeof(sql), &len,
-	         ", first_seen INTEGER, last_seen INTEGER, PRIMARY KEY (pid, start_time));"
-	         "CREATE TABLE IF NOT EXISTS live_processes (") &&
-	     store_sql_cols(sql, sizeof(sql), &len, true) &&
-	     store_sql_append(
-	         sql, sizeof(sql), &len,
-	         ", PRIMARY KEY (pid));CREATE VIEW IF NOT EXISTS processes AS SELECT ") &&
+	                      "CREATE VIEW IF NOT EXISTS process_instances AS SELECT ") &&
+	     store_sql_instance_cols(sql, sizeof(sql), &len) &&
+	     store_sql_append(sql, sizeof(sql), &len,
+	                      ", s.first_seen AS first_seen, s.last_seen AS last_seen"
+	                      " FROM instance_state AS s CROSS JOIN process_events AS e"
+	                      " ON e.id = s.event_id;"
+	                      "CREATE VIEW IF NOT EXISTS processes AS SELECT ") &&
 	     store_sql_cols(sql, sizeof(sql), &len, false) &&
-	     store_sql_append(sql, sizeof(sql), &len, " FROM process_instances;");
+	     store_sql_append(sql, sizeof(sql), &len,
+	                      " FROM process_instances;"
+	                      "CREATE VIEW IF NOT EXISTS live_processes AS SELECT ") &&
+	     store_sql_instance_cols(sql, sizeof(sql), &len) &&
+	     store_sql_append(sql, sizeof(sql), &len,
+	                      " FROM instance_state AS s INDEXED BY instance_live"
+	                      " CROSS JOIN process_events AS e ON e.id = s.event_id"
+	                      " WHERE s.stopped = 0 AND NOT EXISTS (SELECT 1"
+	                      " FROM instance_state AS n WHERE n.pid = s.pid"
+	                      " AND n.start_time > s.start_time);");
 	if (!ok)
 		return -E2BIG;
 	if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK ||
@@ -276,34 +327,16 @@ stmt_sql(int id, char *b, size_t n)
 		       store_sql_append(b, n, &l, ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ") &&
 		       store_sql_params(b, n, &l, 8) && store_sql_append(b, n, &l, ")");
 	case ST_INST_UPSERT:
-		if (!store_sql_append(b, n, &l, "INSERT INTO process_instances (") ||
-		    !store_sql_cols(b, n, &l, false) ||
-		    !store_sql_append(b, n, &l, ", first_seen, last_seen) VALUES (") ||
-		    !store_sql_params(b, n, &l, 1) ||
-		    !store_sql_append(b, n, &l,
-		                      ", ?%d, ?%d) ON CONFLICT (pid, start_time) DO UPDATE SET"
-		                      " last_seen = excluded.last_seen",
-		                      N_PROC_COLS + 1, N_PROC_COLS + 1))
-			return false;
-		for (int i = 0; i < N_PROC_COLS; i++)
-			if (!store_sql_append(b, n, &l, ", %s = excluded.%s", proc_cols[i].name,
-			                      proc_cols[i].name))
-				return false;
-		return true;
+		return store_sql_append(
+		    b, n, &l,
+		    "INSERT INTO instance_state (pid, start_time, event_id, first_seen,"
+		    " last_seen) VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (pid, start_time)"
+		    " DO UPDATE SET event_id = excluded.event_id,"
+		    " last_seen = excluded.last_seen, stopped = 0");
 	case ST_INST_STOP:
 		return store_sql_append(b, n, &l,
-		                        "UPDATE process_instances SET event_type = 'stop',"
-		                        " collection_time = ?3, last_seen = ?3"
+		                        "UPDATE instance_state SET stopped = 1, last_seen = ?3"
 		                        " WHERE pid = ?1 AND (?2 = 0 OR start_time = ?2)");
-	case ST_LIVE_PUT:
-		return store_sql_append(b, n, &l, "INSERT OR REPLACE INTO live_processes (") &&
-		       store_sql_cols(b, n, &l, false) &&
-		       store_sql_append(b, n, &l, ") VALUES (") && store_sql_params(b, n, &l, 1) &&
-		       store_sql_append(b, n, &l, ")");
-	case ST_LIVE_DEL:
-		return store_sql_append(b, n, &l,
-		                        "DELETE FROM live_processes WHERE pid = ?1"
-		                        " AND (?2 = 0 OR start_time = ?2)");
 	case ST_ALERT_PUT:
 		return store_sql_append(
 		    b, n, &l,
@@ -354,6 +387,63 @@ exec_id(struct store *s, int id)
 	return st ? store_step_done(st) : store_map_rc(sqlite3_errcode(s->db));
 }
 
+/* The type of the schema object called name ("table", "view"), or "" when
+ * there is none, into type[n]. Returns 0 or -errno. */
+static int
+schema_type(sqlite3 *db, const char *name, char *type, size_t n)
+{
+	static const char sql[] = "SELECT type FROM sqlite_schema WHERE name = ?1";
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return store_map_rc(sqlite3_errcode(db));
+	(void)sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	type[0] = '\0';
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		de_strlcpy(type, (const char *)sqlite3_column_text(st, 0), n);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_map_rc(rc);
+}
+
+/* Brings a database of schema version 1 up to date, inside the caller's
+ * transaction. Version 1 wrote every event's full record three times: into
+ * process_events and into the tables process_instances and live_processes.
+ * Since version 2 an instance is an instance_state row pointing at the event
+ * that holds its latest record, and both names are views. An instance whose
+ * latest record is no longer in process_events (trimmed by retention) cannot
+ * point anywhere and is dropped; a process still running is reported again
+ * by the collector's next snapshot. */
+static int
+store_migrate(sqlite3 *db)
+{
+	static const char copy[] =
+	    "INSERT OR IGNORE INTO instance_state (pid, start_time, event_id, first_seen,"
+	    " last_seen, stopped) SELECT * FROM (SELECT i.pid, i.start_time, (SELECT max(e.id)"
+	    " FROM process_events AS e WHERE e.pid = i.pid AND e.start_time = i.start_time"
+	    " AND e.event_type <> 'stop') AS ev, i.first_seen, i.last_seen,"
+	    " i.event_type = 'stop' FROM process_instances AS i) WHERE ev IS NOT NULL;"
+	    "DROP VIEW IF EXISTS processes;"
+	    "DROP TABLE process_instances;";
+	char type[16];
+	int rc;
+
+	if ((rc = schema_type(db, "live_processes", type, sizeof(type))) < 0)
+		return rc;
+	if (streq(type, "table") &&
+	    sqlite3_exec(db, "DROP TABLE live_processes", NULL, NULL, NULL) != SQLITE_OK)
+		return store_map_rc(sqlite3_errcode(db));
+	if ((rc = schema_type(db, "process_instances", type, sizeof(type))) < 0)
+		return rc;
+	if (!streq(type, "table"))
+		return 0;
+	if (sqlite3_exec(db, schema_instance_state, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(db, copy, NULL, NULL, NULL) != SQLITE_OK)
+		return store_map_rc(sqlite3_errcode(db));
+	return 0;
+}
+
 static int
 store_configure_rw(struct store *s)
 {
@@ -378,9 +468,11 @@ store_configure_rw(struct store *s)
 	}
 	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return store_map_rc(sqlite3_errcode(s->db));
-	int rc = store_create_schema(s->db);
-	if (rc == 0 &&
-	    sqlite3_exec(s->db, "PRAGMA user_version = 1", NULL, NULL, NULL) != SQLITE_OK)
+	int rc = store_migrate(s->db);
+	if (rc == 0)
+		rc = store_create_schema(s->db);
+	if (rc == 0 && sqlite3_exec(s->db, "PRAGMA user_version = " STORE_SCHEMA_VERSION, NULL,
+	                            NULL, NULL) != SQLITE_OK)
 		rc = store_map_rc(sqlite3_errcode(s->db));
 	if (rc < 0) {
 		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -552,25 +644,14 @@ ingest_one(struct store *s, const char *collector_id, const struct process_event
 		(void)sqlite3_bind_int(st, 1, p->pid);
 		(void)sqlite3_bind_int64(st, 2, (sqlite3_int64)p->start_time);
 		(void)sqlite3_bind_int64(st, 3, (sqlite3_int64)ev->time);
-		if ((rc = store_step_done(st)) < 0)
-			return rc;
-		if ((st = stmt_get(s, ST_LIVE_DEL)) == NULL)
-			return store_map_rc(sqlite3_errcode(s->db));
-		(void)sqlite3_bind_int(st, 1, p->pid);
-		(void)sqlite3_bind_int64(st, 2, (sqlite3_int64)p->start_time);
 		return store_step_done(st);
 	}
 	if ((st = stmt_get(s, ST_INST_UPSERT)) == NULL)
 		return store_map_rc(sqlite3_errcode(s->db));
-	if (store_bind_proc(st, 1, ev) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, N_PROC_COLS + 1, (sqlite3_int64)ev->time) != SQLITE_OK)
-		return store_map_rc(sqlite3_errcode(s->db));
-	if ((rc = store_step_done(st)) < 0)
-		return rc;
-	if ((st = stmt_get(s, ST_LIVE_PUT)) == NULL)
-		return store_map_rc(sqlite3_errcode(s->db));
-	if (store_bind_proc(st, 1, ev) != SQLITE_OK)
-		return store_map_rc(sqlite3_errcode(s->db));
+	(void)sqlite3_bind_int(st, 1, p->pid);
+	(void)sqlite3_bind_int64(st, 2, (sqlite3_int64)p->start_time);
+	(void)sqlite3_bind_int64(st, 3, sqlite3_last_insert_rowid(s->db));
+	(void)sqlite3_bind_int64(st, 4, (sqlite3_int64)ev->time);
 	return store_step_done(st);
 }
 
@@ -711,14 +792,25 @@ store_retention_step(struct store *s, uint32_t retention_days, uint32_t max_rows
 	/* Each statement deletes at most ?2 rows in its own short transaction,
 	 * oldest first via the time indexes, so ingest waits at most one step. */
 	static const char *const steps[] = {
-		"DELETE FROM process_events WHERE id IN (SELECT id FROM process_events"
-		" WHERE collection_time < ?1 ORDER BY collection_time LIMIT ?2)",
+		/* Events, but never the latest record of an instance still kept
+		 * (a long-running process keeps its start event). */
+		"DELETE FROM process_events WHERE id IN (SELECT e.id FROM process_events AS e"
+		" WHERE e.collection_time < ?1 AND NOT EXISTS (SELECT 1 FROM instance_state AS s"
+		" WHERE s.pid = e.pid AND s.start_time = e.start_time AND s.event_id = e.id)"
+		" ORDER BY e.collection_time LIMIT ?2)",
+		/* Instances no longer running (stopped, or their pid has a newer
+		 * instance), last seen before the cutoff, found through their
+		 * latest record, which is older still; that event goes at the
+		 * next step. After the first statement the old events left are
+		 * such records, so this scan is short. */
+		"DELETE FROM instance_state WHERE (pid, start_time) IN (SELECT s.pid, s.start_time"
+		" FROM process_events AS e CROSS JOIN instance_state AS s ON s.pid = e.pid"
+		" AND s.start_time = e.start_time AND s.event_id = e.id"
+		" WHERE e.collection_time < ?1 AND s.last_seen < ?1 AND (s.stopped OR EXISTS"
+		" (SELECT 1 FROM instance_state AS n WHERE n.pid = s.pid"
+		" AND n.start_time > s.start_time)) ORDER BY e.collection_time LIMIT ?2)",
 		"DELETE FROM alerts WHERE rowid IN (SELECT rowid FROM alerts"
 		" WHERE timestamp < ?1 ORDER BY timestamp LIMIT ?2)",
-		"DELETE FROM process_instances WHERE rowid IN (SELECT i.rowid FROM"
-		" process_instances i WHERE i.last_seen < ?1 AND NOT EXISTS (SELECT 1 FROM"
-		" live_processes l WHERE l.pid = i.pid AND l.start_time = i.start_time)"
-		" ORDER BY i.last_seen LIMIT ?2)",
 		"DELETE FROM scan_metadata WHERE id IN (SELECT id FROM scan_metadata"
 		" WHERE time < ?1 ORDER BY time LIMIT ?2)",
 	};

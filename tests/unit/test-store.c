@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "errbuf.h"
 #include "process.h"
@@ -305,6 +306,156 @@ test_retention(void **state)
 	store_close(s);
 }
 
+/* Instances leave with their history: a stopped instance last seen before
+ * the cutoff goes, and its events; one superseded by a newer instance of its
+ * pid goes too; a long-running process keeps its instance and the start
+ * event that holds its record, however old, and stays in live_processes. */
+static void
+test_retention_of_instances(void **state)
+{
+	struct process_event evs[6];
+	struct store *s = NULL;
+	int total = 0, rc;
+
+	(void)state;
+	unlink(dbpath);
+	assert_int_equal(store_open(dbpath, STORE_RW, &s), 0);
+	ev_make(&evs[0], PROC_EV_START, 10, 1, "gone", NULL, 0);
+	ev_make(&evs[1], PROC_EV_STOP, 10, 1, "gone", NULL, 0);
+	ev_make(&evs[2], PROC_EV_START, 11, 1, "daemon", NULL, 0);
+	ev_make(&evs[3], PROC_EV_START, 12, 1, "reused", NULL, 0);
+	ev_make(&evs[4], PROC_EV_START, 12, 2, "reuser", NULL, 0);
+	ev_make(&evs[5], PROC_EV_START, 13, 1, "fresh", NULL, 0);
+	for (int i = 0; i < 5; i++)
+		evs[i].time = 1000 + (uint64_t)i; /* 1970 */
+	assert_int_equal(store_ingest_batch(s, "c", evs, 6, NULL), 6);
+	assert_int_equal(query_count(s, "SELECT count(*) FROM live_processes"), 3);
+	assert_int_equal(query_count(s, "SELECT count(*) FROM live_processes WHERE pid = 12"
+	                                " AND name = 'reuser'"),
+	                 1);
+	while ((rc = store_retention_step(s, 30, 2)) > 0) {
+		assert_true(rc <= 2);
+		total += rc;
+	}
+	assert_int_equal(rc, 0);
+	/* pid 10's instance and both its events, pid 12's first instance and
+	 * its event; pid 12's second instance is live (old, but running). */
+	assert_int_equal(total, 5);
+	assert_int_equal(query_count(s, "SELECT count(*) FROM process_instances"), 3);
+	assert_int_equal(query_count(s, "SELECT count(*) FROM process_events"), 3);
+	assert_int_equal(query_count(s, "SELECT count(*) FROM live_processes WHERE name IN"
+	                                " ('daemon', 'reuser', 'fresh')"),
+	                 3);
+	evs_clear(evs, 6);
+	store_close(s);
+}
+
+/* live_processes is the instances not stopped, one per pid (the newest): a
+ * stop without a start time stops every instance of its pid; an event after
+ * a stop brings the instance back with that event's record. */
+static void
+test_live_view(void **state)
+{
+	struct process_event evs[5];
+	struct store *s = NULL;
+
+	(void)state;
+	unlink(dbpath);
+	assert_int_equal(store_open(dbpath, STORE_RW, &s), 0);
+	ev_make(&evs[0], PROC_EV_START, 70, 100, "old", NULL, 0);
+	ev_make(&evs[1], PROC_EV_START, 70, 200, "new", NULL, 0);
+	ev_make(&evs[2], PROC_EV_STOP, 70, 0, "new", NULL, 0);
+	ev_make(&evs[3], PROC_EV_SNAPSHOT, 71, 100, "snap", NULL, 0);
+	ev_make(&evs[4], PROC_EV_MODIFIED, 71, 100, "snap2", NULL, 0);
+	evs[2].time = 5000;
+	assert_int_equal(store_ingest_batch(s, "c", evs, 2, NULL), 2);
+	assert_int_equal(query_count(s, "SELECT count(*) FROM live_processes WHERE pid = 70"), 1);
+	assert_int_equal(query_count(s, "SELECT start_time FROM live_processes WHERE pid = 70"),
+	                 200);
+	assert_int_equal(store_ingest_batch(s, "c", &evs[2], 1, NULL), 1);
+	assert_int_equal(query_count(s, "SELECT count(*) FROM live_processes WHERE pid = 70"), 0);
+	/* Both instances show the stop with its time, and keep their records. */
+	assert_int_equal(query_count(s, "SELECT count(*) FROM processes WHERE pid = 70"
+	                                " AND event_type = 'stop' AND collection_time = 5000"
+	                                " AND name IN ('old', 'new')"),
+	                 2);
+	assert_int_equal(store_ingest_batch(s, "c", &evs[3], 2, NULL), 2);
+	assert_int_equal(query_count(s, "SELECT count(*) FROM live_processes WHERE pid = 71"
+	                                " AND name = 'snap2' AND event_type = 'modified'"),
+	                 1);
+	evs[1].type = PROC_EV_MODIFIED;
+	assert_int_equal(store_ingest_batch(s, "c", &evs[1], 1, NULL), 1);
+	assert_int_equal(query_count(s, "SELECT count(*) FROM live_processes WHERE pid = 70"
+	                                " AND event_type = 'modified'"),
+	                 1);
+	assert_int_equal(query_count(s, "SELECT first_seen <= last_seen FROM process_instances"
+	                                " WHERE pid = 70 AND start_time = 200"),
+	                 1);
+	evs_clear(evs, 5);
+	store_close(s);
+}
+
+/* A database written by schema version 1 (live_processes and
+ * process_instances as tables holding full rows) opens as version 2: its
+ * instances point at their latest event, the views answer, one whose
+ * history was trimmed is dropped, and ingest goes on. */
+static void
+test_migrate_v1(void **state)
+{
+	static const char v1[] =
+	    "CREATE TABLE process_events (id INTEGER PRIMARY KEY, collector_id TEXT NOT NULL,"
+	    " seq INTEGER NOT NULL, source TEXT, exit_code INTEGER, runtime_ms INTEGER,"
+	    " modified_fields TEXT, reason TEXT, pid INTEGER NOT NULL, ppid INTEGER, name TEXT,"
+	    " executable_path TEXT, command_line TEXT, start_time INTEGER NOT NULL,"
+	    " start_ticks INTEGER, cpu_usage REAL, memory_usage INTEGER, executable_hash TEXT,"
+	    " user_id INTEGER, effective_user_id INTEGER, group_id INTEGER, user_name TEXT,"
+	    " cwd TEXT, tty TEXT, state TEXT, threads INTEGER, accessible INTEGER,"
+	    " file_exists INTEGER, exe_deleted INTEGER, exe_memfd INTEGER,"
+	    " argv_truncated INTEGER, parent_name TEXT, parent_executable_path TEXT,"
+	    " parent_command_line TEXT, container_id TEXT, cgroup TEXT, missing INTEGER,"
+	    " event_type TEXT, collection_time INTEGER);"
+	    "CREATE TABLE process_instances (pid INTEGER NOT NULL, name TEXT,"
+	    " start_time INTEGER NOT NULL, event_type TEXT, collection_time INTEGER,"
+	    " first_seen INTEGER, last_seen INTEGER, PRIMARY KEY (pid, start_time));"
+	    "CREATE TABLE live_processes (pid INTEGER NOT NULL, name TEXT, start_time INTEGER,"
+	    " PRIMARY KEY (pid));"
+	    "CREATE VIEW processes AS SELECT pid, name FROM process_instances;"
+	    "CREATE INDEX instances_by_last_seen ON process_instances(last_seen);"
+	    "INSERT INTO process_events (collector_id, seq, pid, name, start_time, event_type,"
+	    " collection_time) VALUES ('c', 1, 5, 'sh', 50, 'start', 60), ('c', 2, 5, 'sh', 50,"
+	    " 'stop', 70), ('c', 3, 6, 'vim', 55, 'start', 65);"
+	    "INSERT INTO process_instances VALUES (5, 'sh', 50, 'stop', 70, 60, 70),"
+	    " (6, 'vim', 55, 'start', 65, 65, 65), (7, 'trimmed', 1, 'start', 2, 2, 2);"
+	    "INSERT INTO live_processes VALUES (6, 'vim', 55), (7, 'trimmed', 1);"
+	    "PRAGMA user_version = 1;";
+	struct process_event ev;
+	struct store *s = NULL;
+	sqlite3 *db = NULL;
+
+	(void)state;
+	unlink(dbpath);
+	assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, v1, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	assert_int_equal(store_open(dbpath, STORE_RW, &s), 0);
+	assert_int_equal(query_count(s, "SELECT count(*) FROM process_instances"), 2);
+	assert_int_equal(query_count(s, "SELECT count(*) FROM processes WHERE pid = 5"
+	                                " AND event_type = 'stop' AND collection_time = 70"),
+	                 1);
+	assert_int_equal(query_count(s, "SELECT count(*) FROM live_processes"), 1);
+	assert_int_equal(query_count(s, "SELECT pid FROM live_processes WHERE name = 'vim'"), 6);
+	ev_make(&ev, PROC_EV_START, 8, 80, "new", NULL, 4);
+	assert_int_equal(store_ingest_batch(s, "c", &ev, 1, NULL), 1);
+	assert_int_equal(query_count(s, "SELECT count(*) FROM live_processes"), 2);
+	process_event_clear(&ev);
+	store_close(s);
+	/* Opening again changes nothing. */
+	assert_int_equal(store_open(dbpath, STORE_RW, &s), 0);
+	assert_int_equal(query_count(s, "SELECT count(*) FROM process_instances"), 3);
+	store_close(s);
+}
+
 /* Records the column types and values of the rows it sees; stops after
  * `stop_after` rows when that is not 0. */
 struct types_ctx {
@@ -496,6 +647,9 @@ main(void)
 		cmocka_unit_test(test_query_sandbox),
 		cmocka_unit_test(test_alerts_and_stats),
 		cmocka_unit_test(test_retention),
+		cmocka_unit_test(test_retention_of_instances),
+		cmocka_unit_test(test_live_view),
+		cmocka_unit_test(test_migrate_v1),
 		cmocka_unit_test(test_ro_refusals_and_edges),
 		cmocka_unit_test(test_eval_on_file_store),
 	};

@@ -485,10 +485,10 @@ alerts_start_sinks(struct alerts *a, const struct de_config *cfg, struct store *
 		if (r < 0)
 			return r;
 		a->n_sinks = i + 1;
-		/* Alerts stored but still queued when the agent was killed;
-		 * a failure is logged and the sink runs anyway. */
-		(void)sink_catch_up(a->sinks[i], st);
 	}
+	/* Alerts stored but still queued when the agent was killed; a failure
+	 * is logged and the sinks run anyway. */
+	(void)sink_catch_up_all(a->sinks, a->n_sinks, st);
 	for (size_t i = 0; i < a->n_sinks; i++)
 		if ((r = sink_start(a->sinks[i], err)) < 0)
 			return r;

@@ -105,6 +105,10 @@ void sink_enqueue(struct sink *s, const char *id, const char *json);
  * (logged; the sink still runs). */
 struct store;
 int sink_catch_up(struct sink *s, struct store *st);
+/* sink_catch_up() for sinks[0..n-1] through one read-only connection to st's
+ * database (so the query sandbox never touches st's own connection). Returns
+ * 0 or the first -errno (logged; the sinks still run). */
+int sink_catch_up_all(struct sink *const *sinks, size_t n, struct store *st);
 /* Waits until the queue is empty and the worker idle (and with wait_spool the
  * backlog drained), up to deadline_ms (time_mono_ms). Returns 0 or -ETIMEDOUT. */
 int sink_wait_idle(struct sink *s, uint64_t deadline_ms, bool wait_spool);

@@ -630,6 +630,33 @@ sink_catch_up(struct sink *s, struct store *st)
 	return r;
 }
 
+int
+sink_catch_up_all(struct sink *const *sinks, size_t n, struct store *st)
+{
+	_cleanup_(store_closep) struct store *ro = NULL;
+	bool any = false;
+	int r;
+
+	for (size_t i = 0; i < n; i++)
+		any = any || sinks[i]->spool != NULL;
+	if (!any || st == NULL)
+		return 0;
+	/* A read-only connection of its own: the sandbox store_query installs
+	 * (limits, authorizer) stays off the agent's read-write connection. */
+	if ((r = store_open(store_path(st), STORE_RO, &ro)) < 0) {
+		log_error("alert sinks: cannot open %s to replay undelivered alerts: %s",
+		          store_path(st), strerror(-r));
+		return r;
+	}
+	for (size_t i = 0; i < n; i++) {
+		int q = sink_catch_up(sinks[i], ro);
+
+		if (q < 0 && r == 0)
+			r = q;
+	}
+	return r;
+}
+
 /* ---- set-up, queueing, health, tear-down ---- */
 
 /* The target for health, without credentials or a query string. */

@@ -58,6 +58,29 @@ store_query(struct store *s, const char *sql, uint32_t timeout_ms, store_row_cb 
 	return -EIO;
 }
 
+int
+store_open(const char *path, enum store_mode mode, struct store **ret)
+{
+	(void)path;
+	(void)mode;
+	(void)ret;
+	fail_msg("store_open called without a spool");
+	return -EIO;
+}
+
+void
+store_close(struct store *s)
+{
+	(void)s;
+}
+
+const char *
+store_path(const struct store *s)
+{
+	(void)s;
+	return ":memory:";
+}
+
 static uint64_t fake_now;
 
 static uint64_t

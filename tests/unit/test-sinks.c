@@ -1021,7 +1021,7 @@ catch_up_start(const struct sink_config *sc, const char *spool, struct store *st
 	struct sink *s = NULL;
 
 	assert_int_equal(sink_new(sc, "file-c", spool, &s, &err), 0);
-	assert_int_equal(sink_catch_up(s, st), 0);
+	assert_int_equal(sink_catch_up_all(&s, 1, st), 0);
 	assert_int_equal(health_u(s, "replayed"), want_replayed);
 	assert_int_equal(sink_start(s, &err), 0);
 	return s;

@@ -41,7 +41,7 @@
 #define BACKOFF_MAX_MS      5000u
 #define SINK_ABORT_AFTER_MS 500u  /* after the stop deadline */
 #define SINK_MARK_SYNC_MS   1000u /* the marker is fdatasync'ed at most this often */
-#define CATCH_UP_PAGE       256
+#define CATCH_UP_PAGE       64    /* alerts spooled per sync while catching up */
 #define CATCH_UP_TIMEOUT_MS 10000u
 
 struct ring {
@@ -599,7 +599,11 @@ sink_catch_up(struct sink *s, struct store *st)
 			after_ms = alert_id_ms(mark);
 		}
 	}
+	/* Page by page: the page's spooled copies are synced, then the marker
+	 * passes them, so it is never ahead of what is on disk, and a crash in
+	 * the middle of this replay repeats at most one page. */
 	spool_defer_sync(s->spool, true);
+	r = 0;
 	do {
 		c.rows = 0;
 		(void)snprintf(sql, sizeof(sql),
@@ -607,11 +611,11 @@ sink_catch_up(struct sink *s, struct store *st)
 		               " AND timestamp > %" PRId64 " ORDER BY rowid LIMIT %d",
 		               c.last_rowid, after_ms, CATCH_UP_PAGE);
 		q = store_query(st, sql, CATCH_UP_TIMEOUT_MS, catch_up_cb, &c, &err);
-	} while (q >= 0 && c.rows == CATCH_UP_PAGE);
+		if (c.rows > 0 && (r = spool_sync(s->spool)) == 0)
+			r = spool_mark_write(s->spool, c.last_id);
+	} while (q >= 0 && r == 0 && c.rows == CATCH_UP_PAGE);
 	spool_defer_sync(s->spool, false);
-	/* The spooled copies must be on disk before the marker passes them. */
-	r = spool_sync(s->spool);
-	if (r == 0 && c.last_id[0] != '\0' && (r = spool_mark_write(s->spool, c.last_id)) == 0)
+	if (r == 0)
 		r = spool_mark_sync(s->spool);
 	pthread_mutex_lock(&s->mu);
 	backlog_publish(s);

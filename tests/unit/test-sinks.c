@@ -1097,6 +1097,22 @@ test_worker_catch_up(void **state)
 	assert_int_equal(n, 8);
 	assert_int_equal(ns[6], 7);
 	assert_int_equal(ns[7], 8);
+
+	/* More than a page (64) owed: every one, in order, once. */
+	for (int k = 9; k < 9 + 150; k++)
+		catch_up_put(st, k, id[9]);
+	s = catch_up_start(&sc, spool, st, 150);
+	assert_int_equal(sink_wait_idle(s, time_mono_ms() + 10000, true), 0);
+	sink_free(s);
+	{
+		int all[200];
+
+		/* Rotation at 1 MiB keeps everything in one file here. */
+		n = catch_up_lines(path, all, 200);
+		assert_int_equal(n, 8 + 150);
+		for (int k = 9; k < 9 + 150; k++)
+			assert_int_equal(all[k - 1], k);
+	}
 	store_close(st);
 }
 

@@ -167,16 +167,34 @@ ascii_lower(unsigned char c)
 	return c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A')) : c;
 }
 
+/* The first position at or after s holding c, either case for a letter;
+ * NULL when there is none. c is not NUL. */
+static const unsigned char *
+find_char(const unsigned char *s, unsigned char c)
+{
+	unsigned char o = c >= 'a' && c <= 'z'   ? (unsigned char)(c - ('a' - 'A'))
+	                  : c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A'))
+	                                         : c;
+	const unsigned char *x = (const unsigned char *)strchr((const char *)s, c), *y;
+
+	if (o == c)
+		return x;
+	y = (const unsigned char *)strchr((const char *)s, o);
+	return x == NULL ? y : y == NULL || x < y ? x : y;
+}
+
 /* SQLite's LIKE without ESCAPE ('%' any run, '_' one character, ASCII
  * letters fold case) for an ASCII pattern and an ASCII text, where a
  * character is a byte. The classic wildcard walk: on a mismatch go back to
- * the last '%' and let it swallow one more character. Counts its steps into
- * *work (at most strlen(s) * strlen(p)). */
+ * the last '%' and let it swallow more text, straight to the next place its
+ * first character occurs. Counts its steps into *work (at most about
+ * strlen(s) * strlen(p)). */
 static bool
 like_ascii(const unsigned char *p, const unsigned char *s, uint64_t *work)
 {
 	const unsigned char *star_p = NULL, *star_s = NULL;
 	uint64_t steps = 0;
+	bool ok = false;
 
 	while (*s != '\0') {
 		steps++;
@@ -184,26 +202,33 @@ like_ascii(const unsigned char *p, const unsigned char *s, uint64_t *work)
 			while (*p == '%')
 				p++;
 			if (*p == '\0') {
-				*work += steps;
-				return true;
+				ok = true;
+				goto out;
 			}
 			star_p = p;
-			star_s = s;
+			star_s = s; /* the '%' swallows nothing first */
 		} else if (*p != '\0' && (*p == '_' || ascii_lower(*p) == ascii_lower(*s))) {
 			p++;
 			s++;
+			continue;
 		} else if (star_p != NULL) {
+			/* A mismatch: the last '%' swallows one more character. */
 			p = star_p;
-			s = ++star_s;
+			star_s++;
 		} else {
-			*work += steps;
-			return false;
+			goto out;
 		}
+		/* Straight to the next place the text after the '%' can start. */
+		if (*p != '_' && (star_s = find_char(star_s, *p)) == NULL)
+			goto out;
+		s = star_s;
 	}
 	while (*p == '%')
 		p++;
+	ok = *p == '\0';
+out:
 	*work += steps;
-	return *p == '\0';
+	return ok;
 }
 
 static bool

@@ -276,6 +276,14 @@ static const char *const single[] = {
 	"SELECT pid, start_time FROM processes WHERE command_line LIKE 5",
 	"SELECT pid, start_time FROM processes WHERE command_line LIKE '%a%a%a%b'",
 	"SELECT pid, start_time FROM processes WHERE name NOT LIKE 'b%'",
+	"SELECT pid, start_time FROM processes WHERE command_line LIKE '%BASE64%'",
+	"SELECT pid, start_time FROM processes WHERE command_line LIKE '%_%' AND name LIKE 'b%h'",
+	"SELECT pid, start_time FROM processes WHERE command_line LIKE '%sh'",
+	"SELECT pid, start_time FROM processes WHERE command_line LIKE '%%-X %%'",
+	"SELECT pid, start_time FROM processes WHERE command_line LIKE '%n _1'",
+	"SELECT pid, start_time FROM processes WHERE command_line LIKE '%-%-%-%'",
+	"SELECT pid, start_time FROM processes WHERE command_line LIKE '%a%=%|%'",
+	"SELECT pid, start_time FROM processes WHERE executable_path LIKE '%/%/%s%'",
 	"SELECT pid, start_time FROM processes WHERE like('%sh%', command_line)",
 	"SELECT pid, start_time FROM processes WHERE command_line GLOB '*base64*'",
 	"SELECT pid, start_time FROM processes WHERE exe_memfd = 1 OR name = 'nc'"
@@ -390,6 +398,68 @@ test_filter_time_limit(void **state)
 	free(evs);
 }
 
+/* The table's own LIKE against SQLite's: `name LIKE p` is tested in C,
+ * `+name LIKE p` (an expression, not a column) by SQLite, on the same rows,
+ * for random ASCII names and patterns full of '%' and '_'. */
+static void
+test_like_matches_sqlite(void **state)
+{
+	enum { N = 200, PATTERNS = 400 };
+	static const char alphabet[] = "aAbB%_x-";
+	struct process_event *evs = calloc(N, sizeof(*evs));
+	struct store *s = NULL;
+	struct store_eval *e = NULL;
+	struct errbuf err = { { 0 } };
+	unsigned seed = 12345;
+
+	(void)state;
+	assert_non_null(evs);
+	unlink(dbpath);
+	assert_int_equal(store_open(dbpath, STORE_RW, &s), 0);
+	assert_int_equal(store_eval_open(s, &e, &err), 0);
+	for (int i = 0; i < N; i++) {
+		char name[16];
+		int len = rand_r(&seed) % 13;
+		for (int k = 0; k < len; k++)
+			name[k] = alphabet[rand_r(&seed) % 8];
+		name[len] = '\0';
+		process_event_init(&evs[i]);
+		evs[i].proc.pid = i + 1;
+		evs[i].proc.start_time = (uint64_t)i;
+		evs[i].proc.name = strdup(name);
+	}
+	assert_int_equal(store_eval_stage(e, evs, NULL, N), 0);
+	for (int t = 0; t < PATTERNS; t++) {
+		char pat[16], sql[2][128];
+		struct rows r[2] = { { 0 } };
+		int len = rand_r(&seed) % 9;
+		for (int k = 0; k < len; k++)
+			pat[k] = alphabet[rand_r(&seed) % 8];
+		pat[len] = '\0';
+		(void)snprintf(sql[0], sizeof(sql[0]),
+		               "SELECT pid, name FROM processes WHERE name LIKE '%s'", pat);
+		(void)snprintf(sql[1], sizeof(sql[1]),
+		               "SELECT pid, name FROM processes WHERE +name LIKE '%s'", pat);
+		for (int k = 0; k < 2; k++) {
+			struct store_stmt *st = NULL;
+			assert_int_equal(store_eval_prepare(e, sql[k], &st, &err), 0);
+			assert_true(store_eval_run(e, st, 1000, collect, &r[k], &err) >= 0);
+			store_stmt_free(st);
+		}
+		if (r[0].n != r[1].n)
+			fail_msg("LIKE '%s': %zu rows in C, %zu from SQLite", pat, r[0].n, r[1].n);
+		for (size_t k = 0; k < r[0].n; k++)
+			assert_string_equal(r[0].v[k], r[1].v[k]);
+		rows_free(&r[0]);
+		rows_free(&r[1]);
+	}
+	store_eval_unstage(e);
+	store_eval_close(e);
+	store_close(s);
+	clear_events(evs, N);
+	free(evs);
+}
+
 /* A join of the batch with itself on a column is an index lookup per outer
  * row, not a scan: 10,000 rows joined on start_time well inside a time
  * limit that 100 million row tests would blow. */
@@ -466,6 +536,7 @@ main(void)
 		cmocka_unit_test(test_bundled_pack_same_rows),
 		cmocka_unit_test(test_filter_time_limit),
 		cmocka_unit_test(test_join_uses_index),
+		cmocka_unit_test(test_like_matches_sqlite),
 		cmocka_unit_test(test_set_rows_copies),
 	};
 

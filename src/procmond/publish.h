@@ -29,7 +29,7 @@ struct publish_opts {
 	const char *capabilities;      /* comma-separated, e.g. "process,exec-events,hashes" */
 	const char *source_name;       /* the event source in use ("ebpf", ...), or NULL */
 	uint32_t heartbeat_interval_s; /* 0: 30 */
-	uint32_t sync_interval_ms;     /* group-commit window; 0: 5 */
+	uint32_t sync_interval_ms;     /* group-commit window; 0: 10 */
 	/* RPC hooks, called on the publisher thread; each may be NULL. */
 	void (*on_adjust_interval)(void *ctx, uint32_t interval_ms);
 	void (*on_shutdown)(void *ctx); /* the agent asked for a graceful stop */

@@ -34,10 +34,11 @@ int bpf_event_decode(const void *rec, size_t size, struct source_event *ev);
 #define DE_BPF_PATH_MAX  4096 /* filename and cwd, NUL included */
 #define DE_BPF_ARGV_MAX  4096 /* bytes of argv read from mm->arg_start */
 #define DE_BPF_CWD_DEPTH 48   /* path components walked for cwd */
-/* 2 MiB: what procmond maps (twice: the kernel maps the data pages twice so
- * a record never wraps) is resident, so this is 4 MB of procmond's RSS. It
- * holds ~6,000 unread processes (fork + exec + exit ~ 350 bytes). */
-#define DE_BPF_RINGBUF_SIZE (2u << 20)
+/* 1 MiB: what procmond maps (twice: the kernel maps the data pages twice so
+ * a record never wraps) is resident, so this is 2 MB of procmond's RSS. It
+ * holds ~3,000 unread processes (fork + exec + exit ~ 350 bytes); procmond
+ * reads it within ~2 ms, and during snapshots every 32 processes. */
+#define DE_BPF_RINGBUF_SIZE (1u << 20)
 
 enum de_bpf_kind {
 	DE_BPF_EV_EXEC = 1,

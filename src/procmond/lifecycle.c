@@ -29,6 +29,8 @@
 #define IMAGE_MEMO      256 /* image key -> SHA-256 */
 #define CGROUP_MEMO     64  /* cgroup id -> path, container id */
 #define CGROUP_FILE_MAX 16384
+/* A snapshot lets source events in every this many pids. */
+#define LIFECYCLE_POLL_EVERY 32
 /* What an exec record must carry to be recorded without reading /proc. */
 #define KERNEL_COMPLETE                                                                            \
 	(SOURCE_HAS_IDS | SOURCE_HAS_COMM | SOURCE_HAS_START | SOURCE_HAS_PPID | SOURCE_HAS_ARGV | \
@@ -84,6 +86,9 @@ struct lifecycle {
 	uint32_t seen;
 	uint64_t now_ms, now_mono_ms, now_boot_ms;
 	struct lifecycle_stats st;
+	void (*poll_fn)(void *ctx); /* lifecycle_set_poll */
+	void *poll_ctx;
+	uint32_t poll_count;
 	struct image_memo *images; /* IMAGE_MEMO, allocated at first use */
 	struct cgroup_memo cgroups[CGROUP_MEMO];
 };
@@ -716,6 +721,11 @@ snapshot_one(void *ctx, pid_t pid)
 	struct procfs_stat st;
 	struct entry *e;
 	int rc;
+
+	/* Between two pids: let the source's pending events in (they may
+	 * change the table; nothing of it is held across this call). */
+	if (lc->poll_fn != NULL && ++lc->poll_count % LIFECYCLE_POLL_EVERY == 0)
+		lc->poll_fn(lc->poll_ctx);
 
 	if (lc->opts.max_processes && lc->seen >= lc->opts.max_processes) {
 		lc->truncated = true;
@@ -1365,6 +1375,13 @@ lifecycle_free(struct lifecycle *lc)
 	free(lc->slots);
 	free(lc->pool); /* empty: every entry released its strings */
 	free(lc);
+}
+
+void
+lifecycle_set_poll(struct lifecycle *lc, void (*fn)(void *ctx), void *ctx)
+{
+	lc->poll_fn = fn;
+	lc->poll_ctx = ctx;
 }
 
 void

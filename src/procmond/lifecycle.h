@@ -64,6 +64,12 @@ int lifecycle_snapshot(struct lifecycle *lc, bool emit_all);
 void lifecycle_on_source_event(struct lifecycle *lc, const struct source_event *ev,
                                const char *source);
 
+/* fn(ctx) is called during a snapshot every few pids, and may feed source
+ * events in (lifecycle_on_source_event): a first snapshot of thousands of
+ * processes, or one that hashes large images, then does not leave the
+ * kernel's event buffer to fill up. NULL turns it off. */
+void lifecycle_set_poll(struct lifecycle *lc, void (*fn)(void *ctx), void *ctx);
+
 void lifecycle_get_stats(const struct lifecycle *lc, struct lifecycle_stats *ret);
 
 #endif

@@ -392,6 +392,12 @@ dispatch_source(struct procmond *pm)
 	pm->coalesce = rc > 0 && pm->src_ops->argv_at_exec;
 }
 
+static void
+poll_source(void *ctx)
+{
+	dispatch_source(ctx);
+}
+
 /* One debug line per snapshot: bench/bench-snapshot.py reads it. */
 static void
 log_snapshot(struct procmond *pm, int n)
@@ -671,6 +677,11 @@ main(int argc, char **argv)
 	}
 	if ((rc = setup_loop(&pm)) < 0)
 		fatal("event loop: %s", strerror(-rc));
+	/* A long snapshot (the first one, thousands of processes, large images
+	 * to hash) reads the source's events as it goes, so the kernel's buffer
+	 * does not overflow meanwhile. */
+	if (pm.src_ops->realtime)
+		lifecycle_set_poll(pm.lc, poll_source, &pm);
 	run_snapshot(&pm);
 	output_flush(pm.out);
 	run_loop(&pm);

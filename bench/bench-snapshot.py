@@ -18,6 +18,11 @@ noisy machine hurts every contender alike, medians of:
 and procmond's resident memory (VmRSS, VmHWM) while it tracks them.
 Goals (issue 3): first <= 1.5x floor, later <= 0.5x floor, RSS < 8 MB at 10k.
 
+BENCH_BASE_BUILD=<another build dir> (say, an older commit built in a git
+worktree) measures that build's procmond too, in the same rounds, one run
+each after this build's: on a loaded machine only an interleaved
+before/after is worth comparing.
+
 Then the churn figure: procmond's CPU (percent of one CPU) while 1,000
 processes a second start and exit (bench/burst, BENCH_CHURN_S seconds,
 default 10; the issue asks for 30), with the netlink and the ebpf source.
@@ -54,8 +59,8 @@ def ps_us():
     return ((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)) * 1e6
 
 
-def once_us(*extra):
-    p = subprocess.run([str(PROCMOND), "--once", "--output", "/dev/null", "--log-level",
+def once_us(*extra, procmond=None):
+    p = subprocess.run([str(procmond or PROCMOND), "--once", "--output", "/dev/null", "--log-level",
                         "debug", *extra], capture_output=True, text=True, timeout=120)
     m = SNAP_RE.search(p.stderr)
     if p.returncode != 0 or m is None:
@@ -63,8 +68,8 @@ def once_us(*extra):
     return int(m.group(3))
 
 
-def later_us_and_rss(seconds=4.0):
-    p = subprocess.Popen([str(PROCMOND), "--collector", "poll", "--interval", "300",
+def later_us_and_rss(seconds=4.0, procmond=None):
+    p = subprocess.Popen([str(procmond or PROCMOND), "--collector", "poll", "--interval", "300",
                           "--output", "/dev/null", "--log-level", "debug"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     time.sleep(seconds)
@@ -92,17 +97,28 @@ def spawn_to(level, sleepers):
         time.sleep(0.2)
 
 
-def measure(level, sleepers):
+def measure(level, sleepers, base=None):
     spawn_to(level, sleepers)
     time.sleep(0.5)
-    fl, ps, first, first_nh = [], [], [], []
+    fl, ps, first, first_nh, base_first, base_nh = [], [], [], [], [], []
     for _ in range(ROUNDS):
         fl.append(floor_us())
         ps.append(ps_us())
         first_nh.append(once_us("--no-hash"))
         first.append(once_us())
+        if base is not None:
+            base_nh.append(once_us("--no-hash", procmond=base))
+            base_first.append(once_us(procmond=base))
     later, rss, hwm = later_us_and_rss()
     f = statistics.median(fl)
+    base_line = None
+    if base is not None:
+        b_later, b_rss, _ = later_us_and_rss(procmond=base)
+        b_first, b_nh = statistics.median(base_first), statistics.median(base_nh)
+        base_line = (f"{'':>6} base  | procmond first {b_first / 1000:7.1f} ms "
+                     f"({b_first / f:.2f}x), --no-hash {b_nh / 1000:7.1f} ms "
+                     f"({b_nh / f:.2f}x) | later {b_later / 1000:6.1f} ms "
+                     f"({b_later / f:.2f}x) | RSS {b_rss / 1024:.1f} MB")
     row = {
         "processes": live_count(),
         "floor_ms": f / 1000,
@@ -120,6 +136,8 @@ def measure(level, sleepers):
           f"({row['first_nohash_ms'] / row['floor_ms']:.2f}x) | "
           f"later {row['later_ms']:6.1f} ms ({row['later_ms'] / row['floor_ms']:.2f}x) | "
           f"RSS {rss / 1024:.1f} MB (peak {hwm / 1024:.1f} MB)", flush=True)
+    if base_line is not None:
+        print(base_line, flush=True)
     return row
 
 
@@ -166,10 +184,15 @@ def main():
     levels = [int(x) for x in os.environ.get("BENCH_LEVELS", "1000,5000").split(",")]
     print(f"CPU time, median of {ROUNDS} interleaved rounds; goals: first <= 1.5x floor, "
           "later <= 0.5x floor, RSS < 8 MB at 10k")
+    base = os.environ.get("BENCH_BASE_BUILD")
+    base = Path(base) / "src/procmond/procmond" if base else None
+    if base is not None and not base.exists():
+        print(f"BENCH_BASE_BUILD: {base} missing", file=sys.stderr)
+        return 1
     sleepers = []
     try:
         for level in levels:
-            measure(level, sleepers)
+            measure(level, sleepers, base)
     finally:
         for s in sleepers:
             s.kill()

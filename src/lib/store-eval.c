@@ -832,6 +832,22 @@ rows_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *ret)
 	return SQLITE_OK;
 }
 
+/* Every write fails. The method exists so that SQLite lets the sandbox's
+ * authorizer refuse a rule's INSERT, UPDATE or DELETE with its own reason
+ * ("DELETE is not allowed") instead of failing earlier on a table without
+ * one ("table processes may not be modified"), exactly as for the TEMP
+ * table this replaced. */
+static int
+rows_update(sqlite3_vtab *tab, int argc, sqlite3_value **argv, sqlite3_int64 *ret_rowid)
+{
+	(void)argc;
+	(void)argv;
+	(void)ret_rowid;
+	sqlite3_free(tab->zErrMsg);
+	tab->zErrMsg = sqlite3_mprintf("processes is read-only");
+	return SQLITE_READONLY;
+}
+
 static const sqlite3_module rows_module = {
 	.iVersion = 0,
 	.xCreate = rows_connect,
@@ -846,6 +862,7 @@ static const sqlite3_module rows_module = {
 	.xEof = rows_eof,
 	.xColumn = rows_column,
 	.xRowid = rows_rowid,
+	.xUpdate = rows_update,
 };
 
 /* ---- Rule evaluation ------------------------------------------------------ */

@@ -497,6 +497,39 @@ test_join_uses_index(void **state)
 	free(evs);
 }
 
+/* Writes to the table are the sandbox's to refuse, with its reasons. */
+static void
+test_writes_refused(void **state)
+{
+	static const struct {
+		const char *sql, *reason;
+	} cases[] = {
+		{ "DELETE FROM processes", "DELETE" },
+		{ "INSERT INTO processes (pid, start_time) VALUES (1, 1)", "INSERT" },
+		{ "UPDATE processes SET name = 'x'", "UPDATE" },
+		{ "DROP TABLE processes", "not allowed" },
+		{ "ALTER TABLE processes RENAME TO p2", "not allowed" },
+	};
+	struct store *s = NULL;
+	struct store_eval *e = NULL;
+	struct errbuf err = { { 0 } };
+
+	(void)state;
+	unlink(dbpath);
+	assert_int_equal(store_open(dbpath, STORE_RW, &s), 0);
+	assert_int_equal(store_eval_open(s, &e, &err), 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct store_stmt *st = NULL;
+		err.msg[0] = '\0';
+		assert_int_equal(store_eval_prepare(e, cases[i].sql, &st, &err), -EINVAL);
+		assert_null(st);
+		if (strstr(err.msg, cases[i].reason) == NULL)
+			fail_msg("%s: '%s'", cases[i].sql, err.msg);
+	}
+	store_eval_close(e);
+	store_close(s);
+}
+
 /* store_eval_set_rows() copies: the caller's events may go right away. */
 static void
 test_set_rows_copies(void **state)
@@ -537,6 +570,7 @@ main(void)
 		cmocka_unit_test(test_filter_time_limit),
 		cmocka_unit_test(test_join_uses_index),
 		cmocka_unit_test(test_like_matches_sqlite),
+		cmocka_unit_test(test_writes_refused),
 		cmocka_unit_test(test_set_rows_copies),
 	};
 

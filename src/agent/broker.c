@@ -28,7 +28,8 @@ enum conn_kind {
 };
 
 struct qitem {
-	Daemoneye__ProcessEventBatch *batch;
+	Daemoneye__ProcessEventBatch *batch; /* allocated from arena */
+	struct ipc_arena arena;
 	size_t bytes;
 };
 
@@ -145,8 +146,7 @@ static void
 queue_free(struct conn *c)
 {
 	for (size_t i = 0; i < c->q_len; i++)
-		daemoneye__process_event_batch__free_unpacked(
-		    c->q[(c->q_head + i) % c->q_cap].batch, NULL);
+		ipc_arena_free(&c->q[(c->q_head + i) % c->q_cap].arena);
 	free(c->q);
 	c->q = NULL;
 	c->q_len = c->q_head = c->q_cap = c->q_bytes = 0;
@@ -232,8 +232,10 @@ check_backpressure(struct conn *c)
 	}
 }
 
+/* Queues a batch; on success the queue owns arena (which holds batch). */
 static int
-queue_push(struct conn *c, Daemoneye__ProcessEventBatch *batch, size_t bytes)
+queue_push(struct conn *c, Daemoneye__ProcessEventBatch *batch, const struct ipc_arena *arena,
+           size_t bytes)
 {
 	if (c->q_len == c->q_cap) {
 		size_t ncap = c->q_cap ? c->q_cap * 2 : 16;
@@ -248,7 +250,8 @@ queue_push(struct conn *c, Daemoneye__ProcessEventBatch *batch, size_t bytes)
 		c->q_cap = ncap;
 		c->q_head = 0;
 	}
-	c->q[(c->q_head + c->q_len) % c->q_cap] = (struct qitem){ batch, bytes };
+	c->q[(c->q_head + c->q_len) % c->q_cap] =
+	    (struct qitem){ .batch = batch, .arena = *arena, .bytes = bytes };
 	c->q_len++;
 	c->q_bytes += bytes;
 	check_backpressure(c);
@@ -352,16 +355,33 @@ type_allowed(enum conn_kind k, uint16_t type)
 	return false;
 }
 
+/* An event batch is unpacked into an arena of its own: its thousands of
+ * small allocations (each event, record and string) cost a few blocks, and
+ * the batch is released at once after ingest. */
 static void
-on_collector_frame(struct conn *c, uint16_t type, ProtobufCMessage *m, size_t bytes)
+on_events_frame(struct conn *c, const uint8_t *payload, size_t len)
+{
+	struct ipc_arena arena;
+	ProtobufCMessage *m = NULL;
+
+	/* Unpacked, a batch takes about twice its encoded size. */
+	ipc_arena_init(&arena, len < SIZE_MAX / 4 ? 2 * len + 4096 : 0);
+	if (ipc_payload_unpack_arena(IPC_EVENTS, payload, len, &arena, &m) < 0) {
+		ipc_arena_free(&arena);
+		c->b->bad_frames++;
+		conn_fail(c, "malformed %s payload", ipc_type_name(IPC_EVENTS));
+		return;
+	}
+	if (queue_push(c, (Daemoneye__ProcessEventBatch *)m, &arena, len) < 0) {
+		ipc_arena_free(&arena);
+		conn_fail(c, "%s", "out of memory queueing a batch");
+	}
+}
+
+static void
+on_collector_frame(struct conn *c, uint16_t type, ProtobufCMessage *m)
 {
 	switch (type) {
-	case IPC_EVENTS:
-		if (queue_push(c, (Daemoneye__ProcessEventBatch *)m, bytes) < 0) {
-			conn_fail(c, "%s", "out of memory queueing a batch");
-			break;
-		}
-		return; /* the queue owns m now */
 	case IPC_HEARTBEAT:
 		registry_heartbeat(c->col, (Daemoneye__Heartbeat *)m, time_mono_ms());
 		break;
@@ -390,6 +410,10 @@ on_frame(struct conn *c, const struct ipc_header *h, const uint8_t *payload)
 		on_cli(c, payload, h->len);
 		return;
 	}
+	if (h->type == IPC_EVENTS) {
+		on_events_frame(c, payload, h->len);
+		return;
+	}
 	if (ipc_payload_unpack(h->type, payload, h->len, &m) < 0) {
 		c->b->bad_frames++;
 		conn_fail(c, "malformed %s payload", ipc_type_name(h->type));
@@ -400,7 +424,7 @@ on_frame(struct conn *c, const struct ipc_header *h, const uint8_t *payload)
 		protobuf_c_message_free_unpacked(m, NULL);
 		return;
 	}
-	on_collector_frame(c, h->type, m, h->len);
+	on_collector_frame(c, h->type, m);
 }
 
 static void
@@ -714,7 +738,7 @@ ingest_one(struct broker *b, struct conn *c)
 		struct qitem *it = &c->q[c->q_head];
 
 		c->q_bytes -= it->bytes;
-		daemoneye__process_event_batch__free_unpacked(it->batch, NULL);
+		ipc_arena_free(&it->arena);
 		c->q_head = (c->q_head + 1) % c->q_cap;
 		c->q_len--;
 	}

@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 
+#include "cleanup.h"
 #include "store.h"
 #include "timeutil.h"
 #include "detect.h"
@@ -16,6 +17,11 @@ struct ingest {
 	void *gap_ctx;
 	uint64_t batches, events, fresh, replayed, errors, gaps, detect_errors;
 	uint64_t last_batch_ms;
+	/* Scratch reused from batch to batch: the events (borrowing their
+	 * strings from the protobuf batch) and their is_new flags. */
+	struct process_event *evs;
+	bool *is_new;
+	size_t cap;
 };
 
 int
@@ -34,6 +40,10 @@ ingest_new(struct store *st, struct detect *det, struct ingest **ret)
 void
 ingest_free(struct ingest *ing)
 {
+	if (ing == NULL)
+		return;
+	free(ing->evs);
+	free(ing->is_new);
 	free(ing);
 }
 
@@ -51,55 +61,62 @@ ingest_set_gap_observer(struct ingest *ing, ingest_gap_fn fn, void *ctx)
 }
 
 static void
-free_events(struct process_event *evs, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		process_event_clear(&evs[i]);
-	free(evs);
-}
-
-static void
 run_detection(struct ingest *ing, struct process_event *evs, bool *is_new, size_t n)
 {
 	if (ing->det != NULL && detect_on_batch(ing->det, evs, is_new, n) < 0)
 		ing->detect_errors++;
 }
 
+/* Room for n events in the scratch arrays. */
+static int
+reserve(struct ingest *ing, size_t n)
+{
+	struct process_event *evs;
+	bool *is_new;
+
+	if (n <= ing->cap)
+		return 0;
+	if ((evs = reallocarray(ing->evs, n, sizeof(*evs))) == NULL)
+		return -ENOMEM;
+	ing->evs = evs;
+	if ((is_new = reallocarray(ing->is_new, n, sizeof(*is_new))) == NULL)
+		return -ENOMEM;
+	ing->is_new = is_new;
+	ing->cap = n;
+	return 0;
+}
+
 int
 ingest_batch(struct ingest *ing, struct collector *c, const Daemoneye__ProcessEventBatch *b,
              uint64_t *ret_high_water)
 {
+	/* Holds only the sanitized copies of strings that were not UTF-8. */
+	_cleanup_(ipc_arena_free) struct ipc_arena arena = { 0 };
 	struct process_event *evs;
-	bool *is_new;
 	uint64_t hw = c->high_water, t0 = time_mono_ms();
 	size_t n = b->n_events;
 	int rc = 0;
 
+	ipc_arena_init(&arena, 4096);
 	if (n == 0) {
 		*ret_high_water = hw;
 		return 0;
 	}
-	evs = calloc(n, sizeof(*evs));
-	is_new = calloc(n, sizeof(*is_new));
-	if (evs == NULL || is_new == NULL) {
-		free(evs);
-		free(is_new);
+	if (reserve(ing, n) < 0)
 		return -ENOMEM;
-	}
+	/* The events borrow the batch's strings: nothing to free per event. */
+	evs = ing->evs;
 	for (size_t i = 0; i < n && rc == 0; i++)
-		if ((rc = ipc_event_from_pb(b->events[i], &evs[i])) < 0)
-			n = i; /* free only what was converted */
+		rc = ipc_event_borrow_pb(b->events[i], &arena, &evs[i]);
 	if (rc == 0 && evs[0].seq > hw + 1 && hw > 0) {
 		ing->gaps++;
 		if (ing->gap_fn)
 			ing->gap_fn(ing->gap_ctx, c, hw + 1, evs[0].seq - 1);
 	}
 	if (rc == 0)
-		rc = store_ingest_batch(ing->st, c->id, evs, n, is_new);
+		rc = store_ingest_batch(ing->st, c->id, evs, n, ing->is_new);
 	if (rc < 0) {
 		ing->errors++;
-		free_events(evs, n);
-		free(is_new);
 		return rc;
 	}
 	for (size_t i = 0; i < n; i++)
@@ -113,10 +130,8 @@ ingest_batch(struct ingest *ing, struct collector *c, const Daemoneye__ProcessEv
 	c->replayed += n - (size_t)rc;
 	c->batches++;
 	c->high_water = hw;
-	run_detection(ing, evs, is_new, n);
+	run_detection(ing, evs, ing->is_new, n);
 	ing->last_batch_ms = time_mono_ms() - t0;
-	free_events(evs, n);
-	free(is_new);
 	*ret_high_water = hw;
 	return rc;
 }

@@ -192,6 +192,93 @@ ipc_payload_unpack(uint16_t type, const void *payload, size_t len, ProtobufCMess
 	return 0;
 }
 
+/* ---- arena ---- */
+
+struct ipc_arena_block {
+	struct ipc_arena_block *next;
+	size_t cap, used;
+	max_align_t data[];
+};
+
+#define ARENA_ALIGN       (_Alignof(max_align_t))
+#define ARENA_FIRST_BLOCK (16u * 1024)
+#define ARENA_MAX_BLOCK   (4u * 1024 * 1024)
+
+void
+ipc_arena_init(struct ipc_arena *a, size_t size_hint)
+{
+	*a = (struct ipc_arena){ .next_size = size_hint ? size_hint : ARENA_FIRST_BLOCK };
+}
+
+void
+ipc_arena_free(struct ipc_arena *a)
+{
+	struct ipc_arena_block *b = a->head;
+
+	while (b != NULL) {
+		struct ipc_arena_block *next = b->next;
+		free(b);
+		b = next;
+	}
+	a->head = NULL;
+	a->bytes = 0;
+}
+
+void *
+ipc_arena_alloc(struct ipc_arena *a, size_t n)
+{
+	struct ipc_arena_block *b = a->head;
+	size_t cap;
+
+	if (n > SIZE_MAX / 2)
+		return NULL;
+	n = n ? (n + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN : ARENA_ALIGN;
+	if (b == NULL || b->cap - b->used < n) {
+		cap = a->next_size > n ? a->next_size : n;
+		if ((b = malloc(sizeof(*b) + cap)) == NULL)
+			return NULL;
+		*b = (struct ipc_arena_block){ .next = a->head, .cap = cap };
+		a->head = b;
+		a->bytes += cap;
+		if (a->next_size < ARENA_MAX_BLOCK)
+			a->next_size *= 2;
+	}
+	b->used += n;
+	return (uint8_t *)b->data + b->used - n;
+}
+
+static void *
+arena_pb_alloc(void *data, size_t n)
+{
+	return ipc_arena_alloc(data, n);
+}
+
+static void
+arena_pb_free(void *data, void *p)
+{
+	/* Everything goes at once with ipc_arena_free(). */
+	(void)data;
+	(void)p;
+}
+
+int
+ipc_payload_unpack_arena(uint16_t type, const void *payload, size_t len, struct ipc_arena *a,
+                         ProtobufCMessage **ret)
+{
+	const ProtobufCMessageDescriptor *desc = ipc_type_descriptor(type);
+	ProtobufCAllocator pa = { .alloc = arena_pb_alloc,
+		                  .free = arena_pb_free,
+		                  .allocator_data = a };
+	ProtobufCMessage *m;
+
+	if (desc == NULL)
+		return -EBADMSG;
+	if ((m = protobuf_c_message_unpack(desc, &pa, len, payload)) == NULL)
+		return -EBADMSG;
+	*ret = m;
+	return 0;
+}
+
 /* ---- reader ---- */
 
 void
@@ -682,6 +769,102 @@ ipc_event_from_pb(const Daemoneye__ProcessEvent *pb, struct process_event *ret)
 		process_event_clear(&e);
 		return rc;
 	}
+	*ret = e;
+	return 0;
+}
+
+/* True when s (n bytes) is valid UTF-8. Runs of ASCII, what peers send
+ * almost always, are checked eight bytes at a time. */
+static bool
+peer_string_valid(const char *s, size_t n)
+{
+	size_t i = 0;
+
+	for (; i + sizeof(uint64_t) <= n; i += sizeof(uint64_t)) {
+		uint64_t w;
+
+		memcpy(&w, s + i, sizeof(w));
+		if (w & 0x8080808080808080ull)
+			break;
+	}
+	return utf8_is_valid(s + i, n - i);
+}
+
+/* Points *ret at s when it is valid UTF-8, else at a sanitized copy in a. */
+static int
+borrow_peer_string(const char *s, struct ipc_arena *a, char **ret)
+{
+	size_t n = s ? strlen(s) : 0;
+	char *d;
+
+	if (s == NULL || peer_string_valid(s, n)) {
+		*ret = (char *)s;
+		return 0;
+	}
+	_cleanup_free_ char *clean = utf8_sanitize_dup(s, n);
+	if (clean == NULL || (d = ipc_arena_alloc(a, (n = strlen(clean)) + 1)) == NULL)
+		return -ENOMEM;
+	memcpy(d, clean, n + 1);
+	*ret = d;
+	return 0;
+}
+
+int
+ipc_event_borrow_pb(const Daemoneye__ProcessEvent *pb, struct ipc_arena *a,
+                    struct process_event *ret)
+{
+	const Daemoneye__ProcessRecord *rec = pb->proc;
+	struct process_event e;
+	struct process_record *p = &e.proc;
+	const struct {
+		const char *src;
+		char **dst;
+	} strs[] = {
+		{ pb->source, &e.source },
+		{ pb->modified_fields, &e.modified_fields },
+		{ pb->reason, &e.reason },
+		{ rec ? rec->name : NULL, &p->name },
+		{ rec ? rec->executable_path : NULL, &p->executable_path },
+		{ rec ? rec->command_line : NULL, &p->command_line },
+		{ rec ? rec->executable_hash : NULL, &p->executable_hash },
+		{ rec ? rec->user_name : NULL, &p->user_name },
+		{ rec ? rec->cwd : NULL, &p->cwd },
+		{ rec ? rec->tty : NULL, &p->tty },
+		{ rec ? rec->state : NULL, &p->state },
+		{ rec ? rec->parent_name : NULL, &p->parent_name },
+		{ rec ? rec->parent_executable_path : NULL, &p->parent_executable_path },
+		{ rec ? rec->parent_command_line : NULL, &p->parent_command_line },
+		{ rec ? rec->container_id : NULL, &p->container_id },
+		{ rec ? rec->cgroup : NULL, &p->cgroup },
+	};
+
+	if ((unsigned)pb->type >= _PROC_EV_MAX || rec == NULL)
+		return -EBADMSG;
+	process_event_init(&e);
+	e.type = (enum proc_event_type)pb->type;
+	e.time = pb->time;
+	e.seq = pb->seq;
+	e.exit_code = pb->exit_code;
+	e.runtime_ms = pb->runtime_ms;
+	p->pid = rec->pid;
+	p->ppid = rec->ppid;
+	p->start_time = rec->start_time;
+	p->start_ticks = rec->start_ticks;
+	p->cpu_usage = rec->cpu_usage;
+	p->memory_usage = rec->memory_usage;
+	p->user_id = rec->user_id;
+	p->effective_user_id = rec->effective_user_id;
+	p->group_id = rec->group_id;
+	p->threads = rec->threads;
+	p->accessible = rec->accessible;
+	p->file_exists = rec->file_exists;
+	p->exe_deleted = rec->exe_deleted;
+	p->exe_memfd = rec->exe_memfd;
+	p->argv_truncated = rec->argv_truncated;
+	p->missing = rec->missing;
+	for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
+		if (borrow_peer_string(strs[i].src, a, strs[i].dst) < 0)
+			return -ENOMEM;
 	*ret = e;
 	return 0;
 }

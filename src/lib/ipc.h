@@ -109,6 +109,29 @@ int ipc_frame_pack(uint16_t type, uint16_t flags, const ProtobufCMessage *msg, s
  * field) or -ENOMEM. */
 int ipc_payload_unpack(uint16_t type, const void *payload, size_t len, ProtobufCMessage **ret);
 
+/* A bump allocator for what one received frame unpacks into: protobuf-c's
+ * many small allocations (each message, array and string) come from a few
+ * large blocks and are released together by ipc_arena_free(). Not
+ * thread-safe; one owner at a time. */
+struct ipc_arena_block;
+struct ipc_arena {
+	struct ipc_arena_block *head; /* the block allocations come from */
+	size_t next_size;             /* size of the next block */
+	size_t bytes;                 /* bytes of all blocks held */
+};
+
+/* size_hint: the first block's size (0: a default). */
+void ipc_arena_init(struct ipc_arena *a, size_t size_hint);
+/* Releases every block (every pointer a handed out); a is empty after. */
+void ipc_arena_free(struct ipc_arena *a);
+/* n bytes aligned for any type, valid until ipc_arena_free(); NULL on OOM. */
+void *ipc_arena_alloc(struct ipc_arena *a, size_t n);
+
+/* ipc_payload_unpack() allocating from a (the message is released with
+ * ipc_arena_free(a), never with protobuf_c_message_free_unpacked). */
+int ipc_payload_unpack_arena(uint16_t type, const void *payload, size_t len, struct ipc_arena *a,
+                             ProtobufCMessage **ret);
+
 /* Buffered non-blocking reader: collects partial frames across reads. */
 struct ipc_reader {
 	uint8_t *buf;
@@ -186,6 +209,13 @@ void ipc_event_to_pb(const struct process_event *e, Daemoneye__ProcessEvent *pb,
  * clears it with process_event_clear). Strings that are not valid UTF-8 are
  * sanitized. Returns 0, -EBADMSG (bad event type) or -ENOMEM. */
 int ipc_event_from_pb(const Daemoneye__ProcessEvent *pb, struct process_event *ret);
+
+/* Like ipc_event_from_pb() without copying: *ret's strings point into pb,
+ * which must outlive *ret, except a string that is not valid UTF-8, which is
+ * sanitized into a. The caller must not process_event_clear() *ret. Returns
+ * 0, -EBADMSG (bad event type) or -ENOMEM. */
+int ipc_event_borrow_pb(const Daemoneye__ProcessEvent *pb, struct ipc_arena *a,
+                        struct process_event *ret);
 
 /* Serializes one event as a ProcessEvent payload into a new buffer (the WAL
  * record body). Returns 0 with *ret_buf and *ret_len set, or -ENOMEM. */

@@ -233,6 +233,106 @@ test_event_conversion(void **state)
 	free(buf);
 }
 
+/* The arena: aligned pieces from blocks that grow, a piece larger than any
+ * block, everything released at once (ASan sees no leak). */
+static void
+test_arena(void **state)
+{
+	struct ipc_arena a;
+	uint8_t *first = NULL;
+
+	(void)state;
+	ipc_arena_init(&a, 64);
+	for (size_t i = 0; i < 1000; i++) {
+		uint8_t *p = ipc_arena_alloc(&a, i % 37);
+		assert_non_null(p);
+		assert_int_equal((uintptr_t)p % _Alignof(max_align_t), 0);
+		memset(p, 0xab, i % 37);
+		if (i == 0)
+			first = p;
+	}
+	assert_non_null(first);
+	assert_non_null(ipc_arena_alloc(&a, 1u << 20));
+	assert_true(a.bytes >= (1u << 20) + 1000);
+	assert_null(ipc_arena_alloc(&a, SIZE_MAX - 8));
+	ipc_arena_free(&a);
+	assert_int_equal(a.bytes, 0);
+	ipc_arena_free(&a); /* twice is harmless */
+	ipc_arena_init(&a, 0);
+	assert_non_null(ipc_arena_alloc(&a, 0));
+	ipc_arena_free(&a);
+}
+
+/* A batch unpacked into an arena, its events borrowed without copies: the
+ * strings are the batch's own, except one that is not UTF-8, which is
+ * sanitized; refusals for a bad event type, a missing record and a
+ * malformed payload. */
+static void
+test_batch_arena_and_borrow(void **state)
+{
+	Daemoneye__ProcessEventBatch b = DAEMONEYE__PROCESS_EVENT_BATCH__INIT, *got;
+	Daemoneye__ProcessEvent pbs[2], *ptrs[2];
+	Daemoneye__ProcessRecord recs[2];
+	struct process_event e[2], view;
+	struct ipc_arena a, scratch;
+	ProtobufCMessage *m = NULL;
+	uint8_t *buf;
+	size_t len;
+
+	(void)state;
+	for (int i = 0; i < 2; i++) {
+		process_event_init(&e[i]);
+		e[i].type = i ? PROC_EV_STOP : PROC_EV_START;
+		e[i].seq = 7 + (uint64_t)i;
+		e[i].source = (char *)"ebpf";
+		e[i].proc.pid = 100 + i;
+		e[i].proc.start_time = 5;
+		e[i].proc.name = (char *)(i ? "bad\xff\xfename" : "plain");
+		e[i].proc.command_line = (char *)"a long enough ASCII command line, past 8 bytes";
+		e[i].proc.cwd = (char *)"/home/\xc3\xa9t\xc3\xa9"; /* valid UTF-8 */
+		ipc_event_to_pb(&e[i], &pbs[i], &recs[i]);
+		ptrs[i] = &pbs[i];
+	}
+	b.events = ptrs;
+	b.n_events = 2;
+	len = daemoneye__process_event_batch__get_packed_size(&b);
+	buf = malloc(len);
+	assert_non_null(buf);
+	daemoneye__process_event_batch__pack(&b, buf);
+
+	ipc_arena_init(&a, 0);
+	ipc_arena_init(&scratch, 0);
+	assert_int_equal(ipc_payload_unpack_arena(IPC_EVENTS, buf, len, &a, &m), 0);
+	got = (Daemoneye__ProcessEventBatch *)m;
+	assert_int_equal(got->n_events, 2);
+	assert_int_equal(ipc_event_borrow_pb(got->events[0], &scratch, &view), 0);
+	assert_int_equal(view.type, PROC_EV_START);
+	assert_int_equal(view.seq, 7);
+	assert_int_equal(view.proc.pid, 100);
+	assert_ptr_equal(view.proc.name, got->events[0]->proc->name); /* borrowed */
+	assert_ptr_equal(view.proc.cwd, got->events[0]->proc->cwd);
+	assert_string_equal(view.proc.command_line, e[0].proc.command_line);
+	assert_null(view.proc.executable_path);
+	assert_int_equal(view.proc.group_id, -1);
+	assert_int_equal(ipc_event_borrow_pb(got->events[1], &scratch, &view), 0);
+	assert_int_equal(view.type, PROC_EV_STOP);
+	assert_ptr_not_equal(view.proc.name, got->events[1]->proc->name); /* sanitized */
+	assert_true(utf8_is_valid(view.proc.name, strlen(view.proc.name)));
+	assert_non_null(strstr(view.proc.name, "bad"));
+	got->events[1]->type = (Daemoneye__EventType)99;
+	assert_int_equal(ipc_event_borrow_pb(got->events[1], &scratch, &view), -EBADMSG);
+	got->events[0]->proc = NULL;
+	assert_int_equal(ipc_event_borrow_pb(got->events[0], &scratch, &view), -EBADMSG);
+	ipc_arena_free(&scratch);
+	ipc_arena_free(&a);
+	/* Malformed: cut in the middle. */
+	ipc_arena_init(&a, 0);
+	assert_int_equal(ipc_payload_unpack_arena(IPC_EVENTS, buf, len - 3, &a, &m), -EBADMSG);
+	assert_int_equal(ipc_payload_unpack_arena(999, buf, len, &a, &m), -EBADMSG);
+	ipc_arena_free(&a);
+	free(buf);
+}
+
 /* Type table, header encoding and packing refusals. */
 static void
 test_types_and_encode_refusals(void **state)
@@ -437,6 +537,8 @@ main(void)
 		cmocka_unit_test(test_reader_partial_and_writer),
 		cmocka_unit_test(test_blocking_send_recv),
 		cmocka_unit_test(test_event_conversion),
+		cmocka_unit_test(test_arena),
+		cmocka_unit_test(test_batch_arena_and_borrow),
 		cmocka_unit_test(test_types_and_encode_refusals),
 		cmocka_unit_test(test_writer_frames_and_backpressure),
 		cmocka_unit_test(test_connect_and_recv_refusals),

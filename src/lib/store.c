@@ -350,7 +350,8 @@ stmt_sql(int id, char *b, size_t n)
 	}
 }
 
-/* Returns the cached statement id, reset and with bindings cleared. */
+/* Returns the cached statement id, reset; its parameters keep the values of
+ * the last run until the caller binds them all again. */
 static sqlite3_stmt *
 stmt_get(struct store *s, int id)
 {
@@ -363,8 +364,9 @@ stmt_get(struct store *s, int id)
 		                       NULL) != SQLITE_OK)
 			return NULL;
 	} else {
+		/* No sqlite3_clear_bindings(): every caller binds every
+		 * parameter of its statement each time (NULL included). */
 		sqlite3_reset(s->st[id]);
-		sqlite3_clear_bindings(s->st[id]);
 	}
 	return s->st[id];
 }
@@ -632,6 +634,9 @@ ingest_one(struct store *s, const char *collector_id, const struct process_event
 	if (ev->type == PROC_EV_STOP) {
 		(void)sqlite3_bind_int(st, 4, ev->exit_code);
 		(void)sqlite3_bind_int64(st, 5, (sqlite3_int64)ev->runtime_ms);
+	} else {
+		(void)sqlite3_bind_null(st, 4);
+		(void)sqlite3_bind_null(st, 5);
 	}
 	(void)sqlite3_bind_text(st, 6, ev->modified_fields, -1, SQLITE_STATIC);
 	(void)sqlite3_bind_text(st, 7, ev->reason, -1, SQLITE_STATIC);

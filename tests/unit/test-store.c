@@ -350,6 +350,38 @@ test_retention_of_instances(void **state)
 	store_close(s);
 }
 
+/* The cached insert keeps no value from the event before: a start right
+ * after a stop has no exit code or runtime, a stop has its own. */
+static void
+test_no_stale_parameters(void **state)
+{
+	struct process_event evs[3];
+	struct store *s = NULL;
+
+	(void)state;
+	unlink(dbpath);
+	assert_int_equal(store_open(dbpath, STORE_RW, &s), 0);
+	ev_make(&evs[0], PROC_EV_STOP, 80, 1, "a", NULL, 0);
+	evs[0].exit_code = 3;
+	evs[0].runtime_ms = 10;
+	ev_make(&evs[1], PROC_EV_START, 81, 1, "b", NULL, 0);
+	ev_make(&evs[2], PROC_EV_STOP, 81, 1, "b", NULL, 0);
+	evs[2].exit_code = 0;
+	evs[2].runtime_ms = 4;
+	assert_int_equal(store_ingest_batch(s, "c", evs, 2, NULL), 2);
+	assert_int_equal(store_ingest_batch(s, "c", &evs[2], 1, NULL), 1);
+	assert_int_equal(query_count(s, "SELECT count(*) FROM process_events WHERE pid = 81"
+	                                " AND event_type = 'start' AND exit_code IS NULL"
+	                                " AND runtime_ms IS NULL"),
+	                 1);
+	assert_int_equal(query_count(s, "SELECT count(*) FROM process_events WHERE"
+	                                " (pid = 80 AND exit_code = 3 AND runtime_ms = 10) OR"
+	                                " (pid = 81 AND exit_code = 0 AND runtime_ms = 4)"),
+	                 2);
+	evs_clear(evs, 3);
+	store_close(s);
+}
+
 /* live_processes is the instances not stopped, one per pid (the newest): a
  * stop without a start time stops every instance of its pid; an event after
  * a stop brings the instance back with that event's record. */
@@ -649,6 +681,7 @@ main(void)
 		cmocka_unit_test(test_retention),
 		cmocka_unit_test(test_retention_of_instances),
 		cmocka_unit_test(test_live_view),
+		cmocka_unit_test(test_no_stale_parameters),
 		cmocka_unit_test(test_migrate_v1),
 		cmocka_unit_test(test_ro_refusals_and_edges),
 		cmocka_unit_test(test_eval_on_file_store),

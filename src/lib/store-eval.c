@@ -151,6 +151,7 @@ struct row_filter {
 	int col;
 	char op;
 	bool active;
+	bool like_one;     /* a LIKE pattern with '_' */
 	struct operand *v; /* one, or the IN list sorted */
 	size_t nv;
 };
@@ -168,19 +169,19 @@ ascii_lower(unsigned char c)
 }
 
 /* The first position at or after s holding c, either case for a letter;
- * NULL when there is none. c is not NUL. */
+ * NULL when there is none. c is not NUL. One strcspn() pass, as SQLite's
+ * own LIKE does it. */
 static const unsigned char *
 find_char(const unsigned char *s, unsigned char c)
 {
-	unsigned char o = c >= 'a' && c <= 'z'   ? (unsigned char)(c - ('a' - 'A'))
-	                  : c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A'))
-	                                         : c;
-	const unsigned char *x = (const unsigned char *)strchr((const char *)s, c), *y;
+	char set[3] = { (char)c, (char)c, '\0' };
 
-	if (o == c)
-		return x;
-	y = (const unsigned char *)strchr((const char *)s, o);
-	return x == NULL ? y : y == NULL || x < y ? x : y;
+	if (c >= 'a' && c <= 'z')
+		set[1] = (char)(c - ('a' - 'A'));
+	else if (c >= 'A' && c <= 'Z')
+		set[1] = (char)(c + ('a' - 'A'));
+	s += strcspn((const char *)s, set);
+	return *s != '\0' ? s : NULL;
 }
 
 /* SQLite's LIKE without ESCAPE ('%' any run, '_' one character, ASCII
@@ -248,13 +249,11 @@ cmp_operand_int(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* BINARY order; text operands and values hold no NUL (operand_set). */
 static int
 cmp_operand_text(const void *a, const void *b)
 {
-	const struct operand *x = a, *y = b;
-	int c = memcmp(x->s, y->s, x->len < y->len ? x->len : y->len);
-
-	return c ? c : (x->len > y->len) - (x->len < y->len);
+	return strcmp(((const struct operand *)a)->s, ((const struct operand *)b)->s);
 }
 
 /* Does the row's value x pass op against operand v (integers)? */
@@ -285,23 +284,28 @@ int_test(char op, int64_t x, const struct row_filter *f)
 	}
 }
 
+/* An ASCII pattern walks text byte by byte exactly as SQLite walks it
+ * character by character, whatever the text's other bytes: those never
+ * decode to an ASCII character (SQLite decodes a bad sequence to U+FFFD),
+ * and an ASCII byte is never inside a sequence, so a literal or a '%'
+ * meets the same characters either way. Only '_' differs: one character
+ * there, one byte here; with '_' in the pattern the text must be ASCII. */
 static bool
 text_test(char op, const char *x, const struct row_filter *f, uint64_t *work)
 {
-	struct operand key = { .s = (char *)x, .len = strlen(x) };
+	struct operand key = { .s = (char *)x };
 
-	*work += key.len / 64;
 	switch (op) {
 	case OP_EQ:
-		return cmp_operand_text(&key, &f->v[0]) == 0;
+		return strcmp(x, f->v[0].s) == 0;
 	case OP_NE:
-		return cmp_operand_text(&key, &f->v[0]) != 0;
+		return strcmp(x, f->v[0].s) != 0;
 	case OP_IN:
 		return bsearch(&key, f->v, f->nv, sizeof(*f->v), cmp_operand_text) != NULL;
 	case OP_LIKE:
-		/* Non-ASCII text: SQLite decides (a '_' is a character there). */
-		return !is_ascii(x, key.len) ||
-		       like_ascii((const unsigned char *)f->v[0].s, (const unsigned char *)x, work);
+		if (f->like_one && !is_ascii(x, strlen(x)))
+			return true; /* SQLite decides */
+		return like_ascii((const unsigned char *)f->v[0].s, (const unsigned char *)x, work);
 	default:
 		return true;
 	}
@@ -432,8 +436,12 @@ filter_set(struct row_filter *f, sqlite3_value *v, int like_max)
 	if ((r = operand_set(&f->v[0], f->col, v)) < 0)
 		return r;
 	f->active = r == 1;
-	if (f->active && f->op == OP_LIKE)
-		f->active = f->v[0].len <= (size_t)like_max && is_ascii(f->v[0].s, f->v[0].len);
+	if (f->op == OP_LIKE) {
+		const char *pat = f->v[0].s;
+		f->active = f->active && pat != NULL && f->v[0].len <= (size_t)like_max &&
+		            is_ascii(pat, f->v[0].len);
+		f->like_one = f->active && strchr(pat, '_') != NULL;
+	}
 	return 0;
 }
 

@@ -400,12 +400,14 @@ test_filter_time_limit(void **state)
 
 /* The table's own LIKE against SQLite's: `name LIKE p` is tested in C,
  * `+name LIKE p` (an expression, not a column) by SQLite, on the same rows,
- * for random ASCII names and patterns full of '%' and '_'. */
+ * for random patterns full of '%' and '_' and random names, ASCII or not,
+ * valid UTF-8 or not (\xc3\xa9 is e-acute; a lone \xc3, \xa9 or \xff is not
+ * UTF-8). */
 static void
 test_like_matches_sqlite(void **state)
 {
-	enum { N = 200, PATTERNS = 400 };
-	static const char alphabet[] = "aAbB%_x-";
+	enum { N = 300, PATTERNS = 600 };
+	static const char alphabet[] = "aAbB%_x-", text[] = "aAbB%_x-\xc3\xa9\xff";
 	struct process_event *evs = calloc(N, sizeof(*evs));
 	struct store *s = NULL;
 	struct store_eval *e = NULL;
@@ -421,7 +423,7 @@ test_like_matches_sqlite(void **state)
 		char name[16];
 		int len = rand_r(&seed) % 13;
 		for (int k = 0; k < len; k++)
-			name[k] = alphabet[rand_r(&seed) % 8];
+			name[k] = text[rand_r(&seed) % (i % 2 ? 11 : 8)];
 		name[len] = '\0';
 		process_event_init(&evs[i]);
 		evs[i].proc.pid = i + 1;

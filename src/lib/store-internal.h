@@ -86,5 +86,9 @@ int store_run_guarded(struct sqlguard *g, enum sqlguard_kind kind, sqlite3_stmt 
                       uint32_t timeout_ms, store_row_cb cb, void *ctx, struct errbuf *err);
 /* Attaches the SQL sandbox to s's own connection once. */
 int store_ensure_guard(struct store *s, struct errbuf *err);
+/* The name of the store's VFS (store-vfs.c: the default one, writing each
+ * WAL frame with one system call instead of two), registered at the first
+ * call. Returns 0, or -errno when it cannot be set up. */
+int store_vfs_name(const char **ret);
 
 #endif

@@ -488,11 +488,15 @@ store_configure_rw(struct store *s)
 int
 store_open(const char *path, enum store_mode mode, struct store **ret)
 {
+	const char *vfs = NULL;
 	struct store *s;
 	int flags, rc;
 
 	if (path == NULL)
 		return -EINVAL;
+	/* The writer's WAL frames go out with one system call each. */
+	if (mode == STORE_RW && (rc = store_vfs_name(&vfs)) < 0)
+		return rc;
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return -ENOMEM;
 	(void)pthread_mutex_init(&s->mu, NULL);
@@ -517,7 +521,8 @@ store_open(const char *path, enum store_mode mode, struct store **ret)
 	 * sample database, stays on its one thread), so SQLite's own
 	 * per-call mutex would only be taken again on each of the ~40
 	 * bind/step calls an event costs. */
-	rc = sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+	rc = sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX,
+	                     mode == STORE_RW && !s->memory ? vfs : NULL);
 	if (rc != SQLITE_OK) {
 		/* The operating system's reason (EACCES, ENOENT, ...) says more
 		 * than SQLite's "unable to open database file". */

@@ -6,7 +6,10 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -382,6 +385,78 @@ test_no_stale_parameters(void **state)
 	store_close(s);
 }
 
+/* PRAGMA integrity_check and the rows of process_events, read directly. */
+static void
+check_db(int64_t *ret_events, int64_t *ret_hw)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+
+	assert_int_equal(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
+	sqlite3_finalize(st);
+	assert_int_equal(sqlite3_prepare_v2(db,
+	                                    "SELECT (SELECT count(*) FROM process_events),"
+	                                    " (SELECT coalesce(max(high_water), 0)"
+	                                    " FROM collector_state)",
+	                                    -1, &st, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	*ret_events = sqlite3_column_int64(st, 0);
+	*ret_hw = sqlite3_column_int64(st, 1);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+/* The writer's VFS sends each WAL frame in one write. A writer killed at a
+ * random moment while committing batches after batches (through several
+ * checkpoints) leaves a database that passes integrity_check and holds
+ * exactly the events up to its high-water: every commit whole, or none. */
+static void
+test_wal_frames_survive_kill(void **state)
+{
+	int64_t events = 0, hw = 0;
+
+	(void)state;
+	for (int round = 0; round < 3; round++) {
+		struct timespec pause = { 0, 150000000L + 70000000L * round };
+		pid_t pid;
+		int status;
+
+		unlink(dbpath);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			struct process_event evs[16];
+			struct store *s = NULL;
+
+			if (store_open(dbpath, STORE_RW, &s) < 0)
+				_exit(1);
+			for (uint64_t seq = 1;; seq += 16) {
+				for (int i = 0; i < 16; i++)
+					ev_make(&evs[i], i % 2 ? PROC_EV_STOP : PROC_EV_START,
+					        (int32_t)(1000 + (seq + (uint64_t)i) / 2), 7,
+					        "worker", "/usr/bin/worker", seq + (uint64_t)i);
+				if (store_ingest_batch(s, "c", evs, 16, NULL) != 16)
+					_exit(2);
+				evs_clear(evs, 16);
+			}
+		}
+		(void)nanosleep(&pause, NULL);
+		assert_int_equal(kill(pid, SIGKILL), 0);
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFSIGNALED(status));
+		check_db(&events, &hw);
+		assert_true(hw > 0);
+		assert_int_equal(events, hw);
+		assert_int_equal(hw % 16, 0);
+	}
+	assert_non_null(sqlite3_vfs_find("daemoneye-wal-combine"));
+}
+
 /* live_processes is the instances not stopped, one per pid (the newest): a
  * stop without a start time stops every instance of its pid; an event after
  * a stop brings the instance back with that event's record. */
@@ -682,6 +757,7 @@ main(void)
 		cmocka_unit_test(test_retention_of_instances),
 		cmocka_unit_test(test_live_view),
 		cmocka_unit_test(test_no_stale_parameters),
+		cmocka_unit_test(test_wal_frames_survive_kill),
 		cmocka_unit_test(test_migrate_v1),
 		cmocka_unit_test(test_ro_refusals_and_edges),
 		cmocka_unit_test(test_eval_on_file_store),

@@ -1,16 +1,13 @@
 #include "hash.h"
 
-#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <link.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -81,55 +78,6 @@ key_set(const struct hash_cache *hc, const struct hash_key *k)
 	return (size_t)(h % hc->n_sets);
 }
 
-/* ---- libcrypto's start-up pages ----
- *
- * Fetching SHA-256 through EVP starts OpenSSL's default provider: it
- * registers every algorithm it has, running code and reading tables all over
- * libcrypto once. The kernel maps file pages 64 KiB around each fault, so
- * about 1.2 MB of libcrypto's read-only pages stay mapped in procmond
- * afterwards although only the SHA-256 and EVP digest code runs again. Once
- * the fetch is done those mappings are dropped (MADV_DONTNEED on the
- * read-only, file-backed segments: clean page-cache pages, shared with every
- * other user of the library, that fault back in when touched). Writable
- * segments (data, relocated RELRO) are never touched. */
-
-static int
-drop_segments(struct dl_phdr_info *info, size_t size, void *ctx)
-{
-	long page = sysconf(_SC_PAGESIZE);
-
-	(void)size;
-	(void)ctx;
-	if (info->dlpi_name == NULL || strstr(info->dlpi_name, "/libcrypto.so") == NULL)
-		return 0;
-	for (int i = 0; i < info->dlpi_phnum; i++) {
-		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-
-		/* Text relocations would leave private copies in read-only
-		 * segments: then nothing is dropped. */
-		if (ph->p_type == PT_DYNAMIC) {
-			for (const ElfW(Dyn) *d =
-			         (const ElfW(Dyn) *)(info->dlpi_addr + ph->p_vaddr);
-			     d->d_tag != DT_NULL; d++)
-				if (d->d_tag == DT_TEXTREL ||
-				    (d->d_tag == DT_FLAGS && (d->d_un.d_val & DF_TEXTREL)))
-					return 1;
-		}
-	}
-	for (int i = 0; i < info->dlpi_phnum; i++) {
-		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-		uintptr_t lo, hi;
-
-		if (ph->p_type != PT_LOAD || (ph->p_flags & PF_W) || page <= 0)
-			continue;
-		lo = (info->dlpi_addr + ph->p_vaddr + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
-		hi = (info->dlpi_addr + ph->p_vaddr + ph->p_filesz) & ~((uintptr_t)page - 1);
-		if (hi > lo)
-			madvise((void *)lo, hi - lo, MADV_DONTNEED);
-	}
-	return 1;
-}
-
 int
 hash_cache_new(size_t max_entries, uint64_t tick_budget, struct hash_cache **ret)
 {
@@ -159,7 +107,6 @@ hash_cache_new(size_t max_entries, uint64_t tick_budget, struct hash_cache **ret
 		hash_cache_free(hc);
 		return -EIO;
 	}
-	dl_iterate_phdr(drop_segments, NULL);
 	for (size_t i = 0; i < HASH_MAX_JOBS; i++)
 		hc->jobs[i].fd = -1;
 	hc->budget = hc->budget_left = tick_budget;

@@ -38,6 +38,17 @@ struct regex_entry {
 	pcre2_code *code;
 	pcre2_match_data *md;
 	uint64_t last_use;
+	uint64_t gen; /* which compile this is (0: empty) */
+};
+
+/* What regexp() keeps with a constant pattern for the rest of a statement
+ * run (sqlite3_set_auxdata): its cache slot, and the slot's generation, so
+ * a slot evicted and refilled meanwhile is noticed. Saves the cache lookup
+ * (up to 64 pattern comparisons) on every row of a rule with several
+ * patterns. */
+struct regex_ref {
+	struct regex_entry *e;
+	uint64_t gen;
 };
 
 struct sqlguard {
@@ -52,7 +63,7 @@ struct sqlguard {
 	pcre2_match_context *mctx;
 	struct regex_entry regex[SQLGUARD_REGEX_CACHE];
 	struct regex_entry *mru; /* the entry used last */
-	uint64_t regex_clock;
+	uint64_t regex_clock, regex_gen;
 	struct sqlguard_stats stats;
 	char *known[64]; /* tables and views at attach time */
 	size_t n_known;
@@ -360,6 +371,7 @@ regex_get(struct sqlguard *g, const char *pat, size_t len, char *msg, size_t msg
 	}
 	victim->len = len;
 	victim->last_use = ++g->regex_clock;
+	victim->gen = ++g->regex_gen;
 	g->stats.regex_compiles++;
 	g->mru = victim;
 	return victim;
@@ -391,6 +403,7 @@ guard_regexp(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	struct sqlguard *g = sqlite3_user_data(ctx);
 	const unsigned char *pat, *text;
 	struct regex_entry *e;
+	struct regex_ref *ref;
 	char msg[200];
 	int plen, tlen, rc;
 
@@ -398,21 +411,38 @@ guard_regexp(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	if (sqlite3_value_type(argv[0]) == SQLITE_NULL ||
 	    sqlite3_value_type(argv[1]) == SQLITE_NULL)
 		return;
-	pat = sqlite3_value_text(argv[0]);
-	plen = sqlite3_value_bytes(argv[0]);
 	text = sqlite3_value_text(argv[1]);
 	tlen = sqlite3_value_bytes(argv[1]);
-	if (pat == NULL || text == NULL) {
+	if (text == NULL) {
 		sqlite3_result_error_nomem(ctx);
 		return;
 	}
-	if ((size_t)plen > SQLGUARD_REGEX_MAX_PATTERN) {
-		sqlite3_result_error(ctx, "regexp: pattern longer than 1024 bytes", -1);
-		return;
-	}
-	if ((e = regex_get(g, (const char *)pat, (size_t)plen, msg, sizeof(msg))) == NULL) {
-		sqlite3_result_error(ctx, msg, -1);
-		return;
+	/* SQLite keeps auxiliary data only for a constant argument. */
+	ref = sqlite3_get_auxdata(ctx, 0);
+	if (ref != NULL && ref->gen == ref->e->gen) {
+		e = ref->e;
+		e->last_use = ++g->regex_clock;
+		g->stats.regex_cache_hits++;
+	} else {
+		pat = sqlite3_value_text(argv[0]);
+		plen = sqlite3_value_bytes(argv[0]);
+		if (pat == NULL) {
+			sqlite3_result_error_nomem(ctx);
+			return;
+		}
+		if ((size_t)plen > SQLGUARD_REGEX_MAX_PATTERN) {
+			sqlite3_result_error(ctx, "regexp: pattern longer than 1024 bytes", -1);
+			return;
+		}
+		e = regex_get(g, (const char *)pat, (size_t)plen, msg, sizeof(msg));
+		if (e == NULL) {
+			sqlite3_result_error(ctx, msg, -1);
+			return;
+		}
+		if ((ref = malloc(sizeof(*ref))) != NULL) {
+			*ref = (struct regex_ref){ e, e->gen };
+			sqlite3_set_auxdata(ctx, 0, ref, free);
+		}
 	}
 	/* Compiled for UTF-8 without PCRE2_MATCH_INVALID_UTF (which made JIT
 	 * matching ~1.6x slower): PCRE2 checks a subject that is not plain

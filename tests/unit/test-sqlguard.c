@@ -241,6 +241,16 @@ test_regexp(void **state)
 	    try_run(f, "SELECT regexp('^a{16}.$', 'aaaaaaaaaaaaaaaa\xc3\xa9')", 2000, &err), 1);
 	assert_int_equal(try_run(f, "SELECT regexp('^a{16}b$', 'aaaaaaaaaaaaaaaab')", 2000, &err),
 	                 1);
+	/* A constant pattern keeps its compiled code for the statement run;
+	 * 98 other patterns between two of its calls evict and refill its
+	 * cache slot, which must be noticed (3 matches of x{3}, 1 of y{2}). */
+	assert_int_equal(try_run(f,
+	                         "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c"
+	                         " WHERE i < 300) SELECT sum(CASE WHEN i % 100 = 0"
+	                         " THEN regexp('^x{3}$', 'xx' || char(120 + i % 1))"
+	                         " ELSE regexp('^y{' || i || '}$', 'yy') END) FROM c",
+	                         5000, &err),
+	                 4);
 	assert_int_equal(try_run(f, "SELECT regexp('(', 'x')", 100, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "bad pattern"));
 	/* Many distinct patterns: the cache stays bounded and still answers. */

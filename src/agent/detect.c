@@ -615,7 +615,8 @@ detect_on_batch(struct detect *d, const struct process_event *evs, const bool *i
 		return rc;
 	if (d->nrows == 0 || s == NULL || s->n == 0)
 		return 0;
-	/* One transaction for the staged rows and every rule run. */
+	/* The rules read the batch where it is; one read transaction for
+	 * every rule run. */
 	if ((rc = store_eval_stage(d->eval, evs, d->rows, d->nrows)) < 0)
 		return rc;
 	before = d->matches;
@@ -627,7 +628,7 @@ detect_on_batch(struct detect *d, const struct process_event *evs, const bool *i
 	d->rows_evaluated += d->nrows;
 	rc = (int)(d->matches - before);
 	(void)pthread_mutex_unlock(&d->mu);
-	/* Empty the staging table so the rows do not linger in memory. */
+	/* The table must not point at evs once we return. */
 	store_eval_unstage(d->eval);
 	return rc;
 }

@@ -3,9 +3,10 @@
  * A process is evaluated when it starts (or is first seen in a snapshot) and
  * again when its record changes (modified, suspicious); stops and replays
  * are not. Per batch, the rows under evaluation (the latest record of each
- * process instance in the batch) fill a TEMP table `processes` that shadows
- * the store's view, and every enabled rule, compiled once per rule set, runs
- * over it under its time limit. Each returned row becomes one alert_match
+ * process instance in the batch) are served, straight from evs, by the
+ * virtual table `processes` that shadows the store's view (store-eval.c),
+ * and every enabled rule, compiled once per rule set, runs over it under its
+ * time limit. Each returned row becomes one alert_match
  * for alerts_submit(). A rule that fails or times out is counted and
  * reported in detect_health_json(); after DETECT_QUARANTINE_AFTER failures
  * in a row it is set aside until the next load; the other rules keep running.
@@ -62,7 +63,8 @@ void detect_set_rules_observer(struct detect *d, detect_rules_observer_fn fn, vo
 /* Evaluates the batch just ingested. is_new[i] is store_ingest_batch()'s
  * ret_new (NULL: all new). Returns the number of matches submitted (>= 0);
  * rule failures are not errors (they are counted); -errno only when the
- * rows cannot be staged. */
+ * rows cannot be staged (the read transaction cannot start). evs must stay
+ * unchanged until it returns. */
 int detect_on_batch(struct detect *d, const struct process_event *evs, const bool *is_new,
                     size_t n);
 

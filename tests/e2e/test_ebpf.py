@@ -6,6 +6,7 @@ source_ebpf.c capture is checked field by field. The last one checks the same
 through `procmond --collector ebpf`. Everything skips, with the reason, where
 BPF cannot be loaded (not root, no BTF, built with -Debpf=disabled).
 """
+import hashlib
 import json
 import os
 import re
@@ -234,6 +235,66 @@ def test_exec_from_a_thread_reports_the_process(can_load, daemons, tmp_path):
     assert ex["pid"] == ex["tid"] == p.pid
     (end,) = by_kind(events, "exit", ex["pid"])
     assert end["exit_code"] == 5 << 8
+
+
+def test_exec_reports_the_running_image_and_its_key(can_load, daemons, tmp_path):
+    """The image is mm->exe_file, as /proc/PID/exe shows it: a script's
+    interpreter, a memfd's /memfd: name (deleted); its key is stat(2)'s."""
+    script = tmp_path / "tool.sh"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(0o755)
+    src = Source(daemons, tmp_path)
+    p = subprocess.run([script], cwd=tmp_path)
+    assert p.returncode == 0
+    fd = os.memfd_create("e2eimage", 0)
+    os.write(fd, CHILD.read_bytes())
+    m = subprocess.Popen([f"/proc/self/fd/{fd}", f"e2emfd{os.getpid()}", "0"], pass_fds=(fd,))
+    m.wait()
+    os.close(fd)
+    events, _ = src.stop()
+
+    (ex,) = [e for e in events if e["kind"] == "exec" and e.get("filename") == str(script)]
+    sh = os.path.realpath("/bin/sh")
+    assert ex["exe"] == sh and ex["exe_deleted"] is False
+    st = os.stat(sh)
+    assert ex["image"] == {"dev": st.st_dev, "ino": st.st_ino, "size": st.st_size,
+                           "mtime_sec": int(st.st_mtime), "mtime_nsec": st.st_mtime_ns % 10**9,
+                           "ctime_sec": int(st.st_ctime), "ctime_nsec": st.st_ctime_ns % 10**9}
+    assert ex["cgroup_id"] > 0 and ex["threads"] == 1
+    (mx,) = by_kind(events, "exec", m.pid)
+    assert mx["exe"] == "/memfd:e2eimage" and mx["exe_deleted"] is True
+
+
+def test_procmond_hashes_a_process_that_is_already_gone(can_load, datadir, daemons, tmp_path):
+    """A process that exits before procmond looks still gets its image's hash
+    (opened by path, checked against the kernel's key) and its image path."""
+    child = tmp_path / "child"
+    child.write_bytes(CHILD.read_bytes())
+    child.chmod(0o755)
+    out = tmp_path / "procmond.jsonl"
+    err = tmp_path / "procmond.err"
+    with open(out, "wb") as fo, open(err, "wb") as fe:
+        p = daemons.start([binary("procmond"), "--collector", "ebpf", "--wal-dir", datadir],
+                          stdout=fo, stderr=fe)
+    assert wait_for(lambda: p.poll() is not None or out.stat().st_size > 0, timeout=30)
+    assert p.poll() is None, err.read_text()
+    marker = f"e2ehash{os.getpid()}"
+    pids = []
+    for i in range(3):
+        c = subprocess.Popen([child, f"{marker}-{i}", "0"])
+        c.wait()
+        pids.append(c.pid)
+    wait_for(lambda: out.read_text().count(marker) >= 6, timeout=20)
+    daemons.stop(p)
+    want = hashlib.sha256(child.read_bytes()).hexdigest()
+    starts = [json.loads(line) for line in out.read_text().splitlines() if marker in line]
+    starts = [e for e in starts if e["event"] == "start"]
+    assert {e["process"]["pid"] for e in starts} == set(pids), starts
+    for e in starts:
+        assert e["source"] == "ebpf"
+        assert e["process"]["executable_path"] == str(child)
+        assert e["process"]["executable_hash"] == want, e
+        assert e["process"]["missing"] & 32 == 0
 
 
 def test_procmond_collector_ebpf_sees_a_burst(can_load, datadir, daemons, tmp_path):

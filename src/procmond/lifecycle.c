@@ -36,8 +36,60 @@
 	(SOURCE_HAS_IDS | SOURCE_HAS_COMM | SOURCE_HAS_START | SOURCE_HAS_PPID | SOURCE_HAS_ARGV | \
 	 SOURCE_HAS_EXE | SOURCE_HAS_IMAGE | SOURCE_HAS_STAT)
 
+/* The columns of an instance that most processes share with many others
+ * (the image, its hash, the user, the working directory, the terminal, the
+ * cgroup and the parent's details): one interned, reference-counted tuple of
+ * shared strings per distinct combination, so 10,000 workers of one server
+ * hold one tuple instead of ten string pointers each. Tuples are immutable:
+ * a change makes (or finds) another one. */
+enum {
+	CX_EXE,
+	CX_HASH,
+	CX_USER,
+	CX_CWD,
+	CX_TTY,
+	CX_CGROUP,
+	CX_CONTAINER,
+	CX_PNAME,
+	CX_PEXE,
+	CX_PCMD,
+	CX_N
+};
+
+struct ctx {
+	struct ctx *next;
+	uint64_t hash;
+	uint32_t ref;
+	char *s[CX_N]; /* shared strings, or NULL */
+};
+
+/* What the table keeps of a process_record: the columns that change or that
+ * are the instance's own; the rest is in the ctx tuple. */
+struct erec {
+	int32_t pid;
+	int32_t ppid;
+	char *name;         /* shared string */
+	char *command_line; /* shared string */
+	uint64_t start_time;
+	uint64_t start_ticks;
+	double cpu_usage;
+	uint32_t rss_pages; /* memory_usage in pages */
+	uint32_t uid;       /* ids as uid_t: ID_UNKNOWN for process.h's -1 */
+	uint32_t euid;
+	uint32_t gid;
+	int32_t threads;
+	uint32_t missing;
+	char state; /* one letter, '\0' when unknown */
+	bool accessible;
+	bool file_exists;
+	bool exe_deleted;
+	bool exe_memfd;
+	bool argv_truncated;
+};
+
 struct entry {
-	struct process_record rec;
+	struct erec rec;
+	struct ctx *cx;      /* NULL: every shared column unknown */
 	uint64_t cpu_ticks;  /* utime + stime at the last sample */
 	uint64_t sample_ms;  /* monotonic ms of that sample */
 	uint64_t cmd_digest; /* of the raw command line */
@@ -45,12 +97,38 @@ struct entry {
 	int stat_fd, cmd_fd; /* kept open: re-read without a path lookup, or -1 */
 	uid_t dir_uid;       /* owner of /proc/PID: follows the euid */
 	gid_t dir_gid;
-	bool hash_pending; /* the image is being hashed in the background */
-	bool fork_only;    /* known from a fork event, not announced yet */
-	bool hidden;       /* tracked but not reported (skip_kernel/system) */
-	bool kernel_thread;
-	bool flagged_future; /* a suspicious start time was reported */
+	bool hash_pending : 1; /* the image is being hashed in the background */
+	bool fork_only : 1;    /* known from a fork event, not announced yet */
+	bool hidden : 1;       /* tracked but not reported (skip_kernel/system) */
+	bool kernel_thread : 1;
+	bool flagged_future : 1; /* a suspicious start time was reported */
 };
+
+#define ID_UNKNOWN UINT32_MAX
+
+/* An id column as process.h has it (-1 unknown), and back. */
+static int64_t
+id_get(uint32_t v)
+{
+	return v == ID_UNKNOWN ? -1 : (int64_t)v;
+}
+
+static uint32_t
+id_put(int64_t v)
+{
+	return v < 0 || v >= (int64_t)ID_UNKNOWN ? ID_UNKNOWN : (uint32_t)v;
+}
+
+static uint64_t
+page_size(void)
+{
+	long page = sysconf(_SC_PAGESIZE);
+
+	return page > 0 ? (uint64_t)page : 4096u;
+}
+
+/* A shared column of an entry. */
+#define CX(e, i) ((e)->cx != NULL ? (e)->cx->s[i] : NULL)
 
 /* The SHA-256 of an image the kernel identified by its inode key. */
 struct image_memo {
@@ -77,6 +155,7 @@ struct lifecycle {
 	void *ctx;
 	struct entry **slots;         /* open addressing by pid, linear probing */
 	struct pstr **pool;           /* POOL_BUCKETS chains of shared strings */
+	struct ctx **ctxs;            /* CTX_BUCKETS chains of shared tuples */
 	size_t fd_entries, fd_budget; /* entries holding fds, and how many may */
 	size_t cap, count;
 	uint32_t gen;
@@ -101,6 +180,7 @@ struct lifecycle {
  * strings. Every other column is owned by the record as process.h says. */
 
 #define POOL_BUCKETS 4096
+#define CTX_BUCKETS  1024
 
 struct pstr {
 	struct pstr *next;
@@ -108,13 +188,6 @@ struct pstr {
 	uint32_t ref;
 	char s[];
 };
-
-// clang-format off
-#define POOLED(X) \
-	X(name) X(executable_path) X(command_line) X(executable_hash) X(user_name) \
-	X(cwd) X(state) X(cgroup) X(parent_name) X(parent_executable_path) \
-	X(parent_command_line)
-// clang-format on
 
 /* A shared copy of s (NULL for NULL, or when memory is short). */
 static char *
@@ -161,16 +234,6 @@ pool_put(struct lifecycle *lc, char *s)
 	free(p);
 }
 
-/* Replaces a shared column with a shared copy of s. */
-static void
-pool_set(struct lifecycle *lc, char **field, const char *s)
-{
-	char *n = pool_get(lc, s);
-
-	pool_put(lc, *field);
-	*field = n;
-}
-
 /* Trades an owned string for a shared one. */
 static char *
 pool_adopt(struct lifecycle *lc, char *owned)
@@ -181,34 +244,198 @@ pool_adopt(struct lifecycle *lc, char *owned)
 	return s;
 }
 
-/* The record's POOLED columns were filled as owned strings (by procfs or a
- * copy): make them shared. */
-static void
-rec_adopt(struct lifecycle *lc, struct process_record *r)
+/* Another reference to the shared string s (NULL for NULL). */
+static char *
+pool_ref(char *s)
 {
-#define ADOPT(f) r->f = pool_adopt(lc, r->f);
-	POOLED(ADOPT)
-#undef ADOPT
+	if (s != NULL)
+		((struct pstr *)(void *)(s - offsetof(struct pstr, s)))->ref++;
+	return s;
+}
+
+/* ---- shared tuples ---- */
+
+static uint64_t
+ctx_hash(char *const v[CX_N])
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < CX_N; i++)
+		h = (h ^ (uint64_t)(uintptr_t)v[i]) * 0x100000001b3ull;
+	return h ^ (h >> 29);
+}
+
+/* The tuple of the shared strings v (it takes its own references). NULL
+ * when memory is short. Shared strings are unique, so their addresses are
+ * their identity. */
+static struct ctx *
+ctx_get(struct lifecycle *lc, char *const v[CX_N])
+{
+	uint64_t h = ctx_hash(v);
+	struct ctx **b = &lc->ctxs[h % CTX_BUCKETS], *c;
+
+	for (c = *b; c != NULL; c = c->next) {
+		if (c->hash == h && memcmp(c->s, v, sizeof(c->s)) == 0) {
+			c->ref++;
+			return c;
+		}
+	}
+	if ((c = malloc(sizeof(*c))) == NULL)
+		return NULL;
+	c->hash = h;
+	c->ref = 1;
+	for (size_t i = 0; i < CX_N; i++)
+		c->s[i] = pool_ref(v[i]);
+	c->next = *b;
+	*b = c;
+	return c;
 }
 
 static void
-rec_release(struct lifecycle *lc, struct process_record *r)
+ctx_put(struct lifecycle *lc, struct ctx *c)
 {
-#define RELEASE(f)          \
-	pool_put(lc, r->f); \
-	r->f = NULL;
-	POOLED(RELEASE)
-#undef RELEASE
+	struct ctx **b;
+
+	if (c == NULL || --c->ref > 0)
+		return;
+	for (b = &lc->ctxs[c->hash % CTX_BUCKETS]; *b != c; b = &(*b)->next)
+		;
+	*b = c->next;
+	for (size_t i = 0; i < CX_N; i++)
+		pool_put(lc, c->s[i]);
+	free(c);
 }
 
-/* The one-letter state column, shared like the others. */
+/* Makes e's tuple the one of v (shared strings; references handed over,
+ * released here). Memory short: e keeps its tuple. */
 static void
-set_state(struct lifecycle *lc, struct entry *e, char state)
+cx_replace(struct lifecycle *lc, struct entry *e, char *v[CX_N])
 {
-	char s[2] = { state, '\0' };
+	struct ctx *n = ctx_get(lc, v);
 
-	if (e->rec.state == NULL || e->rec.state[0] != state)
-		pool_set(lc, &e->rec.state, s);
+	for (size_t i = 0; i < CX_N; i++)
+		pool_put(lc, v[i]);
+	if (n == NULL)
+		return;
+	ctx_put(lc, e->cx);
+	e->cx = n;
+}
+
+/* Sets e's shared column i to s, a shared string whose reference is handed
+ * over (NULL allowed). */
+static void
+cx_set(struct lifecycle *lc, struct entry *e, int i, char *s)
+{
+	char *v[CX_N] = { NULL };
+
+	if (CX(e, i) == s) {
+		pool_put(lc, s);
+		return;
+	}
+	for (size_t k = 0; k < CX_N; k++)
+		v[k] = k == (size_t)i ? s : pool_ref(CX(e, k));
+	cx_replace(lc, e, v);
+}
+
+/* Moves every column of r, filled with owned strings (by procfs or a copy),
+ * into e as shared strings; r is left empty. */
+static void
+rec_pack(struct lifecycle *lc, struct entry *e, struct process_record *r)
+{
+	struct erec *d = &e->rec;
+	char *v[CX_N];
+
+	pool_put(lc, d->name);
+	pool_put(lc, d->command_line);
+	d->pid = r->pid;
+	d->ppid = r->ppid;
+	d->name = pool_adopt(lc, TAKE_PTR(r->name));
+	d->command_line = pool_adopt(lc, TAKE_PTR(r->command_line));
+	d->start_time = r->start_time;
+	d->start_ticks = r->start_ticks;
+	d->cpu_usage = r->cpu_usage;
+	d->rss_pages = (uint32_t)(r->memory_usage / page_size());
+	d->uid = id_put(r->user_id);
+	d->euid = id_put(r->effective_user_id);
+	d->gid = id_put(r->group_id);
+	d->threads = r->threads;
+	d->missing = r->missing;
+	d->state = r->state != NULL ? r->state[0] : '\0';
+	d->accessible = r->accessible;
+	d->file_exists = r->file_exists;
+	d->exe_deleted = r->exe_deleted;
+	d->exe_memfd = r->exe_memfd;
+	d->argv_truncated = r->argv_truncated;
+	v[CX_EXE] = pool_adopt(lc, TAKE_PTR(r->executable_path));
+	v[CX_HASH] = pool_adopt(lc, TAKE_PTR(r->executable_hash));
+	v[CX_USER] = pool_adopt(lc, TAKE_PTR(r->user_name));
+	v[CX_CWD] = pool_adopt(lc, TAKE_PTR(r->cwd));
+	v[CX_TTY] = pool_adopt(lc, TAKE_PTR(r->tty));
+	v[CX_CGROUP] = pool_adopt(lc, TAKE_PTR(r->cgroup));
+	v[CX_CONTAINER] = pool_adopt(lc, TAKE_PTR(r->container_id));
+	v[CX_PNAME] = pool_adopt(lc, TAKE_PTR(r->parent_name));
+	v[CX_PEXE] = pool_adopt(lc, TAKE_PTR(r->parent_executable_path));
+	v[CX_PCMD] = pool_adopt(lc, TAKE_PTR(r->parent_command_line));
+	cx_replace(lc, e, v);
+	process_record_clear(r);
+}
+
+/* e as a process_record whose strings are borrowed from e (state's from
+ * the caller's two bytes): valid while e and state are. */
+static void
+rec_view(const struct entry *e, struct process_record *r, char state[2])
+{
+	const struct erec *s = &e->rec;
+
+	process_record_init(r);
+	r->pid = s->pid;
+	r->ppid = s->ppid;
+	r->name = s->name;
+	r->command_line = s->command_line;
+	r->start_time = s->start_time;
+	r->start_ticks = s->start_ticks;
+	r->cpu_usage = s->cpu_usage;
+	r->memory_usage = s->rss_pages * page_size();
+	r->user_id = id_get(s->uid);
+	r->effective_user_id = id_get(s->euid);
+	r->group_id = id_get(s->gid);
+	r->threads = s->threads;
+	r->missing = s->missing;
+	if (s->state != '\0') {
+		state[0] = s->state;
+		state[1] = '\0';
+		r->state = state;
+	}
+	r->accessible = s->accessible;
+	r->file_exists = s->file_exists;
+	r->exe_deleted = s->exe_deleted;
+	r->exe_memfd = s->exe_memfd;
+	r->argv_truncated = s->argv_truncated;
+	r->executable_path = CX(e, CX_EXE);
+	r->executable_hash = CX(e, CX_HASH);
+	r->user_name = CX(e, CX_USER);
+	r->cwd = CX(e, CX_CWD);
+	r->tty = CX(e, CX_TTY);
+	r->cgroup = CX(e, CX_CGROUP);
+	r->container_id = CX(e, CX_CONTAINER);
+	r->parent_name = CX(e, CX_PNAME);
+	r->parent_executable_path = CX(e, CX_PEXE);
+	r->parent_command_line = CX(e, CX_PCMD);
+}
+
+static void
+erec_init(struct erec *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->pid = -1;
+	r->ppid = -1;
+	r->uid = r->euid = r->gid = ID_UNKNOWN;
+}
+
+static void
+set_state(struct entry *e, char state)
+{
+	e->rec.state = state;
 }
 
 /* ---- the pid table ---- */
@@ -281,8 +508,9 @@ entry_free(struct lifecycle *lc, struct entry *e)
 		close(e->stat_fd);
 	if (e->cmd_fd >= 0)
 		close(e->cmd_fd);
-	rec_release(lc, &e->rec);
-	process_record_clear(&e->rec);
+	pool_put(lc, e->rec.name);
+	pool_put(lc, e->rec.command_line);
+	ctx_put(lc, e->cx);
 	free(e);
 }
 
@@ -293,7 +521,7 @@ entry_new(void)
 
 	if (e == NULL)
 		return NULL;
-	process_record_init(&e->rec);
+	erec_init(&e->rec);
 	e->stat_fd = e->cmd_fd = -1;
 	return e;
 }
@@ -328,6 +556,7 @@ emit_event(struct lifecycle *lc, enum proc_event_type type, const struct entry *
            const char *source, const char *fields, const char *reason, int32_t exit_code)
 {
 	struct process_event ev;
+	char state[2];
 
 	if (e->hidden)
 		return;
@@ -336,7 +565,7 @@ emit_event(struct lifecycle *lc, enum proc_event_type type, const struct entry *
 	ev.time = time_now_ms();
 	/* Borrowed strings: the event lives only for the duration of the call. */
 	ev.source = (char *)source;
-	ev.proc = e->rec;
+	rec_view(e, &ev.proc, state);
 	ev.modified_fields = (char *)fields;
 	ev.reason = (char *)reason;
 	if (type == PROC_EV_STOP) {
@@ -368,15 +597,14 @@ fill_hash(struct lifecycle *lc, struct entry *e, const struct stat *exe_stat)
 	e->hash_pending = false;
 	if (lc->hc == NULL || !lc->opts.compute_hashes || e->kernel_thread)
 		return;
-	if (e->rec.executable_path == NULL) {
+	if (CX(e, CX_EXE) == NULL) {
 		e->rec.missing |= PROC_MISSING_HASH;
 		return;
 	}
 	rc = exe_stat ? hash_cache_get_stat(lc->hc, exe_stat, procfs_dirfd(lc->pf), e->rec.pid, hex)
 	              : hash_cache_get(lc->hc, procfs_dirfd(lc->pf), e->rec.pid, hex);
 	if (rc == 0) {
-		pool_put(lc, e->rec.executable_hash);
-		e->rec.executable_hash = pool_get(lc, hex);
+		cx_set(lc, e, CX_HASH, pool_get(lc, hex));
 		e->rec.missing &= ~(uint32_t)PROC_MISSING_HASH;
 		return;
 	}
@@ -387,29 +615,35 @@ fill_hash(struct lifecycle *lc, struct entry *e, const struct stat *exe_stat)
 static void
 fill_parent(struct lifecycle *lc, struct entry *e)
 {
-	struct process_record *r = &e->rec;
 	const struct entry *p;
+	struct process_record r;
+	char *v[CX_N];
 
-	if (!lc->opts.enhanced_metadata || r->ppid <= 0)
+	if (!lc->opts.enhanced_metadata || e->rec.ppid <= 0)
 		return;
-	if ((p = table_find(lc, r->ppid)) != NULL && !p->fork_only) {
-		pool_put(lc, r->parent_name);
-		pool_put(lc, r->parent_executable_path);
-		pool_put(lc, r->parent_command_line);
-		r->parent_name = pool_get(lc, p->rec.name);
-		r->parent_executable_path = pool_get(lc, p->rec.executable_path);
-		r->parent_command_line = pool_get(lc, p->rec.command_line);
+	for (size_t k = 0; k < CX_N; k++)
+		v[k] = pool_ref(CX(e, k));
+	pool_put(lc, v[CX_PNAME]);
+	pool_put(lc, v[CX_PEXE]);
+	pool_put(lc, v[CX_PCMD]);
+	if ((p = table_find(lc, e->rec.ppid)) != NULL && !p->fork_only) {
+		v[CX_PNAME] = pool_ref(p->rec.name);
+		v[CX_PEXE] = pool_ref(CX(p, CX_EXE));
+		v[CX_PCMD] = pool_ref(p->rec.command_line);
+		cx_replace(lc, e, v);
 		return;
 	}
-	/* procfs fills owned strings: hand it empty fields, then share them. */
-	pool_put(lc, r->parent_name);
-	pool_put(lc, r->parent_executable_path);
-	pool_put(lc, r->parent_command_line);
-	r->parent_name = r->parent_executable_path = r->parent_command_line = NULL;
-	procfs_read_parent(lc->pf, r);
-	r->parent_name = pool_adopt(lc, r->parent_name);
-	r->parent_executable_path = pool_adopt(lc, r->parent_executable_path);
-	r->parent_command_line = pool_adopt(lc, r->parent_command_line);
+	/* procfs fills owned strings into an empty record: then share them. */
+	process_record_init(&r);
+	r.pid = e->rec.pid;
+	r.ppid = e->rec.ppid;
+	procfs_read_parent(lc->pf, &r);
+	e->rec.missing |= r.missing;
+	v[CX_PNAME] = pool_adopt(lc, TAKE_PTR(r.parent_name));
+	v[CX_PEXE] = pool_adopt(lc, TAKE_PTR(r.parent_executable_path));
+	v[CX_PCMD] = pool_adopt(lc, TAKE_PTR(r.parent_command_line));
+	process_record_clear(&r);
+	cx_replace(lc, e, v);
 }
 
 /* CPU percent of one CPU: since the last sample, or over the whole life of
@@ -438,7 +672,7 @@ is_hidden(const struct lifecycle *lc, const struct entry *e)
 {
 	if (lc->opts.skip_kernel && e->kernel_thread)
 		return true;
-	return lc->opts.skip_system && e->rec.user_id >= 0 && e->rec.user_id <= SYSTEM_UID_MAX;
+	return lc->opts.skip_system && e->rec.uid <= SYSTEM_UID_MAX;
 }
 
 static void
@@ -465,20 +699,22 @@ entry_read_full(struct lifecycle *lc, pid_t pid, struct entry **ret)
 	bool keep = lc->fd_entries < lc->fd_budget;
 	bool hashing = lc->hc != NULL && lc->opts.compute_hashes;
 	struct procfs_sample s;
+	struct process_record r;
 	int rc;
 
 	if (e == NULL)
 		return -ENOMEM;
+	process_record_init(&r);
 	rc = procfs_read_pid(lc->pf, pid,
 	                     FULL_READ | (keep ? PROCFS_KEEP_FDS : 0u) |
 	                         (hashing ? PROCFS_READ_EXE_KEY : 0u),
-	                     &e->rec, &s);
+	                     &r, &s);
 	if (rc < 0) {
-		process_record_clear(&e->rec); /* owned, not yet shared */
+		process_record_clear(&r);
 		entry_free(lc, e);
 		return rc;
 	}
-	rec_adopt(lc, &e->rec);
+	rec_pack(lc, e, &r);
 	e->stat_fd = s.stat_fd;
 	e->cmd_fd = s.cmdline_fd;
 	if (e->stat_fd >= 0 || e->cmd_fd >= 0)
@@ -542,19 +778,17 @@ recheck_image(struct lifecycle *lc, struct entry *e, char *fields)
 		process_record_clear(&tmp);
 		return;
 	}
-	moved = str_differs(tmp.executable_path, e->rec.executable_path) ||
+	moved = str_differs(tmp.executable_path, CX(e, CX_EXE)) ||
 	        tmp.exe_deleted != e->rec.exe_deleted;
 	if (moved) {
-		pool_put(lc, e->rec.executable_path);
-		e->rec.executable_path = pool_adopt(lc, TAKE_PTR(tmp.executable_path));
+		cx_set(lc, e, CX_EXE, pool_adopt(lc, TAKE_PTR(tmp.executable_path)));
 		e->rec.exe_deleted = tmp.exe_deleted;
 		e->rec.exe_memfd = tmp.exe_memfd;
 		e->rec.file_exists = tmp.file_exists;
 		add_field(fields, "executable_path");
-		pool_put(lc, e->rec.executable_hash);
-		e->rec.executable_hash = NULL;
+		cx_set(lc, e, CX_HASH, NULL);
 		fill_hash(lc, e, NULL);
-		if (e->rec.executable_hash != NULL)
+		if (CX(e, CX_HASH) != NULL)
 			add_field(fields, "executable_hash");
 	}
 	process_record_clear(&tmp);
@@ -574,7 +808,7 @@ recheck_cmdline(struct lifecycle *lc, struct entry *e, char *fields)
 	if (procfs_digest(raw, len) == e->cmd_digest)
 		return;
 	/* A zombie's argv empties: that is the exit coming, not a rewrite. */
-	if (len == 0 && e->rec.state != NULL && e->rec.state[0] == 'Z')
+	if (len == 0 && e->rec.state == 'Z')
 		return;
 	if (procfs_sanitize_cmdline(raw, len, &clean) < 0)
 		return;
@@ -605,19 +839,18 @@ recheck_ids(struct lifecycle *lc, struct entry *e, char *fields)
 	process_record_init(&tmp);
 	if (procfs_read_pid(lc->pf, e->rec.pid, PROCFS_READ_STAT | PROCFS_READ_STATUS, &tmp, &s) ==
 	    0) {
-		if (tmp.user_id != e->rec.user_id)
+		if (id_put(tmp.user_id) != e->rec.uid)
 			add_field(fields, "user_id");
-		if (tmp.effective_user_id != e->rec.effective_user_id)
+		if (id_put(tmp.effective_user_id) != e->rec.euid)
 			add_field(fields, "effective_user_id");
-		if (tmp.group_id != e->rec.group_id)
+		if (id_put(tmp.group_id) != e->rec.gid)
 			add_field(fields, "group_id");
-		if (tmp.user_id != e->rec.user_id) {
-			pool_put(lc, e->rec.user_name);
-			e->rec.user_name = pool_adopt(lc, procfs_user_name(lc->pf, tmp.user_id));
-		}
-		e->rec.user_id = tmp.user_id;
-		e->rec.effective_user_id = tmp.effective_user_id;
-		e->rec.group_id = tmp.group_id;
+		if (id_put(tmp.user_id) != e->rec.uid)
+			cx_set(lc, e, CX_USER,
+			       pool_adopt(lc, procfs_user_name(lc->pf, tmp.user_id)));
+		e->rec.uid = id_put(tmp.user_id);
+		e->rec.euid = id_put(tmp.effective_user_id);
+		e->rec.gid = id_put(tmp.group_id);
 	}
 	process_record_clear(&tmp);
 }
@@ -627,14 +860,13 @@ static void
 refresh_known(struct lifecycle *lc, struct entry *e, const struct procfs_stat *st)
 {
 	char fields[MODIFIED_MAX] = "";
-	long page = sysconf(_SC_PAGESIZE);
 
 	lc->st.cheap_reads++;
 	e->rec.ppid = st->ppid;
 	e->rec.threads = st->num_threads;
-	e->rec.memory_usage = st->rss_pages * (uint64_t)(page > 0 ? page : 4096);
-	if (e->rec.state != NULL)
-		set_state(lc, e, st->state);
+	e->rec.rss_pages = (uint32_t)st->rss_pages;
+	if (e->rec.state != '\0')
+		set_state(e, st->state);
 	update_cpu(lc, e, st->utime + st->stime);
 	if (e->hidden)
 		return;
@@ -658,7 +890,7 @@ refresh_known(struct lifecycle *lc, struct entry *e, const struct procfs_stat *s
 	recheck_ids(lc, e, fields);
 	if (e->hash_pending) {
 		fill_hash(lc, e, NULL);
-		if (e->rec.executable_hash != NULL)
+		if (CX(e, CX_HASH) != NULL)
 			add_field(fields, "executable_hash");
 	}
 	if (fields[0] != '\0')
@@ -847,32 +1079,31 @@ lifecycle_snapshot(struct lifecycle *lc, bool emit_all)
 static void
 fill_from_event(struct lifecycle *lc, struct entry *e, const struct source_event *ev)
 {
-	struct process_record *r = &e->rec;
+	struct erec *r = &e->rec;
 
 	lc->st.from_event++;
 	r->pid = ev->pid;
 	if (r->ppid < 0 && (ev->has & SOURCE_HAS_PPID))
 		r->ppid = ev->ppid;
-	if (r->user_id < 0 && (ev->has & SOURCE_HAS_IDS)) {
-		r->user_id = ev->uid;
-		r->effective_user_id = ev->euid;
-		r->group_id = ev->gid;
+	if (r->uid == ID_UNKNOWN && (ev->has & SOURCE_HAS_IDS)) {
+		r->uid = id_put(ev->uid);
+		r->euid = id_put(ev->euid);
+		r->gid = id_put(ev->gid);
 		r->missing &= ~(uint32_t)PROC_MISSING_STATUS;
-		pool_put(lc, r->user_name);
-		r->user_name = pool_adopt(lc, procfs_user_name(lc->pf, r->user_id));
-	} else if (r->user_id < 0) {
+		cx_set(lc, e, CX_USER, pool_adopt(lc, procfs_user_name(lc->pf, id_get(r->uid))));
+	} else if (r->uid == ID_UNKNOWN) {
 		r->missing |= PROC_MISSING_STATUS;
 	}
 	if (r->name == NULL && (ev->has & SOURCE_HAS_COMM))
 		r->name = pool_adopt(
 		    lc, utf8_sanitize_dup(ev->comm, strnlen(ev->comm, sizeof(ev->comm))));
-	if (r->executable_path == NULL && (ev->has & SOURCE_HAS_FILENAME)) {
+	if (CX(e, CX_EXE) == NULL && (ev->has & SOURCE_HAS_FILENAME)) {
 		_cleanup_free_ char *u =
 		    utf8_sanitize_dup(ev->filename, strnlen(ev->filename, sizeof(ev->filename)));
 
-		r->executable_path = u ? pool_adopt(lc, sanitize_path(u)) : NULL;
+		cx_set(lc, e, CX_EXE, u ? pool_adopt(lc, sanitize_path(u)) : NULL);
 		r->missing &= ~(uint32_t)PROC_MISSING_EXE;
-	} else if (r->executable_path == NULL) {
+	} else if (CX(e, CX_EXE) == NULL) {
 		r->missing |= PROC_MISSING_EXE;
 	}
 	/* argv the kernel copied at exec is the truth of the start event: by the
@@ -895,11 +1126,11 @@ fill_from_event(struct lifecycle *lc, struct entry *e, const struct source_event
 	} else if (r->command_line == NULL) {
 		r->missing |= PROC_MISSING_CMDLINE;
 	}
-	if (r->cwd == NULL && (ev->has & SOURCE_HAS_CWD)) {
+	if (CX(e, CX_CWD) == NULL && (ev->has & SOURCE_HAS_CWD)) {
 		_cleanup_free_ char *u =
 		    utf8_sanitize_dup(ev->cwd, strnlen(ev->cwd, sizeof(ev->cwd)));
 
-		r->cwd = u ? pool_adopt(lc, sanitize_path(u)) : NULL;
+		cx_set(lc, e, CX_CWD, u ? pool_adopt(lc, sanitize_path(u)) : NULL);
 		r->missing &= ~(uint32_t)PROC_MISSING_CWD;
 	}
 	if (r->start_ticks == 0 && (ev->has & SOURCE_HAS_START)) {
@@ -954,6 +1185,7 @@ image_is(const struct stat *sb, const struct source_image_key *k)
 static int
 open_image(struct lifecycle *lc, const struct entry *e, const struct source_image_key *k)
 {
+	const char *exe;
 	struct stat sb;
 	char path[32];
 	int fd;
@@ -964,10 +1196,10 @@ open_image(struct lifecycle *lc, const struct entry *e, const struct source_imag
 		return fd;
 	if (fd >= 0)
 		close(fd);
-	if (e->rec.exe_deleted || e->rec.executable_path == NULL ||
-	    e->rec.executable_path[0] != '/')
+	exe = CX(e, CX_EXE);
+	if (e->rec.exe_deleted || exe == NULL || exe[0] != '/')
 		return -ESRCH;
-	fd = open(e->rec.executable_path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	fd = open(exe, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd >= 0 && fstat(fd, &sb) == 0 && image_is(&sb, k))
 		return fd;
 	if (fd >= 0)
@@ -1008,7 +1240,8 @@ fill_hash_by_key(struct lifecycle *lc, struct entry *e, const struct source_imag
 		memcpy(m->hex, hex, sizeof(m->hex));
 		m->used = true;
 	}
-	if ((e->rec.executable_hash = pool_get(lc, hex)) != NULL)
+	cx_set(lc, e, CX_HASH, pool_get(lc, hex));
+	if (CX(e, CX_HASH) != NULL)
 		e->rec.missing &= ~(uint32_t)PROC_MISSING_HASH;
 }
 
@@ -1039,8 +1272,8 @@ fill_cgroup_by_id(struct lifecycle *lc, struct entry *e, uint64_t id)
 	size_t len = 0;
 
 	if (m->used && m->confirmed && m->id == id) {
-		e->rec.cgroup = pool_get(lc, m->path);
-		e->rec.container_id = strdup_or_null(m->container);
+		cx_set(lc, e, CX_CGROUP, pool_get(lc, m->path));
+		cx_set(lc, e, CX_CONTAINER, pool_get(lc, m->container));
 		return;
 	}
 	snprintf(path, sizeof(path), "%d/cgroup", (int)e->rec.pid);
@@ -1049,18 +1282,18 @@ fill_cgroup_by_id(struct lifecycle *lc, struct entry *e, uint64_t id)
 		e->rec.missing |= PROC_MISSING_CGROUP;
 		return;
 	}
-	e->rec.cgroup = pool_adopt(lc, cg);
-	e->rec.container_id = cid[0] != '\0' ? strdup(cid) : NULL;
-	if (e->rec.cgroup == NULL || !has_unified_line(buf))
+	cx_set(lc, e, CX_CGROUP, pool_adopt(lc, cg));
+	cx_set(lc, e, CX_CONTAINER, cid[0] != '\0' ? pool_get(lc, cid) : NULL);
+	if (CX(e, CX_CGROUP) == NULL || !has_unified_line(buf))
 		return;
-	if (m->used && m->id == id && !str_differs(m->path, e->rec.cgroup)) {
+	if (m->used && m->id == id && !str_differs(m->path, CX(e, CX_CGROUP))) {
 		m->confirmed = true;
 		return;
 	}
 	cgroup_memo_clear(lc, m);
 	m->id = id;
-	m->path = pool_get(lc, e->rec.cgroup);
-	m->container = strdup_or_null(e->rec.container_id);
+	m->path = pool_get(lc, CX(e, CX_CGROUP));
+	m->container = strdup_or_null(CX(e, CX_CONTAINER));
 	m->used = m->path != NULL;
 }
 
@@ -1090,8 +1323,7 @@ name_from_event(const struct source_event *ev)
 static int
 entry_from_kernel(struct lifecycle *lc, const struct source_event *ev, struct entry **ret)
 {
-	long page = sysconf(_SC_PAGESIZE);
-	struct process_record *r;
+	struct erec *r;
 	struct entry *e;
 	char tty[32];
 	char *exe, *c = NULL;
@@ -1116,7 +1348,7 @@ entry_from_kernel(struct lifecycle *lc, const struct source_event *ev, struct en
 
 		/* A deleted image's name may have been re-created: look. */
 		r->file_exists = !r->exe_memfd && (!r->exe_deleted || stat(exe, &sb) == 0);
-		r->executable_path = pool_adopt(lc, sanitize_path(exe));
+		cx_set(lc, e, CX_EXE, pool_adopt(lc, sanitize_path(exe)));
 		free(exe);
 	}
 	alen = ev->argv_len < sizeof(ev->argv) ? ev->argv_len : sizeof(ev->argv);
@@ -1131,22 +1363,23 @@ entry_from_kernel(struct lifecycle *lc, const struct source_event *ev, struct en
 	 * start_time as a snapshot reports. */
 	r->start_ticks = ev->start_ns / (1000000000u / (uint64_t)procfs_ticks_per_sec(lc->pf));
 	r->start_time = procfs_ticks_to_epoch_ms(lc->pf, r->start_ticks);
-	r->user_id = ev->uid;
-	r->effective_user_id = ev->euid;
-	r->group_id = ev->gid;
-	r->user_name = pool_adopt(lc, procfs_user_name(lc->pf, r->user_id));
+	r->uid = id_put(ev->uid);
+	r->euid = id_put(ev->euid);
+	r->gid = id_put(ev->gid);
+	cx_set(lc, e, CX_USER, pool_adopt(lc, procfs_user_name(lc->pf, id_get(r->uid))));
 	if (ev->has & SOURCE_HAS_CWD) {
 		_cleanup_free_ char *u =
 		    utf8_sanitize_dup(ev->cwd, strnlen(ev->cwd, sizeof(ev->cwd)));
 
-		r->cwd = u ? pool_adopt(lc, sanitize_path(u)) : NULL;
-		r->tty = procfs_tty_name(ev->tty_nr, tty, sizeof(tty)) ? strdup(tty) : NULL;
+		cx_set(lc, e, CX_CWD, u ? pool_adopt(lc, sanitize_path(u)) : NULL);
+		cx_set(lc, e, CX_TTY,
+		       procfs_tty_name(ev->tty_nr, tty, sizeof(tty)) ? pool_get(lc, tty) : NULL);
 	}
 	/* Right after exec: running, one thread (exec killed the others). */
 	r->threads = ev->threads > 0 ? ev->threads : 1;
-	r->memory_usage = ev->rss_pages * (uint64_t)(page > 0 ? page : 4096);
+	r->rss_pages = (uint32_t)ev->rss_pages;
 	r->cpu_usage = 0;
-	set_state(lc, e, 'R');
+	set_state(e, 'R');
 	e->cpu_ticks = 0;
 	e->sample_ms = lc->now_mono_ms;
 	/* /proc/PID's owner follows the euid and egid: the next look compares. */
@@ -1192,7 +1425,7 @@ on_exec(struct lifecycle *lc, const struct source_event *ev, const char *source)
 		fill_from_event(lc, e, ev); /* /proc fills the rest; exec-time argv wins */
 	}
 	if (old != NULL && !old->fork_only && old->rec.start_ticks == e->rec.start_ticks &&
-	    !str_differs(old->rec.executable_path, e->rec.executable_path) &&
+	    !str_differs(CX(old, CX_EXE), CX(e, CX_EXE)) &&
 	    !str_differs(old->rec.command_line, e->rec.command_line)) {
 		/* A snapshot raced ahead of this event's delivery and already
 		 * announced this very image: announcing it again would be a duplicate. */
@@ -1224,19 +1457,25 @@ on_fork(struct lifecycle *lc, const struct source_event *ev)
 		return;
 	if ((e = entry_new()) == NULL)
 		return;
-	if (parent != NULL && process_record_copy(&e->rec, &parent->rec) == 0) {
-		rec_adopt(lc, &e->rec);
+	if (parent != NULL) {
+		char *v[CX_N];
+
+		e->rec = parent->rec;
+		pool_ref(e->rec.name);
+		pool_ref(e->rec.command_line);
+		for (size_t k = 0; k < CX_N; k++)
+			v[k] = pool_ref(CX(parent, k));
+		pool_put(lc, v[CX_PNAME]);
+		pool_put(lc, v[CX_PEXE]);
+		pool_put(lc, v[CX_PCMD]);
+		v[CX_PNAME] = pool_ref(parent->rec.name);
+		v[CX_PEXE] = pool_ref(CX(parent, CX_EXE));
+		v[CX_PCMD] = pool_ref(parent->rec.command_line);
+		cx_replace(lc, e, v);
 		e->kernel_thread = parent->kernel_thread;
 		e->cmd_digest = parent->cmd_digest;
 		e->hidden = parent->hidden;
-		pool_put(lc, e->rec.parent_name);
-		pool_put(lc, e->rec.parent_executable_path);
-		pool_put(lc, e->rec.parent_command_line);
-		e->rec.parent_name = pool_get(lc, parent->rec.name);
-		e->rec.parent_executable_path = pool_get(lc, parent->rec.executable_path);
-		e->rec.parent_command_line = pool_get(lc, parent->rec.command_line);
 	} else {
-		process_record_init(&e->rec);
 		e->rec.missing = PROC_MISSING_EXE | PROC_MISSING_CMDLINE | PROC_MISSING_STATUS;
 	}
 	e->rec.pid = ev->pid;
@@ -1267,8 +1506,8 @@ on_exit_ev(struct lifecycle *lc, const struct source_event *ev, const char *sour
 		return;
 	if (e->fork_only)
 		emit_event(lc, PROC_EV_START, e, source, NULL, NULL, -1);
-	if (e->rec.state != NULL)
-		set_state(lc, e, 'X');
+	if (e->rec.state != '\0')
+		set_state(e, 'X');
 	emit_event(lc, PROC_EV_STOP, e, source, NULL, NULL, code);
 	table_remove(lc, e);
 }
@@ -1353,7 +1592,9 @@ lifecycle_new(struct procfs *pf, struct hash_cache *hc, const struct collector_o
 	lc->ctx = ctx;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 2 * FD_RESERVE)
 		lc->fd_budget = (rl.rlim_cur - FD_RESERVE) / 2;
-	if ((lc->pool = calloc(POOL_BUCKETS, sizeof(*lc->pool))) == NULL || table_grow(lc) < 0) {
+	if ((lc->pool = calloc(POOL_BUCKETS, sizeof(*lc->pool))) == NULL ||
+	    (lc->ctxs = calloc(CTX_BUCKETS, sizeof(*lc->ctxs))) == NULL || table_grow(lc) < 0) {
+		free(lc->ctxs);
 		free(lc->pool);
 		free(lc);
 		return -ENOMEM;
@@ -1373,7 +1614,8 @@ lifecycle_free(struct lifecycle *lc)
 		cgroup_memo_clear(lc, &lc->cgroups[i]);
 	free(lc->images);
 	free(lc->slots);
-	free(lc->pool); /* empty: every entry released its strings */
+	free(lc->ctxs); /* empty: every entry released its tuple */
+	free(lc->pool); /* empty: every entry and tuple released its strings */
 	free(lc);
 }
 

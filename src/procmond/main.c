@@ -7,6 +7,7 @@
  * the source's fd, a timerfd for the snapshot interval, a signalfd, and the
  * output's fd when it has one. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <linux/capability.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -320,6 +322,58 @@ prepare_wal_dir(struct procmond *pm, const struct privdrop_user *u)
 
 /* ---- privileges ---- */
 
+/* privdrop_resolve_user() in a child process that answers over a pipe and
+ * exits. A name that is not in /etc/passwd (the default `daemoneye` before
+ * `make install` creates it) sends glibc on to the next NSS module:
+ * libnss_systemd and its libm, 0.6 MB that would stay mapped in procmond
+ * for its whole life to answer one question at start. Called before any
+ * thread exists. Returns what privdrop_resolve_user() returns. */
+static int
+resolve_user(const char *name, struct privdrop_user *ret)
+{
+	struct {
+		int rc;
+		struct privdrop_user u;
+	} msg;
+	size_t got = 0;
+	int p[2], status;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return privdrop_resolve_user(name, ret);
+	if ((pid = fork()) < 0) {
+		close(p[0]);
+		close(p[1]);
+		return privdrop_resolve_user(name, ret);
+	}
+	if (pid == 0) {
+		close(p[0]);
+		memset(&msg, 0, sizeof(msg));
+		msg.rc = privdrop_resolve_user(name, &msg.u);
+		_exit(write_all(p[1], &msg, sizeof(msg)) < 0 ? 1 : 0);
+	}
+	close(p[1]);
+	while (got < sizeof(msg)) {
+		ssize_t n = read(p[0], (char *)&msg + got, sizeof(msg) - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(p[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (got != sizeof(msg))
+		return -EIO;
+	if (msg.rc < 0)
+		return msg.rc;
+	msg.u.name[sizeof(msg.u.name) - 1] = '\0';
+	*ret = msg.u;
+	return 0;
+}
+
 /* SPEC §8: keep CAP_SYS_PTRACE (read other users' /proc/PID/exe, cwd) and
  * CAP_DAC_READ_SEARCH (hash images the user cannot read); nothing else. The
  * sources need their capabilities only to open (subscribe, load), which is
@@ -341,7 +395,7 @@ drop_privileges(struct procmond *pm, bool managed)
 	if (n < ARRAY_SIZE(wanted))
 		log_warn("running degraded: without CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH, "
 		         "other users' executables, hashes and working directories are hidden");
-	if ((rc = privdrop_resolve_user(pm->cfg.procmond.user, &u)) < 0)
+	if ((rc = resolve_user(pm->cfg.procmond.user, &u)) < 0)
 		fatal("cannot resolve user '%s' or nobody: %s", pm->cfg.procmond.user,
 		      strerror(-rc));
 	if (u.fell_back && geteuid() == 0)

@@ -33,6 +33,7 @@ struct seen {
 	char hash[72];
 	char cgroup[64];
 	char parent[32];
+	char user[32];
 	int64_t uid;
 	uint64_t start_ticks;
 	bool deleted, memfd;
@@ -72,6 +73,7 @@ record(void *ctx, const struct process_event *e)
 	           sizeof(s->hash));
 	de_strlcpy(s->cgroup, e->proc.cgroup ? e->proc.cgroup : "", sizeof(s->cgroup));
 	de_strlcpy(s->parent, e->proc.parent_name ? e->proc.parent_name : "", sizeof(s->parent));
+	de_strlcpy(s->user, e->proc.user_name ? e->proc.user_name : "", sizeof(s->user));
 	s->uid = e->proc.user_id;
 	s->start_ticks = e->proc.start_ticks;
 	s->deleted = e->proc.exe_deleted;
@@ -480,6 +482,49 @@ test_fork_exit_and_threads(void **state)
 	assert_true(has(find(w, PROC_EV_START, 500), "cmdline", "bash"));
 }
 
+/* Instances that share their columns (same parent, image, user) keep their
+ * own values when one of them changes: the shared tuple is copied on write. */
+static void
+test_shared_columns_change_per_instance(void **state)
+{
+	struct world *w = *state;
+	struct source_event ev;
+	const struct seen *a, *b;
+
+	put_proc(w, 200, "worker", 100, 900, "worker", "--serve", 0);
+	put_proc(w, 201, "worker", 100, 901, "worker", "--serve", 0);
+	lifecycle_snapshot(w->lc, false);
+	assert_non_null(a = find(w, PROC_EV_SNAPSHOT, 200));
+	assert_non_null(b = find(w, PROC_EV_SNAPSHOT, 201));
+	assert_string_equal(a->user, b->user);
+	assert_string_equal(a->parent, "bash");
+	assert_string_equal(b->parent, "bash");
+	/* 201 changes user: re-read at once on the kernel's word. */
+	w->n = 0;
+	put_proc(w, 201, "worker", 100, 901, "worker", "--serve", 65534);
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = SOURCE_EV_UID;
+	ev.pid = ev.tid = 201;
+	lifecycle_on_source_event(w->lc, &ev, "netlink");
+	assert_non_null(b = find(w, PROC_EV_MODIFIED, 201));
+	assert_true(has(b, "fields", "user_id"));
+	assert_int_equal(b->uid, 65534);
+	/* 200 kept its user; the parent renamed itself for both. */
+	put_proc(w, 100, "bash2", 1, 500, "bash", "-l", 1000);
+	rm_proc(w, 200);
+	rm_proc(w, 201);
+	w->n = 0;
+	lifecycle_snapshot(w->lc, false);
+	assert_non_null(a = find(w, PROC_EV_STOP, 200));
+	assert_non_null(b = find(w, PROC_EV_STOP, 201));
+	assert_int_equal(a->uid, 0);
+	assert_int_equal(b->uid, 65534);
+	assert_string_not_equal(a->user, b->user);
+	assert_string_equal(a->parent, "bash");
+	assert_string_equal(a->cmdline, "worker --serve");
+	assert_non_null(find(w, PROC_EV_MODIFIED, 100));
+}
+
 static void
 test_max_processes_does_not_fake_stops(void **state)
 {
@@ -508,6 +553,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_exec_from_kernel_record_alone, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_fork_exit_and_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shared_columns_change_per_instance, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_max_processes_does_not_fake_stops, setup,
 		                                teardown),
 	};

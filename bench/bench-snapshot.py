@@ -15,7 +15,9 @@ noisy machine hurts every contender alike, medians of:
              hashes (cold cache) and with --no-hash
   later      procmond --collector poll: the snapshots after the first
              (known instances are refreshed, not re-read)
-and procmond's resident memory (VmRSS, VmHWM) while it tracks them.
+and procmond's resident memory while it tracks them: VmRSS, its private part
+(RssAnon: heap, stacks, relocated library data) and its file-backed part
+(RssFile: mapped library and program pages), and the peak (VmHWM).
 Goals (issue 3): first <= 1.5x floor, later <= 0.5x floor, RSS < 8 MB at 10k.
 
 BENCH_BASE_BUILD=<another build dir> (say, an older commit built in a git
@@ -78,10 +80,11 @@ def later_us_and_rss(seconds=4.0, procmond=None):
     err = p.communicate(timeout=20)[1]
     times = [int(m.group(3)) for m in SNAP_RE.finditer(err)]
     rss = {k: int(v.split()[0]) for k, v in
-           (line.split(":", 1) for line in status.splitlines() if line.startswith("Vm"))}
+           (line.split(":", 1) for line in status.splitlines()
+            if line.startswith(("Vm", "Rss")))}
     if len(times) < 3:
         raise RuntimeError(err)
-    return statistics.median(times[1:]), rss.get("VmRSS", 0), rss.get("VmHWM", 0)
+    return statistics.median(times[1:]), rss.get("VmRSS", 0), rss.get("VmHWM", 0), rss
 
 
 def live_count():
@@ -109,16 +112,18 @@ def measure(level, sleepers, base=None):
         if base is not None:
             base_nh.append(once_us("--no-hash", procmond=base))
             base_first.append(once_us(procmond=base))
-    later, rss, hwm = later_us_and_rss()
+    later, rss, hwm, mem = later_us_and_rss()
     f = statistics.median(fl)
     base_line = None
     if base is not None:
-        b_later, b_rss, _ = later_us_and_rss(procmond=base)
+        b_later, b_rss, _, b_mem = later_us_and_rss(procmond=base)
         b_first, b_nh = statistics.median(base_first), statistics.median(base_nh)
         base_line = (f"{'':>6} base  | procmond first {b_first / 1000:7.1f} ms "
                      f"({b_first / f:.2f}x), --no-hash {b_nh / 1000:7.1f} ms "
                      f"({b_nh / f:.2f}x) | later {b_later / 1000:6.1f} ms "
-                     f"({b_later / f:.2f}x) | RSS {b_rss / 1024:.1f} MB")
+                     f"({b_later / f:.2f}x) | RSS {b_rss / 1024:.1f} MB "
+                     f"(anon {b_mem.get('RssAnon', 0) / 1024:.1f}, "
+                     f"file {b_mem.get('RssFile', 0) / 1024:.1f})")
     row = {
         "processes": live_count(),
         "floor_ms": f / 1000,
@@ -128,6 +133,8 @@ def measure(level, sleepers, base=None):
         "later_ms": later / 1000,
         "rss_kb": rss,
         "hwm_kb": hwm,
+        "anon_kb": mem.get("RssAnon", 0),
+        "file_kb": mem.get("RssFile", 0),
     }
     print(f"{row['processes']:>6} procs | floor {row['floor_ms']:7.1f} ms | "
           f"ps {row['ps_ms']:7.1f} ms ({row['ps_ms'] / row['floor_ms']:.2f}x) | "
@@ -135,7 +142,8 @@ def measure(level, sleepers, base=None):
           f" --no-hash {row['first_nohash_ms']:7.1f} ms "
           f"({row['first_nohash_ms'] / row['floor_ms']:.2f}x) | "
           f"later {row['later_ms']:6.1f} ms ({row['later_ms'] / row['floor_ms']:.2f}x) | "
-          f"RSS {rss / 1024:.1f} MB (peak {hwm / 1024:.1f} MB)", flush=True)
+          f"RSS {rss / 1024:.1f} MB (anon {row['anon_kb'] / 1024:.1f}, "
+          f"file {row['file_kb'] / 1024:.1f}; peak {hwm / 1024:.1f} MB)", flush=True)
     if base_line is not None:
         print(base_line, flush=True)
     return row

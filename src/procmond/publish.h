@@ -30,6 +30,7 @@ struct publish_opts {
 	const char *source_name;       /* the event source in use ("ebpf", ...), or NULL */
 	uint32_t heartbeat_interval_s; /* 0: 30 */
 	uint32_t sync_interval_ms;     /* group-commit window; 0: 10 */
+	uint32_t sync_max_ms;          /* the window under sustained load, at most; 0: 30 */
 	/* RPC hooks, called on the publisher thread; each may be NULL. */
 	void (*on_adjust_interval)(void *ctx, uint32_t interval_ms);
 	void (*on_shutdown)(void *ctx); /* the agent asked for a graceful stop */
@@ -55,6 +56,7 @@ struct publish_stats {
 	uint64_t acked_seq; /* the agent's high-water sequence */
 	uint64_t last_seq;  /* the WAL's highest sequence */
 	uint64_t reconnects;
+	uint32_t window_ms; /* the group-commit window now */
 	bool connected;
 	bool backpressure;
 };

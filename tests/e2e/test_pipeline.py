@@ -404,6 +404,56 @@ def test_kill_whole_agent_during_burst_exactly_once(agent):
     burst_arrives_whole(agent, marker + "b", 300)
 
 
+# ---- the adaptive group-commit window ---------------------------------------
+
+
+def _health(agent):
+    return json.loads(control(agent.sock)[1])
+
+
+def _window_ms(agent):
+    """procmond's group-commit window as of the agent's last health RPC to it
+    (one every 5 s), or None before the first."""
+    for c in _health(agent).get("collectors", []):
+        if c.get("id") == "procmond":
+            return (c.get("collector_health") or {}).get("sync_window_ms")
+    return None
+
+
+def _frames(agent):
+    h = _health(agent)
+    return h["broker"]["merged_frames"] + h["ingest"]["batches"]
+
+
+def test_group_commit_window_stretches_under_load_and_returns(agent):
+    """Sustained execs stretch procmond's window (fewer, bigger frames: a
+    10 ms window would send ~100 frames/s); once they stop, a few lone execs
+    bring it back to 10 ms, so light load is committed and sent at once."""
+    marker = "dewin" + uuid.uuid4().hex[:8]
+    f0, t0 = _frames(agent), time.monotonic()
+    b = subprocess.Popen([BUILD / "bench/burst", "10000", marker, BUILD / "bench/burst-child",
+                          "4", "0", "1000"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    seen = []
+
+    def stretched():
+        seen.append(_window_ms(agent))
+        return (seen[-1] or 0) > 10
+
+    try:
+        assert wait_for(stretched, 15, 0.5), (seen, agent.tail())
+    finally:
+        assert b.wait(60) == 0
+    frames, secs = _frames(agent) - f0, time.monotonic() - t0
+    assert frames / secs < 60, (frames, secs)
+    assert marked(agent.db, marker)[0] > 0
+
+    def lone_exec_and_window():
+        subprocess.run(["/bin/true"])
+        return _window_ms(agent) == 10
+
+    assert wait_for(lone_exec_and_window, 20, 0.5), agent.tail()
+
+
 # ---- bad peers ------------------------------------------------------------
 
 

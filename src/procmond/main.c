@@ -379,12 +379,12 @@ resolve_user(const char *name, struct privdrop_user *ret)
  * sources need their capabilities only to open (subscribe, load), which is
  * done by now. Only capabilities we have can be kept. */
 static void
-drop_privileges(struct procmond *pm, bool managed)
+drop_privileges(struct procmond *pm, const struct privdrop_user *user, bool managed)
 {
 	static const int wanted[] = { CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH };
 	int keep[ARRAY_SIZE(wanted)];
 	size_t n = 0;
-	struct privdrop_user u;
+	struct privdrop_user u = *user;
 	struct errbuf err;
 	enum seccomp_profile prof;
 	int rc;
@@ -395,9 +395,6 @@ drop_privileges(struct procmond *pm, bool managed)
 	if (n < ARRAY_SIZE(wanted))
 		log_warn("running degraded: without CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH, "
 		         "other users' executables, hashes and working directories are hidden");
-	if ((rc = resolve_user(pm->cfg.procmond.user, &u)) < 0)
-		fatal("cannot resolve user '%s' or nobody: %s", pm->cfg.procmond.user,
-		      strerror(-rc));
 	if (u.fell_back && geteuid() == 0)
 		log_info("user '%s' does not exist: running as %s", pm->cfg.procmond.user, u.name);
 	if (managed && (rc = prepare_wal_dir(pm, &u)) < 0)
@@ -672,6 +669,7 @@ main(int argc, char **argv)
 	struct procmond pm = { .epfd = -1, .tfd = -1, .sfd = -1, .efd = -1 };
 	struct collector_opts copts = { 0 };
 	const char *broker = getenv("DAEMONEYE_BROKER_SOCKET");
+	struct privdrop_user user;
 	struct errbuf err;
 	enum log_level lvl;
 	sigset_t sigs;
@@ -696,6 +694,13 @@ main(int argc, char **argv)
 	pm.interval_ms = pm.cfg.agent.scan_interval_ms ? pm.cfg.agent.scan_interval_ms : 1000;
 	if (broker != NULL && broker[0] == '\0')
 		broker = NULL;
+	/* The user is looked up (in a short-lived child) before any source
+	 * opens: procmond's own helper is then never collected, and never
+	 * mistaken for a root child of an unprivileged parent once procmond
+	 * has dropped to its user. */
+	if ((rc = resolve_user(pm.cfg.procmond.user, &user)) < 0)
+		fatal("cannot resolve user '%s' or nobody: %s", pm.cfg.procmond.user,
+		      strerror(-rc));
 	setup_core(&pm, &copts);
 	if (pm.opt.once) {
 		pm.src_ops = &source_poll_ops;
@@ -714,7 +719,7 @@ main(int argc, char **argv)
 	 * would kill procmond instead of stopping it cleanly). */
 	if (broker != NULL && !pm.opt.once && block_loop_signals(&sigs) < 0)
 		fatal("sigprocmask: %s", strerror(errno));
-	drop_privileges(&pm, broker != NULL && !pm.opt.once);
+	drop_privileges(&pm, &user, broker != NULL && !pm.opt.once);
 	/* Managed mode opens after the drop: the publisher thread it starts must
 	 * not carry privileges procmond's main thread gave up. */
 	if (broker != NULL && !pm.opt.once && (rc = open_output(&pm, broker, &err)) < 0)

@@ -883,6 +883,22 @@ def tail(path, n=3000):
         return ""
 
 
+def session_pids(sid):
+    """The pids of the agent's session: supervisor, engine, procmond."""
+    pids = set()
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) > 3 and int(fields[3]) == sid:
+            pids.add(int(d.name))
+    return pids
+
+
 @pytest.fixture(scope="module")
 def pack(tmp_path_factory):
     if os.geteuid() != 0:
@@ -937,6 +953,7 @@ def pack(tmp_path_factory):
         time.sleep(QUIET_GRACE)
         run.read_alerts()
         run.read_seen()
+        run.own = session_pids(proc.pid)
         run.agent_err = data.parent / "agent.err"
         yield run
     finally:
@@ -974,3 +991,17 @@ def test_benign_lookalike_is_quiet(pack, rule):
     pid = pack.pids[(rule, "quiet")]
     assert pid in pack.seen, f"the agent never stored benign pid {pid}: cannot conclude"
     assert (rule, pid) not in pack.alerts, json.dumps(pack.alerts[(rule, pid)])
+
+
+@pytest.mark.root
+def test_daemoneye_raises_no_alert_about_itself(pack):
+    """Start-up of the agent and procmond (forks, privilege drops, the user
+    lookup) must not look like an attack to the bundled pack: procmond once
+    forked its user lookup after its sources opened, and the root child of a
+    parent that had just dropped to nobody fired privesc-unprivileged-parent."""
+    assert len(pack.own) >= 3, f"agent session not found: {pack.own}"
+    ours = [a for a in pack.alerts.values()
+            if (a.get("process") or {}).get("pid") in pack.own
+            or (a.get("process") or {}).get("ppid") in pack.own
+            or (a.get("process") or {}).get("name") in ("procmond", "daemoneye-agent")]
+    assert not ours, json.dumps(ours[:3])

@@ -807,8 +807,11 @@ recheck_cmdline(struct lifecycle *lc, struct entry *e, char *fields)
 		return;
 	if (procfs_digest(raw, len) == e->cmd_digest)
 		return;
-	/* A zombie's argv empties: that is the exit coming, not a rewrite. */
-	if (len == 0 && e->rec.state == 'Z')
+	/* An empty argv means the process's memory is gone: it is exiting (a
+	 * zombie, or still R/S/D between releasing its mm and becoming one),
+	 * not rewriting its argv. A live process cannot empty its argv area
+	 * short of PR_SET_MM (CAP_SYS_RESOURCE); its exit follows. */
+	if (len == 0)
 		return;
 	if (procfs_sanitize_cmdline(raw, len, &clean) < 0)
 		return;

@@ -246,6 +246,27 @@ test_modified_fields(void **state)
 	assert_true(has(m, "fields", "name"));
 }
 
+/* A process caught between releasing its memory and becoming a zombie
+ * still shows state S but an empty cmdline: its exit, not an argv rewrite
+ * (procmond once reported such processes as `modified` with an empty
+ * command line, and their stop carried it). */
+static void
+test_exiting_process_is_not_modified(void **state)
+{
+	struct world *w = *state;
+	const struct seen *st;
+
+	lifecycle_snapshot(w->lc, false);
+	w->n = 0;
+	put(w, 100, "cmdline", "", 0);
+	lifecycle_snapshot(w->lc, false);
+	assert_null(find(w, PROC_EV_MODIFIED, 100));
+	rm_proc(w, 100);
+	lifecycle_snapshot(w->lc, false);
+	assert_non_null(st = find(w, PROC_EV_STOP, 100));
+	assert_string_not_equal(st->cmdline, "");
+}
+
 static void
 test_pid_reuse_is_suspicious(void **state)
 {
@@ -546,6 +567,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_snapshot_start_stop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_modified_fields, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exiting_process_is_not_modified, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_pid_reuse_is_suspicious, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_future_start_is_suspicious, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exec_event_enriched_or_from_event, setup,

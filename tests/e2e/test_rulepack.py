@@ -1000,8 +1000,17 @@ def test_daemoneye_raises_no_alert_about_itself(pack):
     forked its user lookup after its sources opened, and the root child of a
     parent that had just dropped to nobody fired privesc-unprivileged-parent."""
     assert len(pack.own) >= 3, f"agent session not found: {pack.own}"
+    # Rules about where an image lives rightly fire when the build itself is
+    # in such a place (a clone in /tmp, as CI's is): not what is tested here.
+    by_location = {"exec-from-world-writable", "exec-from-hidden-path"}
+
+    def explained(a):
+        exe = (a.get("process") or {}).get("executable_path") or ""
+        return a.get("rule_id") in by_location and exe.startswith(str(BUILD.resolve()) + "/")
+
     ours = [a for a in pack.alerts.values()
-            if (a.get("process") or {}).get("pid") in pack.own
-            or (a.get("process") or {}).get("ppid") in pack.own
-            or (a.get("process") or {}).get("name") in ("procmond", "daemoneye-agent")]
+            if ((a.get("process") or {}).get("pid") in pack.own
+                or (a.get("process") or {}).get("ppid") in pack.own
+                or (a.get("process") or {}).get("name") in ("procmond", "daemoneye-agent"))
+            and not explained(a)]
     assert not ours, json.dumps(ours[:3])

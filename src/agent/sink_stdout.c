@@ -48,41 +48,6 @@ buf_str(struct sink_buf *b, const char *s)
 	return sink_buf_add(b, s, strlen(s));
 }
 
-/* A plain decimal number ("-5", "+1.25", "3e-7"): no spreadsheet reads it
- * as a formula. */
-static bool
-csv_is_number(const char *s)
-{
-	bool digits = false;
-
-	if (*s == '-' || *s == '+')
-		s++;
-	for (; *s >= '0' && *s <= '9'; s++)
-		digits = true;
-	if (*s == '.')
-		for (s++; *s >= '0' && *s <= '9'; s++)
-			digits = true;
-	if (digits && (*s == 'e' || *s == 'E')) {
-		s++;
-		if (*s == '-' || *s == '+')
-			s++;
-		if (!(*s >= '0' && *s <= '9'))
-			return false;
-		while (*s >= '0' && *s <= '9')
-			s++;
-	}
-	return digits && *s == '\0';
-}
-
-/* OWASP "CSV injection": a cell starting with = + - @ TAB or CR that is not
- * a plain number would be a formula in a spreadsheet; it is written quoted,
- * behind a single quote. */
-static bool
-csv_formula_risk(const char *s)
-{
-	return s[0] != '\0' && strchr("=+-@\t\r", s[0]) != NULL && !csv_is_number(s);
-}
-
 int
 sink_csv_field(struct sink_buf *b, const char *s)
 {

@@ -10,37 +10,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-/* A plain decimal number ("-5", "+1.25", "3e-7"): no spreadsheet reads it
- * as a formula, so it is left as it is. */
-static bool
-csv_is_number(const char *s)
-{
-	bool digits = false;
-
-	if (*s == '-' || *s == '+')
-		s++;
-	for (; *s >= '0' && *s <= '9'; s++)
-		digits = true;
-	if (*s == '.')
-		for (s++; *s >= '0' && *s <= '9'; s++)
-			digits = true;
-	if (digits && (*s == 'e' || *s == 'E')) {
-		s++;
-		if (*s == '-' || *s == '+')
-			s++;
-		if (!(*s >= '0' && *s <= '9'))
-			return false;
-		while (*s >= '0' && *s <= '9')
-			s++;
-	}
-	return digits && *s == '\0';
-}
-
-static bool
-csv_formula_risk(const char *s)
-{
-	return s[0] != '\0' && strchr("=+-@\t\r", s[0]) != NULL && !csv_is_number(s);
-}
+#include "util.h"
 
 int
 output_csv_write_field(FILE *f, const char *s)

@@ -243,3 +243,34 @@ utf8_sanitize_dup(const char *s, size_t n)
 	out[n] = '\0';
 	return out;
 }
+
+/* A plain decimal number: no spreadsheet reads it as a formula. */
+static bool
+csv_is_number(const char *s)
+{
+	bool digits = false;
+
+	if (*s == '-' || *s == '+')
+		s++;
+	for (; *s >= '0' && *s <= '9'; s++)
+		digits = true;
+	if (*s == '.')
+		for (s++; *s >= '0' && *s <= '9'; s++)
+			digits = true;
+	if (digits && (*s == 'e' || *s == 'E')) {
+		s++;
+		if (*s == '-' || *s == '+')
+			s++;
+		if (!(*s >= '0' && *s <= '9'))
+			return false;
+		while (*s >= '0' && *s <= '9')
+			s++;
+	}
+	return digits && *s == '\0';
+}
+
+bool
+csv_formula_risk(const char *s)
+{
+	return s[0] != '\0' && strchr("=+-@\t\r", s[0]) != NULL && !csv_is_number(s);
+}

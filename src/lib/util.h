@@ -54,4 +54,10 @@ char *utf8_sanitize_dup(const char *s, size_t n);
 /* True when the n bytes at s are valid UTF-8 without NULs. */
 bool utf8_is_valid(const char *s, size_t n);
 
+/* OWASP "CSV injection": true when the CSV cell s starts with = + - @ TAB or
+ * CR and is not a plain decimal number ("-5", "+1.25", "3e-7"), i.e. a
+ * spreadsheet would read it as a formula. The CSV writers (the stdout sink,
+ * daemoneye-cli --format csv) then quote it behind a single quote. */
+bool csv_formula_risk(const char *s);
+
 #endif

@@ -25,33 +25,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import start_agent
+from benchlib import cpu_s, proc_stats, start_agent
 
 TOP = Path(__file__).resolve().parents[1]
 BUILD = Path(os.environ.get("DE_BUILD_DIR", TOP / "build"))
 EXECS = int(os.environ.get("DE_BENCH_ENGINE_EXECS", "8000"))
 RATE = int(os.environ.get("DE_BENCH_ENGINE_RATE", "2000"))
 FRAMES = [int(x) for x in os.environ.get("DE_BENCH_ENGINE_FRAMES", "8,16,64,256").split(",")]
-HZ = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_s(pid):
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    f = stat[stat.rindex(")") + 2:].split()
-    return (int(f[11]) + int(f[12])) / HZ
 
 
 def engine_pid(agent_pid):
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{d}/stat").read_text()
-        except OSError:
-            continue
-        f = stat[stat.rindex(")") + 2:].split()
-        if int(f[1]) == agent_pid and "daemoneye-agent" in stat[:stat.rindex(")")]:
-            return int(d)
+    for pid, comm, f in proc_stats():
+        if int(f[1]) == agent_pid and "daemoneye-agent" in comm:
+            return pid
     return None
 
 

@@ -27,27 +27,16 @@ import json
 import uuid
 from pathlib import Path
 
-from benchlib import start_agent
+from benchlib import cpu_s, proc_stats, start_agent
 
 TOP = Path(__file__).resolve().parents[1]
 BUILD = Path(os.environ.get("DE_BUILD_DIR", TOP / "build"))
 SECS = int(os.environ.get("DE_BENCH_SYS_SECS", "8"))
 MAX_EXECS = int(os.environ.get("DE_BENCH_SYS_MAX_EXECS", "20000"))
-HZ = os.sysconf("SC_CLK_TCK")
 
 # Published CPU at 1,600 exec/s, % of one core (issue 5).
 PEERS = [("Sysmon for Linux", 24.7), ("auditd (low)", 8.5), ("auditd (high)", 14.3),
          ("LAUREL", 24.9), ("auditbeat", 42.1)]
-
-
-def cpu_s(pid):
-    """utime + stime of pid in seconds (0 when gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    f = stat[stat.rindex(")") + 2:].split()
-    return (int(f[11]) + int(f[12])) / HZ
 
 
 def status(pid, key):
@@ -61,18 +50,7 @@ def status(pid, key):
 
 
 def session_pids(sid):
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{d}/stat").read_text()
-        except OSError:
-            continue
-        f = stat[stat.rindex(")") + 2:].split()
-        if int(f[3]) == sid:
-            out.append((int(d), stat[stat.index("(") + 1:stat.rindex(")")]))
-    return out
+    return [(pid, comm) for pid, comm, f in proc_stats() if int(f[3]) == sid]
 
 
 def engine_counters(data):

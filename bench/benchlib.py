@@ -1,5 +1,6 @@
 """Shared by the whole-system benchmarks: start the real agent (which spawns
-procmond) in a temporary directory and wait until procmond has registered."""
+procmond) in a temporary directory and wait until procmond has registered;
+read the CPU time and the stat fields of processes."""
 import os
 import sqlite3
 import subprocess
@@ -8,6 +9,29 @@ from pathlib import Path
 
 TOP = Path(__file__).resolve().parents[1]
 BUILD = Path(os.environ.get("DE_BUILD_DIR", TOP / "build"))
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def proc_stats():
+    """(pid, comm, fields after the comm) of every process in /proc."""
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{d}/stat").read_text()
+        except OSError:
+            continue
+        yield int(d), stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+
+
+def cpu_s(pid):
+    """utime + stime of pid in seconds (0 when gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    f = stat[stat.rindex(")") + 2:].split()
+    return (int(f[11]) + int(f[12])) / HZ
 
 
 def start_agent(tmp, rules, settle_s, extra="", wait_collector=True):

@@ -69,6 +69,60 @@ static const char *const forbidden[] = {
 	"name_to_handle_at",
 };
 
+/* ---- what any of our processes needs to run at all (both profiles) ----
+ *
+ * The C runtime, threads and libraries, measured in both procmond and the
+ * agent's engine (docs/procmond.md, docs/security.md): memory (brk, mmap,
+ * munmap, mprotect, madvise; margin: mremap for realloc), threads (rseq,
+ * set_robust_list, futex, exit; clone3 is answered ENOSYS and clone is
+ * narrowed below), signals (rt_sigprocmask, rt_sigaction; margin: handler
+ * return, restarting, the stack abort() and sanitizers use), time (what the
+ * vDSO does not serve, clock_nanosleep for sleeps), read-only identity, and
+ * library start-up (getrandom for OpenSSL and UUIDs, uname, sysinfo;
+ * margin: getrusage). */
+static const char *const runtime_allowed[] = {
+	"brk",
+	"mmap",
+	"munmap",
+	"mprotect",
+	"madvise",
+	"mremap",
+	"futex",
+	"set_robust_list",
+	"rseq",
+	"exit",
+	"sched_yield",
+	"sched_getaffinity",
+	"rt_sigprocmask",
+	"rt_sigaction",
+	"rt_sigreturn",
+	"rt_sigtimedwait",
+	"sigaltstack",
+	"restart_syscall",
+	"clock_gettime",
+	"clock_getres",
+	"gettimeofday",
+	"time",
+	"nanosleep",
+	"clock_nanosleep",
+	"getpid",
+	"gettid",
+	"getppid",
+	"getuid",
+	"geteuid",
+	"getgid",
+	"getegid",
+	"getresuid",
+	"getresgid",
+	"getgroups",
+	"capget",
+	"getrandom",
+	"uname",
+	"sysinfo",
+	"getrusage",
+	"exit_group",
+};
+
 /* ---- what procmond may do (after its privilege drop) ----
  *
  * Measured: procmond run under `strace -f` in every mode (--once; standalone
@@ -141,58 +195,6 @@ static const char *const procmond_allowed[] = {
 	"getsockopt",
 	"getsockname",
 	"getpeername",
-	/* Memory (measured: brk, mmap, munmap, mprotect; margin: madvise and
-	 * mremap, which malloc and thread exit use). */
-	"brk",
-	"mmap",
-	"munmap",
-	"mprotect",
-	"madvise",
-	"mremap",
-	/* Threads: managed mode starts its publisher thread after the filter
-	 * (measured: rseq, set_robust_list, futex, and clone3, answered ENOSYS
-	 * below so glibc falls back to clone; exit ends a thread). */
-	"futex",
-	"set_robust_list",
-	"rseq",
-	"exit",
-	"sched_yield",
-	"sched_getaffinity",
-	/* Signals (measured: rt_sigprocmask, rt_sigaction; margin: the return
-	 * from a handler, restarting, the stack abort() and sanitizers use). */
-	"rt_sigprocmask",
-	"rt_sigaction",
-	"rt_sigreturn",
-	"rt_sigtimedwait",
-	"sigaltstack",
-	"restart_syscall",
-	/* Time (measured: clock_gettime for CPU clocks the vDSO does not serve,
-	 * clock_nanosleep for usleep in the publisher's retry). */
-	"clock_gettime",
-	"clock_getres",
-	"gettimeofday",
-	"time",
-	"nanosleep",
-	"clock_nanosleep",
-	/* Who am I (measured: getpid, getppid, geteuid; read-only margin). */
-	"getpid",
-	"gettid",
-	"getppid",
-	"getuid",
-	"geteuid",
-	"getgid",
-	"getegid",
-	"getresuid",
-	"getresgid",
-	"getgroups",
-	"capget",
-	/* Library start-up paths run late: OpenSSL seeds from getrandom and
-	 * reads uname; sysconf reads sysinfo; getrusage for CPU figures. */
-	"getrandom",
-	"uname",
-	"sysinfo",
-	"getrusage",
-	"exit_group",
 };
 
 /* ---- what the agent's engine may do (after its privilege drop) ----
@@ -292,57 +294,6 @@ static const char *const agent_allowed[] = {
 	"setsockopt",
 	"getsockname",
 	"getpeername",
-	/* Memory (measured: brk, mmap, munmap, mprotect, madvise; margin:
-	 * mremap for realloc). */
-	"brk",
-	"mmap",
-	"munmap",
-	"mprotect",
-	"madvise",
-	"mremap",
-	/* Threads: a worker per sink, libcurl's resolver threads (measured:
-	 * clone3 answered ENOSYS, then clone below; rseq, set_robust_list,
-	 * futex, exit). */
-	"futex",
-	"set_robust_list",
-	"rseq",
-	"exit",
-	"sched_yield",
-	"sched_getaffinity",
-	/* Signals (measured: rt_sigprocmask, rt_sigaction; margin: handler
-	 * return, restarting, the stack abort() and sanitizers use). */
-	"rt_sigprocmask",
-	"rt_sigaction",
-	"rt_sigreturn",
-	"rt_sigtimedwait",
-	"sigaltstack",
-	"restart_syscall",
-	/* Time (measured: clock_nanosleep; margin: what the vDSO does not serve). */
-	"clock_gettime",
-	"clock_getres",
-	"gettimeofday",
-	"time",
-	"nanosleep",
-	"clock_nanosleep",
-	/* Who am I (measured: getpid, geteuid, getegid; read-only margin). */
-	"getpid",
-	"gettid",
-	"getppid",
-	"getuid",
-	"geteuid",
-	"getgid",
-	"getegid",
-	"getresuid",
-	"getresgid",
-	"getgroups",
-	"capget",
-	/* Libraries (measured: getrandom for OpenSSL and the UUIDs, uname,
-	 * sysinfo; margin: getrusage for CPU figures). */
-	"getrandom",
-	"uname",
-	"sysinfo",
-	"getrusage",
-	"exit_group",
 };
 
 #define NS_FLAGS                                                                                   \
@@ -518,7 +469,10 @@ build_procmond(scmp_filter_ctx ctx, struct errbuf *err)
 	const uint32_t die = SCMP_ACT_KILL_PROCESS;
 	int rc;
 
-	rc = add_list(ctx, SCMP_ACT_ALLOW, procmond_allowed, ARRAY_SIZE(procmond_allowed), err);
+	rc = add_list(ctx, SCMP_ACT_ALLOW, runtime_allowed, ARRAY_SIZE(runtime_allowed), err);
+	if (rc == 0)
+		rc = add_list(ctx, SCMP_ACT_ALLOW, procmond_allowed, ARRAY_SIZE(procmond_allowed),
+		              err);
 	if (rc == 0)
 		rc = add_list(ctx, die, forbidden, ARRAY_SIZE(forbidden), err);
 	if (rc == 0)
@@ -544,7 +498,9 @@ build_agent(scmp_filter_ctx ctx, struct errbuf *err)
 	const uint32_t die = SCMP_ACT_KILL_PROCESS;
 	int rc;
 
-	rc = add_list(ctx, SCMP_ACT_ALLOW, agent_allowed, ARRAY_SIZE(agent_allowed), err);
+	rc = add_list(ctx, SCMP_ACT_ALLOW, runtime_allowed, ARRAY_SIZE(runtime_allowed), err);
+	if (rc == 0)
+		rc = add_list(ctx, SCMP_ACT_ALLOW, agent_allowed, ARRAY_SIZE(agent_allowed), err);
 	if (rc == 0)
 		rc = add_list(ctx, die, forbidden, ARRAY_SIZE(forbidden), err);
 	if (rc == 0)

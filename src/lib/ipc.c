@@ -704,6 +704,29 @@ dup_peer_string(const char *s, char **ret)
 	return 0;
 }
 
+/* The record's numbers and flags; the strings are the callers' (copied or
+ * borrowed). */
+static void
+record_numbers_from_pb(const Daemoneye__ProcessRecord *rec, struct process_record *p)
+{
+	p->pid = rec->pid;
+	p->ppid = rec->ppid;
+	p->start_time = rec->start_time;
+	p->start_ticks = rec->start_ticks;
+	p->cpu_usage = rec->cpu_usage;
+	p->memory_usage = rec->memory_usage;
+	p->user_id = rec->user_id;
+	p->effective_user_id = rec->effective_user_id;
+	p->group_id = rec->group_id;
+	p->threads = rec->threads;
+	p->accessible = rec->accessible;
+	p->file_exists = rec->file_exists;
+	p->exe_deleted = rec->exe_deleted;
+	p->exe_memfd = rec->exe_memfd;
+	p->argv_truncated = rec->argv_truncated;
+	p->missing = rec->missing;
+}
+
 static int
 record_from_pb(const Daemoneye__ProcessRecord *rec, struct process_record *p)
 {
@@ -726,22 +749,7 @@ record_from_pb(const Daemoneye__ProcessRecord *rec, struct process_record *p)
 		{ rec->cgroup, &p->cgroup },
 	};
 
-	p->pid = rec->pid;
-	p->ppid = rec->ppid;
-	p->start_time = rec->start_time;
-	p->start_ticks = rec->start_ticks;
-	p->cpu_usage = rec->cpu_usage;
-	p->memory_usage = rec->memory_usage;
-	p->user_id = rec->user_id;
-	p->effective_user_id = rec->effective_user_id;
-	p->group_id = rec->group_id;
-	p->threads = rec->threads;
-	p->accessible = rec->accessible;
-	p->file_exists = rec->file_exists;
-	p->exe_deleted = rec->exe_deleted;
-	p->exe_memfd = rec->exe_memfd;
-	p->argv_truncated = rec->argv_truncated;
-	p->missing = rec->missing;
+	record_numbers_from_pb(rec, p);
 	for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
 		if (dup_peer_string(strs[i].src, strs[i].dst) < 0)
 			return -ENOMEM;
@@ -846,22 +854,7 @@ ipc_event_borrow_pb(const Daemoneye__ProcessEvent *pb, struct ipc_arena *a,
 	e.seq = pb->seq;
 	e.exit_code = pb->exit_code;
 	e.runtime_ms = pb->runtime_ms;
-	p->pid = rec->pid;
-	p->ppid = rec->ppid;
-	p->start_time = rec->start_time;
-	p->start_ticks = rec->start_ticks;
-	p->cpu_usage = rec->cpu_usage;
-	p->memory_usage = rec->memory_usage;
-	p->user_id = rec->user_id;
-	p->effective_user_id = rec->effective_user_id;
-	p->group_id = rec->group_id;
-	p->threads = rec->threads;
-	p->accessible = rec->accessible;
-	p->file_exists = rec->file_exists;
-	p->exe_deleted = rec->exe_deleted;
-	p->exe_memfd = rec->exe_memfd;
-	p->argv_truncated = rec->argv_truncated;
-	p->missing = rec->missing;
+	record_numbers_from_pb(rec, p);
 	for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
 		if (borrow_peer_string(strs[i].src, a, strs[i].dst) < 0)
 			return -ENOMEM;

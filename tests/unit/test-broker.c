@@ -843,6 +843,37 @@ test_engine(void *ctx, int chan)
 		pause(); /* the supervisor's SIGTERM ends us */
 }
 
+/* supervise_run(o) in a child process; returns its wait status, or fails
+ * the test (killing it) when it has not ended within secs seconds. */
+static int
+run_supervisor(const struct supervise_opts *o, int secs, const char *what)
+{
+	int status = -1;
+	pid_t pid = fork(), w = 0;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int rc = supervise_run(o);
+
+#ifdef DE_COVERAGE
+		exit(rc);
+#else
+		_exit(rc);
+#endif
+	}
+	for (int i = 0; i < secs * 20 && w == 0; i++) {
+		w = waitpid(pid, &status, WNOHANG);
+		if (w == 0)
+			usleep(50 * 1000);
+	}
+	if (w == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		fail_msg("the supervisor did not %s within %d s", what, secs);
+	}
+	return status;
+}
+
 /* The supervisor for real, in a child process: it spawns the engine and a
  * collector (/bin/sleep), restarts the collector when the engine asks, and
  * stops everything on SIGTERM with status 0. */
@@ -852,8 +883,7 @@ test_supervise_run(void **state)
 	char dir[] = "/tmp/test-supervise-XXXXXX", data[64], wal[64], result[80], got[64] = "";
 	struct de_config cfg;
 	struct supervise_opts o = { 0 };
-	int status = -1;
-	pid_t pid, w = 0;
+	int status;
 	FILE *f;
 
 	(void)state;
@@ -882,27 +912,7 @@ test_supervise_run(void **state)
 	assert_int_equal(supervise_run(&o), 1);
 	o.data_dir = data;
 
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int rc = supervise_run(&o);
-
-#ifdef DE_COVERAGE
-		exit(rc);
-#else
-		_exit(rc);
-#endif
-	}
-	for (int i = 0; i < 200 && w == 0; i++) {
-		w = waitpid(pid, &status, WNOHANG);
-		if (w == 0)
-			usleep(50 * 1000);
-	}
-	if (w == 0) {
-		kill(pid, SIGKILL);
-		waitpid(pid, &status, 0);
-		fail_msg("the supervisor did not stop within 10 s");
-	}
+	status = run_supervisor(&o, 10, "stop");
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
 	f = fopen(result, "re");
@@ -933,8 +943,7 @@ test_supervise_gives_up(void **state)
 	char dir[] = "/tmp/test-supervise-XXXXXX", data[64], wal[64];
 	struct de_config cfg;
 	struct supervise_opts o = { 0 };
-	int status = -1;
-	pid_t pid, w = 0;
+	int status;
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
@@ -948,27 +957,7 @@ test_supervise_gives_up(void **state)
 	o.engine_uid = o.collector_uid = geteuid();
 	o.engine_gid = o.collector_gid = getegid();
 	o.engine = failing_engine;
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int rc = supervise_run(&o);
-
-#ifdef DE_COVERAGE
-		exit(rc);
-#else
-		_exit(rc);
-#endif
-	}
-	for (int i = 0; i < 300 && w == 0; i++) {
-		w = waitpid(pid, &status, WNOHANG);
-		if (w == 0)
-			usleep(50 * 1000);
-	}
-	if (w == 0) {
-		kill(pid, SIGKILL);
-		waitpid(pid, &status, 0);
-		fail_msg("the supervisor did not give up within 15 s");
-	}
+	status = run_supervisor(&o, 15, "give up");
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 1);
 	assert_int_equal(rmdir(wal), 0);

@@ -94,7 +94,7 @@ struct entry {
 	uint64_t sample_ms;  /* monotonic ms of that sample */
 	uint64_t cmd_digest; /* of the raw command line */
 	uint32_t gen;        /* snapshot generation that last saw it */
-	int stat_fd, cmd_fd; /* kept open: re-read without a path lookup, or -1 */
+	int cmd_fd;          /* kept open: argv re-read without a path lookup, or -1 */
 	uid_t dir_uid;       /* owner of /proc/PID: follows the euid */
 	gid_t dir_gid;
 	bool hash_pending : 1; /* the image is being hashed in the background */
@@ -502,12 +502,10 @@ entry_free(struct lifecycle *lc, struct entry *e)
 {
 	if (e == NULL)
 		return;
-	if (e->stat_fd >= 0 || e->cmd_fd >= 0)
+	if (e->cmd_fd >= 0) {
 		lc->fd_entries--;
-	if (e->stat_fd >= 0)
-		close(e->stat_fd);
-	if (e->cmd_fd >= 0)
 		close(e->cmd_fd);
+	}
 	pool_put(lc, e->rec.name);
 	pool_put(lc, e->rec.command_line);
 	ctx_put(lc, e->cx);
@@ -522,7 +520,7 @@ entry_new(void)
 	if (e == NULL)
 		return NULL;
 	erec_init(&e->rec);
-	e->stat_fd = e->cmd_fd = -1;
+	e->cmd_fd = -1;
 	return e;
 }
 
@@ -675,21 +673,6 @@ is_hidden(const struct lifecycle *lc, const struct entry *e)
 	return lc->opts.skip_system && e->rec.uid <= SYSTEM_UID_MAX;
 }
 
-static void
-note_dir_owner(struct lifecycle *lc, struct entry *e)
-{
-	struct stat sb;
-	char name[16];
-
-	snprintf(name, sizeof(name), "%d", (int)e->rec.pid);
-	/* Files of /proc/PID follow the task's euid/egid on every stat. */
-	if ((e->stat_fd >= 0 ? fstat(e->stat_fd, &sb)
-	                     : fstatat(procfs_dirfd(lc->pf), name, &sb, 0)) == 0) {
-		e->dir_uid = sb.st_uid;
-		e->dir_gid = sb.st_gid;
-	}
-}
-
 /* Reads every column of pid into a new entry. Returns 0 and sets *ret, or
  * -ESRCH / -ENOMEM. */
 static int
@@ -715,16 +698,20 @@ entry_read_full(struct lifecycle *lc, pid_t pid, struct entry **ret)
 		return rc;
 	}
 	rec_pack(lc, e, &r);
-	e->stat_fd = s.stat_fd;
 	e->cmd_fd = s.cmdline_fd;
-	if (e->stat_fd >= 0 || e->cmd_fd >= 0)
+	if (e->cmd_fd >= 0)
 		lc->fd_entries++;
 	lc->st.full_reads++;
 	e->kernel_thread = s.kernel_thread;
 	e->cmd_digest = s.cmdline_digest;
 	e->cpu_ticks = 0;
 	update_cpu(lc, e, s.cpu_ticks);
-	note_dir_owner(lc, e);
+	/* /proc/PID's files belong to the euid and egid while the task is
+	 * dumpable (to root otherwise): the next snapshot's stat read compares
+	 * its owner, and a mismatch re-reads the ids (recheck_ids), as for an
+	 * instance from a kernel event. */
+	e->dir_uid = (uid_t)id_put(r.effective_user_id);
+	e->dir_gid = (gid_t)id_put(s.egid);
 	e->hidden = is_hidden(lc, e);
 	if (!e->hidden) {
 		fill_hash(lc, e, s.have_exe_stat ? &s.exe_stat : NULL);
@@ -828,17 +815,20 @@ recheck_cmdline(struct lifecycle *lc, struct entry *e, char *fields)
 		recheck_image(lc, e, fields);
 }
 
+/* owner: the owner of /proc/PID/stat from this snapshot's read (the ids are
+ * re-read when it moved), or NULL to re-read them now. */
 static void
-recheck_ids(struct lifecycle *lc, struct entry *e, char *fields)
+recheck_ids(struct lifecycle *lc, struct entry *e, char *fields, const struct stat *owner)
 {
 	struct process_record tmp;
 	struct procfs_sample s;
-	uid_t ou = e->dir_uid;
-	gid_t og = e->dir_gid;
 
-	note_dir_owner(lc, e);
-	if (e->dir_uid == ou && e->dir_gid == og)
-		return;
+	if (owner != NULL) {
+		if (e->dir_uid == owner->st_uid && e->dir_gid == owner->st_gid)
+			return;
+		e->dir_uid = owner->st_uid;
+		e->dir_gid = owner->st_gid;
+	}
 	process_record_init(&tmp);
 	if (procfs_read_pid(lc->pf, e->rec.pid, PROCFS_READ_STAT | PROCFS_READ_STATUS, &tmp, &s) ==
 	    0) {
@@ -854,13 +844,18 @@ recheck_ids(struct lifecycle *lc, struct entry *e, char *fields)
 		e->rec.uid = id_put(tmp.user_id);
 		e->rec.euid = id_put(tmp.effective_user_id);
 		e->rec.gid = id_put(tmp.group_id);
+		if (owner == NULL) {
+			e->dir_uid = (uid_t)id_put(tmp.effective_user_id);
+			e->dir_gid = (gid_t)id_put(s.egid);
+		}
 	}
 	process_record_clear(&tmp);
 }
 
 /* A known instance: stat numbers, then the cheap change checks. */
 static void
-refresh_known(struct lifecycle *lc, struct entry *e, const struct procfs_stat *st)
+refresh_known(struct lifecycle *lc, struct entry *e, const struct procfs_stat *st,
+              const struct stat *owner)
 {
 	char fields[MODIFIED_MAX] = "";
 
@@ -890,7 +885,7 @@ refresh_known(struct lifecycle *lc, struct entry *e, const struct procfs_stat *s
 	/* A comm change without an argv change can still be an exec. */
 	if (strstr(fields, "name") != NULL && strstr(fields, "command_line") == NULL)
 		recheck_image(lc, e, fields);
-	recheck_ids(lc, e, fields);
+	recheck_ids(lc, e, fields, owner);
 	if (e->hash_pending) {
 		fill_hash(lc, e, NULL);
 		if (CX(e, CX_HASH) != NULL)
@@ -923,30 +918,20 @@ report_reuse(struct lifecycle *lc, struct entry *old, const struct procfs_stat *
 	emit_event(lc, PROC_EV_SUSPICIOUS, old, "poll", NULL, reason, -1);
 }
 
-/* An instance recorded from a kernel event has no kept fds: open them at
- * its first snapshot (while the budget lasts), so later snapshots pread. */
-static void
-keep_fds(struct lifecycle *lc, struct entry *e)
+/* An instance recorded from a kernel event (or past the fd budget) has no
+ * kept cmdline fd: one is opened at a snapshot, before that snapshot's stat
+ * read, while the budget lasts. Returns the fd or -1; the caller keeps it
+ * only when the stat read then shows the instance it knows: that instance
+ * was alive before the open and after it, so the fd is its own. */
+static int
+open_cmdline_fd(struct lifecycle *lc, const struct entry *e)
 {
-	struct procfs_stat st;
 	char path[32];
-	int sfd, cfd;
 
-	if (e->stat_fd >= 0 || e->cmd_fd >= 0 || lc->fd_entries >= lc->fd_budget)
-		return;
-	snprintf(path, sizeof(path), "%d/stat", (int)e->rec.pid);
-	if ((sfd = openat(procfs_dirfd(lc->pf), path, O_RDONLY | O_NOCTTY | O_CLOEXEC)) < 0)
-		return;
-	/* The fd must be the instance we know, not a successor on the pid. */
-	if (procfs_pread_stat(sfd, &st) < 0 || st.starttime != e->rec.start_ticks) {
-		close(sfd);
-		return;
-	}
+	if (e->cmd_fd >= 0 || e->fork_only || e->kernel_thread || lc->fd_entries >= lc->fd_budget)
+		return -1;
 	snprintf(path, sizeof(path), "%d/cmdline", (int)e->rec.pid);
-	cfd = openat(procfs_dirfd(lc->pf), path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
-	e->stat_fd = sfd;
-	e->cmd_fd = cfd;
-	lc->fd_entries++;
+	return openat(procfs_dirfd(lc->pf), path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
 }
 
 static int
@@ -967,24 +952,26 @@ snapshot_one(void *ctx, pid_t pid)
 		return 1;
 	}
 	e = table_find(lc, pid);
-	/* A kept fd reads the very instance we know; ESRCH means it died. */
-	if (e != NULL && e->stat_fd >= 0 && !e->fork_only &&
-	    procfs_pread_stat(e->stat_fd, &st) == 0 && st.starttime == e->rec.start_ticks) {
-		refresh_known(lc, e, &st);
-		e->gen = lc->gen;
-		lc->seen += !e->hidden;
-		return 0;
-	}
-	/* An unknown pid is read in full at once (stat first): looking at its
-	 * stat on its own before would read that file twice. */
-	if (e != NULL && procfs_read_stat(lc->pf, pid, &st) < 0)
-		return 0; /* gone (or unreadable): the sweep decides */
-	if (e != NULL && e->rec.start_ticks == st.starttime && !e->fork_only) {
-		keep_fds(lc, e);
-		refresh_known(lc, e, &st);
-		e->gen = lc->gen;
-		lc->seen += !e->hidden;
-		return 0;
+	/* A known pid: stat by path (its start time tells the instance) and
+	 * the file's owner for the id check. An unknown pid is read in full at
+	 * once (stat first): looking at its stat on its own before would read
+	 * that file twice. */
+	if (e != NULL) {
+		_cleanup_close_ int cfd = open_cmdline_fd(lc, e);
+		struct stat owner;
+
+		if (procfs_read_stat_owner(lc->pf, pid, &st, &owner) < 0)
+			return 0; /* gone (or unreadable): the sweep decides */
+		if (e->rec.start_ticks == st.starttime && !e->fork_only) {
+			if (cfd >= 0) {
+				e->cmd_fd = TAKE_FD(cfd);
+				lc->fd_entries++;
+			}
+			refresh_known(lc, e, &st, &owner);
+			e->gen = lc->gen;
+			lc->seen += !e->hidden;
+			return 0;
+		}
 	}
 	if (e != NULL && e->fork_only) {
 		table_remove(lc, e); /* never announced: read in full below, then announced */
@@ -1524,8 +1511,7 @@ on_ids(struct lifecycle *lc, const struct source_event *ev, const char *source)
 
 	if (e == NULL || e->hidden || e->fork_only)
 		return;
-	e->dir_uid = (uid_t)-1; /* forces recheck_ids to read status */
-	recheck_ids(lc, e, fields);
+	recheck_ids(lc, e, fields, NULL);
 	if (fields[0] != '\0')
 		emit_event(lc, PROC_EV_MODIFIED, e, source, fields, NULL, -1);
 }
@@ -1594,7 +1580,7 @@ lifecycle_new(struct procfs *pf, struct hash_cache *hc, const struct collector_o
 	lc->emit = emit;
 	lc->ctx = ctx;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 2 * FD_RESERVE)
-		lc->fd_budget = (rl.rlim_cur - FD_RESERVE) / 2;
+		lc->fd_budget = rl.rlim_cur - FD_RESERVE;
 	if ((lc->pool = calloc(POOL_BUCKETS, sizeof(*lc->pool))) == NULL ||
 	    (lc->ctxs = calloc(CTX_BUCKETS, sizeof(*lc->ctxs))) == NULL || table_grow(lc) < 0) {
 		free(lc->ctxs);

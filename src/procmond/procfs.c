@@ -336,23 +336,30 @@ small_file_at(int dirfd, const char *path, size_t max, char **ret, size_t *ret_l
 	return 0;
 }
 
-static int
-stat_at(int dirfd, const char *path, struct procfs_stat *ret)
+int
+procfs_read_stat_owner(struct procfs *pf, pid_t pid, struct procfs_stat *ret,
+                       struct stat *ret_owner)
 {
-	_cleanup_close_ int fd = open_at(dirfd, path);
+	_cleanup_close_ int fd = -1;
+	struct procfs_stat st;
+	char path[32];
+	int rc;
 
-	if (fd < 0)
+	snprintf(path, sizeof(path), "%d/stat", (int)pid);
+	if ((fd = open_at(pf->dirfd, path)) < 0)
 		return fd;
-	return procfs_pread_stat(fd, ret);
+	if ((rc = procfs_pread_stat(fd, &st)) < 0)
+		return rc;
+	if (ret_owner != NULL && fstat(fd, ret_owner) < 0)
+		return neg_errno();
+	*ret = st;
+	return 0;
 }
 
 int
 procfs_read_stat(struct procfs *pf, pid_t pid, struct procfs_stat *ret)
 {
-	char path[32];
-
-	snprintf(path, sizeof(path), "%d/stat", (int)pid);
-	return stat_at(pf->dirfd, path, ret);
+	return procfs_read_stat_owner(pf, pid, ret, NULL);
 }
 
 static int
@@ -435,8 +442,6 @@ read_stat_step(struct read_ctx *c, unsigned what)
 		return fd;
 	if ((rc = procfs_pread_stat(fd, &st)) < 0)
 		return rc == -EINVAL ? -ESRCH : rc;
-	if (what & PROCFS_KEEP_FDS)
-		c->sample->stat_fd = TAKE_FD(fd);
 	r->pid = c->pid;
 	r->ppid = st.ppid;
 	r->start_ticks = st.starttime;
@@ -482,6 +487,7 @@ ids_from_pidfd(struct read_ctx *c)
 	c->rec->user_id = info.ruid;
 	c->rec->effective_user_id = info.euid;
 	c->rec->group_id = info.rgid;
+	c->sample->egid = info.egid;
 	c->rec->missing &= ~(uint32_t)PROC_MISSING_STATUS;
 	return true;
 }
@@ -507,6 +513,7 @@ read_status_step(struct read_ctx *c)
 	c->rec->user_id = st.uid;
 	c->rec->effective_user_id = st.euid;
 	c->rec->group_id = st.gid;
+	c->sample->egid = st.egid;
 	if (st.threads >= 0)
 		c->rec->threads = st.threads;
 	c->rec->missing &= ~(uint32_t)PROC_MISSING_STATUS;
@@ -548,7 +555,8 @@ read_cmdline_step(struct read_ctx *c, unsigned what)
 		note_err(c, rc == -ESRCH ? -ENOENT : rc, PROC_MISSING_CMDLINE);
 		return rc == -ENOMEM ? rc : 0;
 	}
-	if (what & PROCFS_KEEP_FDS)
+	/* A kernel thread's argv stays empty: nothing to re-read. */
+	if ((what & PROCFS_KEEP_FDS) && !c->sample->kernel_thread)
 		c->sample->cmdline_fd = TAKE_FD(fd);
 	if ((rc = procfs_sanitize_cmdline(raw, len, &clean)) < 0)
 		return rc;
@@ -732,7 +740,8 @@ read_pid(struct procfs *pf, pid_t pid, unsigned what, struct process_record *rec
 	int rc;
 
 	memset(sample, 0, sizeof(*sample));
-	sample->stat_fd = sample->cmdline_fd = -1;
+	sample->cmdline_fd = -1;
+	sample->egid = -1;
 	snprintf(name, sizeof(name), "%d", (int)pid);
 	/* The ids through a pidfd rather than status; it must exist before the
 	 * directory is opened (see ids_from_pidfd). */
@@ -781,12 +790,9 @@ procfs_read_pid(struct procfs *pf, pid_t pid, unsigned what, struct process_reco
 {
 	int rc = read_pid(pf, pid, what, rec, sample);
 
-	if (rc < 0) {
-		if (sample->stat_fd >= 0)
-			close(sample->stat_fd);
-		if (sample->cmdline_fd >= 0)
-			close(sample->cmdline_fd);
-		sample->stat_fd = sample->cmdline_fd = -1;
+	if (rc < 0 && sample->cmdline_fd >= 0) {
+		close(sample->cmdline_fd);
+		sample->cmdline_fd = -1;
 	}
 	return rc;
 }

@@ -106,9 +106,11 @@ enum {
 	PROCFS_READ_PARENT = 1u << 6, /* parent name, exe, command line */
 	PROCFS_READ_USER = 1u << 7,   /* user_name from the uid */
 	PROCFS_READ_ALL = 0xffu,
-	/* Hand the opened stat and cmdline fds back in the sample (caller
-	 * closes): pread on them later re-reads the same process instance
-	 * without a path lookup, and fails with ESRCH once it is gone. */
+	/* Hand the opened cmdline fd back in the sample (caller closes):
+	 * pread on it later re-reads the same process instance's argv without
+	 * a path lookup, and fails with ESRCH once it is gone. It holds about
+	 * 220 bytes of kernel memory; a kept stat fd would hold 4.5 KiB (the
+	 * seq_file and its page-sized buffer), so stat is reopened instead. */
 	PROCFS_KEEP_FDS = 1u << 8,
 	/* With PROCFS_READ_EXE: also stat the image through the same /proc/PID
 	 * directory fd (the hash cache key; hash_cache_get_stat). */
@@ -121,8 +123,9 @@ struct procfs_sample {
 	uint32_t flags;          /* PF_* of stat */
 	uint64_t cmdline_digest; /* FNV-1a of the raw cmdline bytes (READ_CMDLINE) */
 	bool kernel_thread;
-	int stat_fd, cmdline_fd; /* with PROCFS_KEEP_FDS: open fds, or -1 */
-	bool have_exe_stat;      /* PROCFS_READ_EXE_KEY: exe_stat is the image's */
+	int64_t egid;       /* effective gid with the ids (READ_STATUS), or -1 */
+	int cmdline_fd;     /* with PROCFS_KEEP_FDS: an open fd, or -1 */
+	bool have_exe_stat; /* PROCFS_READ_EXE_KEY: exe_stat is the image's */
 	struct stat exe_stat;
 };
 
@@ -140,6 +143,12 @@ int procfs_read_parent(struct procfs *pf, struct process_record *rec);
 /* Reads only stat for pid. Returns 0, -ESRCH or -EINVAL. */
 int procfs_read_stat(struct procfs *pf, pid_t pid, struct procfs_stat *ret);
 
+/* The same, and the owner of the file it read (fstat of the fd it opened,
+ * no second lookup): /proc/PID's files belong to the task's euid and egid
+ * while it is dumpable, to root otherwise. Sets *ret_owner on success. */
+int procfs_read_stat_owner(struct procfs *pf, pid_t pid, struct procfs_stat *ret,
+                           struct stat *ret_owner);
+
 /* Reads the raw command line of pid (bounded by PROC_CMDLINE_MAX) and its
  * digest; sets *ret (caller frees, NUL-separated, len in *ret_len) and
  * *ret_truncated. Returns 0 or -ESRCH/-EACCES/-ENOMEM. */
@@ -150,8 +159,8 @@ int procfs_read_cmdline_raw(struct procfs *pf, pid_t pid, char **ret, size_t *re
  * sanitizing, then valid UTF-8. Returns 0 and sets *ret, or -ENOMEM. */
 int procfs_sanitize_cmdline(const char *raw, size_t len, char **ret);
 
-/* Re-read a kept stat or cmdline fd (PROCFS_KEEP_FDS). Same results as the
- * path-based readers; -ESRCH once the instance is gone. */
+/* Re-read an open stat or cmdline fd (PROCFS_KEEP_FDS keeps cmdline's).
+ * Same results as the path-based readers; -ESRCH once the instance is gone. */
 int procfs_pread_stat(int fd, struct procfs_stat *ret);
 int procfs_pread_cmdline(int fd, char **ret, size_t *ret_len, bool *ret_truncated);
 

@@ -546,6 +546,34 @@ test_shared_columns_change_per_instance(void **state)
 	assert_non_null(find(w, PROC_EV_MODIFIED, 100));
 }
 
+/* Poll mode sees a set*id call through the owner of /proc/PID/stat; a first
+ * look whose expected owner (the euid) differs, as for a non-dumpable
+ * process, re-reads the ids once and reports nothing. */
+static void
+test_poll_sees_id_change(void **state)
+{
+	struct world *w = *state;
+	const struct seen *m;
+	char path[128];
+
+	lifecycle_snapshot(w->lc, false);
+	w->n = 0;
+	/* The fixture's files are root's, bash's euid 1000: no change. */
+	lifecycle_snapshot(w->lc, false);
+	assert_int_equal(w->n, 0);
+	put_proc(w, 100, "bash", 1, 500, "bash", "-l", 1001);
+	snprintf(path, sizeof(path), "%s/100/stat", w->root);
+	assert_int_equal(chown(path, 1001, 1001), 0);
+	lifecycle_snapshot(w->lc, false);
+	assert_non_null(m = find(w, PROC_EV_MODIFIED, 100));
+	assert_true(has(m, "fields", "user_id"));
+	assert_true(has(m, "fields", "effective_user_id"));
+	assert_int_equal(m->uid, 1001);
+	w->n = 0;
+	lifecycle_snapshot(w->lc, false);
+	assert_int_equal(w->n, 0);
+}
+
 static void
 test_max_processes_does_not_fake_stops(void **state)
 {
@@ -578,6 +606,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_fork_exit_and_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shared_columns_change_per_instance, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_poll_sees_id_change, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_max_processes_does_not_fake_stops, setup,
 		                                teardown),
 	};

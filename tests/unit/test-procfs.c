@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -413,6 +414,60 @@ test_read_gone(void **state)
 	assert_int_equal(f->rec.pid, -1);
 }
 
+/* The stat read's owner is what lifecycle.c expects from the ids it read:
+ * the euid and egid of a dumpable process, root once it is not dumpable. */
+static void
+test_live_stat_owner(void **state)
+{
+	struct procfs *pf = NULL;
+	struct procfs_stat st;
+	struct stat owner;
+	int go[2], done[2], status;
+	pid_t child;
+	char c = 0;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	assert_int_equal(procfs_open("/proc", &pf), 0);
+	assert_int_equal(pipe(go), 0);
+	assert_int_equal(pipe(done), 0);
+	if ((child = fork()) == 0) {
+		close(go[1]);
+		close(done[0]);
+		if (setresgid(4001, 4002, 4003) < 0 || setresuid(3001, 3002, 3003) < 0)
+			_exit(1);
+		/* Changing ids cleared dumpable: /proc/PID is root's. */
+		(void)!write(done[1], &c, 1);
+		(void)!read(go[0], &c, 1);
+		if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+			_exit(1);
+		(void)!write(done[1], &c, 1);
+		(void)!read(go[0], &c, 1);
+		_exit(0);
+	}
+	assert_true(child > 0);
+	close(go[0]);
+	close(done[1]);
+	assert_int_equal(read(done[0], &c, 1), 1);
+	assert_int_equal(procfs_read_stat_owner(pf, child, &st, &owner), 0);
+	assert_int_equal(st.pid, child);
+	assert_int_equal(owner.st_uid, 0);
+	assert_int_equal(owner.st_gid, 0);
+	assert_int_equal(write(go[1], &c, 1), 1);
+	assert_int_equal(read(done[0], &c, 1), 1);
+	assert_int_equal(procfs_read_stat_owner(pf, child, &st, &owner), 0);
+	assert_int_equal(owner.st_uid, 3002);
+	assert_int_equal(owner.st_gid, 4002);
+	assert_int_equal(write(go[1], &c, 1), 1);
+	close(go[1]);
+	close(done[0]);
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(procfs_read_stat_owner(pf, child, &st, &owner), -ESRCH);
+	procfs_free(pf);
+}
+
 static int
 count_pid(void *ctx, pid_t pid)
 {
@@ -499,6 +554,7 @@ test_live_ids_pidfd_vs_status(void **state)
 	assert_int_equal(a.user_id, 3001);
 	assert_int_equal(a.effective_user_id, 3002);
 	assert_int_equal(a.group_id, 4001);
+	assert_int_equal(s.egid, 4002);
 	assert_true(procfs_pidfd_info(pf)); /* no silent fall back to status */
 	assert_false(procfs_set_pidfd_info(pf, false));
 	process_record_init(&b);
@@ -508,6 +564,7 @@ test_live_ids_pidfd_vs_status(void **state)
 	assert_int_equal(b.effective_user_id, a.effective_user_id);
 	assert_int_equal(b.group_id, a.group_id);
 	assert_int_equal(b.threads, a.threads);
+	assert_int_equal(s.egid, 4002);
 	assert_int_equal(b.missing & PROC_MISSING_STATUS, 0);
 	process_record_clear(&a);
 	process_record_clear(&b);
@@ -543,6 +600,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_foreach, setup, teardown),
 		cmocka_unit_test(test_live_self),
 		cmocka_unit_test(test_live_ids_pidfd_vs_status),
+		cmocka_unit_test(test_live_stat_owner),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,29 +16,23 @@
 
 #ifndef __VMLINUX_H__
 #include <linux/types.h>
-#ifndef __VMLINUX_H__
-struct source_event;
-
-/* Fills *ev from one ring-buffer record of size bytes (user space only). ev
- * is a scratch buffer: a rejected record may leave it partly written. Its
- * strings are always NUL-terminated, argv is argv_len raw bytes; a relative
- * filename is joined with the record's cwd (execve resolved it there). Returns
- * 0, or -EBADMSG for a record that is short, of an unknown kind or whose
- * lengths do not add up (a kernel/user mismatch the caller counts). */
-int bpf_event_decode(const void *rec, size_t size, struct source_event *ev);
-#endif
-
 #endif
 
 #define DE_BPF_COMM_LEN  16
 #define DE_BPF_PATH_MAX  4096 /* filename and cwd, NUL included */
 #define DE_BPF_ARGV_MAX  4096 /* bytes of argv read from mm->arg_start */
 #define DE_BPF_CWD_DEPTH 48   /* path components walked for cwd */
-/* 1 MiB: what procmond maps (twice: the kernel maps the data pages twice so
- * a record never wraps) is resident, so this is 2 MB of procmond's RSS. It
- * holds ~3,000 unread processes (fork + exec + exit ~ 350 bytes); procmond
- * reads it within ~2 ms, and during snapshots every 32 processes. */
-#define DE_BPF_RINGBUF_SIZE (1u << 20)
+/* 256 KiB. Every page of it ends up resident in procmond, twice (the kernel
+ * maps the data pages twice so that a record never wraps): 0.5 MB of RSS
+ * (1 MiB cost 2 MB). Records are variable-length: fork and exit 88 bytes,
+ * an exec ~300 (168 of headers, then only the used part of its strings), so
+ * it holds ~500 unread short-lived processes: 140 ms at the fastest burst
+ * measured here (3,800/s), more than the longest stall of procmond's loop
+ * (hashing a 64 MiB tick budget from the page cache: ~60 ms). procmond reads
+ * it within ~2 ms, and during snapshots every 32 processes. 128 KiB also
+ * recorded 10,000-process bursts whole, 64 KiB dropped under load
+ * (docs/procmond.md, "Memory"). */
+#define DE_BPF_RINGBUF_SIZE (256u << 10)
 
 enum de_bpf_kind {
 	DE_BPF_EV_EXEC = 1,

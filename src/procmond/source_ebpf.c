@@ -17,8 +17,11 @@
 
 #if DE_HAVE_EBPF
 
+#include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <bpf/libbpf.h>
@@ -31,9 +34,21 @@
 
 #define BTF_VMLINUX "/sys/kernel/btf/vmlinux"
 
+/* Once attached, what the source needs is kernel objects, not libbpf's
+ * description of them: the four links (one fd each), the ring buffer (an fd
+ * and its mapping) and the drop counter (a read-only mapping of .bss). The
+ * skeleton (the object's parsed BTF, program instructions, map definitions:
+ * ~80 KB of heap) is destroyed as soon as these are held. */
+#define EBPF_LINKS 4
+
 struct source {
-	struct procmond_bpf *skel;
+	struct procmond_bpf *skel; /* only while open() runs */
 	struct ring_buffer *rb;
+	int link_fds[EBPF_LINKS];
+	int ring_fd;
+	const volatile uint64_t *drop_count; /* in bss_map */
+	void *bss_map;
+	size_t bss_len;
 	source_event_cb cb;
 	void *cb_ctx;
 	uint64_t events;
@@ -111,6 +126,13 @@ ebpf_close(struct source *s)
 		return;
 	ring_buffer__free(s->rb);
 	procmond_bpf__destroy(s->skel);
+	for (size_t i = 0; i < EBPF_LINKS; i++)
+		if (s->link_fds[i] >= 0)
+			close(s->link_fds[i]); /* detaches: the last reference */
+	if (s->ring_fd >= 0)
+		close(s->ring_fd);
+	if (s->bss_map != NULL)
+		munmap(s->bss_map, s->bss_len);
 	free(s);
 }
 
@@ -119,6 +141,8 @@ ebpf_closep(struct source **s)
 {
 	ebpf_close(*s);
 }
+
+static int ebpf_keep(struct source *s, struct errbuf *err);
 
 /* Loads and attaches; says in err why not. */
 static int
@@ -153,7 +177,47 @@ ebpf_load(struct source *s, bool cwd, struct errbuf *err)
 		errbuf_set(err, "this kernel cannot memory-map BPF arrays (the drop counter)");
 		return -ENOTSUP;
 	}
-	s->rb = ring_buffer__new(bpf_map__fd(s->skel->maps.events), ebpf_on_record, s, NULL);
+	return ebpf_keep(s, err);
+}
+
+/* Takes from the loaded skeleton what the source keeps (see struct source),
+ * then destroys the skeleton. */
+static int
+ebpf_keep(struct source *s, struct errbuf *err)
+{
+	struct bpf_link *links[EBPF_LINKS] = { s->skel->links.de_exec, s->skel->links.de_fork,
+		                               s->skel->links.de_exit, s->skel->links.de_rename };
+	struct bpf_map *bss = s->skel->maps.bss;
+	long page = sysconf(_SC_PAGESIZE);
+	void *m;
+	int rc;
+
+	s->ring_fd = fcntl(bpf_map__fd(s->skel->maps.events), F_DUPFD_CLOEXEC, 3);
+	if (s->ring_fd < 0) {
+		rc = -errno;
+		errbuf_set(err, "cannot keep the BPF ring buffer: %s", strerror(-rc));
+		return rc;
+	}
+	/* A read-only view of .bss, like the one the skeleton maps. */
+	s->bss_len = ((size_t)bpf_map__value_size(bss) + (size_t)page - 1) & ~((size_t)page - 1);
+	m = mmap(NULL, s->bss_len, PROT_READ, MAP_SHARED, bpf_map__fd(bss), 0);
+	if (m == MAP_FAILED) {
+		rc = -errno;
+		errbuf_set(err, "cannot map the BPF drop counter: %s", strerror(-rc));
+		return rc;
+	}
+	s->bss_map = m;
+	s->drop_count = (const volatile uint64_t *)((const char *)m +
+	                                            offsetof(struct procmond_bpf__bss, drop_count));
+	/* A disconnected link stays attached when libbpf frees it: its fd
+	 * (ours from now on) is what holds the attachment. */
+	for (size_t i = 0; i < EBPF_LINKS; i++) {
+		s->link_fds[i] = bpf_link__fd(links[i]);
+		bpf_link__disconnect(links[i]);
+	}
+	procmond_bpf__destroy(s->skel);
+	s->skel = NULL;
+	s->rb = ring_buffer__new(s->ring_fd, ebpf_on_record, s, NULL);
 	if (s->rb == NULL) {
 		rc = -errno;
 		errbuf_set(err, "cannot map the BPF ring buffer: %s", libbpf_reason);
@@ -178,6 +242,9 @@ ebpf_open(const struct collector_opts *opts, struct source **ret, struct errbuf 
 	}
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return -ENOMEM;
+	s->ring_fd = -1;
+	for (size_t i = 0; i < EBPF_LINKS; i++)
+		s->link_fds[i] = -1;
 
 	libbpf_reason[0] = '\0';
 	libbpf_verifier[0] = '\0';
@@ -213,7 +280,7 @@ static void
 ebpf_health(struct source *s, struct source_health *ret)
 {
 	ret->events = s->events;
-	ret->drops = __atomic_load_n(&s->skel->bss->drop_count, __ATOMIC_RELAXED);
+	ret->drops = __atomic_load_n(s->drop_count, __ATOMIC_RELAXED);
 	ret->errors = s->errors;
 	ret->ok = true;
 }

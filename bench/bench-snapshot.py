@@ -17,7 +17,8 @@ noisy machine hurts every contender alike, medians of:
              (known instances are refreshed, not re-read)
 and procmond's resident memory while it tracks them: VmRSS, its private part
 (RssAnon: heap, stacks, relocated library data) and its file-backed part
-(RssFile: mapped library and program pages), and the peak (VmHWM).
+(RssFile: mapped library and program pages), and the peak (VmHWM); and the
+kernel memory charged to it (kmem: procmond alone in a new memory cgroup, v1).
 Goals (issue 3): first <= 1.5x floor, later <= 0.5x floor, RSS < 8 MB at 10k.
 
 BENCH_BASE_BUILD=<another build dir> (say, an older commit built in a git
@@ -70,21 +71,55 @@ def once_us(*extra, procmond=None):
     return int(m.group(3))
 
 
+def own_memcg():
+    """A new memory cgroup under this process's own, and the file that tells
+    its kernel memory in bytes (cgroup v1 memory.kmem.usage_in_bytes), or
+    (None, None) where there is none (cgroup v2 is not handled)."""
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, ctrl, path = line.split(":", 2)
+        if "memory" in ctrl.split(","):
+            cg = Path("/sys/fs/cgroup/memory" + path) / f"de-bench-{os.getpid()}"
+            try:
+                cg.mkdir()
+            except OSError:
+                return None, None
+            return cg, cg / "memory.kmem.usage_in_bytes"
+    return None, None
+
+
 def later_us_and_rss(seconds=4.0, procmond=None):
+    # procmond alone in a fresh memory cgroup: the kernel memory charged to it
+    # (slab of the /proc files it keeps open, and so on). Earlier runs looked
+    # up the same /proc files, so their dentries and inodes are not counted.
+    cg, kmem_file = own_memcg()
+    enter = (lambda: (cg / "cgroup.procs").write_text(str(os.getpid()))) if cg else None
     p = subprocess.Popen([str(procmond or PROCMOND), "--collector", "poll", "--interval", "300",
                           "--output", "/dev/null", "--log-level", "debug"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=enter)
     time.sleep(seconds)
     status = Path(f"/proc/{p.pid}/status").read_text()
+    kmem = int(kmem_file.read_text()) if kmem_file and kmem_file.exists() else None
     p.send_signal(signal.SIGTERM)
     err = p.communicate(timeout=20)[1]
+    if cg is not None:
+        try:
+            cg.rmdir()
+        except OSError:
+            pass
     times = [int(m.group(3)) for m in SNAP_RE.finditer(err)]
     rss = {k: int(v.split()[0]) for k, v in
            (line.split(":", 1) for line in status.splitlines()
             if line.startswith(("Vm", "Rss")))}
     if len(times) < 3:
         raise RuntimeError(err)
+    rss["kmem_b"] = kmem
     return statistics.median(times[1:]), rss.get("VmRSS", 0), rss.get("VmHWM", 0), rss
+
+
+def kmem_text(mem, procs):
+    k = mem.get("kmem_b")
+    return "kmem n/a" if k is None else f"kmem {k / 1e6:.1f} MB ({k / procs:.0f} B/process)"
 
 
 def live_count():
@@ -123,7 +158,8 @@ def measure(level, sleepers, base=None):
                      f"({b_nh / f:.2f}x) | later {b_later / 1000:6.1f} ms "
                      f"({b_later / f:.2f}x) | RSS {b_rss / 1024:.1f} MB "
                      f"(anon {b_mem.get('RssAnon', 0) / 1024:.1f}, "
-                     f"file {b_mem.get('RssFile', 0) / 1024:.1f})")
+                     f"file {b_mem.get('RssFile', 0) / 1024:.1f}) | "
+                     f"{kmem_text(b_mem, live_count())}")
     row = {
         "processes": live_count(),
         "floor_ms": f / 1000,
@@ -135,6 +171,7 @@ def measure(level, sleepers, base=None):
         "hwm_kb": hwm,
         "anon_kb": mem.get("RssAnon", 0),
         "file_kb": mem.get("RssFile", 0),
+        "kmem_b": mem.get("kmem_b"),
     }
     print(f"{row['processes']:>6} procs | floor {row['floor_ms']:7.1f} ms | "
           f"ps {row['ps_ms']:7.1f} ms ({row['ps_ms'] / row['floor_ms']:.2f}x) | "
@@ -143,7 +180,8 @@ def measure(level, sleepers, base=None):
           f"({row['first_nohash_ms'] / row['floor_ms']:.2f}x) | "
           f"later {row['later_ms']:6.1f} ms ({row['later_ms'] / row['floor_ms']:.2f}x) | "
           f"RSS {rss / 1024:.1f} MB (anon {row['anon_kb'] / 1024:.1f}, "
-          f"file {row['file_kb'] / 1024:.1f}; peak {hwm / 1024:.1f} MB)", flush=True)
+          f"file {row['file_kb'] / 1024:.1f}; peak {hwm / 1024:.1f} MB) | "
+          f"{kmem_text(mem, row['processes'])}", flush=True)
     if base_line is not None:
         print(base_line, flush=True)
     return row

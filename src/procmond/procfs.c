@@ -411,13 +411,24 @@ replace_str(char **dst, char *src)
 /* Everything a read step needs; `gone` and `denied` collect outcomes. */
 struct read_ctx {
 	struct procfs *pf;
-	int pdir;
+	int pdir;        /* the /proc/PID directory, or /proc itself (prefix) */
+	char prefix[16]; /* "PID/" when pdir is /proc, else "" */
 	pid_t pid;
 	struct process_record *rec;
 	struct procfs_sample *sample;
-	int pidfd; /* opened before pdir for the ids, or -1 */
+	int pidfd; /* opened before any file for the ids, or -1 */
 	bool gone, denied, zombie_or_kernel;
 };
+
+/* The name of a file of the process relative to c->pdir. */
+static const char *
+at(const struct read_ctx *c, const char *name, char buf[48])
+{
+	if (c->prefix[0] == '\0')
+		return name;
+	snprintf(buf, 48, "%s%s", c->prefix, name);
+	return buf;
+}
 
 static void
 note_err(struct read_ctx *c, int rc, uint32_t missing_bit)
@@ -437,11 +448,14 @@ read_stat_step(struct read_ctx *c, unsigned what)
 	struct process_record *r = c->rec;
 	char tty[32];
 	int rc;
+	char path[48];
 
-	if ((fd = open_at(c->pdir, "stat")) < 0)
+	if ((fd = open_at(c->pdir, at(c, "stat", path))) < 0)
 		return fd;
 	if ((rc = procfs_pread_stat(fd, &st)) < 0)
 		return rc == -EINVAL ? -ESRCH : rc;
+	if ((what & PROCFS_KEEP_STAT_FD) && (what & PROCFS_KEEP_FDS))
+		c->sample->stat_fd = TAKE_FD(fd);
 	r->pid = c->pid;
 	r->ppid = st.ppid;
 	r->start_ticks = st.starttime;
@@ -466,30 +480,33 @@ read_stat_step(struct read_ctx *c, unsigned what)
 	return 0;
 }
 
-/* The ids from the pidfd opened before the directory (read_pid): the ioctl
- * answers only while that process is not reaped, so the pid cannot have
- * passed to another process in between and both name the same instance.
- * Returns true when it filled the ids. */
-static bool
+/* The ids from the pidfd opened before any file of the process (read_pid):
+ * the ioctl answers only while that process is not reaped, so the pid cannot
+ * have passed to another process before it, and every file read before it
+ * is that instance's. Returns 1 when it filled the ids, 0 when status must
+ * say (reparented meanwhile, or the ioctl is refused here), -ESRCH once the
+ * process is reaped. */
+static int
 ids_from_pidfd(struct read_ctx *c)
 {
 	struct pidfd_info_v0 info = { 0 };
 	int rc = pidfd_get_ids(c->pidfd, &info);
 
 	if (rc < 0) {
-		if (rc != -ESRCH)
-			c->pf->pidfd_info = false; /* refused here (seccomp, kernel): use status */
-		return false;
+		if (rc == -ESRCH)
+			return rc;
+		c->pf->pidfd_info = false; /* refused here (seccomp, kernel): use status */
+		return 0;
 	}
 	/* Reparenting between the stat read and now: let status decide. */
 	if ((int64_t)info.ppid != (int64_t)c->rec->ppid)
-		return false;
+		return 0;
 	c->rec->user_id = info.ruid;
 	c->rec->effective_user_id = info.euid;
 	c->rec->group_id = info.rgid;
 	c->sample->egid = info.egid;
 	c->rec->missing &= ~(uint32_t)PROC_MISSING_STATUS;
-	return true;
+	return 1;
 }
 
 static int
@@ -499,10 +516,21 @@ read_status_step(struct read_ctx *c)
 	struct procfs_status st;
 	size_t len = 0;
 	int rc;
+	char path[48];
+	struct pidfd_info_v0 alive;
 
-	if (c->pidfd >= 0 && ids_from_pidfd(c))
-		return 0;
-	if ((rc = small_file_at(c->pdir, "status", STATUS_FILE_MAX, &buf, &len)) < 0) {
+	if (c->pidfd >= 0 && (rc = ids_from_pidfd(c)) != 0) {
+		/* Files read by path may be a successor's: read them again. */
+		if (rc < 0 && c->prefix[0] != '\0')
+			return -ESTALE;
+		if (rc > 0)
+			return 0;
+	}
+	/* The files were read by path and the pidfd could not vouch for them:
+	 * read again through a directory fd (pidfd_info is off now). */
+	if (c->prefix[0] != '\0' && !c->pf->pidfd_info)
+		return -ESTALE;
+	if ((rc = small_file_at(c->pdir, at(c, "status", path), STATUS_FILE_MAX, &buf, &len)) < 0) {
 		note_err(c, rc, PROC_MISSING_STATUS);
 		return rc == -ENOMEM ? rc : 0;
 	}
@@ -517,6 +545,9 @@ read_status_step(struct read_ctx *c)
 	if (st.threads >= 0)
 		c->rec->threads = st.threads;
 	c->rec->missing &= ~(uint32_t)PROC_MISSING_STATUS;
+	/* By path after a reparenting: the instance must still be alive. */
+	if (c->prefix[0] != '\0' && pidfd_get_ids(c->pidfd, &alive) == -ESRCH)
+		return -ESTALE;
 	return 0;
 }
 
@@ -548,15 +579,20 @@ read_cmdline_step(struct read_ctx *c, unsigned what)
 	size_t len = 0;
 	bool trunc = false;
 	int rc;
+	char path[48];
 
-	if ((fd = open_at(c->pdir, "cmdline")) < 0 ||
-	    (rc = procfs_pread_cmdline(fd, &raw, &len, &trunc)) < 0 || raw == NULL) {
+	/* A kernel thread has no memory: its argv reads empty. */
+	if (c->sample->kernel_thread) {
+		if ((raw = strdup("")) == NULL)
+			return -ENOMEM;
+	} else if ((fd = open_at(c->pdir, at(c, "cmdline", path))) < 0 ||
+	           (rc = procfs_pread_cmdline(fd, &raw, &len, &trunc)) < 0 || raw == NULL) {
 		rc = fd < 0 ? fd : rc;
 		note_err(c, rc == -ESRCH ? -ENOENT : rc, PROC_MISSING_CMDLINE);
 		return rc == -ENOMEM ? rc : 0;
 	}
-	/* A kernel thread's argv stays empty: nothing to re-read. */
-	if ((what & PROCFS_KEEP_FDS) && !c->sample->kernel_thread)
+	/* (None for a kernel thread: its argv stays empty.) */
+	if (what & PROCFS_KEEP_FDS)
 		c->sample->cmdline_fd = TAKE_FD(fd);
 	if ((rc = procfs_sanitize_cmdline(raw, len, &clean)) < 0)
 		return rc;
@@ -580,8 +616,12 @@ read_exe_step(struct read_ctx *c, unsigned what)
 	struct stat sb;
 	char *clean;
 	int rc;
+	char path[48];
 
-	if ((link = link_at(c->pdir, "exe", &rc)) == NULL) {
+	/* A kernel thread has no image (the kernel answers ENOENT). */
+	rc = -ENOENT;
+	if (c->sample->kernel_thread ||
+	    (link = link_at(c->pdir, at(c, "exe", path), &rc)) == NULL) {
 		replace_str(&r->executable_path, NULL);
 		r->file_exists = false;
 		if (c->sample->kernel_thread && rc == -ENOENT)
@@ -603,7 +643,8 @@ read_exe_step(struct read_ctx *c, unsigned what)
 	replace_str(&r->executable_path, sanitize_path(clean));
 	free(clean);
 	/* Through the directory fd: one path component, not two from /proc. */
-	if ((what & PROCFS_READ_EXE_KEY) && fstatat(c->pdir, "exe", &c->sample->exe_stat, 0) == 0)
+	if ((what & PROCFS_READ_EXE_KEY) &&
+	    fstatat(c->pdir, at(c, "exe", path), &c->sample->exe_stat, 0) == 0)
 		c->sample->have_exe_stat = true;
 	r->missing &= ~(uint32_t)PROC_MISSING_EXE;
 	return r->executable_path == NULL ? -ENOMEM : 0;
@@ -614,8 +655,9 @@ read_cwd_step(struct read_ctx *c)
 {
 	_cleanup_free_ char *link = NULL;
 	int rc;
+	char path[48];
 
-	if ((link = link_at(c->pdir, "cwd", &rc)) == NULL) {
+	if ((link = link_at(c->pdir, at(c, "cwd", path), &rc)) == NULL) {
 		if (!c->sample->kernel_thread || rc != -ENOENT)
 			note_err(c, rc == -ENOENT && c->zombie_or_kernel ? -ENODATA : rc,
 			         PROC_MISSING_CWD);
@@ -684,11 +726,12 @@ static int
 read_cgroup_step(struct read_ctx *c)
 {
 	_cleanup_free_ char *buf = NULL;
-	char *path = NULL, id[65];
+	char *path = NULL, id[65], fname[48];
 	size_t len = 0;
 	int rc;
 
-	if ((rc = small_file_at(c->pdir, "cgroup", CGROUP_FILE_MAX, &buf, &len)) < 0) {
+	if ((rc = small_file_at(c->pdir, at(c, "cgroup", fname), CGROUP_FILE_MAX, &buf, &len)) <
+	    0) {
 		note_err(c, rc, PROC_MISSING_CGROUP);
 		return rc == -ENOMEM ? rc : 0;
 	}
@@ -740,11 +783,11 @@ read_pid(struct procfs *pf, pid_t pid, unsigned what, struct process_record *rec
 	int rc;
 
 	memset(sample, 0, sizeof(*sample));
-	sample->cmdline_fd = -1;
+	sample->cmdline_fd = sample->stat_fd = -1;
 	sample->egid = -1;
 	snprintf(name, sizeof(name), "%d", (int)pid);
-	/* The ids through a pidfd rather than status; it must exist before the
-	 * directory is opened (see ids_from_pidfd). */
+	/* The ids through a pidfd rather than status; it must exist before any
+	 * file of the process is opened (see ids_from_pidfd). */
 	if ((what & PROCFS_READ_STATUS) && pf->pidfd_info) {
 		if ((pidfd = pidfd_open_pid(pid)) < 0 && errno == ESRCH)
 			return -ESRCH;
@@ -752,25 +795,34 @@ read_pid(struct procfs *pf, pid_t pid, unsigned what, struct process_record *rec
 			pf->pidfd_info = false;
 		c.pidfd = pidfd;
 	}
-	/* One directory fd per read: every file comes from the same process
-	 * instance even if the pid is reused meanwhile (reads then fail ESRCH). */
-	if ((pdir = openat(pf->dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return is_gone(-errno) ? -ESRCH : neg_errno();
-	c.pdir = pdir;
+	if (pidfd >= 0) {
+		/* The files by path ("PID/stat"), the ioctl last: its answer
+		 * proves they were all the pidfd's instance. No directory fd to
+		 * open and close. */
+		c.pdir = pf->dirfd;
+		snprintf(c.prefix, sizeof(c.prefix), "%d/", (int)pid);
+	} else {
+		/* One directory fd per read: every file comes from the same
+		 * instance even if the pid is reused meanwhile (reads then fail
+		 * ESRCH). */
+		if ((pdir = openat(pf->dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+			return is_gone(-errno) ? -ESRCH : neg_errno();
+		c.pdir = pdir;
+	}
 	if ((rc = read_stat_step(&c, what)) < 0)
 		return rc;
 	rec->accessible = true;
 	/* The command line and the image first: a short-lived process loses them
-	 * at exit, while its status stays readable until it is reaped. */
+	 * at exit, while its ids stay readable until it is reaped. */
 	if ((what & PROCFS_READ_CMDLINE) && (rc = read_cmdline_step(&c, what)) < 0)
 		return rc;
 	if ((what & PROCFS_READ_EXE) && (rc = read_exe_step(&c, what)) < 0)
 		return rc;
-	if ((what & PROCFS_READ_STATUS) && (rc = read_status_step(&c)) < 0)
-		return rc;
 	if ((what & PROCFS_READ_CWD) && (rc = read_cwd_step(&c)) < 0)
 		return rc;
 	if ((what & PROCFS_READ_CGROUP) && (rc = read_cgroup_step(&c)) < 0)
+		return rc;
+	if ((what & PROCFS_READ_STATUS) && (rc = read_status_step(&c)) < 0)
 		return rc;
 	if ((what & PROCFS_READ_USER) && rec->user_id >= 0)
 		replace_str(&rec->user_name, procfs_user_name(pf, rec->user_id));
@@ -778,8 +830,9 @@ read_pid(struct procfs *pf, pid_t pid, unsigned what, struct process_record *rec
 		return rc;
 	if (c.denied)
 		rec->accessible = false;
-	/* A file vanished under us: confirm with stat that the process is gone. */
-	if (c.gone && faccessat(pdir, "stat", F_OK, 0) < 0)
+	/* A file vanished under us: confirm the process is gone (by path, the
+	 * ids' ioctl already did: it answered). */
+	if (c.gone && c.prefix[0] == '\0' && faccessat(pdir, "stat", F_OK, 0) < 0)
 		return -ESRCH;
 	return 0;
 }
@@ -790,9 +843,24 @@ procfs_read_pid(struct procfs *pf, pid_t pid, unsigned what, struct process_reco
 {
 	int rc = read_pid(pf, pid, what, rec, sample);
 
-	if (rc < 0 && sample->cmdline_fd >= 0) {
-		close(sample->cmdline_fd);
-		sample->cmdline_fd = -1;
+	/* Read by path, the pidfd's instance went away (a successor may hold
+	 * the pid) or could not vouch: once more, from a new pidfd or a
+	 * directory fd. */
+	if (rc == -ESTALE) {
+		if (sample->cmdline_fd >= 0)
+			close(sample->cmdline_fd);
+		if (sample->stat_fd >= 0)
+			close(sample->stat_fd);
+		rc = read_pid(pf, pid, what, rec, sample);
+		if (rc == -ESTALE)
+			rc = -ESRCH;
+	}
+	if (rc < 0) {
+		if (sample->cmdline_fd >= 0)
+			close(sample->cmdline_fd);
+		if (sample->stat_fd >= 0)
+			close(sample->stat_fd);
+		sample->cmdline_fd = sample->stat_fd = -1;
 	}
 	return rc;
 }

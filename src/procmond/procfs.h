@@ -115,6 +115,9 @@ enum {
 	/* With PROCFS_READ_EXE: also stat the image through the same /proc/PID
 	 * directory fd (the hash cache key; hash_cache_get_stat). */
 	PROCFS_READ_EXE_KEY = 1u << 9,
+	/* With PROCFS_KEEP_FDS: hand the stat fd back too (its 4.5 KiB stay
+	 * allocated while it is open; a pread re-reads the instance). */
+	PROCFS_KEEP_STAT_FD = 1u << 10,
 };
 
 /* Numbers that are not record columns but that the lifecycle needs. */
@@ -125,6 +128,7 @@ struct procfs_sample {
 	bool kernel_thread;
 	int64_t egid;       /* effective gid with the ids (READ_STATUS), or -1 */
 	int cmdline_fd;     /* with PROCFS_KEEP_FDS: an open fd, or -1 */
+	int stat_fd;        /* with PROCFS_KEEP_STAT_FD: an open fd, or -1 */
 	bool have_exe_stat; /* PROCFS_READ_EXE_KEY: exe_stat is the image's */
 	struct stat exe_stat;
 };

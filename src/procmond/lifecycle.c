@@ -1271,12 +1271,16 @@ cgroup_memo_clear(struct lifecycle *lc, struct cgroup_memo *m)
 	memset(m, 0, sizeof(*m));
 }
 
-/* True when a /proc/PID/cgroup text has the unified hierarchy's line, the
- * one the kernel's cgroup id names. */
+/* True when a /proc/PID/cgroup text is the unified hierarchy's line alone
+ * (a pure cgroup v2 host): then the cgroup id the kernel gives decides the
+ * whole text. On a hybrid host the v1 lines are not in the id, and the
+ * column may come from them (procfs_parse_cgroup). */
 static bool
-has_unified_line(const char *buf)
+is_unified_only(const char *buf, size_t len)
 {
-	return strncmp(buf, "0::", 3) == 0 || strstr(buf, "\n0::") != NULL;
+	const char *nl = memchr(buf, '\n', len);
+
+	return len > 3 && strncmp(buf, "0::", 3) == 0 && (nl == NULL || nl == buf + len - 1);
 }
 
 /* cgroup and container of a process whose cgroup v2 id the kernel gave. */
@@ -1302,7 +1306,7 @@ fill_cgroup_by_id(struct lifecycle *lc, struct entry *e, uint64_t id)
 	}
 	cx_set(lc, e, CX_CGROUP, pool_adopt(lc, cg));
 	cx_set(lc, e, CX_CONTAINER, cid[0] != '\0' ? pool_get(lc, cid) : NULL);
-	if (CX(e, CX_CGROUP) == NULL || !has_unified_line(buf))
+	if (CX(e, CX_CGROUP) == NULL || !is_unified_only(buf, len))
 		return;
 	if (m->used && m->id == id && !str_differs(m->path, CX(e, CX_CGROUP))) {
 		m->confirmed = true;

@@ -453,6 +453,27 @@ test_exec_from_kernel_record_alone(void **state)
 	assert_true(s->deleted);
 	assert_string_equal(s->cgroup, "/system.slice/x.service");
 
+	/* A hybrid host: the same cgroup v2 id, other v1 cgroups. Two texts that
+	 * agree must not make the id stand for the third (the column is the v1
+	 * path here): each is read, and a process gone has none. */
+	w->n = 0;
+	put(w, 605, "cgroup", "4:memory:/a\n0::/\n", 17);
+	put(w, 606, "cgroup", "4:memory:/b\n0::/\n", 17);
+	put(w, 607, "cgroup", "4:memory:/a\n0::/\n", 17);
+	for (int i = 0; i < 4; i++) {
+		static const int order[] = { 605, 607, 606, 608 };
+
+		kernel_exec(ev, order[i], "/memfd:payload", &sb);
+		ev->cgroup_id = 78;
+		lifecycle_on_source_event(w->lc, ev, "ebpf");
+	}
+	assert_non_null(s = find(w, PROC_EV_START, 607));
+	assert_string_equal(s->cgroup, "/a");
+	assert_non_null(s = find(w, PROC_EV_START, 606));
+	assert_string_equal(s->cgroup, "/b");
+	assert_non_null(s = find(w, PROC_EV_START, 608));
+	assert_true(s->missing & PROC_MISSING_CGROUP);
+
 	/* An incomplete record (no image) is enriched from /proc as before. */
 	w->n = 0;
 	put_proc(w, 604, "curl", 100, 995, "curl", "-s", 1000);
@@ -462,7 +483,7 @@ test_exec_from_kernel_record_alone(void **state)
 	assert_non_null(s = find(w, PROC_EV_START, 604));
 	assert_int_equal(s->start_ticks, 995); /* from the fixture's stat */
 	lifecycle_get_stats(w->lc, &ls);
-	assert_int_equal(ls.from_kernel, 4);
+	assert_int_equal(ls.from_kernel, 8);
 
 	lifecycle_free(w->lc);
 	w->lc = NULL;

@@ -26,9 +26,16 @@
 #include "util.h"
 #include "wal.h"
 
-#define BATCH_MAX_EVENTS    512
-#define BATCH_MAX_BYTES     (1024 * 1024)
-#define WRITER_MAX          (8u * 1024 * 1024)
+#define BATCH_MAX_EVENTS 512
+/* One frame holds at most this much (or one record, however large): ~400
+ * processes of a snapshot. The batch buffer and the writer's queue stay
+ * resident at the size the largest burst made them, so they are kept to a
+ * frame or two. A 1,600 exec/s load fills ~16 KiB per 30 ms window. */
+#define BATCH_MAX_BYTES (128 * 1024)
+#define WRITER_MAX      (8u * 1024 * 1024)
+/* More is read from the WAL and queued only when less than this waits for
+ * the socket: the WAL holds the rest, so memory need not. */
+#define WRITER_SEND_MAX     BATCH_MAX_BYTES
 #define INFLIGHT_RING       256
 #define REGISTER_TIMEOUT_MS 10000
 #define REGISTER_RETRIES    3
@@ -386,7 +393,7 @@ can_send(const struct publish *p)
 {
 	return p->sock >= 0 && !p->paused && p->ring_len < INFLIGHT_RING &&
 	       p->sent_bytes - p->acked_bytes < p->max_inflight &&
-	       ipc_writer_queued(&p->wr) < WRITER_MAX / 2;
+	       ipc_writer_queued(&p->wr) < WRITER_SEND_MAX;
 }
 
 /* Sends one batch when there is something durable to send. Returns 1 when

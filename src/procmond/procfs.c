@@ -642,7 +642,7 @@ read_exe_step(struct read_ctx *c, unsigned what)
 		r->file_exists = !r->exe_deleted || stat(clean, &sb) == 0;
 	replace_str(&r->executable_path, sanitize_path(clean));
 	free(clean);
-	/* Through the directory fd: one path component, not two from /proc. */
+	/* The same instance's image as the link (see read_pid): the hash key. */
 	if ((what & PROCFS_READ_EXE_KEY) &&
 	    fstatat(c->pdir, at(c, "exe", path), &c->sample->exe_stat, 0) == 0)
 		c->sample->have_exe_stat = true;

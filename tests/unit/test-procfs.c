@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -510,6 +511,47 @@ test_live_self(void **state)
 	procfs_free(pf);
 }
 
+/* A live kernel thread (kthreadd, pid 2 in procmond's pid namespace): its
+ * cmdline and exe link are not read, and the record says what the kernel
+ * would have (an empty command line and no image, neither missing), read
+ * by path with the ids from a pidfd and through a directory fd alike. */
+static void
+test_live_kernel_thread(void **state)
+{
+	struct procfs *pf = NULL;
+	struct process_record r;
+	struct procfs_sample s;
+	char buf[64];
+	ssize_t n;
+	int fd = -1;
+
+	(void)state;
+	if (geteuid() != 0 || (fd = open("/proc/2/cmdline", O_RDONLY | O_CLOEXEC)) < 0)
+		skip();
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	/* Another pid namespace: pid 2 is not kthreadd. */
+	if (n != 0 || readlink("/proc/2/exe", buf, sizeof(buf)) >= 0 || errno != ENOENT)
+		skip();
+	assert_int_equal(procfs_open("/proc", &pf), 0);
+	for (int way = 0; way < 2; way++) {
+		procfs_set_pidfd_info(pf, way == 0);
+		process_record_init(&r);
+		assert_int_equal(procfs_read_pid(pf, 2, PROCFS_READ_ALL | PROCFS_KEEP_FDS, &r, &s),
+		                 0);
+		assert_true(s.kernel_thread);
+		assert_string_equal(r.command_line, "");
+		assert_null(r.executable_path);
+		assert_false(r.file_exists);
+		assert_int_equal(r.missing & (PROC_MISSING_CMDLINE | PROC_MISSING_EXE), 0);
+		assert_int_equal(s.cmdline_fd, -1);
+		assert_int_equal(r.user_id, 0);
+		assert_string_equal(r.name, "kthreadd");
+		process_record_clear(&r);
+	}
+	procfs_free(pf);
+}
+
 /* The ids of a live process read through PIDFD_GET_INFO match status, field
  * by field: a child made to hold different real and effective uids and gids
  * (needs root) so a swapped field cannot pass. */
@@ -599,6 +641,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_read_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_foreach, setup, teardown),
 		cmocka_unit_test(test_live_self),
+		cmocka_unit_test(test_live_kernel_thread),
 		cmocka_unit_test(test_live_ids_pidfd_vs_status),
 		cmocka_unit_test(test_live_stat_owner),
 	};

@@ -27,11 +27,11 @@
 #include "wal.h"
 
 #define BATCH_MAX_EVENTS 512
-/* One frame holds at most this much (or one record, however large): ~400
+/* One frame holds at most this much (or one record, however large): ~200
  * processes of a snapshot. The batch buffer and the writer's queue stay
  * resident at the size the largest burst made them, so they are kept to a
  * frame or two. A 1,600 exec/s load fills ~16 KiB per 30 ms window. */
-#define BATCH_MAX_BYTES (128 * 1024)
+#define BATCH_MAX_BYTES (64 * 1024)
 #define WRITER_MAX      (8u * 1024 * 1024)
 /* More is read from the WAL and queued only when less than this waits for
  * the socket: the WAL holds the rest, so memory need not. */

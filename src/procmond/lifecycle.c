@@ -35,6 +35,8 @@
 #define IMAGE_MEMO      256 /* image key -> SHA-256 */
 #define CGROUP_MEMO     64  /* cgroup id -> path, container id */
 #define CGROUP_FILE_MAX 16384
+/* Parents read ahead of the walk, nested at most this deep (adopt_parent). */
+#define ADOPT_DEPTH_MAX 8
 /* A snapshot lets source events in every this many pids. */
 #define LIFECYCLE_POLL_EVERY 32
 /* What an exec record must carry to be recorded without reading /proc. */
@@ -109,6 +111,7 @@ struct entry {
 	bool hidden : 1;       /* tracked but not reported (skip_kernel/system) */
 	bool kernel_thread : 1;
 	bool flagged_future : 1; /* a suspicious start time was reported */
+	bool adopted : 1;        /* read early as a parent (adopt_parent), at gen */
 };
 
 #define ID_UNKNOWN UINT32_MAX
@@ -168,6 +171,8 @@ struct lifecycle {
 	size_t cap, count;
 	uint32_t gen;
 	bool first_done;
+	bool walking;         /* inside the walk's read of a new pid */
+	unsigned adopt_depth; /* parents being read early, nested */
 	/* Per snapshot. */
 	bool emit_all, truncated;
 	uint32_t seen;
@@ -623,6 +628,39 @@ fill_hash(struct lifecycle *lc, struct entry *e, const struct stat *exe_stat)
 	e->hash_pending = rc == -EINPROGRESS || rc == -EAGAIN;
 }
 
+static int entry_read_full(struct lifecycle *lc, pid_t pid, struct entry **ret);
+static void announce_new(struct lifecycle *lc, struct entry *e, const char *source);
+
+/* The walk meets a process before its parent when pids wrapped (pid_max):
+ * the parent, not in the table yet, is then read in full once and tracked
+ * (announced now, skipped when the walk reaches it), so its other children
+ * find it in the table instead of each reading its files. Returns the new
+ * entry, or NULL (not during the walk's own reads, nesting too deep, the
+ * max_processes limit, or the parent is gone). */
+static struct entry *
+adopt_parent(struct lifecycle *lc, pid_t ppid)
+{
+	struct entry *p;
+
+	if (!lc->walking || lc->adopt_depth >= ADOPT_DEPTH_MAX ||
+	    (lc->opts.max_processes && lc->seen >= lc->opts.max_processes))
+		return NULL;
+	lc->adopt_depth++;
+	if (entry_read_full(lc, ppid, &p) < 0)
+		p = NULL;
+	lc->adopt_depth--;
+	if (p == NULL)
+		return NULL;
+	if (table_insert(lc, p) < 0) {
+		entry_free(lc, p);
+		return NULL;
+	}
+	p->gen = lc->gen;
+	p->adopted = true;
+	announce_new(lc, p, "poll");
+	return p;
+}
+
 static void
 fill_parent(struct lifecycle *lc, struct entry *e)
 {
@@ -637,7 +675,9 @@ fill_parent(struct lifecycle *lc, struct entry *e)
 	pool_put(lc, v[CX_PNAME]);
 	pool_put(lc, v[CX_PEXE]);
 	pool_put(lc, v[CX_PCMD]);
-	if ((p = table_find(lc, e->rec.ppid)) != NULL && !p->fork_only) {
+	if ((p = table_find(lc, e->rec.ppid)) == NULL)
+		p = adopt_parent(lc, e->rec.ppid);
+	if (p != NULL && !p->fork_only) {
 		v[CX_PNAME] = pool_ref(p->rec.name);
 		v[CX_PEXE] = pool_ref(CX(p, CX_EXE));
 		v[CX_PCMD] = pool_ref(p->rec.command_line);
@@ -648,6 +688,7 @@ fill_parent(struct lifecycle *lc, struct entry *e)
 	process_record_init(&r);
 	r.pid = e->rec.pid;
 	r.ppid = e->rec.ppid;
+	lc->st.parent_reads++;
 	procfs_read_parent(lc->pf, &r);
 	e->rec.missing |= r.missing;
 	v[CX_PNAME] = pool_adopt(lc, TAKE_PTR(r.parent_name));
@@ -968,6 +1009,14 @@ snapshot_one(void *ctx, pid_t pid)
 		return 1;
 	}
 	e = table_find(lc, pid);
+	/* Read already in this walk, as the parent of an earlier pid. */
+	if (e != NULL && e->adopted) {
+		e->adopted = false;
+		if (e->gen == lc->gen) {
+			lc->seen += !e->hidden;
+			return 0;
+		}
+	}
 	/* A known pid: stat by path (its start time tells the instance) and
 	 * the file's owner for the id check. An unknown pid is read in full at
 	 * once (stat first): looking at its stat on its own before would read
@@ -1009,7 +1058,10 @@ snapshot_one(void *ctx, pid_t pid)
 		report_reuse(lc, e, &st);
 		table_remove(lc, e);
 	}
-	if ((rc = entry_read_full(lc, pid, &e)) < 0)
+	lc->walking = true;
+	rc = entry_read_full(lc, pid, &e);
+	lc->walking = false;
+	if (rc < 0)
 		return rc == -ENOMEM ? rc : 0;
 	if ((rc = table_insert(lc, e)) < 0) {
 		entry_free(lc, e);

@@ -44,6 +44,7 @@ struct lifecycle_stats {
 	uint64_t from_event;           /* records built from a source event (process gone) */
 	uint64_t from_kernel;          /* new instances built from an exec record alone */
 	uint64_t image_memo_hits;      /* of those, hashes known by the kernel's image key */
+	uint64_t parent_reads;         /* a parent's columns read from /proc (not tracked) */
 	uint64_t last_snapshot_us;     /* wall clock */
 	uint64_t last_snapshot_cpu_us; /* CPU time (user + system) */
 };

@@ -595,6 +595,39 @@ test_poll_sees_id_change(void **state)
 	assert_int_equal(w->n, 0);
 }
 
+/* pid numbers wrapped: the walk (ascending pids) meets children before
+ * their parent. The parent is read once, ahead, and tracked: its children
+ * find it in the table (each used to read the parent's files again). */
+static void
+test_parent_after_children(void **state)
+{
+	struct world *w = *state;
+	struct lifecycle_stats ls;
+	size_t parents = 0;
+	const struct seen *s;
+
+	put_proc(w, 900, "server", 1, 600, "/usr/sbin/server", "-f", 0);
+	for (int pid = 300; pid < 303; pid++)
+		put_proc(w, pid, "worker", 900, 700, "worker", "-n", 0);
+	assert_int_equal(lifecycle_snapshot(w->lc, false), 6);
+	lifecycle_get_stats(w->lc, &ls);
+	assert_int_equal(ls.parent_reads, 0);
+	assert_int_equal(ls.full_reads, 6);
+	for (size_t i = 0; i < w->n; i++)
+		parents += w->ev[i].pid == 900;
+	assert_int_equal(parents, 1);
+	assert_non_null(s = find(w, PROC_EV_SNAPSHOT, 301));
+	assert_string_equal(s->parent, "server");
+	assert_non_null(s = find(w, PROC_EV_SNAPSHOT, 900));
+	assert_string_equal(s->parent, "init");
+	w->n = 0;
+	assert_int_equal(lifecycle_snapshot(w->lc, false), 6);
+	assert_int_equal(w->n, 0);
+	lifecycle_get_stats(w->lc, &ls);
+	assert_int_equal(ls.full_reads, 6);
+	assert_int_equal(ls.cheap_reads, 6);
+}
+
 static void
 test_max_processes_does_not_fake_stops(void **state)
 {
@@ -628,6 +661,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_shared_columns_change_per_instance, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_poll_sees_id_change, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_parent_after_children, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_max_processes_does_not_fake_stops, setup,
 		                                teardown),
 	};

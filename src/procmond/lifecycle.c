@@ -32,9 +32,7 @@
  * STAT_FD_MAX * 4.5 KiB + 220 B per process. */
 #define STAT_FD_MAX 4096
 /* Memos of what the kernel's exec records name (entry_from_kernel). */
-#define IMAGE_MEMO      256 /* image key -> SHA-256 */
-#define CGROUP_MEMO     64  /* cgroup id -> path, container id */
-#define CGROUP_FILE_MAX 16384
+#define IMAGE_MEMO 256 /* image key -> SHA-256 */
 /* Parents read ahead of the walk, nested at most this deep (adopt_parent). */
 #define ADOPT_DEPTH_MAX 8
 /* A snapshot lets source events in every this many pids. */
@@ -147,16 +145,6 @@ struct image_memo {
 	char hex[HASH_HEX_LEN + 1];
 };
 
-/* The cgroup path of a cgroup v2 id; trusted (confirmed) once two
- * processes' /proc/PID/cgroup agreed, so a process that moved to another
- * cgroup between its exec and the read cannot poison it. */
-struct cgroup_memo {
-	uint64_t id;
-	char *path;      /* shared string */
-	char *container; /* owned, NULL when none */
-	bool used, confirmed;
-};
-
 struct lifecycle {
 	struct procfs *pf;
 	struct hash_cache *hc;
@@ -182,7 +170,6 @@ struct lifecycle {
 	void *poll_ctx;
 	uint32_t poll_count;
 	struct image_memo *images; /* IMAGE_MEMO, allocated at first use */
-	struct cgroup_memo cgroups[CGROUP_MEMO];
 };
 
 /* ---- shared strings ----
@@ -1315,60 +1302,18 @@ fill_hash_by_key(struct lifecycle *lc, struct entry *e, const struct source_imag
 		e->rec.missing &= ~(uint32_t)PROC_MISSING_HASH;
 }
 
-static void
-cgroup_memo_clear(struct lifecycle *lc, struct cgroup_memo *m)
-{
-	pool_put(lc, m->path);
-	free(m->container);
-	memset(m, 0, sizeof(*m));
-}
-
-/* True when a /proc/PID/cgroup text is the unified hierarchy's line alone
- * (a pure cgroup v2 host): then the cgroup id the kernel gives decides the
- * whole text. On a hybrid host the v1 lines are not in the id, and the
- * column may come from them (procfs_parse_cgroup). */
-static bool
-is_unified_only(const char *buf, size_t len)
-{
-	const char *nl = memchr(buf, '\n', len);
-
-	return len > 3 && strncmp(buf, "0::", 3) == 0 && (nl == NULL || nl == buf + len - 1);
-}
-
 /* cgroup and container of a process whose cgroup v2 id the kernel gave. */
 static void
 fill_cgroup_by_id(struct lifecycle *lc, struct entry *e, uint64_t id)
 {
-	struct cgroup_memo *m = &lc->cgroups[id % CGROUP_MEMO];
-	_cleanup_free_ char *buf = NULL;
-	char path[32], cid[65];
-	char *cg = NULL;
-	size_t len = 0;
+	char *cg = NULL, cid[65];
 
-	if (m->used && m->confirmed && m->id == id) {
-		cx_set(lc, e, CX_CGROUP, pool_get(lc, m->path));
-		cx_set(lc, e, CX_CONTAINER, pool_get(lc, m->container));
-		return;
-	}
-	snprintf(path, sizeof(path), "%d/cgroup", (int)e->rec.pid);
-	if (read_file_at(procfs_dirfd(lc->pf), path, CGROUP_FILE_MAX, true, &buf, &len) < 0 ||
-	    procfs_parse_cgroup(buf, len, &cg, cid) < 0) {
+	if (procfs_cgroup_by_id(lc->pf, e->rec.pid, id, &cg, cid) < 0) {
 		e->rec.missing |= PROC_MISSING_CGROUP;
 		return;
 	}
 	cx_set(lc, e, CX_CGROUP, pool_adopt(lc, cg));
 	cx_set(lc, e, CX_CONTAINER, cid[0] != '\0' ? pool_get(lc, cid) : NULL);
-	if (CX(e, CX_CGROUP) == NULL || !is_unified_only(buf, len))
-		return;
-	if (m->used && m->id == id && !str_differs(m->path, CX(e, CX_CGROUP))) {
-		m->confirmed = true;
-		return;
-	}
-	cgroup_memo_clear(lc, m);
-	m->id = id;
-	m->path = pool_get(lc, CX(e, CX_CGROUP));
-	m->container = strdup_or_null(CX(e, CX_CONTAINER));
-	m->used = m->path != NULL;
 }
 
 /* The name column: comm, or argv[0]'s basename when the kernel cut comm at
@@ -1683,8 +1628,6 @@ lifecycle_free(struct lifecycle *lc)
 		return;
 	for (size_t i = 0; i < lc->cap; i++)
 		entry_free(lc, lc->slots[i]);
-	for (size_t i = 0; i < CGROUP_MEMO; i++)
-		cgroup_memo_clear(lc, &lc->cgroups[i]);
 	free(lc->images);
 	free(lc->slots);
 	free(lc->ctxs); /* empty: every entry released its tuple */

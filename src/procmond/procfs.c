@@ -24,6 +24,7 @@
 #define CGROUP_FILE_MAX 16384
 #define USER_CACHE_SIZE 64
 #define CGROUP_CACHE    8
+#define CGROUP_ID_MEMO  64
 #define EXE_LINK_MAX    PATH_MAX
 
 struct user_cache_entry {
@@ -40,6 +41,15 @@ struct cgroup_cache_entry {
 	char id[65];
 };
 
+/* The cgroup column of a cgroup v2 id, on a pure v2 host (see
+ * procfs_cgroup_by_id): used once two reads for the id agreed. */
+struct cgroup_id_memo {
+	uint64_t id;
+	char *path; /* NULL: empty slot */
+	char cid[65];
+	bool confirmed;
+};
+
 struct procfs {
 	int dirfd;
 	bool pidfd_info; /* the ids come from PIDFD_GET_INFO (see read_ids_step) */
@@ -50,6 +60,8 @@ struct procfs {
 	size_t n_users, next_user;
 	struct cgroup_cache_entry cgroups[CGROUP_CACHE];
 	size_t next_cgroup;
+	bool cgroup_v2_only; /* this /proc's cgroup files are the unified line alone */
+	struct cgroup_id_memo cgroup_ids[CGROUP_ID_MEMO];
 };
 
 /* ---- process ids through a pidfd ----
@@ -74,6 +86,7 @@ _Static_assert(sizeof(struct pidfd_info_v0) == 64, "PIDFD_INFO_SIZE_VER0");
 
 #define PIDFD_GET_INFO_V0 _IOWR(0xFF, 11, struct pidfd_info_v0)
 #define PIDFD_INFO_CREDS  (1ull << 1)
+#define PIDFD_INFO_CGROUP (1ull << 2)
 
 static int
 pidfd_open_pid(pid_t pid)
@@ -86,7 +99,7 @@ pidfd_open_pid(pid_t pid)
 static int
 pidfd_get_ids(int pidfd, struct pidfd_info_v0 *ret)
 {
-	struct pidfd_info_v0 info = { .mask = PIDFD_INFO_CREDS };
+	struct pidfd_info_v0 info = { .mask = PIDFD_INFO_CREDS | PIDFD_INFO_CGROUP };
 
 	if (ioctl(pidfd, PIDFD_GET_INFO_V0, &info) < 0)
 		return -errno;
@@ -127,6 +140,21 @@ clock_ms(clockid_t id)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* True when a /proc/PID/cgroup text is the unified hierarchy's line alone
+ * (a pure cgroup v2 host): then the task's cgroup v2 id decides the whole
+ * text. On a hybrid host the v1 lines are not in the id, and the column may
+ * come from them (procfs_parse_cgroup). */
+static bool
+unified_only(const char *buf, size_t len)
+{
+	const char *nl;
+
+	if (buf == NULL || len <= 3 || strncmp(buf, "0::", 3) != 0)
+		return false;
+	nl = memchr(buf, '\n', len);
+	return nl == NULL || nl == buf + len - 1;
+}
+
 int
 procfs_open(const char *proc_path, struct procfs **ret)
 {
@@ -154,8 +182,14 @@ procfs_open(const char *proc_path, struct procfs **ret)
 		pf->boot_ms = btime * 1000u;
 	/* The live /proc: the boot instant to the millisecond, not the second. */
 	if (streq(proc_path, "/proc")) {
+		_cleanup_free_ char *cg = NULL;
+
 		pf->boot_ms = clock_ms(CLOCK_REALTIME) - clock_ms(CLOCK_BOOTTIME);
 		pf->pidfd_info = pidfd_info_works(pf->dirfd);
+		/* The hierarchies are the host's: our own file tells. */
+		pf->cgroup_v2_only =
+		    read_file_at(pf->dirfd, "self/cgroup", CGROUP_FILE_MAX, true, &cg, &len) >= 0 &&
+		    unified_only(cg, len);
 	}
 	*ret = pf;
 	return 0;
@@ -172,6 +206,8 @@ procfs_free(struct procfs *pf)
 		free(pf->cgroups[i].raw);
 		free(pf->cgroups[i].path);
 	}
+	for (size_t i = 0; i < CGROUP_ID_MEMO; i++)
+		free(pf->cgroup_ids[i].path);
 	if (pf->dirfd >= 0)
 		close(pf->dirfd);
 	free(pf);
@@ -182,6 +218,13 @@ procfs_set_pidfd_info(struct procfs *pf, bool on)
 {
 	pf->pidfd_info = on && pidfd_info_works(pf->dirfd);
 	return pf->pidfd_info;
+}
+
+bool
+procfs_set_cgroup_memo(struct procfs *pf, bool on)
+{
+	pf->cgroup_v2_only = on && pf->pidfd_info;
+	return pf->cgroup_v2_only;
 }
 
 bool
@@ -416,7 +459,9 @@ struct read_ctx {
 	pid_t pid;
 	struct process_record *rec;
 	struct procfs_sample *sample;
-	int pidfd; /* opened before any file for the ids, or -1 */
+	int pidfd;          /* opened before any file for the ids, or -1 */
+	uint64_t cgroup_id; /* cgroup v2 id from the ids' ioctl (have_cgroup_id) */
+	bool have_cgroup_id;
 	bool gone, denied, zombie_or_kernel;
 };
 
@@ -498,6 +543,8 @@ ids_from_pidfd(struct read_ctx *c)
 		c->pf->pidfd_info = false; /* refused here (seccomp, kernel): use status */
 		return 0;
 	}
+	c->have_cgroup_id = (info.mask & PIDFD_INFO_CGROUP) != 0;
+	c->cgroup_id = info.cgroupid;
 	/* Reparenting between the stat read and now: let status decide. */
 	if ((int64_t)info.ppid != (int64_t)c->rec->ppid)
 		return 0;
@@ -722,16 +769,88 @@ parse_cgroup_cached(struct procfs *pf, const char *buf, size_t len, char **ret_p
 	return 0;
 }
 
+/* The cgroup column of id from the memo: 1 (a copy in *ret_path, may be
+ * NULL, and cid), 0 when not known yet, -ENOMEM. */
 static int
-read_cgroup_step(struct read_ctx *c)
+cgroup_memo_get(struct procfs *pf, uint64_t id, char **ret_path, char cid[65])
+{
+	const struct cgroup_id_memo *m = &pf->cgroup_ids[id % CGROUP_ID_MEMO];
+	char *path;
+
+	if (m->path == NULL || m->id != id || !m->confirmed)
+		return 0;
+	if ((path = strdup(m->path)) == NULL)
+		return -ENOMEM;
+	memcpy(cid, m->cid, sizeof(m->cid));
+	*ret_path = path;
+	return 1;
+}
+
+/* What a read of id's text found. Only a unified-only text (the id decides
+ * it) is kept, and trusted once a second read for the id agrees: a process
+ * that moved between the id and the read cannot poison it. */
+static void
+cgroup_memo_put(struct procfs *pf, uint64_t id, const char *buf, size_t len, const char *path,
+                const char cid[65])
+{
+	struct cgroup_id_memo *m = &pf->cgroup_ids[id % CGROUP_ID_MEMO];
+	char *copy;
+
+	if (path == NULL || !unified_only(buf, len))
+		return;
+	if (m->path != NULL && m->id == id && streq(m->path, path) && streq(m->cid, cid)) {
+		m->confirmed = true;
+		return;
+	}
+	if ((copy = strdup(path)) == NULL)
+		return;
+	free(m->path);
+	*m = (struct cgroup_id_memo){ .id = id, .path = copy };
+	memcpy(m->cid, cid, sizeof(m->cid));
+}
+
+int
+procfs_cgroup_by_id(struct procfs *pf, pid_t pid, uint64_t id, char **ret_path, char cid[65])
 {
 	_cleanup_free_ char *buf = NULL;
-	char *path = NULL, id[65], fname[48];
+	char fname[32], *path = NULL;
 	size_t len = 0;
 	int rc;
 
-	if ((rc = small_file_at(c->pdir, at(c, "cgroup", fname), CGROUP_FILE_MAX, &buf, &len)) <
-	    0) {
+	if ((rc = cgroup_memo_get(pf, id, ret_path, cid)) != 0)
+		return rc < 0 ? rc : 0;
+	snprintf(fname, sizeof(fname), "%d/cgroup", (int)pid);
+	if ((rc = small_file_at(pf->dirfd, fname, CGROUP_FILE_MAX, &buf, &len)) < 0)
+		return rc;
+	if ((rc = parse_cgroup_cached(pf, buf, len, &path, cid)) < 0)
+		return rc;
+	cgroup_memo_put(pf, id, buf, len, path, cid);
+	*ret_path = path;
+	return 0;
+}
+
+/* late: after the ids' ioctl (read by path, pure v2): the memo answers for
+ * the cgroup id the ioctl gave, or the file read must be vouched for again. */
+static int
+read_cgroup_step(struct read_ctx *c, bool late)
+{
+	_cleanup_free_ char *buf = NULL;
+	char *path = NULL, id[65], fname[48];
+	struct pidfd_info_v0 alive;
+	size_t len = 0;
+	int rc;
+
+	if (late && c->have_cgroup_id &&
+	    (rc = cgroup_memo_get(c->pf, c->cgroup_id, &path, id)) != 0) {
+		if (rc < 0)
+			return rc;
+		goto done;
+	}
+	rc = small_file_at(c->pdir, at(c, "cgroup", fname), CGROUP_FILE_MAX, &buf, &len);
+	/* Read by path after the ioctl: the instance must still hold the pid. */
+	if (late && pidfd_get_ids(c->pidfd, &alive) == -ESRCH)
+		return -ESTALE;
+	if (rc < 0) {
 		note_err(c, rc, PROC_MISSING_CGROUP);
 		return rc == -ENOMEM ? rc : 0;
 	}
@@ -741,6 +860,9 @@ read_cgroup_step(struct read_ctx *c)
 		c->rec->missing |= PROC_MISSING_CGROUP;
 		return 0;
 	}
+	if (late && c->have_cgroup_id)
+		cgroup_memo_put(c->pf, c->cgroup_id, buf, len, path, id);
+done:
 	replace_str(&c->rec->cgroup, path);
 	replace_str(&c->rec->container_id, id[0] ? strdup(id) : NULL);
 	c->rec->missing &= ~(uint32_t)PROC_MISSING_CGROUP;
@@ -779,6 +901,7 @@ read_pid(struct procfs *pf, pid_t pid, unsigned what, struct process_record *rec
 {
 	struct read_ctx c = { .pf = pf, .pid = pid, .rec = rec, .sample = sample, .pidfd = -1 };
 	_cleanup_close_ int pdir = -1, pidfd = -1;
+	bool cg_late = false;
 	char name[16];
 	int rc;
 
@@ -801,6 +924,8 @@ read_pid(struct procfs *pf, pid_t pid, unsigned what, struct process_record *rec
 		 * open and close. */
 		c.pdir = pf->dirfd;
 		snprintf(c.prefix, sizeof(c.prefix), "%d/", (int)pid);
+		/* Pure cgroup v2: the ioctl's cgroup id first, then the memo. */
+		cg_late = pf->cgroup_v2_only;
 	} else {
 		/* One directory fd per read: every file comes from the same
 		 * instance even if the pid is reused meanwhile (reads then fail
@@ -820,9 +945,11 @@ read_pid(struct procfs *pf, pid_t pid, unsigned what, struct process_record *rec
 		return rc;
 	if ((what & PROCFS_READ_CWD) && (rc = read_cwd_step(&c)) < 0)
 		return rc;
-	if ((what & PROCFS_READ_CGROUP) && (rc = read_cgroup_step(&c)) < 0)
+	if ((what & PROCFS_READ_CGROUP) && !cg_late && (rc = read_cgroup_step(&c, false)) < 0)
 		return rc;
 	if ((what & PROCFS_READ_STATUS) && (rc = read_status_step(&c)) < 0)
+		return rc;
+	if ((what & PROCFS_READ_CGROUP) && cg_late && (rc = read_cgroup_step(&c, true)) < 0)
 		return rc;
 	if ((what & PROCFS_READ_USER) && rec->user_id >= 0)
 		replace_str(&rec->user_name, procfs_user_name(pf, rec->user_id));

@@ -86,6 +86,13 @@ void procfs_free(struct procfs *pf);
  * off by itself and reads status. Returns the setting now in force. */
 bool procfs_set_pidfd_info(struct procfs *pf, bool on);
 bool procfs_pidfd_info(const struct procfs *pf);
+/* Whether a new process's cgroup comes from the memo of procfs_cgroup_by_id
+ * keyed by the cgroup id that PIDFD_GET_INFO gives with the ids: on by
+ * default where this /proc is the live one, the ids come from a pidfd and
+ * the host is pure cgroup v2 (procmond's own cgroup file is the unified
+ * line alone). Tests turn it on elsewhere; it needs pidfd ids. Returns the
+ * setting now in force. */
+bool procfs_set_cgroup_memo(struct procfs *pf, bool on);
 int procfs_dirfd(const struct procfs *pf);
 uint64_t procfs_boot_ms(const struct procfs *pf);
 long procfs_ticks_per_sec(const struct procfs *pf);
@@ -93,6 +100,14 @@ long procfs_ticks_per_sec(const struct procfs *pf);
 uint64_t procfs_ticks_to_epoch_ms(const struct procfs *pf, uint64_t ticks);
 /* The user name of uid, cached (bounded). Returns a new string or NULL. */
 char *procfs_user_name(struct procfs *pf, int64_t uid);
+
+/* The cgroup column and container id of pid, whose cgroup v2 id is id (an
+ * exec record's): from a memo once two reads of a unified-only text (a pure
+ * cgroup v2 host, where the id decides the text) agreed for that id, else
+ * read from <proc>/PID/cgroup and parsed. Sets *ret_path (caller frees; may
+ * be NULL) and writes the container id into cid ("" when none). Returns 0,
+ * -ESRCH/-EACCES when unreadable, -EINVAL, -ENOMEM. */
+int procfs_cgroup_by_id(struct procfs *pf, pid_t pid, uint64_t id, char **ret_path, char cid[65]);
 
 /* What to read for a pid: a known process instance is refreshed with
  * PROCFS_READ_STAT alone plus a cheap command-line check (lifecycle.c). */

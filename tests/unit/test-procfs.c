@@ -18,6 +18,8 @@
 #include "procfs.h"
 #include "util.h"
 
+#define HEX64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
 static int
 write_file(const char *path, const char *text)
 {
@@ -282,6 +284,93 @@ test_read_cgroup_repeats(void **state)
 
 /* More distinct cgroup texts than the cache holds, read forwards and back:
  * an evicted or reused slot never hands out another text's path. */
+/* procfs_cgroup_by_id: a cgroup v2 id stands for its text once two reads of
+ * a unified-only text agreed (702 has no file and still gets it); hybrid
+ * texts and disagreeing reads are never trusted. */
+static void
+test_cgroup_by_id(void **state)
+{
+	static const struct {
+		int pid;
+		uint64_t id;
+		const char *text; /* NULL: no file */
+		int rc;
+		const char *want;
+	} cases[] = {
+		{ 700, 9, "0::/kubepods/pod1/" HEX64 "\n", 0, "/kubepods/pod1/" HEX64 },
+		{ 701, 9, "0::/kubepods/pod1/" HEX64 "\n", 0, "/kubepods/pod1/" HEX64 },
+		{ 702, 9, NULL, 0, "/kubepods/pod1/" HEX64 },
+		{ 710, 10, "5:cpu:/x\n0::/\n", 0, "/x" },
+		{ 711, 10, "5:cpu:/x\n0::/\n", 0, "/x" },
+		{ 712, 10, NULL, -ENOENT, NULL },
+		{ 720, 11, "0::/a\n", 0, "/a" },
+		{ 721, 11, "0::/b\n", 0, "/b" },
+		{ 722, 11, NULL, -ENOENT, NULL },
+	};
+	char root[] = "/tmp/test-procfs-XXXXXX", path[PATH_MAX], cid[65];
+	struct procfs *pf = NULL;
+
+	(void)state;
+	assert_non_null(mkdtemp(root));
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		snprintf(path, sizeof(path), "%s/%d", root, cases[i].pid);
+		assert_int_equal(mkdir(path, 0700), 0);
+		snprintf(path, sizeof(path), "%s/%d/cgroup", root, cases[i].pid);
+		if (cases[i].text != NULL)
+			assert_int_equal(write_file(path, cases[i].text), 0);
+	}
+	assert_int_equal(procfs_open(root, &pf), 0);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char *cg = NULL;
+		int rc = procfs_cgroup_by_id(pf, cases[i].pid, cases[i].id, &cg, cid);
+
+		if (rc == -ESRCH)
+			rc = -ENOENT;
+		assert_int_equal(rc, cases[i].rc);
+		if (rc == 0) {
+			assert_string_equal(cg, cases[i].want);
+			assert_string_equal(cid, cases[i].id == 9 ? HEX64 : "");
+		}
+		free(cg);
+	}
+	procfs_free(pf);
+	snprintf(path, sizeof(path), "rm -rf '%s'", root);
+	assert_int_equal(system(path), 0);
+}
+
+/* With the memo on (pure cgroup v2 hosts; forced here), a new process's
+ * cgroup is read after the ids' ioctl, and the record is the same. */
+static void
+test_live_cgroup_late(void **state)
+{
+	struct procfs *pf = NULL;
+	struct process_record a, b;
+	struct procfs_sample s;
+
+	(void)state;
+	assert_int_equal(procfs_open("/proc", &pf), 0);
+	if (!procfs_set_cgroup_memo(pf, true)) {
+		procfs_free(pf);
+		skip(); /* no pidfd ids here */
+	}
+	for (int i = 0; i < 3; i++) {
+		process_record_init(&a);
+		process_record_init(&b);
+		assert_true(procfs_set_cgroup_memo(pf, true));
+		assert_int_equal(procfs_read_pid(pf, getpid(), PROCFS_READ_ALL, &a, &s), 0);
+		assert_false(procfs_set_cgroup_memo(pf, false));
+		assert_int_equal(procfs_read_pid(pf, getpid(), PROCFS_READ_ALL, &b, &s), 0);
+		assert_string_equal(a.cgroup, b.cgroup);
+		assert_true(a.container_id == NULL ? b.container_id == NULL
+		                                   : streq(a.container_id, b.container_id));
+		assert_int_equal(a.missing, b.missing);
+		assert_int_equal(a.user_id, b.user_id);
+		process_record_clear(&a);
+		process_record_clear(&b);
+	}
+	procfs_free(pf);
+}
+
 static void
 test_read_cgroup_many(void **state)
 {
@@ -636,6 +725,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_read_hostile, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_cgroup_repeats, setup, teardown),
 		cmocka_unit_test(test_read_cgroup_many),
+		cmocka_unit_test(test_cgroup_by_id),
+		cmocka_unit_test(test_live_cgroup_late),
 		cmocka_unit_test_setup_teardown(test_read_kernel_zombie_memfd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_truncated_and_long_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_gone, setup, teardown),

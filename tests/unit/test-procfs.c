@@ -176,6 +176,7 @@ test_tty_and_exe(void **state)
 	assert_string_equal(m, "/memfd:payload");
 	assert_true(del && memfd);
 	p = procfs_clean_exe("/usr/bin/plain", &del, &memfd);
+	assert_string_equal(p, "/usr/bin/plain");
 	assert_false(del || memfd);
 }
 

@@ -20,6 +20,9 @@ and procmond's resident memory while it tracks them: VmRSS, its private part
 (RssFile: mapped library and program pages), and the peak (VmHWM); and the
 kernel memory charged to it (kmem: procmond alone in a new memory cgroup, v1).
 Goals (issue 3): first <= 1.5x floor, later <= 0.5x floor, RSS < 8 MB at 10k.
+At 10k and more, also procmond's memory with the ebpf collector, 6 s after
+start: standalone (--collector ebpf) and managed (spawned by the agent of
+the same build, publishing to it); root only.
 
 BENCH_BASE_BUILD=<another build dir> (say, an older commit built in a git
 worktree) measures that build's procmond too, in the same rounds, one run
@@ -34,12 +37,16 @@ Bounded: about a minute and a half at the defaults.
 import os
 import re
 import resource
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+import benchlib
 
 TOP = Path(__file__).resolve().parents[1]
 BUILD = Path(os.environ.get("DE_BUILD_DIR", TOP / "build"))
@@ -187,6 +194,61 @@ def measure(level, sleepers, base=None):
     return row
 
 
+def status_kb(pid):
+    """VmRSS, RssAnon, RssFile and VmHWM of pid in kB (empty when gone)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return {}
+    return {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in text.splitlines())
+            if k in ("VmRSS", "RssAnon", "RssFile", "VmHWM")}
+
+
+def ebpf_rss(build, managed, settle=6.0):
+    """procmond's memory with the ebpf collector, settle seconds after start:
+    standalone (procmond --collector ebpf) or managed (the agent of the same
+    build spawns it and it publishes; benchlib.start_agent). Returns the
+    status_kb dict, or a reason string."""
+    procmond = build / "src/procmond/procmond"
+    if not managed:
+        p = subprocess.Popen([str(procmond), "--collector", "ebpf", "--interval", "2000",
+                              "--output", "/dev/null"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        time.sleep(settle)
+        mem = status_kb(p.pid) if p.poll() is None else "ebpf unavailable"
+        p.send_signal(signal.SIGTERM)
+        p.wait(20)
+        return mem
+    if not (build / "src/agent/daemoneye-agent").exists():
+        return "agent not built"
+    benchlib.BUILD = build
+    tmp = Path(tempfile.mkdtemp(prefix="bench-snap-rss-", dir="/tmp"))
+    agent, _ = benchlib.start_agent(tmp, TOP / "rules", settle)
+    try:
+        pids = [pid for pid, comm, f in benchlib.proc_stats()
+                if comm == "procmond" and int(f[3]) == agent.pid]
+        return status_kb(pids[0]) if pids else "procmond did not start"
+    finally:
+        os.killpg(agent.pid, signal.SIGTERM)
+        agent.wait(20)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def ebpf_rss_rows(base=None):
+    """One line per mode (ebpf standalone, ebpf managed) and build."""
+    builds = [("", BUILD)] + ([("base ", base.parents[2])] if base is not None else [])
+    for mode in ("standalone", "managed"):
+        for tag, build in builds:
+            mem = ebpf_rss(build, mode == "managed")
+            if isinstance(mem, str):
+                print(f"{'':>6} {tag}ebpf {mode}: {mem}", flush=True)
+                continue
+            print(f"{live_count():>6} procs | {tag}ebpf {mode:10s} | RSS "
+                  f"{mem.get('VmRSS', 0) / 1024:.1f} MB (anon {mem.get('RssAnon', 0) / 1024:.1f}, "
+                  f"file {mem.get('RssFile', 0) / 1024:.1f}; peak "
+                  f"{mem.get('VmHWM', 0) / 1024:.1f} MB)", flush=True)
+
+
 def proc_cpu_s(pid):
     f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
@@ -239,6 +301,9 @@ def main():
     try:
         for level in levels:
             measure(level, sleepers, base)
+            # The ebpf collector's memory at 10k (goal: under 8 MB there too).
+            if level >= 10000 and os.geteuid() == 0:
+                ebpf_rss_rows(base)
     finally:
         for s in sleepers:
             s.kill()

@@ -141,6 +141,12 @@ bpf_event_decode(const void *rec, size_t size, struct source_event *ev)
 		ev->has |= SOURCE_HAS_CGROUP;
 		ev->cgroup_id = x.cgroup_id;
 	}
+	/* The source sets cgroup_moves_begun (its mapping of the counter). */
+	if (r->flags & DE_BPF_F_CGROUP_SET) {
+		ev->has |= SOURCE_HAS_CGROUP_SET;
+		ev->cgroup_set = x.cgroup_set;
+		ev->cgroup_moves = x.cgroup_moves;
+	}
 	ev->has |= SOURCE_HAS_STAT;
 	ev->egid = x.egid;
 	ev->threads = x.threads;

@@ -51,6 +51,16 @@ enum de_bpf_kind {
 #define DE_BPF_F_EXE_DELETED    (1u << 6) /* the image's name was unlinked (or memfd) */
 #define DE_BPF_F_EXE_TRUNC      (1u << 7) /* its path was cut */
 #define DE_BPF_F_HAS_TTY        (1u << 8)
+/* EXEC: cgroup_set is the exact key of the task's cgroup set (every
+ * hierarchy walked, no migration overlapping the walk). Unset: read the
+ * cgroup file. */
+#define DE_BPF_F_CGROUP_SET (1u << 9)
+
+/* Hierarchies walked for the cgroup-set key (a host has at most 16: 15 v1
+ * controllers or names, which the kernel caps, plus the unified one). */
+#define DE_BPF_CGROUP_LINKS 16
+/* Counters of cgroup migrations, one per tgid % DE_BPF_MOVE_SLOTS. */
+#define DE_BPF_MOVE_SLOTS 512 /* 4 KiB */
 
 struct de_bpf_event {
 	__u32 kind; /* enum de_bpf_kind */
@@ -90,6 +100,12 @@ struct de_bpf_exec {
 	__s32 threads;
 	__u16 exe_len;
 	__u16 pad0;
+	/* DE_BPF_F_CGROUP_SET: a keyed 64-bit hash of the task's cgroup in
+	 * every hierarchy (procmond.bpf.c, cgroup_set_key), which decides
+	 * the text of /proc/PID/cgroup for a fixed reader; and the count of
+	 * its pid slot's cgroup migrations, read before the key. */
+	__u64 cgroup_set;
+	__u64 cgroup_moves;
 };
 
 /* The per-CPU scratch record: the headers plus room for the four strings of

@@ -1302,13 +1302,25 @@ fill_hash_by_key(struct lifecycle *lc, struct entry *e, const struct source_imag
 		e->rec.missing &= ~(uint32_t)PROC_MISSING_HASH;
 }
 
-/* cgroup and container of a process whose cgroup v2 id the kernel gave. */
+/* cgroup and container of a new process from its exec record: by the exact
+ * key of its cgroup set (ebpf, v1, hybrid and v2 hosts alike), else by its
+ * cgroup v2 id (a memo on pure v2 hosts only). */
 static void
-fill_cgroup_by_id(struct lifecycle *lc, struct entry *e, uint64_t id)
+fill_cgroup_by_id(struct lifecycle *lc, struct entry *e, const struct source_event *ev)
 {
+	const struct procfs_cgroup_set cs = {
+		.exact = (ev->has & SOURCE_HAS_CGROUP_SET) != 0,
+		.key = ev->cgroup_set,
+		.start_ticks = e->rec.start_ticks,
+		.moves = ev->cgroup_moves,
+		.move_slot = ev->cgroup_move_slot,
+	};
 	char *cg = NULL, cid[65];
+	int rc = cs.exact || !(ev->has & SOURCE_HAS_CGROUP)
+	             ? procfs_cgroup_by_set(lc->pf, e->rec.pid, &cs, &cg, cid)
+	             : procfs_cgroup_by_id(lc->pf, e->rec.pid, ev->cgroup_id, &cg, cid);
 
-	if (procfs_cgroup_by_id(lc->pf, e->rec.pid, id, &cg, cid) < 0) {
+	if (rc < 0) {
 		e->rec.missing |= PROC_MISSING_CGROUP;
 		return;
 	}
@@ -1407,8 +1419,8 @@ entry_from_kernel(struct lifecycle *lc, const struct source_event *ev, struct en
 	e->hidden = is_hidden(lc, e);
 	if (!e->hidden) {
 		fill_hash_by_key(lc, e, &ev->image);
-		if (ev->has & SOURCE_HAS_CGROUP)
-			fill_cgroup_by_id(lc, e, ev->cgroup_id);
+		if (ev->has & (SOURCE_HAS_CGROUP | SOURCE_HAS_CGROUP_SET))
+			fill_cgroup_by_id(lc, e, ev);
 		else
 			r->missing |= PROC_MISSING_CGROUP;
 		fill_parent(lc, e);

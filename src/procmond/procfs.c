@@ -25,6 +25,7 @@
 #define USER_CACHE_SIZE 64
 #define CGROUP_CACHE    8
 #define CGROUP_ID_MEMO  64
+#define CGROUP_SET_MEMO 64
 #define EXE_LINK_MAX    PATH_MAX
 
 struct user_cache_entry {
@@ -50,6 +51,20 @@ struct cgroup_id_memo {
 	bool confirmed;
 };
 
+/* The cgroup column of a cgroup-set key (procfs_cgroup_by_set), read from
+ * the process named here; trusted once that process is gone with its pid
+ * slot's migration count unchanged. */
+struct cgroup_set_memo {
+	uint64_t key;
+	char *path; /* NULL: empty slot */
+	char cid[65];
+	bool confirmed;
+	pid_t pid;
+	uint64_t start_ticks;
+	uint64_t moves;
+	const volatile uint64_t *move_slot;
+};
+
 struct procfs {
 	int dirfd;
 	bool pidfd_info; /* the ids come from PIDFD_GET_INFO (see read_ids_step) */
@@ -62,6 +77,7 @@ struct procfs {
 	size_t next_cgroup;
 	bool cgroup_v2_only; /* this /proc's cgroup files are the unified line alone */
 	struct cgroup_id_memo cgroup_ids[CGROUP_ID_MEMO];
+	struct cgroup_set_memo cgroup_sets[CGROUP_SET_MEMO];
 };
 
 /* ---- process ids through a pidfd ----
@@ -208,6 +224,8 @@ procfs_free(struct procfs *pf)
 	}
 	for (size_t i = 0; i < CGROUP_ID_MEMO; i++)
 		free(pf->cgroup_ids[i].path);
+	for (size_t i = 0; i < CGROUP_SET_MEMO; i++)
+		free(pf->cgroup_sets[i].path);
 	if (pf->dirfd >= 0)
 		close(pf->dirfd);
 	free(pf);
@@ -825,6 +843,93 @@ procfs_cgroup_by_id(struct procfs *pf, pid_t pid, uint64_t id, char **ret_path, 
 	if ((rc = parse_cgroup_cached(pf, buf, len, &path, cid)) < 0)
 		return rc;
 	cgroup_memo_put(pf, id, buf, len, path, cid);
+	*ret_path = path;
+	return 0;
+}
+
+/* Whether pid still is the instance that started at start_ticks (read
+ * after its cgroup file: pids are handed out cyclically, so the pid would
+ * have to come round all of pid_max within one clock tick to fool it). */
+static bool
+same_instance(struct procfs *pf, pid_t pid, uint64_t start_ticks)
+{
+	_cleanup_free_ char *buf = NULL;
+	struct procfs_stat st;
+	char fname[32];
+	size_t len = 0;
+
+	snprintf(fname, sizeof(fname), "%d/stat", (int)pid);
+	return small_file_at(pf->dirfd, fname, STAT_FILE_MAX, &buf, &len) >= 0 &&
+	       procfs_parse_stat(buf, len, &st) == 0 && st.starttime == start_ticks;
+}
+
+/* Whether the process a memo entry was read from has been proven to stay
+ * in the key's cgroups from exec to exit: it is gone, and its pid slot saw
+ * no migration since the key was taken (one that moved it counted before
+ * it could exit). An entry whose process moved is dropped. */
+static bool
+cgroup_set_confirm(struct procfs *pf, struct cgroup_set_memo *m)
+{
+	uint64_t now;
+
+	if (m->confirmed)
+		return true;
+	if (same_instance(pf, m->pid, m->start_ticks))
+		return false; /* alive: it may still move */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	now = __atomic_load_n(m->move_slot, __ATOMIC_SEQ_CST);
+	if (now != m->moves) {
+		free(m->path);
+		memset(m, 0, sizeof(*m));
+		return false;
+	}
+	m->confirmed = true;
+	return true;
+}
+
+int
+procfs_cgroup_by_set(struct procfs *pf, pid_t pid, const struct procfs_cgroup_set *cs,
+                     char **ret_path, char cid[65])
+{
+	struct cgroup_set_memo *m = &pf->cgroup_sets[cs->key % CGROUP_SET_MEMO];
+	bool exact = cs->exact && cs->move_slot != NULL;
+	_cleanup_free_ char *buf = NULL;
+	char fname[32], *path = NULL, *copy;
+	size_t len = 0;
+	int rc;
+
+	if (exact && m->path != NULL && m->key == cs->key && cgroup_set_confirm(pf, m)) {
+		if ((path = strdup(m->path)) == NULL)
+			return -ENOMEM;
+		memcpy(cid, m->cid, sizeof(m->cid));
+		*ret_path = path;
+		return 0;
+	}
+	snprintf(fname, sizeof(fname), "%d/cgroup", (int)pid);
+	if ((rc = small_file_at(pf->dirfd, fname, CGROUP_FILE_MAX, &buf, &len)) < 0)
+		return rc;
+	if ((rc = parse_cgroup_cached(pf, buf, len, &path, cid)) < 0)
+		return rc;
+	if (!exact || path == NULL || (m->path != NULL && m->key == cs->key)) {
+		*ret_path = path;
+		return 0;
+	}
+	/* The pid must still be the instance that exec'd, or the text was
+	 * another process's: none then. */
+	if (!same_instance(pf, pid, cs->start_ticks)) {
+		free(path);
+		return -ESRCH;
+	}
+	if ((copy = strdup(path)) != NULL) {
+		free(m->path);
+		*m = (struct cgroup_set_memo){ .key = cs->key,
+			                       .path = copy,
+			                       .pid = pid,
+			                       .start_ticks = cs->start_ticks,
+			                       .moves = cs->moves,
+			                       .move_slot = cs->move_slot };
+		memcpy(m->cid, cid, sizeof(m->cid));
+	}
 	*ret_path = path;
 	return 0;
 }

@@ -109,6 +109,31 @@ char *procfs_user_name(struct procfs *pf, int64_t uid);
  * -ESRCH/-EACCES when unreadable, -EINVAL, -ENOMEM. */
 int procfs_cgroup_by_id(struct procfs *pf, pid_t pid, uint64_t id, char **ret_path, char cid[65]);
 
+/* What an exec record says of its process's cgroup set (source.h,
+ * SOURCE_HAS_CGROUP_SET). */
+struct procfs_cgroup_set {
+	bool exact;                         /* false: no usable key, the file is read */
+	uint64_t key;                       /* the set's key: equal keys, the same text */
+	uint64_t start_ticks;               /* the instance's start, as stat's field 22 */
+	uint64_t moves;                     /* its pid slot's migration count before the key */
+	const volatile uint64_t *move_slot; /* that slot's live count */
+};
+
+/* The cgroup column and container id of pid, whose exec record carried the
+ * key of its cgroup set: from a memo by key (64 entries, direct-mapped)
+ * when it holds a proven text, else read from <proc>/PID/cgroup and parsed.
+ * A memo entry is the text read from the first process of the key (checked
+ * to be the instance that exec'd, by its start time read after the text;
+ * otherwise the text is not returned either). It becomes proven once that
+ * process is gone and its pid slot counted no migration since its key was
+ * taken: then it never left the key's cgroups, and the text is the key's.
+ * Until then (and for an inexact key) every process of the key is read.
+ * Sets *ret_path (caller frees; may be NULL) and writes the container id
+ * into cid ("" when none). Returns 0, -ESRCH/-EACCES when unreadable (or
+ * the pid is another instance now), -EINVAL, -ENOMEM. */
+int procfs_cgroup_by_set(struct procfs *pf, pid_t pid, const struct procfs_cgroup_set *cs,
+                         char **ret_path, char cid[65]);
+
 /* What to read for a pid: a known process instance is refreshed with
  * PROCFS_READ_STAT alone plus a cheap command-line check (lifecycle.c). */
 enum {

@@ -54,6 +54,22 @@ struct {
 
 /* Set by user space before load: 0 turns the cwd walk off. */
 const volatile __u32 capture_cwd = 1;
+/* Set by user space before load: 0 turns the cgroup-set key off (the two
+ * cgroup migration programs are then not loaded). cgroup_seed is random per
+ * load: the key is a keyed hash nobody outside procmond can compute. */
+const volatile __u32 capture_cgroup_set = 1;
+const volatile __u64 cgroup_seed = 0;
+
+/* Set by user space once de_cg_attach and de_cg_transfer are attached:
+ * only then does an exec record carry a cgroup-set key. */
+__u32 cgroup_moves_on = 0;
+
+/* Cgroup migrations per pid slot (tgid % DE_BPF_MOVE_SLOTS), counted after
+ * each migration. An exec record carries its slot's count as read before
+ * its key; once the process is gone, an unchanged count proves it never
+ * changed cgroups between exec and exit (source.h, cgroup_move_slot).
+ * Mapped read-only by user space, like drop_count. */
+__u64 cgroup_moves[DE_BPF_MOVE_SLOTS] = {};
 
 static __always_inline void
 count_drop(void)
@@ -308,6 +324,138 @@ tty_nr(struct task_struct *t)
 	return (minor & 0xff) | (major << 8) | ((minor & ~0xffu) << 12);
 }
 
+/* ---- the cgroup-set key ----
+ *
+ * /proc/PID/cgroup is, for a fixed reader (procmond's cgroup namespace), a
+ * function of the task's cgroup in each hierarchy: one line per hierarchy,
+ * "<hierarchy_id>:<controllers,name=NAME>:<path>". task->cgroups (a
+ * css_set) links to exactly one cgroup per hierarchy (cgrp_cset_link). The
+ * css_set's address can be reused once it is freed, so the key is built from
+ * the content: per link the hierarchy id and controller mask, the root's
+ * name, and the cgroup's serial_nr, which a global 64-bit counter gives every
+ * cgroup at creation and never reuses (kernfs ids repeat across hierarchies).
+ * The hash is keyed by a per-load random seed (cgroup_seed): the chance that
+ * two different sets share a key is about 2^-64 per pair, and nobody can aim
+ * for a collision without the seed. A v1 cgroup renamed in place (rename(2)
+ * within its parent, v1 only) keeps its serial: the memo keeps the old path
+ * until evicted (docs/procmond.md). */
+
+struct cgset_ctx {
+	struct list_head *head, *pos;
+	__u64 h;
+	bool done;
+};
+
+/* splitmix64's finalizer on h ^ v: a bijection with full avalanche. */
+static __always_inline __u64
+mix64(__u64 h, __u64 v)
+{
+	h ^= v;
+	h += 0x9e3779b97f4a7c15ULL;
+	h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	h = (h ^ (h >> 27)) * 0x94d049bb133111ebULL;
+	return h ^ (h >> 31);
+}
+
+/* One hierarchy of the set (a bpf_loop callback). */
+static long
+cgset_step(__u32 i, void *arg)
+{
+	struct cgset_ctx *c = arg;
+	struct list_head *pos = c->pos;
+	__u32 zero = 0;
+	struct pathbuf *pb = bpf_map_lookup_elem(&pathbufs, &zero);
+	struct cgrp_cset_link *link;
+	struct cgroup *cg;
+	struct cgroup_root *root;
+	__u64 *w;
+
+	if (pos == c->head) {
+		c->done = true;
+		return 1;
+	}
+	if (pb == NULL || pos == NULL)
+		return 1;
+	/* Its node in css_set->cgrp_links is cgrp_link (cset_link is the
+	 * one in cgroup->cset_links). */
+	link = container_of(pos, struct cgrp_cset_link, cgrp_link);
+	cg = BPF_CORE_READ(link, cgrp);
+	root = BPF_CORE_READ(cg, root);
+	if (cg == NULL || root == NULL)
+		return 1;
+	c->h = mix64(c->h, ((__u64)(__u32)BPF_CORE_READ(root, hierarchy_id) << 32) |
+	                       BPF_CORE_READ(root, subsys_mask));
+	c->h = mix64(c->h, BPF_CORE_READ(cg, self.serial_nr));
+	/* The name's 64 bytes, in the per-CPU path buffer (the cwd walk that
+	 * uses it comes later). */
+	if (bpf_probe_read_kernel(pb->buf, 64, &root->name) < 0)
+		return 1;
+	w = (__u64 *)pb->buf;
+	for (int k = 0; k < 8; k++)
+		c->h = mix64(c->h, w[k]);
+	c->pos = BPF_CORE_READ(pos, next);
+	return 0;
+}
+
+/* The key of t's cgroup set into x; sets DE_BPF_F_CGROUP_SET only when every
+ * hierarchy was read. A migration of t under the walk may tear it, but then
+ * counts after the slot was read: user space never vouches for that key. */
+static __always_inline void
+cgroup_set_key(struct de_bpf_event *e, struct de_bpf_exec *x, struct task_struct *t)
+{
+	struct css_set *cset = BPF_CORE_READ(t, cgroups);
+	__u32 slot = (__u32)BPF_CORE_READ(t, tgid) % DE_BPF_MOVE_SLOTS;
+	struct cgset_ctx c = {};
+	__u64 moves;
+
+	if (!capture_cgroup_set || !cgroup_moves_on || cset == NULL)
+		return;
+	/* An atomic read: ordered before the walk. */
+	moves = __sync_fetch_and_add(&cgroup_moves[slot], 0);
+	c.head = &cset->cgrp_links;
+	c.pos = BPF_CORE_READ(cset, cgrp_links.next);
+	c.h = cgroup_seed;
+	/* One step more than the links: the last one sees the head. */
+	if (bpf_loop(DE_BPF_CGROUP_LINKS + 1, cgset_step, &c, 0) < 0 || !c.done)
+		return;
+	x->cgroup_set = c.h;
+	x->cgroup_moves = moves;
+	e->flags |= DE_BPF_F_CGROUP_SET;
+}
+
+static __always_inline void
+count_move(struct task_struct *task)
+{
+	__u32 slot = (__u32)BPF_CORE_READ(task, tgid) % DE_BPF_MOVE_SLOTS;
+
+	__sync_fetch_and_add(&cgroup_moves[slot], 1);
+}
+
+/* A task moved to another cgroup (cgroup.procs, cgroup.threads or tasks
+ * written; the tracepoint fires after the move, in the same critical
+ * section). A process's last thread cannot exit before it: a move of a
+ * thread group holds cgroup_threadgroup_rwsem across both, and exit takes
+ * it to set PF_EXITING (which a move then skips); a thread moving itself
+ * is in the write(2). */
+SEC("tp_btf/cgroup_attach_task")
+int
+BPF_PROG(de_cg_attach, struct cgroup *dst, const char *path, struct task_struct *task,
+         bool threadgroup)
+{
+	count_move(task);
+	return 0;
+}
+
+/* cgroup v1 cpuset moving the tasks of a cpuset left without CPUs. */
+SEC("tp_btf/cgroup_transfer_tasks")
+int
+BPF_PROG(de_cg_transfer, struct cgroup *dst, const char *path, struct task_struct *task,
+         bool threadgroup)
+{
+	count_move(task);
+	return 0;
+}
+
 SEC("tp_btf/sched_process_exec")
 int
 BPF_PROG(de_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
@@ -337,6 +485,7 @@ BPF_PROG(de_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bpr
 	x->egid = BPF_CORE_READ(p, cred, egid.val);
 	/* exec runs in the task itself: "current" is p. */
 	x->cgroup_id = bpf_get_current_cgroup_id();
+	cgroup_set_key(e, x, p);
 	x->threads = BPF_CORE_READ(p, signal, nr_threads);
 	x->tty_nr = tty_nr(p);
 	x->rss_pages = mm_rss(mm);

@@ -36,10 +36,11 @@ enum {
 	SOURCE_HAS_EXIT_CODE = 1u << 6,
 	SOURCE_HAS_PPID = 1u << 7,
 	/* Added by the ebpf source (EXEC), so a new process needs no /proc read: */
-	SOURCE_HAS_EXE = 1u << 8,     /* exe (the running image, as /proc/PID/exe) */
-	SOURCE_HAS_IMAGE = 1u << 9,   /* image: the key hash.c caches by */
-	SOURCE_HAS_CGROUP = 1u << 10, /* cgroup_id (cgroup v2) */
-	SOURCE_HAS_STAT = 1u << 11,   /* rss_pages, threads, tty_nr, egid */
+	SOURCE_HAS_EXE = 1u << 8,         /* exe (the running image, as /proc/PID/exe) */
+	SOURCE_HAS_IMAGE = 1u << 9,       /* image: the key hash.c caches by */
+	SOURCE_HAS_CGROUP = 1u << 10,     /* cgroup_id (cgroup v2) */
+	SOURCE_HAS_STAT = 1u << 11,       /* rss_pages, threads, tty_nr, egid */
+	SOURCE_HAS_CGROUP_SET = 1u << 12, /* cgroup_set, cgroup_moves, cgroup_move_slot */
 };
 
 /* The identity of an executable's content as the kernel knows it: a file
@@ -66,12 +67,21 @@ struct source_event {
 	uint64_t ktime_ns; /* when the kernel saw it, ns after boot */
 	int32_t exit_code; /* EXIT: as wait(2) encodes it */
 	bool argv_truncated;
-	bool exe_deleted;              /* SOURCE_HAS_EXE: the image's name is gone (or memfd) */
-	uint32_t egid;                 /* SOURCE_HAS_STAT */
-	int32_t threads;               /* SOURCE_HAS_STAT */
-	uint32_t tty_nr;               /* SOURCE_HAS_STAT: as /proc/PID/stat field 7; 0 none */
-	uint64_t rss_pages;            /* SOURCE_HAS_STAT */
-	uint64_t cgroup_id;            /* SOURCE_HAS_CGROUP */
+	bool exe_deleted;   /* SOURCE_HAS_EXE: the image's name is gone (or memfd) */
+	uint32_t egid;      /* SOURCE_HAS_STAT */
+	int32_t threads;    /* SOURCE_HAS_STAT */
+	uint32_t tty_nr;    /* SOURCE_HAS_STAT: as /proc/PID/stat field 7; 0 none */
+	uint64_t rss_pages; /* SOURCE_HAS_STAT */
+	uint64_t cgroup_id; /* SOURCE_HAS_CGROUP */
+	/* SOURCE_HAS_CGROUP_SET (ebpf): the exact key of the task's cgroup set
+	 * at exec (its cgroup in every hierarchy, v1 and v2), which decides
+	 * its /proc/PID/cgroup text; the count of cgroup migrations of its pid
+	 * slot read before the key; and that slot's live counter (read-only,
+	 * lives as long as the source). A process gone with the count still
+	 * unchanged never changed cgroups between exec and exit. */
+	uint64_t cgroup_set;
+	uint64_t cgroup_moves;
+	const volatile uint64_t *cgroup_move_slot;
 	struct source_image_key image; /* SOURCE_HAS_IMAGE */
 	char comm[16];
 	char filename[SOURCE_PATH_MAX];

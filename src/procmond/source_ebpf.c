@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <bpf/libbpf.h>
@@ -39,7 +40,7 @@
  * and its mapping) and the drop counter (a read-only mapping of .bss). The
  * skeleton (the object's parsed BTF, program instructions, map definitions:
  * ~80 KB of heap) is destroyed as soon as these are held. */
-#define EBPF_LINKS 4
+#define EBPF_LINKS 6 /* the four process tracepoints, then the two cgroup ones */
 
 struct source {
 	struct procmond_bpf *skel; /* only while open() runs */
@@ -47,6 +48,9 @@ struct source {
 	int link_fds[EBPF_LINKS];
 	int ring_fd;
 	const volatile uint64_t *drop_count; /* in bss_map */
+	/* In bss_map, DE_BPF_MOVE_SLOTS counters; NULL while the cgroup-set
+	 * key is off (the two cgroup programs did not load or attach). */
+	const volatile uint64_t *cgroup_moves;
 	void *bss_map;
 	size_t bss_len;
 	source_event_cb cb;
@@ -115,6 +119,10 @@ ebpf_on_record(void *ctx, void *data, size_t size)
 		return 0;
 	}
 	s->events++;
+	if (s->cgroup_moves != NULL && s->ev.pid >= 0)
+		s->ev.cgroup_move_slot = &s->cgroup_moves[(uint32_t)s->ev.pid % DE_BPF_MOVE_SLOTS];
+	else
+		s->ev.has &= ~(uint32_t)SOURCE_HAS_CGROUP_SET;
 	s->cb(s->cb_ctx, &s->ev);
 	return 0;
 }
@@ -144,9 +152,27 @@ ebpf_closep(struct source **s)
 
 static int ebpf_keep(struct source *s, struct errbuf *err);
 
-/* Loads and attaches; says in err why not. */
+/* Attaches the two programs that count cgroup migrations, then lets exec
+ * records carry the cgroup-set key (a key is only vouched for by counts
+ * taken after they were attached). Returns false when either is missing. */
+static bool
+ebpf_attach_cgroup_moves(struct source *s)
+{
+	struct procmond_bpf *k = s->skel;
+
+	if ((k->links.de_cg_attach = bpf_program__attach(k->progs.de_cg_attach)) == NULL)
+		return false;
+	if ((k->links.de_cg_transfer = bpf_program__attach(k->progs.de_cg_transfer)) == NULL)
+		return false;
+	__atomic_store_n(&k->bss->cgroup_moves_on, 1, __ATOMIC_SEQ_CST);
+	return true;
+}
+
+/* Loads and attaches; says in err why not. cgroup_set: with the cgroup-set
+ * key and its two cgroup tracepoint programs (the caller retries without
+ * them when the load fails). */
 static int
-ebpf_load(struct source *s, bool cwd, struct errbuf *err)
+ebpf_load(struct source *s, bool cwd, bool cgroup_set, struct errbuf *err)
 {
 	int rc;
 
@@ -156,6 +182,20 @@ ebpf_load(struct source *s, bool cwd, struct errbuf *err)
 		return rc;
 	}
 	s->skel->rodata->capture_cwd = cwd ? 1 : 0;
+	s->skel->rodata->capture_cgroup_set = cgroup_set ? 1 : 0;
+	if (cgroup_set) {
+		uint64_t seed = 0;
+
+		/* A failed getrandom leaves a fixed seed: still exact, only
+		 * a collision could then be aimed at. */
+		if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+			seed = 0x5eed5eed5eed5eedULL;
+		s->skel->rodata->cgroup_seed = seed;
+	}
+	bpf_program__set_autoload(s->skel->progs.de_cg_attach, cgroup_set);
+	bpf_program__set_autoload(s->skel->progs.de_cg_transfer, cgroup_set);
+	bpf_program__set_autoattach(s->skel->progs.de_cg_attach, false);
+	bpf_program__set_autoattach(s->skel->progs.de_cg_transfer, false);
 	if ((rc = procmond_bpf__load(s->skel)) < 0) {
 		/* The verifier says EACCES too: its log tells the two apart. */
 		if (libbpf_verifier[0] != '\0' || (rc != -EPERM && rc != -EACCES))
@@ -177,6 +217,10 @@ ebpf_load(struct source *s, bool cwd, struct errbuf *err)
 		errbuf_set(err, "this kernel cannot memory-map BPF arrays (the drop counter)");
 		return -ENOTSUP;
 	}
+	if (cgroup_set && !ebpf_attach_cgroup_moves(s))
+		log_info("ebpf: cgroup migrations cannot be traced (%s); a new process's "
+		         "cgroup is read from /proc",
+		         libbpf_reason);
 	return ebpf_keep(s, err);
 }
 
@@ -185,8 +229,11 @@ ebpf_load(struct source *s, bool cwd, struct errbuf *err)
 static int
 ebpf_keep(struct source *s, struct errbuf *err)
 {
-	struct bpf_link *links[EBPF_LINKS] = { s->skel->links.de_exec, s->skel->links.de_fork,
-		                               s->skel->links.de_exit, s->skel->links.de_rename };
+	struct bpf_link *links[EBPF_LINKS] = {
+		s->skel->links.de_exec,   s->skel->links.de_fork,      s->skel->links.de_exit,
+		s->skel->links.de_rename, s->skel->links.de_cg_attach, s->skel->links.de_cg_transfer
+	};
+	bool moves = links[4] != NULL && links[5] != NULL;
 	struct bpf_map *bss = s->skel->maps.bss;
 	long page = sysconf(_SC_PAGESIZE);
 	void *m;
@@ -209,9 +256,15 @@ ebpf_keep(struct source *s, struct errbuf *err)
 	s->bss_map = m;
 	s->drop_count = (const volatile uint64_t *)((const char *)m +
 	                                            offsetof(struct procmond_bpf__bss, drop_count));
+	if (moves)
+		s->cgroup_moves =
+		    (const volatile uint64_t *)((const char *)m +
+		                                offsetof(struct procmond_bpf__bss, cgroup_moves));
 	/* A disconnected link stays attached when libbpf frees it: its fd
 	 * (ours from now on) is what holds the attachment. */
 	for (size_t i = 0; i < EBPF_LINKS; i++) {
+		if (links[i] == NULL || (i >= 4 && !moves))
+			continue; /* a lone cgroup link goes with the skeleton */
 		s->link_fds[i] = bpf_link__fd(links[i]);
 		bpf_link__disconnect(links[i]);
 	}
@@ -249,7 +302,18 @@ ebpf_open(const struct collector_opts *opts, struct source **ret, struct errbuf 
 	libbpf_reason[0] = '\0';
 	libbpf_verifier[0] = '\0';
 	old = libbpf_set_print(ebpf_libbpf_print);
-	rc = ebpf_load(s, cwd, err);
+	rc = ebpf_load(s, cwd, true, err);
+	if (rc < 0 && s->skel != NULL) {
+		/* Perhaps only fentry/fexit (BPF trampolines) are missing:
+		 * again without the cgroup-set key. */
+		log_debug("ebpf: loading with the cgroup-set key failed (%s); without it",
+		          err != NULL ? err->msg : "");
+		procmond_bpf__destroy(s->skel);
+		s->skel = NULL;
+		libbpf_reason[0] = '\0';
+		libbpf_verifier[0] = '\0';
+		rc = ebpf_load(s, cwd, false, err);
+	}
 	libbpf_set_print(old);
 	if (rc < 0)
 		return rc;

@@ -162,6 +162,32 @@ test_relative_filename_is_joined_with_cwd(void **state)
 	assert_string_equal(ev.filename, "./tool");
 }
 
+/* The cgroup-set key is passed on only with its flag (an incomplete walk
+ * leaves it unset: the file is read), with the slot's migration count. */
+static void
+test_cgroup_set_key(void **state)
+{
+	static struct rec r;
+	size_t n = make_exec(&r, "/bin/true", "true", 2, NULL);
+
+	(void)state;
+	r.x.cgroup_set = 0xfeedfacecafebeefull;
+	r.x.cgroup_moves = 7;
+	n = add_exe(&r, n, "/usr/bin/true", 0);
+	assert_int_equal(bpf_event_decode(&r, n, &ev), 0);
+	assert_false(ev.has & SOURCE_HAS_CGROUP_SET);
+	r.h.flags |= DE_BPF_F_CGROUP_SET;
+	assert_int_equal(bpf_event_decode(&r, n, &ev), 0);
+	assert_true(ev.has & SOURCE_HAS_CGROUP_SET);
+	assert_true(ev.cgroup_set == 0xfeedfacecafebeefull);
+	assert_int_equal(ev.cgroup_moves, 7);
+	/* Not on other kinds. */
+	r.h.kind = DE_BPF_EV_FORK;
+	r.h.filename_len = r.h.argv_len = r.h.cwd_len = 0;
+	assert_int_equal(bpf_event_decode(&r, sizeof(r.h), &ev), 0);
+	assert_false(ev.has & SOURCE_HAS_CGROUP_SET);
+}
+
 static void
 test_image_cgroup_and_stat_fields(void **state)
 {
@@ -282,6 +308,7 @@ main(void)
 		cmocka_unit_test(test_exec_record_decodes_every_field),
 		cmocka_unit_test(test_flags_and_missing_parts),
 		cmocka_unit_test(test_image_cgroup_and_stat_fields),
+		cmocka_unit_test(test_cgroup_set_key),
 		cmocka_unit_test(test_full_argv_and_unterminated_strings),
 		cmocka_unit_test(test_relative_filename_is_joined_with_cwd),
 		cmocka_unit_test(test_fork_and_exit_records),

@@ -339,6 +339,112 @@ test_cgroup_by_id(void **state)
 	assert_int_equal(system(path), 0);
 }
 
+/* A fixture process: <root>/PID/stat with start time start (0: none), and
+ * <root>/PID/cgroup with text (NULL: none). */
+static void
+put_proc_cgroup(const char *root, int pid, uint64_t start, const char *text)
+{
+	char path[PATH_MAX], stat[160];
+
+	snprintf(path, sizeof(path), "%s/%d", root, pid);
+	(void)mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/%d/stat", root, pid);
+	unlink(path);
+	if (start != 0) {
+		snprintf(stat, sizeof(stat),
+		         "%d (sh) S 1 %d %d 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 %llu 100 10\n", pid,
+		         pid, pid, (unsigned long long)start);
+		assert_int_equal(write_file(path, stat), 0);
+	}
+	snprintf(path, sizeof(path), "%s/%d/cgroup", root, pid);
+	unlink(path);
+	if (text != NULL)
+		assert_int_equal(write_file(path, text), 0);
+}
+
+static int
+by_set(struct procfs *pf, int pid, uint64_t key, uint64_t start, const volatile uint64_t *slot,
+       bool exact, char want[64])
+{
+	struct procfs_cgroup_set cs = {
+		.exact = exact, .key = key, .start_ticks = start, .moves = *slot, .move_slot = slot
+	};
+	char *cg = NULL, cid[65];
+	int rc = procfs_cgroup_by_set(pf, pid, &cs, &cg, cid);
+
+	want[0] = '\0';
+	if (rc == 0 && cg != NULL)
+		snprintf(want, 64, "%s", cg);
+	free(cg);
+	return rc == -ENOENT ? -ESRCH : rc;
+}
+
+/* procfs_cgroup_by_set: the text read from a key's first process stands for
+ * the key only once that process is gone without a migration counted in its
+ * slot; other keys (even in the same memo slot), inexact keys, a process
+ * that moved and a reused pid never get it. */
+static void
+test_cgroup_by_set(void **state)
+{
+	char root[] = "/tmp/test-procfs-XXXXXX", cmd[PATH_MAX + 16], got[64];
+	volatile uint64_t slots[4] = { 0 };
+	struct procfs *pf = NULL;
+	const uint64_t k1 = 0x1234567890abcdefull, k2 = 0x0fedcba987654321ull;
+
+	(void)state;
+	assert_non_null(mkdtemp(root));
+	put_proc_cgroup(root, 100, 500, "4:memory:/a\n0::/\n");
+	put_proc_cgroup(root, 101, 501, "4:memory:/a\n0::/\n");
+	put_proc_cgroup(root, 102, 0, NULL);
+	assert_int_equal(procfs_open(root, &pf), 0);
+
+	/* 100 is read (the first of k1); 101 too while 100 lives. */
+	assert_int_equal(by_set(pf, 100, k1, 500, &slots[0], true, got), 0);
+	assert_string_equal(got, "/a");
+	put_proc_cgroup(root, 101, 501, "4:memory:/a2\n0::/\n");
+	assert_int_equal(by_set(pf, 101, k1, 501, &slots[1], true, got), 0);
+	assert_string_equal(got, "/a2"); /* read, not the memo */
+	/* 100 gone, nothing moved in its slot: k1 is /a without a read. */
+	put_proc_cgroup(root, 100, 0, NULL);
+	assert_int_equal(by_set(pf, 102, k1, 502, &slots[2], true, got), 0);
+	assert_string_equal(got, "/a");
+	/* Not for an inexact key, another key, or a key in the same slot. */
+	assert_int_equal(by_set(pf, 102, k1, 502, &slots[2], false, got), -ESRCH);
+	assert_int_equal(by_set(pf, 102, k2, 502, &slots[2], true, got), -ESRCH);
+	assert_int_equal(by_set(pf, 102, k1 + 64, 502, &slots[2], true, got), -ESRCH);
+
+	/* 200 (k2) moved after its read: once gone, its text is dropped. */
+	put_proc_cgroup(root, 200, 700, "4:memory:/b\n0::/\n");
+	assert_int_equal(by_set(pf, 200, k2, 700, &slots[3], true, got), 0);
+	assert_string_equal(got, "/b");
+	slots[3]++;
+	put_proc_cgroup(root, 200, 0, NULL);
+	put_proc_cgroup(root, 201, 0, NULL);
+	assert_int_equal(by_set(pf, 201, k2, 701, &slots[3], true, got), -ESRCH);
+	/* ... and the next process of k2 that is read stands for it. */
+	put_proc_cgroup(root, 202, 702, "4:memory:/c\n0::/\n");
+	assert_int_equal(by_set(pf, 202, k2, 702, &slots[3], true, got), 0);
+	assert_string_equal(got, "/c");
+	put_proc_cgroup(root, 202, 0, NULL);
+	assert_int_equal(by_set(pf, 201, k2, 701, &slots[3], true, got), 0);
+	assert_string_equal(got, "/c");
+
+	/* A reused pid (another start time): its text is not the exec'd
+	 * process's, and nothing is kept. */
+	put_proc_cgroup(root, 300, 999, "4:memory:/other\n0::/\n");
+	assert_int_equal(by_set(pf, 300, 0x42, 800, &slots[0], true, got), -ESRCH);
+	put_proc_cgroup(root, 300, 0, NULL);
+	assert_int_equal(by_set(pf, 301, 0x42, 801, &slots[0], true, got), -ESRCH);
+	/* An inexact key still reads the file. */
+	put_proc_cgroup(root, 302, 0, "4:memory:/d\n0::/\n");
+	assert_int_equal(by_set(pf, 302, 0x42, 802, &slots[0], false, got), 0);
+	assert_string_equal(got, "/d");
+
+	procfs_free(pf);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+	assert_int_equal(system(cmd), 0);
+}
+
 /* With the memo on (pure cgroup v2 hosts; forced here), a new process's
  * cgroup is read after the ids' ioctl, and the record is the same. */
 static void
@@ -727,6 +833,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_read_cgroup_repeats, setup, teardown),
 		cmocka_unit_test(test_read_cgroup_many),
 		cmocka_unit_test(test_cgroup_by_id),
+		cmocka_unit_test(test_cgroup_by_set),
 		cmocka_unit_test(test_live_cgroup_late),
 		cmocka_unit_test_setup_teardown(test_read_kernel_zombie_memfd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_truncated_and_long_name, setup, teardown),

@@ -330,3 +330,93 @@ def test_procmond_collector_ebpf_sees_a_burst(can_load, datadir, daemons, tmp_pa
         assert e["process"]["cwd"] == str(tmp_path)
     (stop,) = [e for e in mine if e["event"] == "stop"]
     assert stop["exit_code"] in (9, 9 << 8)
+
+
+def cgroup_column(text):
+    """The cgroup column procmond derives from a /proc/PID/cgroup text: the
+    unified path unless it is "/" (a hybrid host), else the first line's;
+    with the line it came from (hierarchy id, controllers)."""
+    lines = [ln.split(":", 2) for ln in text.splitlines() if ln.count(":") >= 2]
+    for hid, ctl, path in lines:
+        if hid == "0" and ctl == "" and path != "/":
+            return path, (hid, ctl)
+    hid, ctl, path = lines[0]
+    return path, (hid, ctl)
+
+
+def cgroup_mount(hierarchy):
+    """Where the hierarchy (hierarchy id, controllers) of our own cgroup file
+    is mounted at its root, or None."""
+    hid, ctl = hierarchy
+    want = set(ctl.split(",")) if ctl else set()
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, post = line.split(" - ", 1)
+            fields, (fstype, _src, opts) = pre.split(), post.split()[:3]
+            if fields[3] != "/":
+                continue
+            if (hid == "0" and fstype == "cgroup2") or \
+                    (hid != "0" and fstype == "cgroup" and want <= set(opts.split(","))):
+                return fields[4]
+    return None
+
+
+def test_procmond_cgroup_of_a_process_moved_before_exec(can_load, datadir, daemons, tmp_path):
+    """A process that moves itself into another cgroup and then execs starts
+    with that cgroup (its exec record names a new cgroup set), while
+    processes exec'd in the old cgroup keep the old path. The first rounds
+    live 0.3 s (read from /proc while alive); the later ones exit at once,
+    before procmond could read their file: their cgroup can only come from
+    the memo by cgroup-set key, and must still be each one's own."""
+    text = open("/proc/self/cgroup").read()
+    old, hierarchy = cgroup_column(text)
+    mnt = cgroup_mount(hierarchy)
+    if mnt is None:
+        pytest.skip(f"the hierarchy of our cgroup column ({hierarchy}) is not mounted here")
+    name = f"de-test-{os.getpid()}"
+    cg = os.path.join(mnt + old.rstrip("/"), name)
+    new = old.rstrip("/") + "/" + name
+    try:
+        os.mkdir(cg)
+    except OSError as e:
+        pytest.skip(f"cannot create a cgroup in {mnt}: {e}")
+    out = tmp_path / "procmond.jsonl"
+    err = tmp_path / "procmond.err"
+    marker = f"e2ecgmove{os.getpid()}"
+    rounds = [("sleep 0.3", i) for i in range(2)] + [(":", i) for i in range(2, 6)]
+    try:
+        with open(out, "wb") as fo, open(err, "wb") as fe:
+            p = daemons.start([binary("procmond"), "--collector", "ebpf", "--no-hash",
+                               "--wal-dir", datadir], stdout=fo, stderr=fe)
+        assert wait_for(lambda: p.poll() is not None or out.stat().st_size > 0, timeout=30)
+        assert p.poll() is None, err.read_text()
+        procs = os.path.join(cg, "cgroup.procs")
+        for body, i in rounds:
+            stay = subprocess.Popen(["/bin/sh", "-c", f'exec /bin/sh -c "{body}" "$0"',
+                                     f"{marker}-stay-{i}"])
+            assert stay.wait() == 0
+            moved = subprocess.Popen(["/bin/sh", "-c",
+                                      f'echo $$ > "$1" && exec /bin/sh -c "{body}" "$0"',
+                                      f"{marker}-moved-{i}", procs])
+            assert moved.wait() == 0
+
+        def starts():
+            evs = [json.loads(line) for line in out.read_text().splitlines() if marker in line]
+            return {e["process"]["command_line"].split()[-1]: e["process"] for e in evs
+                    if e["event"] == "start" and e["process"]["command_line"].startswith(
+                        ("/bin/sh -c sleep 0.3 ", "/bin/sh -c : "))}
+
+        wait_for(lambda: len(starts()) >= 2 * len(rounds), timeout=20)
+        daemons.stop(p)
+        got = starts()
+        for _, i in rounds:
+            s, m = got[f"{marker}-stay-{i}"], got[f"{marker}-moved-{i}"]
+            assert s["cgroup"] == old, (i, s)
+            assert m["cgroup"] == new, (i, m)
+    finally:
+        for _ in range(50):
+            try:
+                os.rmdir(cg)
+                break
+            except OSError:
+                time.sleep(0.1)

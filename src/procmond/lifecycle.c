@@ -11,6 +11,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#else
+#define ASAN_POISON_MEMORY_REGION(a, n)   ((void)(a), (void)(n))
+#define ASAN_UNPOISON_MEMORY_REGION(a, n) ((void)(a), (void)(n))
+#endif
+
 #include "cleanup.h"
 #include "sanitize.h"
 #include "timeutil.h"
@@ -85,12 +92,18 @@ struct erec {
 	uint32_t gid;
 	int32_t threads;
 	uint32_t missing;
+};
+
+/* The record's one-letter state and flags: in struct entry, next to the
+ * entry's own flags, where they fill what would be padding after struct
+ * erec (8 + 2 + 1 bytes less per process than bools and a char in each). */
+struct rflags {
 	char state; /* one letter, '\0' when unknown */
-	bool accessible;
-	bool file_exists;
-	bool exe_deleted;
-	bool exe_memfd;
-	bool argv_truncated;
+	bool accessible : 1;
+	bool file_exists : 1;
+	bool exe_deleted : 1;
+	bool exe_memfd : 1;
+	bool argv_truncated : 1;
 };
 
 struct entry {
@@ -104,6 +117,7 @@ struct entry {
 	int stat_fd;         /* kept open (while STAT_FD_MAX allows), or -1 */
 	uid_t dir_uid;       /* owner of /proc/PID: follows the euid */
 	gid_t dir_gid;
+	struct rflags rf;
 	bool hash_pending : 1; /* the image is being hashed in the background */
 	bool fork_only : 1;    /* known from a fork event, not announced yet */
 	bool hidden : 1;       /* tracked but not reported (skip_kernel/system) */
@@ -111,6 +125,9 @@ struct entry {
 	bool flagged_future : 1; /* a suspicious start time was reported */
 	bool adopted : 1;        /* read early as a parent (adopt_parent), at gen */
 };
+
+/* 10,000 processes hold 10,000 of these: keep it at two cache lines. */
+_Static_assert(sizeof(struct entry) <= 128, "struct entry grew");
 
 #define ID_UNKNOWN UINT32_MAX
 
@@ -170,6 +187,9 @@ struct lifecycle {
 	void *poll_ctx;
 	uint32_t poll_count;
 	struct image_memo *images; /* IMAGE_MEMO, allocated at first use */
+	struct slab *partial;      /* slabs with a free entry */
+	struct slab **slabs;       /* every slab, by address */
+	size_t nslabs, slabs_cap;
 };
 
 /* ---- shared strings ----
@@ -360,12 +380,12 @@ rec_pack(struct lifecycle *lc, struct entry *e, struct process_record *r)
 	d->gid = id_put(r->group_id);
 	d->threads = r->threads;
 	d->missing = r->missing;
-	d->state = r->state != NULL ? r->state[0] : '\0';
-	d->accessible = r->accessible;
-	d->file_exists = r->file_exists;
-	d->exe_deleted = r->exe_deleted;
-	d->exe_memfd = r->exe_memfd;
-	d->argv_truncated = r->argv_truncated;
+	e->rf.state = r->state != NULL ? r->state[0] : '\0';
+	e->rf.accessible = r->accessible;
+	e->rf.file_exists = r->file_exists;
+	e->rf.exe_deleted = r->exe_deleted;
+	e->rf.exe_memfd = r->exe_memfd;
+	e->rf.argv_truncated = r->argv_truncated;
 	v[CX_EXE] = pool_adopt(lc, TAKE_PTR(r->executable_path));
 	v[CX_HASH] = pool_adopt(lc, TAKE_PTR(r->executable_hash));
 	v[CX_USER] = pool_adopt(lc, TAKE_PTR(r->user_name));
@@ -401,16 +421,16 @@ rec_view(const struct entry *e, struct process_record *r, char state[2])
 	r->group_id = id_get(s->gid);
 	r->threads = s->threads;
 	r->missing = s->missing;
-	if (s->state != '\0') {
-		state[0] = s->state;
+	if (e->rf.state != '\0') {
+		state[0] = e->rf.state;
 		state[1] = '\0';
 		r->state = state;
 	}
-	r->accessible = s->accessible;
-	r->file_exists = s->file_exists;
-	r->exe_deleted = s->exe_deleted;
-	r->exe_memfd = s->exe_memfd;
-	r->argv_truncated = s->argv_truncated;
+	r->accessible = e->rf.accessible;
+	r->file_exists = e->rf.file_exists;
+	r->exe_deleted = e->rf.exe_deleted;
+	r->exe_memfd = e->rf.exe_memfd;
+	r->argv_truncated = e->rf.argv_truncated;
 	r->executable_path = CX(e, CX_EXE);
 	r->executable_hash = CX(e, CX_HASH);
 	r->user_name = CX(e, CX_USER);
@@ -435,7 +455,150 @@ erec_init(struct erec *r)
 static void
 set_state(struct entry *e, char state)
 {
-	e->rec.state = state;
+	e->rf.state = state;
+}
+
+/* ---- entry slabs ----
+ *
+ * Entries come from slabs of SLAB_N (127): no allocator header and rounding per
+ * entry (144 bytes a malloc'd entry took, 128 here) and no holes between
+ * them. Each slab keeps its own free list, and goes back to malloc when its
+ * last entry does, unless it is the only slab with room (so one process
+ * starting and exiting at a slab's edge does not allocate a slab each
+ * time). Slabs are malloc'd, not calloc'd: an entry's pages become resident
+ * when it is first handed out. */
+
+/* A slab and malloc's header take 16 KiB: a slab fits the holes the pid
+ * table leaves in the heap as it doubles (16, 32, 64 KiB), where 32 KiB
+ * slabs missed them by a few bytes and the heap grew instead. */
+#define SLAB_BYTES 16384
+#define SLAB_N     ((SLAB_BYTES - 64) / sizeof(struct entry))
+
+struct slab {
+	struct slab *next, *prev; /* in lc->partial */
+	struct entry *free;       /* freed entries, linked through their first bytes */
+	uint32_t used;            /* entries handed out */
+	uint32_t fresh;           /* e[fresh..] never handed out */
+	struct entry e[SLAB_N];
+};
+
+_Static_assert(sizeof(struct slab) + 16 <= SLAB_BYTES, "a slab outgrew SLAB_BYTES");
+
+static void
+partial_link(struct lifecycle *lc, struct slab *sl)
+{
+	sl->prev = NULL;
+	sl->next = lc->partial;
+	if (lc->partial != NULL)
+		lc->partial->prev = sl;
+	lc->partial = sl;
+}
+
+static void
+partial_unlink(struct lifecycle *lc, struct slab *sl)
+{
+	if (sl->prev != NULL)
+		sl->prev->next = sl->next;
+	else
+		lc->partial = sl->next;
+	if (sl->next != NULL)
+		sl->next->prev = sl->prev;
+	sl->next = sl->prev = NULL;
+}
+
+/* Where sl is, or goes, in lc->slabs (sorted by address). */
+static size_t
+slab_index(const struct lifecycle *lc, uintptr_t addr)
+{
+	size_t lo = 0, hi = lc->nslabs;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if ((uintptr_t)lc->slabs[mid] <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static struct slab *
+slab_new(struct lifecycle *lc)
+{
+	struct slab *sl;
+	size_t i;
+
+	if (lc->nslabs == lc->slabs_cap) {
+		size_t ncap = lc->slabs_cap ? lc->slabs_cap * 2 : 16;
+		struct slab **n = realloc(lc->slabs, ncap * sizeof(*n));
+
+		if (n == NULL)
+			return NULL;
+		lc->slabs = n;
+		lc->slabs_cap = ncap;
+	}
+	if ((sl = malloc(sizeof(*sl))) == NULL)
+		return NULL;
+	sl->free = NULL;
+	sl->used = sl->fresh = 0;
+	ASAN_POISON_MEMORY_REGION(sl->e, sizeof(sl->e));
+	i = slab_index(lc, (uintptr_t)sl);
+	memmove(&lc->slabs[i + 1], &lc->slabs[i], (lc->nslabs - i) * sizeof(*lc->slabs));
+	lc->slabs[i] = sl;
+	lc->nslabs++;
+	partial_link(lc, sl);
+	return sl;
+}
+
+static void
+slab_free(struct lifecycle *lc, struct slab *sl)
+{
+	size_t i = slab_index(lc, (uintptr_t)sl) - 1;
+
+	partial_unlink(lc, sl);
+	memmove(&lc->slabs[i], &lc->slabs[i + 1], (lc->nslabs - i - 1) * sizeof(*lc->slabs));
+	lc->nslabs--;
+	ASAN_UNPOISON_MEMORY_REGION(sl->e, sizeof(sl->e));
+	free(sl);
+}
+
+/* An uninitialized entry, or NULL when memory is short. */
+static struct entry *
+entry_alloc(struct lifecycle *lc)
+{
+	struct slab *sl = lc->partial;
+	struct entry *e;
+
+	if (sl == NULL && (sl = slab_new(lc)) == NULL)
+		return NULL;
+	if (sl->free != NULL) {
+		e = sl->free;
+		ASAN_UNPOISON_MEMORY_REGION(e, sizeof(*e));
+		memcpy(&sl->free, e, sizeof(sl->free));
+	} else {
+		e = &sl->e[sl->fresh++];
+		ASAN_UNPOISON_MEMORY_REGION(e, sizeof(*e));
+	}
+	if (++sl->used == SLAB_N)
+		partial_unlink(lc, sl);
+	return e;
+}
+
+static void
+entry_release(struct lifecycle *lc, struct entry *e)
+{
+	struct slab *sl = lc->slabs[slab_index(lc, (uintptr_t)e) - 1];
+
+	if (sl->used-- == SLAB_N)
+		partial_link(lc, sl);
+	if (sl->used == 0 && (lc->partial != sl || sl->next != NULL)) {
+		slab_free(lc, sl);
+		return;
+	}
+	memcpy(e, &sl->free, sizeof(sl->free));
+	sl->free = e;
+	ASAN_POISON_MEMORY_REGION(e, sizeof(*e));
 }
 
 /* ---- the pid table ---- */
@@ -514,16 +677,17 @@ entry_free(struct lifecycle *lc, struct entry *e)
 	pool_put(lc, e->rec.name);
 	pool_put(lc, e->rec.command_line);
 	ctx_put(lc, e->cx);
-	free(e);
+	entry_release(lc, e);
 }
 
 static struct entry *
-entry_new(void)
+entry_new(struct lifecycle *lc)
 {
-	struct entry *e = calloc(1, sizeof(*e));
+	struct entry *e = entry_alloc(lc);
 
 	if (e == NULL)
 		return NULL;
+	memset(e, 0, sizeof(*e));
 	erec_init(&e->rec);
 	e->cmd_fd = e->stat_fd = -1;
 	return e;
@@ -719,7 +883,7 @@ is_hidden(const struct lifecycle *lc, const struct entry *e)
 static int
 entry_read_full(struct lifecycle *lc, pid_t pid, struct entry **ret)
 {
-	struct entry *e = entry_new();
+	struct entry *e = entry_new(lc);
 	bool keep = lc->fds + 2 <= lc->fd_budget;
 	bool keep_stat = keep && lc->stat_fds < STAT_FD_MAX;
 	bool hashing = lc->hc != NULL && lc->opts.compute_hashes;
@@ -809,13 +973,13 @@ recheck_image(struct lifecycle *lc, struct entry *e, char *fields)
 		process_record_clear(&tmp);
 		return;
 	}
-	moved = str_differs(tmp.executable_path, CX(e, CX_EXE)) ||
-	        tmp.exe_deleted != e->rec.exe_deleted;
+	moved =
+	    str_differs(tmp.executable_path, CX(e, CX_EXE)) || tmp.exe_deleted != e->rf.exe_deleted;
 	if (moved) {
 		cx_set(lc, e, CX_EXE, pool_adopt(lc, TAKE_PTR(tmp.executable_path)));
-		e->rec.exe_deleted = tmp.exe_deleted;
-		e->rec.exe_memfd = tmp.exe_memfd;
-		e->rec.file_exists = tmp.file_exists;
+		e->rf.exe_deleted = tmp.exe_deleted;
+		e->rf.exe_memfd = tmp.exe_memfd;
+		e->rf.file_exists = tmp.file_exists;
 		add_field(fields, "executable_path");
 		cx_set(lc, e, CX_HASH, NULL);
 		fill_hash(lc, e, NULL);
@@ -847,7 +1011,7 @@ recheck_cmdline(struct lifecycle *lc, struct entry *e, char *fields)
 	if (procfs_sanitize_cmdline(raw, len, &clean) < 0)
 		return;
 	e->cmd_digest = procfs_digest(raw, len);
-	e->rec.argv_truncated = trunc;
+	e->rf.argv_truncated = trunc;
 	if (!str_differs(clean, e->rec.command_line)) {
 		free(clean);
 		return;
@@ -907,7 +1071,7 @@ refresh_known(struct lifecycle *lc, struct entry *e, const struct procfs_stat *s
 	e->rec.ppid = st->ppid;
 	e->rec.threads = st->num_threads;
 	e->rec.rss_pages = (uint32_t)st->rss_pages;
-	if (e->rec.state != '\0')
+	if (e->rf.state != '\0')
 		set_state(e, st->state);
 	update_cpu(lc, e, st->utime + st->stime);
 	if (e->hidden)
@@ -1176,7 +1340,7 @@ fill_from_event(struct lifecycle *lc, struct entry *e, const struct source_event
 		if (procfs_sanitize_cmdline(ev->argv, len, &c) == 0) {
 			pool_put(lc, r->command_line);
 			r->command_line = pool_adopt(lc, c);
-			r->argv_truncated = ev->argv_truncated;
+			e->rf.argv_truncated = ev->argv_truncated;
 			r->missing &= ~(uint32_t)PROC_MISSING_CMDLINE;
 			e->cmd_digest = procfs_digest(ev->argv, len);
 		}
@@ -1199,7 +1363,7 @@ fill_from_event(struct lifecycle *lc, struct entry *e, const struct source_event
 		r->start_time = lc->now_ms;
 	}
 	if (r->missing & PROC_MISSING_STAT)
-		r->accessible = false;
+		e->rf.accessible = false;
 }
 
 /* ---- exec records complete enough to need no /proc read ---- */
@@ -1254,7 +1418,7 @@ open_image(struct lifecycle *lc, const struct entry *e, const struct source_imag
 	if (fd >= 0)
 		close(fd);
 	exe = CX(e, CX_EXE);
-	if (e->rec.exe_deleted || exe == NULL || exe[0] != '/')
+	if (e->rf.exe_deleted || exe == NULL || exe[0] != '/')
 		return -ESRCH;
 	fd = open(exe, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd >= 0 && fstat(fd, &sb) == 0 && image_is(&sb, k))
@@ -1362,23 +1526,23 @@ entry_from_kernel(struct lifecycle *lc, const struct source_event *ev, struct en
 
 	if ((ev->has & KERNEL_COMPLETE) != KERNEL_COMPLETE)
 		return -ENODATA;
-	if ((e = entry_new()) == NULL)
+	if ((e = entry_new(lc)) == NULL)
 		return -ENOMEM;
 	r = &e->rec;
 	lc->st.from_kernel++;
 	r->pid = ev->pid;
 	r->ppid = ev->ppid;
-	r->accessible = true;
+	e->rf.accessible = true;
 	r->name = pool_adopt(lc, name_from_event(ev));
 	/* The running image, as /proc/PID/exe names it. */
-	r->exe_memfd = strncmp(ev->exe, "/memfd:", 7) == 0;
-	r->exe_deleted = ev->exe_deleted || r->exe_memfd;
+	e->rf.exe_memfd = strncmp(ev->exe, "/memfd:", 7) == 0;
+	e->rf.exe_deleted = ev->exe_deleted || e->rf.exe_memfd;
 	exe = utf8_sanitize_dup(ev->exe, strnlen(ev->exe, sizeof(ev->exe)));
 	if (exe != NULL) {
 		struct stat sb;
 
 		/* A deleted image's name may have been re-created: look. */
-		r->file_exists = !r->exe_memfd && (!r->exe_deleted || stat(exe, &sb) == 0);
+		e->rf.file_exists = !e->rf.exe_memfd && (!e->rf.exe_deleted || stat(exe, &sb) == 0);
 		cx_set(lc, e, CX_EXE, pool_adopt(lc, sanitize_path(exe)));
 		free(exe);
 	}
@@ -1387,7 +1551,7 @@ entry_from_kernel(struct lifecycle *lc, const struct source_event *ev, struct en
 		r->command_line = pool_adopt(lc, c);
 		e->cmd_digest = procfs_digest(ev->argv, alen);
 	}
-	r->argv_truncated = ev->argv_truncated;
+	e->rf.argv_truncated = ev->argv_truncated;
 	if (alen == 0)
 		r->missing |= PROC_MISSING_CMDLINE;
 	/* In clock ticks, as /proc/PID/stat says it: the same instance, the same
@@ -1443,7 +1607,7 @@ on_exec(struct lifecycle *lc, const struct source_event *ev, const char *source)
 		return;
 	if (rc < 0) {
 		/* Gone already: keep what the kernel told us, and say what is missing. */
-		if ((e = entry_new()) == NULL)
+		if ((e = entry_new(lc)) == NULL)
 			return;
 		e->rec.missing = PROC_MISSING_STAT | PROC_MISSING_CWD | PROC_MISSING_CGROUP |
 		                 PROC_MISSING_HASH | PROC_MISSING_PARENT;
@@ -1486,12 +1650,13 @@ on_fork(struct lifecycle *lc, const struct source_event *ev)
 
 	if (table_find(lc, ev->pid) != NULL)
 		return;
-	if ((e = entry_new()) == NULL)
+	if ((e = entry_new(lc)) == NULL)
 		return;
 	if (parent != NULL) {
 		char *v[CX_N];
 
 		e->rec = parent->rec;
+		e->rf = parent->rf;
 		pool_ref(e->rec.name);
 		pool_ref(e->rec.command_line);
 		for (size_t k = 0; k < CX_N; k++)
@@ -1537,7 +1702,7 @@ on_exit_ev(struct lifecycle *lc, const struct source_event *ev, const char *sour
 		return;
 	if (e->fork_only)
 		emit_event(lc, PROC_EV_START, e, source, NULL, NULL, -1);
-	if (e->rec.state != '\0')
+	if (e->rf.state != '\0')
 		set_state(e, 'X');
 	emit_event(lc, PROC_EV_STOP, e, source, NULL, NULL, code);
 	table_remove(lc, e);
@@ -1640,6 +1805,9 @@ lifecycle_free(struct lifecycle *lc)
 		return;
 	for (size_t i = 0; i < lc->cap; i++)
 		entry_free(lc, lc->slots[i]);
+	while (lc->nslabs > 0) /* the one kept empty */
+		slab_free(lc, lc->slabs[0]);
+	free(lc->slabs);
 	free(lc->images);
 	free(lc->slots);
 	free(lc->ctxs); /* empty: every entry released its tuple */

@@ -524,6 +524,61 @@ test_fork_exit_and_threads(void **state)
 	assert_true(has(find(w, PROC_EV_START, 500), "cmdline", "bash"));
 }
 
+/* Entries live in slabs of 127: forks and exits across several slabs, with
+ * freed entries reused and emptied slabs released, keep every instance its
+ * own pid and columns (the ASan build also checks no freed entry is read). */
+static void
+fork_ev(struct world *w, enum source_event_kind kind, int pid)
+{
+	struct source_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = kind;
+	ev.pid = ev.tid = pid;
+	ev.ppid = 100;
+	ev.has = SOURCE_HAS_PPID;
+	lifecycle_on_source_event(w->lc, &ev, "netlink");
+}
+
+static void
+test_many_entries_come_and_go(void **state)
+{
+	struct world *w = *state;
+	struct lifecycle_stats st0, st;
+	const int n = 700;
+
+	lifecycle_snapshot(w->lc, false);
+	lifecycle_get_stats(w->lc, &st0);
+	for (int i = 0; i < n; i++)
+		fork_ev(w, SOURCE_EV_FORK, 10000 + i);
+	lifecycle_get_stats(w->lc, &st);
+	assert_int_equal(st.processes, st0.processes + (uint64_t)n);
+	for (int i = 1; i < n; i += 2)
+		fork_ev(w, SOURCE_EV_EXIT, 10000 + i);
+	for (int i = 0; i < n / 2; i++)
+		fork_ev(w, SOURCE_EV_FORK, 20000 + i);
+	lifecycle_get_stats(w->lc, &st);
+	assert_int_equal(st.processes, st0.processes + (uint64_t)n);
+	assert_int_equal(st.events[PROC_EV_STOP] - st0.events[PROC_EV_STOP], n / 2);
+	w->n = 0;
+	for (int i = 0; i < n; i += 2)
+		fork_ev(w, SOURCE_EV_EXIT, 10000 + i);
+	for (int i = 0; i < n / 2; i++)
+		fork_ev(w, SOURCE_EV_EXIT, 20000 + i);
+	lifecycle_get_stats(w->lc, &st);
+	assert_int_equal(st.processes, st0.processes);
+	assert_int_equal(st.events[PROC_EV_START] - st0.events[PROC_EV_START], n + n / 2);
+	assert_int_equal(st.events[PROC_EV_STOP] - st0.events[PROC_EV_STOP], n + n / 2);
+	assert_true(has(find(w, PROC_EV_START, 10000), "cmdline", "bash"));
+	assert_non_null(find(w, PROC_EV_STOP, 10000));
+	/* The table still works after every slab but one went back. */
+	fork_ev(w, SOURCE_EV_FORK, 30000);
+	w->n = 0;
+	fork_ev(w, SOURCE_EV_EXIT, 30000);
+	assert_non_null(find(w, PROC_EV_STOP, 30000));
+	assert_int_equal(find(w, PROC_EV_STOP, 30000)->exit_code, -1);
+}
+
 /* Instances that share their columns (same parent, image, user) keep their
  * own values when one of them changes: the shared tuple is copied on write. */
 static void
@@ -658,6 +713,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_exec_from_kernel_record_alone, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_fork_exit_and_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_entries_come_and_go, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shared_columns_change_per_instance, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_poll_sees_id_change, setup, teardown),

@@ -910,7 +910,7 @@ procfs_cgroup_by_set(struct procfs *pf, pid_t pid, const struct procfs_cgroup_se
 		return rc;
 	if ((rc = parse_cgroup_cached(pf, buf, len, &path, cid)) < 0)
 		return rc;
-	if (!exact || path == NULL || (m->path != NULL && m->key == cs->key)) {
+	if (!exact || path == NULL) {
 		*ret_path = path;
 		return 0;
 	}
@@ -920,6 +920,8 @@ procfs_cgroup_by_set(struct procfs *pf, pid_t pid, const struct procfs_cgroup_se
 		free(path);
 		return -ESRCH;
 	}
+	/* This process is now the key's witness (replacing one still alive:
+	 * the newest of a busy key is the likeliest to be gone soon). */
 	if ((copy = strdup(path)) != NULL) {
 		free(m->path);
 		*m = (struct cgroup_set_memo){ .key = cs->key,

@@ -122,12 +122,13 @@ struct procfs_cgroup_set {
 /* The cgroup column and container id of pid, whose exec record carried the
  * key of its cgroup set: from a memo by key (64 entries, direct-mapped)
  * when it holds a proven text, else read from <proc>/PID/cgroup and parsed.
- * A memo entry is the text read from the first process of the key (checked
- * to be the instance that exec'd, by its start time read after the text;
- * otherwise the text is not returned either). It becomes proven once that
- * process is gone and its pid slot counted no migration since its key was
- * taken: then it never left the key's cgroups, and the text is the key's.
- * Until then (and for an inexact key) every process of the key is read.
+ * A memo entry is the text read from the latest process of the key that was
+ * read (checked to be the instance that exec'd, by its start time read
+ * after the text; otherwise the text is not returned either). It becomes
+ * proven once that process is gone and its pid slot counted no migration
+ * since its key was taken: then it never left the key's cgroups, and the
+ * text is the key's. Until then (and for an inexact key) every process of
+ * the key is read.
  * Sets *ret_path (caller frees; may be NULL) and writes the container id
  * into cid ("" when none). Returns 0, -ESRCH/-EACCES when unreadable (or
  * the pid is another instance now), -EINVAL, -ENOMEM. */

@@ -398,14 +398,16 @@ test_cgroup_by_set(void **state)
 	put_proc_cgroup(root, 102, 0, NULL);
 	assert_int_equal(procfs_open(root, &pf), 0);
 
-	/* 100 is read (the first of k1); 101 too while 100 lives. */
+	/* 100 is read (the first of k1); 101 too while 100 lives, and is
+	 * the witness now: 100 gone is not enough. */
 	assert_int_equal(by_set(pf, 100, k1, 500, &slots[0], true, got), 0);
 	assert_string_equal(got, "/a");
-	put_proc_cgroup(root, 101, 501, "4:memory:/a2\n0::/\n");
 	assert_int_equal(by_set(pf, 101, k1, 501, &slots[1], true, got), 0);
-	assert_string_equal(got, "/a2"); /* read, not the memo */
-	/* 100 gone, nothing moved in its slot: k1 is /a without a read. */
+	assert_string_equal(got, "/a");
 	put_proc_cgroup(root, 100, 0, NULL);
+	assert_int_equal(by_set(pf, 102, k1, 502, &slots[2], true, got), -ESRCH);
+	/* 101 gone, nothing moved in its slot: k1 is /a without a read. */
+	put_proc_cgroup(root, 101, 0, NULL);
 	assert_int_equal(by_set(pf, 102, k1, 502, &slots[2], true, got), 0);
 	assert_string_equal(got, "/a");
 	/* Not for an inexact key, another key, or a key in the same slot. */

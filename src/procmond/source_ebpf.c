@@ -1,10 +1,12 @@
 /* The eBPF event source: loads procmond.bpf.c (a bpftool skeleton), attaches
- * its four BTF-typed tracepoints and turns the ring buffer's records into
+ * its four BTF-typed process tracepoints (and two cgroup ones that let exec
+ * records carry a cgroup-set key) and turns the ring buffer's records into
  * struct source_event. The only file in DaemonEye that talks to libbpf
  * (STYLE.md rule 8).
  *
  * Privilege: loading needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN). Once
- * attached, the ring buffer and the drop counter are memory-mapped, so
+ * attached, the ring buffer, the drop counter and the cgroup migration
+ * counts are memory-mapped, so
  * dispatch() and health() make no bpf() call and work after the privilege
  * drop and under procmond's seccomp filter (epoll_wait only). */
 #include <errno.h>
@@ -304,8 +306,9 @@ ebpf_open(const struct collector_opts *opts, struct source **ret, struct errbuf 
 	old = libbpf_set_print(ebpf_libbpf_print);
 	rc = ebpf_load(s, cwd, true, err);
 	if (rc < 0 && s->skel != NULL) {
-		/* Perhaps only fentry/fexit (BPF trampolines) are missing:
-		 * again without the cgroup-set key. */
+		/* Perhaps only the cgroup-set key's programs were refused (a
+		 * kernel without the cgroup tracepoints or that rejects the
+		 * walk): again without them. */
 		log_debug("ebpf: loading with the cgroup-set key failed (%s); without it",
 		          err != NULL ? err->msg : "");
 		procmond_bpf__destroy(s->skel);

@@ -168,7 +168,7 @@ struct lifecycle {
 	struct collector_opts opts;
 	lifecycle_emit_fn emit;
 	void *ctx;
-	struct entry **slots;  /* open addressing by pid, linear probing */
+	uint32_t *slots;       /* open addressing by pid, linear probing: entry handles */
 	struct pstr **pool;    /* POOL_BUCKETS chains of shared strings */
 	struct ctx **ctxs;     /* CTX_BUCKETS chains of shared tuples */
 	size_t fds, fd_budget; /* kept fds, and how many may be */
@@ -190,6 +190,8 @@ struct lifecycle {
 	struct slab *partial;      /* slabs with a free entry */
 	struct slab **slabs;       /* every slab, by address */
 	size_t nslabs, slabs_cap;
+	struct slab **by_id; /* every slab at its id (NULL: a free id) */
+	size_t ids_cap;
 };
 
 /* ---- shared strings ----
@@ -473,16 +475,23 @@ set_state(struct entry *e, char state)
  * slabs missed them by a few bytes and the heap grew instead. */
 #define SLAB_BYTES 16384
 #define SLAB_N     ((SLAB_BYTES - 64) / sizeof(struct entry))
+/* The pid table holds 32-bit handles, not pointers (half the table: 64 KiB
+ * at 10,000 processes): (slab id + 1) << SLAB_SHIFT | index in the slab;
+ * 0 is an empty slot. */
+#define SLAB_SHIFT  7
+#define SLAB_ID_MAX ((UINT32_MAX >> SLAB_SHIFT) - 1)
 
 struct slab {
 	struct slab *next, *prev; /* in lc->partial */
 	struct entry *free;       /* freed entries, linked through their first bytes */
 	uint32_t used;            /* entries handed out */
 	uint32_t fresh;           /* e[fresh..] never handed out */
+	uint32_t id;              /* in lc->by_id */
 	struct entry e[SLAB_N];
 };
 
 _Static_assert(sizeof(struct slab) + 16 <= SLAB_BYTES, "a slab outgrew SLAB_BYTES");
+_Static_assert(SLAB_N <= 1u << SLAB_SHIFT, "a slab index outgrew SLAB_SHIFT");
 
 static void
 partial_link(struct lifecycle *lc, struct slab *sl)
@@ -527,7 +536,7 @@ static struct slab *
 slab_new(struct lifecycle *lc)
 {
 	struct slab *sl;
-	size_t i;
+	size_t i, id;
 
 	if (lc->nslabs == lc->slabs_cap) {
 		size_t ncap = lc->slabs_cap ? lc->slabs_cap * 2 : 16;
@@ -538,10 +547,24 @@ slab_new(struct lifecycle *lc)
 		lc->slabs = n;
 		lc->slabs_cap = ncap;
 	}
+	for (id = 0; id < lc->ids_cap && lc->by_id[id] != NULL; id++)
+		;
+	if (id == lc->ids_cap) {
+		size_t ncap = lc->ids_cap ? lc->ids_cap * 2 : 16;
+		struct slab **n;
+
+		if (id > SLAB_ID_MAX || (n = realloc(lc->by_id, ncap * sizeof(*n))) == NULL)
+			return NULL;
+		memset(&n[id], 0, (ncap - id) * sizeof(*n));
+		lc->by_id = n;
+		lc->ids_cap = ncap;
+	}
 	if ((sl = malloc(sizeof(*sl))) == NULL)
 		return NULL;
 	sl->free = NULL;
 	sl->used = sl->fresh = 0;
+	sl->id = (uint32_t)id;
+	lc->by_id[id] = sl;
 	ASAN_POISON_MEMORY_REGION(sl->e, sizeof(sl->e));
 	i = slab_index(lc, (uintptr_t)sl);
 	memmove(&lc->slabs[i + 1], &lc->slabs[i], (lc->nslabs - i) * sizeof(*lc->slabs));
@@ -557,10 +580,17 @@ slab_free(struct lifecycle *lc, struct slab *sl)
 	size_t i = slab_index(lc, (uintptr_t)sl) - 1;
 
 	partial_unlink(lc, sl);
+	lc->by_id[sl->id] = NULL;
 	memmove(&lc->slabs[i], &lc->slabs[i + 1], (lc->nslabs - i - 1) * sizeof(*lc->slabs));
 	lc->nslabs--;
 	ASAN_UNPOISON_MEMORY_REGION(sl->e, sizeof(sl->e));
 	free(sl);
+}
+
+static struct slab *
+slab_of(const struct lifecycle *lc, const struct entry *e)
+{
+	return lc->slabs[slab_index(lc, (uintptr_t)e) - 1];
 }
 
 /* An uninitialized entry, or NULL when memory is short. */
@@ -588,7 +618,7 @@ entry_alloc(struct lifecycle *lc)
 static void
 entry_release(struct lifecycle *lc, struct entry *e)
 {
-	struct slab *sl = lc->slabs[slab_index(lc, (uintptr_t)e) - 1];
+	struct slab *sl = slab_of(lc, e);
 
 	if (sl->used-- == SLAB_N)
 		partial_link(lc, sl);
@@ -609,21 +639,44 @@ slot_of(const struct lifecycle *lc, pid_t pid)
 	return ((size_t)(uint32_t)pid * 2654435761u) & (lc->cap - 1);
 }
 
+static uint32_t
+entry_handle(const struct lifecycle *lc, const struct entry *e)
+{
+	const struct slab *sl = slab_of(lc, e);
+
+	return (sl->id + 1) << SLAB_SHIFT | (uint32_t)(e - sl->e);
+}
+
+/* The entry of handle h, or NULL for 0. */
+static struct entry *
+handle_entry(const struct lifecycle *lc, uint32_t h)
+{
+	if (h == 0)
+		return NULL;
+	return &lc->by_id[(h >> SLAB_SHIFT) - 1]->e[h & ((1u << SLAB_SHIFT) - 1)];
+}
+
+static struct entry *
+slot_get(const struct lifecycle *lc, size_t i)
+{
+	return handle_entry(lc, lc->slots[i]);
+}
+
 static struct entry *
 table_find(const struct lifecycle *lc, pid_t pid)
 {
 	for (size_t i = slot_of(lc, pid);; i = (i + 1) & (lc->cap - 1)) {
-		if (lc->slots[i] == NULL)
-			return NULL;
-		if (lc->slots[i]->rec.pid == pid)
-			return lc->slots[i];
+		struct entry *e = slot_get(lc, i);
+
+		if (e == NULL || e->rec.pid == pid)
+			return e;
 	}
 }
 
 static int
 table_grow(struct lifecycle *lc)
 {
-	struct entry **old = lc->slots;
+	uint32_t *old = lc->slots;
 	size_t old_cap = lc->cap, ncap = lc->cap ? lc->cap * 2 : TABLE_MIN_CAP;
 
 	if ((lc->slots = calloc(ncap, sizeof(*lc->slots))) == NULL) {
@@ -632,10 +685,11 @@ table_grow(struct lifecycle *lc)
 	}
 	lc->cap = ncap;
 	for (size_t i = 0; i < old_cap; i++) {
-		if (old[i] == NULL)
+		if (old[i] == 0)
 			continue;
-		for (size_t j = slot_of(lc, old[i]->rec.pid);; j = (j + 1) & (ncap - 1)) {
-			if (lc->slots[j] == NULL) {
+		for (size_t j = slot_of(lc, handle_entry(lc, old[i])->rec.pid);;
+		     j = (j + 1) & (ncap - 1)) {
+			if (lc->slots[j] == 0) {
 				lc->slots[j] = old[i];
 				break;
 			}
@@ -653,9 +707,9 @@ table_insert(struct lifecycle *lc, struct entry *e)
 
 	if ((lc->count + 1) * 10 > lc->cap * 7 && (rc = table_grow(lc)) < 0)
 		return rc;
-	for (i = slot_of(lc, e->rec.pid); lc->slots[i] != NULL; i = (i + 1) & (lc->cap - 1))
+	for (i = slot_of(lc, e->rec.pid); lc->slots[i] != 0; i = (i + 1) & (lc->cap - 1))
 		;
-	lc->slots[i] = e;
+	lc->slots[i] = entry_handle(lc, e);
 	lc->count++;
 	return 0;
 }
@@ -698,17 +752,18 @@ static void
 table_remove(struct lifecycle *lc, struct entry *e)
 {
 	size_t i = slot_of(lc, e->rec.pid), j;
+	uint32_t h = entry_handle(lc, e);
 
-	while (lc->slots[i] != e)
+	while (lc->slots[i] != h)
 		i = (i + 1) & (lc->cap - 1);
-	lc->slots[i] = NULL;
-	for (j = (i + 1) & (lc->cap - 1); lc->slots[j] != NULL; j = (j + 1) & (lc->cap - 1)) {
-		size_t home = slot_of(lc, lc->slots[j]->rec.pid);
+	lc->slots[i] = 0;
+	for (j = (i + 1) & (lc->cap - 1); lc->slots[j] != 0; j = (j + 1) & (lc->cap - 1)) {
+		size_t home = slot_of(lc, slot_get(lc, j)->rec.pid);
 
 		/* Move j back to the hole when its home is not inside (i, j]. */
 		if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
 			lc->slots[i] = lc->slots[j];
-			lc->slots[j] = NULL;
+			lc->slots[j] = 0;
 			i = j;
 		}
 	}
@@ -1228,7 +1283,7 @@ static void
 sweep_stopped(struct lifecycle *lc)
 {
 	for (size_t i = 0; i < lc->cap;) {
-		struct entry *e = lc->slots[i];
+		struct entry *e = slot_get(lc, i);
 		struct procfs_stat st;
 
 		if (e == NULL || e->gen == lc->gen) {
@@ -1804,10 +1859,11 @@ lifecycle_free(struct lifecycle *lc)
 	if (lc == NULL)
 		return;
 	for (size_t i = 0; i < lc->cap; i++)
-		entry_free(lc, lc->slots[i]);
+		entry_free(lc, slot_get(lc, i));
 	while (lc->nslabs > 0) /* the one kept empty */
 		slab_free(lc, lc->slabs[0]);
 	free(lc->slabs);
+	free(lc->by_id);
 	free(lc->images);
 	free(lc->slots);
 	free(lc->ctxs); /* empty: every entry released its tuple */

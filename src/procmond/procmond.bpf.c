@@ -368,7 +368,7 @@ cgset_step(__u32 i, void *arg)
 	struct cgrp_cset_link *link;
 	struct cgroup *cg;
 	struct cgroup_root *root;
-	__u64 *w;
+	__u64 ids = 0, *w;
 
 	if (pos == c->head) {
 		c->done = true;
@@ -383,16 +383,29 @@ cgset_step(__u32 i, void *arg)
 	root = BPF_CORE_READ(cg, root);
 	if (cg == NULL || root == NULL)
 		return 1;
-	c->h = mix64(c->h, ((__u64)(__u32)BPF_CORE_READ(root, hierarchy_id) << 32) |
-	                       BPF_CORE_READ(root, subsys_mask));
+	/* subsys_mask and hierarchy_id side by side (every kernel so far):
+	 * one read. */
+	if (bpf_core_field_offset(struct cgroup_root, hierarchy_id) ==
+	    bpf_core_field_offset(struct cgroup_root, subsys_mask) + 4)
+		bpf_probe_read_kernel(&ids, sizeof(ids), &root->subsys_mask);
+	else
+		ids = ((__u64)(__u32)BPF_CORE_READ(root, hierarchy_id) << 32) |
+		      BPF_CORE_READ(root, subsys_mask);
+	c->h = mix64(c->h, ids);
 	c->h = mix64(c->h, BPF_CORE_READ(cg, self.serial_nr));
-	/* The name's 64 bytes, in the per-CPU path buffer (the cwd walk that
-	 * uses it comes later). */
-	if (bpf_probe_read_kernel(pb->buf, 64, &root->name) < 0)
+	/* The root's name (64 bytes, zero-filled; empty but for name=
+	 * hierarchies), through the per-CPU path buffer (the cwd walk that
+	 * uses it comes later): its first word, and the rest when it has one. */
+	if (bpf_probe_read_kernel(pb->buf, 8, &root->name) < 0)
 		return 1;
 	w = (__u64 *)pb->buf;
-	for (int k = 0; k < 8; k++)
-		c->h = mix64(c->h, w[k]);
+	c->h = mix64(c->h, w[0]);
+	if (w[0] != 0) {
+		if (bpf_probe_read_kernel(pb->buf, 64, &root->name) < 0)
+			return 1;
+		for (int k = 1; k < 8; k++)
+			c->h = mix64(c->h, w[k]);
+	}
 	c->pos = BPF_CORE_READ(pos, next);
 	return 0;
 }

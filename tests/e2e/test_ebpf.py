@@ -362,61 +362,78 @@ def cgroup_mount(hierarchy):
 
 
 def test_procmond_cgroup_of_a_process_moved_before_exec(can_load, datadir, daemons, tmp_path):
-    """A process that moves itself into another cgroup and then execs starts
-    with that cgroup (its exec record names a new cgroup set), while
-    processes exec'd in the old cgroup keep the old path. The first rounds
-    live 0.3 s (read from /proc while alive); the later ones exit at once,
-    before procmond could read their file: their cgroup can only come from
-    the memo by cgroup-set key, and must still be each one's own."""
+    """Processes moved into a cgroup between fork and exec start with that
+    cgroup (their exec record names its cgroup set), and processes of two
+    cgroup sets never get each other's path. Two fresh cgroups, so that no
+    other process on the host shares their sets. The first rounds stay alive
+    until procmond has reported them (it read their file while they lived)
+    and are then stopped; the later ones exit at once, before procmond could
+    read their file: their cgroup can only come from the memo by cgroup-set
+    key, and must still be each one's own."""
     text = open("/proc/self/cgroup").read()
     old, hierarchy = cgroup_column(text)
     mnt = cgroup_mount(hierarchy)
     if mnt is None:
         pytest.skip(f"the hierarchy of our cgroup column ({hierarchy}) is not mounted here")
-    name = f"de-test-{os.getpid()}"
-    cg = os.path.join(mnt + old.rstrip("/"), name)
-    new = old.rstrip("/") + "/" + name
-    try:
-        os.mkdir(cg)
-    except OSError as e:
-        pytest.skip(f"cannot create a cgroup in {mnt}: {e}")
+    names = {k: f"de-test-{os.getpid()}-{k}" for k in ("a", "b")}
+    dirs = {k: os.path.join(mnt + old.rstrip("/"), n) for k, n in names.items()}
+    paths = {k: old.rstrip("/") + "/" + n for k, n in names.items()}
+    made = []
     out = tmp_path / "procmond.jsonl"
     err = tmp_path / "procmond.err"
     marker = f"e2ecgmove{os.getpid()}"
-    rounds = [("sleep 0.3", i) for i in range(2)] + [(":", i) for i in range(2, 6)]
+    rounds = [("exec sleep 60", i) for i in range(2)] + [(":", i) for i in range(2, 6)]
     try:
+        for k in ("a", "b"):
+            try:
+                os.mkdir(dirs[k])
+            except OSError as e:
+                pytest.skip(f"cannot create a cgroup in {mnt}: {e}")
+            made.append(dirs[k])
         with open(out, "wb") as fo, open(err, "wb") as fe:
             p = daemons.start([binary("procmond"), "--collector", "ebpf", "--no-hash",
                                "--wal-dir", datadir], stdout=fo, stderr=fe)
         assert wait_for(lambda: p.poll() is not None or out.stat().st_size > 0, timeout=30)
         assert p.poll() is None, err.read_text()
-        procs = os.path.join(cg, "cgroup.procs")
-        for body, i in rounds:
-            stay = subprocess.Popen(["/bin/sh", "-c", f'exec /bin/sh -c "{body}" "$0"',
-                                     f"{marker}-stay-{i}"])
-            assert stay.wait() == 0
-            moved = subprocess.Popen(["/bin/sh", "-c",
-                                      f'echo $$ > "$1" && exec /bin/sh -c "{body}" "$0"',
-                                      f"{marker}-moved-{i}", procs])
-            assert moved.wait() == 0
 
         def starts():
             evs = [json.loads(line) for line in out.read_text().splitlines() if marker in line]
             return {e["process"]["command_line"].split()[-1]: e["process"] for e in evs
                     if e["event"] == "start" and e["process"]["command_line"].startswith(
-                        ("/bin/sh -c sleep 0.3 ", "/bin/sh -c : "))}
+                        ("/bin/sh -c exec sleep 60 ", "/bin/sh -c : "))}
+
+        def spawn(k, body, i):
+            def move_me():
+                # Between fork and exec: the child's only exec is in cgroup k.
+                with open(os.path.join(dirs[k], "cgroup.procs"), "w") as f:
+                    f.write(str(os.getpid()))
+            return subprocess.Popen(["/bin/sh", "-c", body, f"{marker}-{k}-{i}"],
+                                    preexec_fn=move_me, start_new_session=True)
+
+        for body, i in rounds:
+            kids = [spawn(k, body, i) for k in ("a", "b")]
+            if body.startswith("exec"):
+                # Alive until procmond has reported them, however slow the
+                # machine; then gone, so their texts can stand for their keys.
+                assert wait_for(lambda: {f"{marker}-a-{i}", f"{marker}-b-{i}"}
+                                <= starts().keys(), timeout=20)
+                for c in kids:
+                    os.killpg(c.pid, signal.SIGKILL)
+                assert [c.wait() for c in kids] == [-signal.SIGKILL] * 2
+            else:
+                assert [c.wait() for c in kids] == [0, 0]
 
         wait_for(lambda: len(starts()) >= 2 * len(rounds), timeout=20)
         daemons.stop(p)
         got = starts()
         for _, i in rounds:
-            s, m = got[f"{marker}-stay-{i}"], got[f"{marker}-moved-{i}"]
-            assert s["cgroup"] == old, (i, s)
-            assert m["cgroup"] == new, (i, m)
+            for k in ("a", "b"):
+                assert got[f"{marker}-{k}-{i}"]["cgroup"] == paths[k], (i, k, got)
     finally:
-        for _ in range(50):
-            try:
-                os.rmdir(cg)
-                break
-            except OSError:
-                time.sleep(0.1)
+        for d in made:
+            for _ in range(50):
+                try:
+                    os.rmdir(d)
+                    break
+                except OSError:
+                    time.sleep(0.1)

@@ -173,6 +173,9 @@ main(int argc, char **argv)
 	}
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+#ifdef EBPF_LOADER_PATH
+	source_ebpf_set_loader(EBPF_LOADER_PATH); /* the build tree's */
+#endif
 	if ((rc = source_ebpf_ops.open(&opts, &s, &err)) < 0) {
 		fprintf(stderr, "ebpf-events: %s (%s)\n", err.msg, strerror(-rc));
 		return rc == -ENOTSUP || rc == -EPERM ? 77 : 1;

@@ -131,6 +131,9 @@ struct source_ops {
 };
 
 extern const struct source_ops source_ebpf_ops;
+/* Where source_ebpf_ops.open() finds procmond-bpf-loader, for programs that
+ * do not live beside it (bench/ebpf-events); path is not copied. */
+void source_ebpf_set_loader(const char *path);
 extern const struct source_ops source_netlink_ops;
 extern const struct source_ops source_poll_ops;
 

@@ -1,13 +1,14 @@
-/* The eBPF event source: loads procmond.bpf.c (a bpftool skeleton), attaches
- * its four BTF-typed process tracepoints (and two cgroup ones that let exec
- * records carry a cgroup-set key) and turns the ring buffer's records into
- * struct source_event. The only file in DaemonEye that talks to libbpf
- * (STYLE.md rule 8).
+/* The eBPF event source: runs procmond-bpf-loader (bpf_loader.c), which
+ * loads procmond.bpf.c and attaches its four BTF-typed process tracepoints
+ * (and two cgroup ones that let exec records carry a cgroup-set key), takes
+ * the kernel objects it hands over, and turns the ring buffer's records into
+ * struct source_event. procmond itself does not link libbpf: the ring
+ * buffer is read through its mapping (bpf_ring.c).
  *
- * Privilege: loading needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN). Once
- * attached, the ring buffer, the drop counter and the cgroup migration
- * counts are memory-mapped, so
- * dispatch() and health() make no bpf() call and work after the privilege
+ * Privilege: loading needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN), which
+ * the loader inherits at start. Once attached, the ring buffer, the drop
+ * counter and the cgroup migration counters are memory-mapped, so
+ * dispatch() and health() make no system call and work after the privilege
  * drop and under procmond's seccomp filter (epoll_wait only). */
 #include <errno.h>
 #include <stdbool.h>
@@ -20,41 +21,37 @@
 #if DE_HAVE_EBPF
 
 #include <fcntl.h>
-#include <stdarg.h>
-#include <stddef.h>
+#include <limits.h>
 #include <stdio.h>
 #include <sys/mman.h>
-#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
-#include <bpf/libbpf.h>
-
 #include "bpf_event.h"
+#include "bpf_loader.h"
+#include "bpf_ring.h"
 #include "cleanup.h"
 #include "log.h"
-#include "procmond.skel.h"
 #include "util.h"
 
-#define BTF_VMLINUX "/sys/kernel/btf/vmlinux"
-
-/* Once attached, what the source needs is kernel objects, not libbpf's
- * description of them: the four links (one fd each), the ring buffer (an fd
- * and its mapping) and the drop counter (a read-only mapping of .bss). The
- * skeleton (the object's parsed BTF, program instructions, map definitions:
- * ~80 KB of heap) is destroyed as soon as these are held. */
-#define EBPF_LINKS 6 /* the four process tracepoints, then the two cgroup ones */
+#ifndef DE_BPF_LOADER_DIR
+#define DE_BPF_LOADER_DIR "/usr/libexec/daemoneye"
+#endif
 
 struct source {
-	struct procmond_bpf *skel; /* only while open() runs */
-	struct ring_buffer *rb;
-	int link_fds[EBPF_LINKS];
 	int ring_fd;
-	const volatile uint64_t *drop_count; /* in bss_map */
-	/* In bss_map, DE_BPF_MOVE_SLOTS counters; NULL while the cgroup-set
-	 * key is off (the two cgroup programs did not load or attach). */
-	const volatile uint64_t *cgroup_moves;
-	void *bss_map;
+	int link_fds[BPF_LOADER_MAX_LINKS];
+	size_t nlinks;
+	struct bpf_ring ring; /* over its two mappings (bpf_ring.h) */
+	size_t page;
+	/* .bss, read-only: the drop counter; DE_BPF_MOVE_SLOTS cgroup
+	 * migration counters, NULL while the cgroup-set key is off (the two
+	 * cgroup programs did not load or attach). */
+	const void *bss_map;
 	size_t bss_len;
+	const volatile uint64_t *drop_count;
+	const volatile uint64_t *cgroup_moves;
 	source_event_cb cb;
 	void *cb_ctx;
 	uint64_t events;
@@ -62,87 +59,21 @@ struct source {
 	struct source_event ev; /* one conversion buffer, reused per record */
 };
 
-/* libbpf reports through one process-wide print hook. While open() runs, the
- * first warning that says why a load or attach failed is kept for errbuf,
- * with the verifier's own complaint when a program was rejected; everything
- * else is logged at debug. open() runs once, from main, so static buffers do. */
-static char libbpf_reason[256];
-static char libbpf_verifier[160];
-
-/* The verifier's log ends "<complaint>\nprocessed N insns ...\n-- END PROG
- * LOAD LOG --": keep the complaint. */
-static void
-ebpf_keep_verifier_line(const char *log)
-{
-	const char *end = strstr(log, "\nprocessed ");
-	const char *start;
-
-	if (end == NULL && (end = strstr(log, "\n-- END PROG LOAD LOG")) == NULL)
-		return;
-	start = end;
-	while (start > log && start[-1] != '\n')
-		start--;
-	if (end > start)
-		snprintf(libbpf_verifier, sizeof(libbpf_verifier), "%.*s", (int)(end - start),
-		         start);
-}
-
-static int
-ebpf_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
-{
-	_cleanup_free_ char *msg = NULL;
-	size_t n;
-
-	if (level == LIBBPF_DEBUG || vasprintf(&msg, fmt, ap) < 0)
-		return 0;
-	if (strstr(msg, "-- BEGIN PROG LOAD LOG --") != NULL) {
-		ebpf_keep_verifier_line(msg);
-		return 0;
-	}
-	n = strlen(msg);
-	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-		msg[--n] = '\0';
-	log_debug("libbpf: %s", msg);
-	/* libbpf 1.x tries to raise RLIMIT_MEMLOCK and says so when it cannot;
-	 * that is never the reason (kernels >= 5.11 account BPF memory to memcg). */
-	if (level == LIBBPF_WARN && libbpf_reason[0] == '\0' && n > 0 &&
-	    strstr(msg, "RLIMIT_MEMLOCK") == NULL)
-		de_strlcpy(libbpf_reason, msg, sizeof(libbpf_reason));
-	return 0;
-}
-
-static int
-ebpf_on_record(void *ctx, void *data, size_t size)
-{
-	struct source *s = ctx;
-
-	if (bpf_event_decode(data, size, &s->ev) < 0) {
-		s->errors++;
-		return 0;
-	}
-	s->events++;
-	if (s->cgroup_moves != NULL && s->ev.pid >= 0)
-		s->ev.cgroup_move_slot = &s->cgroup_moves[(uint32_t)s->ev.pid % DE_BPF_MOVE_SLOTS];
-	else
-		s->ev.has &= ~(uint32_t)SOURCE_HAS_CGROUP_SET;
-	s->cb(s->cb_ctx, &s->ev);
-	return 0;
-}
-
 static void
 ebpf_close(struct source *s)
 {
 	if (s == NULL)
 		return;
-	ring_buffer__free(s->rb);
-	procmond_bpf__destroy(s->skel);
-	for (size_t i = 0; i < EBPF_LINKS; i++)
-		if (s->link_fds[i] >= 0)
-			close(s->link_fds[i]); /* detaches: the last reference */
+	for (size_t i = 0; i < s->nlinks; i++)
+		close(s->link_fds[i]); /* detaches: the last reference */
+	if (s->ring.cons_pos != NULL)
+		munmap(s->ring.cons_pos, s->page);
+	if (s->ring.prod_pos != NULL)
+		munmap((void *)s->ring.prod_pos, s->page + 2 * s->ring.size);
+	if (s->bss_map != NULL)
+		munmap((void *)s->bss_map, s->bss_len);
 	if (s->ring_fd >= 0)
 		close(s->ring_fd);
-	if (s->bss_map != NULL)
-		munmap(s->bss_map, s->bss_len);
 	free(s);
 }
 
@@ -152,132 +83,219 @@ ebpf_closep(struct source **s)
 	ebpf_close(*s);
 }
 
-static int ebpf_keep(struct source *s, struct errbuf *err);
-
-/* Attaches the two programs that count cgroup migrations, then lets exec
- * records carry the cgroup-set key (a key is only vouched for by counts
- * taken after they were attached). Returns false when either is missing. */
-static bool
-ebpf_attach_cgroup_moves(struct source *s)
+static void
+close_fds(const int *fds, size_t n)
 {
-	struct procmond_bpf *k = s->skel;
-
-	if ((k->links.de_cg_attach = bpf_program__attach(k->progs.de_cg_attach)) == NULL)
-		return false;
-	if ((k->links.de_cg_transfer = bpf_program__attach(k->progs.de_cg_transfer)) == NULL)
-		return false;
-	__atomic_store_n(&k->bss->cgroup_moves_on, 1, __ATOMIC_SEQ_CST);
-	return true;
+	for (size_t i = 0; i < n; i++)
+		close(fds[i]);
 }
 
-/* Loads and attaches; says in err why not. cgroup_set: with the cgroup-set
- * key and its two cgroup tracepoint programs (the caller retries without
- * them when the load fails). */
-static int
-ebpf_load(struct source *s, bool cwd, bool cgroup_set, struct errbuf *err)
-{
-	int rc;
+static const char *loader_override;
 
-	if ((s->skel = procmond_bpf__open()) == NULL) {
+void
+source_ebpf_set_loader(const char *path)
+{
+	loader_override = path;
+}
+
+/* The loader set by source_ebpf_set_loader(), else the one beside procmond's
+ * own executable (the build tree; an install that puts both in one
+ * directory), else the one in DE_BPF_LOADER_DIR. */
+static int
+loader_path(char *buf, size_t n)
+{
+	char self[PATH_MAX];
+	ssize_t len;
+	char *slash;
+
+	if (loader_override != NULL)
+		return de_strlcpy(buf, loader_override, n) < n ? 0 : -ENAMETOOLONG;
+	if ((len = readlink("/proc/self/exe", self, sizeof(self) - 1)) > 0) {
+		self[len] = '\0';
+		if ((slash = strrchr(self, '/')) != NULL) {
+			*slash = '\0';
+			if (snprintf(buf, n, "%s/%s", self, BPF_LOADER_NAME) < (int)n &&
+			    access(buf, X_OK) == 0)
+				return 0;
+		}
+	}
+	if (snprintf(buf, n, "%s/%s", DE_BPF_LOADER_DIR, BPF_LOADER_NAME) < (int)n &&
+	    access(buf, X_OK) == 0)
+		return 0;
+	return -ENOENT;
+}
+
+/* Reads the loader's one message: m, and its fds into fds[] (*nfds). */
+static int
+loader_receive(int sock, struct bpf_loader_msg *m, int *fds, size_t *nfds)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int) * BPF_LOADER_MAX_FDS)];
+	} u;
+	struct iovec iov = { .iov_base = m, .iov_len = sizeof(*m) };
+	struct msghdr mh = { .msg_iov = &iov,
+		             .msg_iovlen = 1,
+		             .msg_control = u.buf,
+		             .msg_controllen = sizeof(u.buf) };
+	ssize_t n;
+
+	*nfds = 0;
+	do
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
+		size_t k;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		if (*nfds + k > BPF_LOADER_MAX_FDS)
+			k = BPF_LOADER_MAX_FDS - *nfds; /* MSG_CTRUNC below */
+		memcpy(fds + *nfds, CMSG_DATA(c), k * sizeof(int));
+		*nfds += k;
+	}
+	if (n == 0)
+		return -EPIPE; /* the loader exited without a word */
+	if ((size_t)n != sizeof(*m) || m->magic != BPF_LOADER_MAGIC || (mh.msg_flags & MSG_CTRUNC))
+		return -EPROTO;
+	m->reason[sizeof(m->reason) - 1] = '\0';
+	return 0;
+}
+
+/* Runs the loader and waits for its message; on success the fds are ours. */
+static int
+loader_run(bool cwd, struct bpf_loader_msg *m, int *fds, size_t *nfds, struct errbuf *err)
+{
+	char path[PATH_MAX];
+	char *argv[4];
+	char *envp[] = { NULL };
+	size_t argc = 0;
+	int sv[2], status, rc;
+	pid_t pid;
+
+	*nfds = 0;
+	if (loader_path(path, sizeof(path)) < 0) {
+		/* Not -ENOTSUP: a build with eBPF but without its loader is
+		 * broken, not a host without eBPF. */
+		errbuf_set(err, "%s is not installed (looked beside procmond and in %s)",
+		           BPF_LOADER_NAME, DE_BPF_LOADER_DIR);
+		return -ENOENT;
+	}
+	argv[argc++] = path;
+	if (!cwd)
+		argv[argc++] = (char *)"--no-cwd";
+	if (log_get_level() >= LOG_LEVEL_DEBUG)
+		argv[argc++] = (char *)"--debug";
+	argv[argc] = NULL;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		rc = -errno;
-		errbuf_set(err, "cannot open the BPF object: %s", libbpf_reason);
+		errbuf_set(err, "socketpair for the BPF loader: %s", strerror(-rc));
 		return rc;
 	}
-	s->skel->rodata->capture_cwd = cwd ? 1 : 0;
-	s->skel->rodata->capture_cgroup_set = cgroup_set ? 1 : 0;
-	if (cgroup_set) {
-		uint64_t seed = 0;
-
-		/* A failed getrandom leaves a fixed seed: still exact, only
-		 * a collision could then be aimed at. */
-		if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
-			seed = 0x5eed5eed5eed5eedULL;
-		s->skel->rodata->cgroup_seed = seed;
+	if ((pid = fork()) < 0) {
+		rc = -errno;
+		close(sv[0]);
+		close(sv[1]);
+		errbuf_set(err, "cannot start the BPF loader: %s", strerror(-rc));
+		return rc;
 	}
-	bpf_program__set_autoload(s->skel->progs.de_cg_attach, cgroup_set);
-	bpf_program__set_autoload(s->skel->progs.de_cg_transfer, cgroup_set);
-	bpf_program__set_autoattach(s->skel->progs.de_cg_attach, false);
-	bpf_program__set_autoattach(s->skel->progs.de_cg_transfer, false);
-	if ((rc = procmond_bpf__load(s->skel)) < 0) {
-		/* The verifier says EACCES too: its log tells the two apart. */
-		if (libbpf_verifier[0] != '\0' || (rc != -EPERM && rc != -EACCES))
-			errbuf_set(err, "the kernel rejected the BPF programs: %s%s%s",
-			           libbpf_reason, libbpf_verifier[0] != '\0' ? ": " : "",
-			           libbpf_verifier);
+	if (pid == 0) {
+		/* The loader gets its socket as fd 3 and nothing else of ours
+		 * but stdin, stdout and stderr (its log). */
+		if (sv[1] == BPF_LOADER_FD ? fcntl(sv[1], F_SETFD, 0) < 0
+		                           : dup2(sv[1], BPF_LOADER_FD) < 0)
+			_exit(127);
+		close_range(BPF_LOADER_FD + 1, ~0U, 0);
+		execve(path, argv, envp);
+		_exit(127);
+	}
+	close(sv[1]);
+	rc = loader_receive(sv[0], m, fds, nfds);
+	close(sv[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (rc == -EPIPE) {
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+			errbuf_set(err, "cannot execute %s", path);
+		else if (WIFSIGNALED(status))
+			errbuf_set(err, "%s was killed by signal %d", path, WTERMSIG(status));
 		else
-			errbuf_set(
-			    err, "loading BPF programs needs CAP_BPF and CAP_PERFMON (or root): %s",
-			    libbpf_reason);
-		return rc;
+			errbuf_set(err, "%s exited (status %d) without an answer", path,
+			           WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		rc = -EIO;
+	} else if (rc < 0) {
+		errbuf_set(err, "no valid answer from %s: %s", path, strerror(-rc));
+	} else if (m->rc < 0) {
+		errbuf_set(err, "%s", m->reason);
+		rc = m->rc;
 	}
-	if ((rc = procmond_bpf__attach(s->skel)) < 0) {
-		errbuf_set(err, "attaching the sched_process tracepoints failed: %s",
-		           libbpf_reason);
-		return rc;
+	if (rc < 0) {
+		close_fds(fds, *nfds);
+		*nfds = 0;
 	}
-	if (s->skel->bss == NULL) {
-		errbuf_set(err, "this kernel cannot memory-map BPF arrays (the drop counter)");
-		return -ENOTSUP;
-	}
-	if (cgroup_set && !ebpf_attach_cgroup_moves(s))
-		log_info("ebpf: cgroup migrations cannot be traced (%s); a new process's "
-		         "cgroup is read from /proc",
-		         libbpf_reason);
-	return ebpf_keep(s, err);
+	return rc;
 }
 
-/* Takes from the loaded skeleton what the source keeps (see struct source),
- * then destroys the skeleton. */
+/* Checks the loader's figures against the fds it sent and maps the ring
+ * buffer and .bss. Takes the fds (closes them on failure). */
 static int
-ebpf_keep(struct source *s, struct errbuf *err)
+ebpf_keep(struct source *s, const struct bpf_loader_msg *m, int *fds, size_t nfds,
+          struct errbuf *err)
 {
-	struct bpf_link *links[EBPF_LINKS] = {
-		s->skel->links.de_exec,   s->skel->links.de_fork,      s->skel->links.de_exit,
-		s->skel->links.de_rename, s->skel->links.de_cg_attach, s->skel->links.de_cg_transfer
-	};
-	bool moves = links[4] != NULL && links[5] != NULL;
-	struct bpf_map *bss = s->skel->maps.bss;
 	long page = sysconf(_SC_PAGESIZE);
-	void *m;
+	size_t moves_end = m->moves_off == BPF_LOADER_NO_OFFSET
+	                       ? 0
+	                       : (size_t)m->moves_off + DE_BPF_MOVE_SLOTS * sizeof(uint64_t);
+	void *p;
 	int rc;
 
-	s->ring_fd = fcntl(bpf_map__fd(s->skel->maps.events), F_DUPFD_CLOEXEC, 3);
-	if (s->ring_fd < 0) {
-		rc = -errno;
-		errbuf_set(err, "cannot keep the BPF ring buffer: %s", strerror(-rc));
-		return rc;
+	s->page = page > 0 ? (size_t)page : 4096u;
+	if (m->nlinks > BPF_LOADER_MAX_LINKS || nfds != BPF_LOADER_FD_LINKS + m->nlinks ||
+	    m->ring_size == 0 || (m->ring_size & (m->ring_size - 1)) != 0 ||
+	    m->ring_size % s->page != 0 || m->bss_size < (size_t)m->drop_off + sizeof(uint64_t) ||
+	    m->drop_off % sizeof(uint64_t) != 0 || m->bss_size < moves_end ||
+	    (m->moves_off != BPF_LOADER_NO_OFFSET && m->moves_off % sizeof(uint64_t) != 0)) {
+		close_fds(fds, nfds);
+		errbuf_set(err, "the BPF loader's answer does not add up (%zu fds, %u links, "
+		                "ring %u B, .bss %u B)",
+		           nfds, m->nlinks, m->ring_size, m->bss_size);
+		return -EPROTO;
 	}
-	/* A read-only view of .bss, like the one the skeleton maps. */
-	s->bss_len = ((size_t)bpf_map__value_size(bss) + (size_t)page - 1) & ~((size_t)page - 1);
-	m = mmap(NULL, s->bss_len, PROT_READ, MAP_SHARED, bpf_map__fd(bss), 0);
-	if (m == MAP_FAILED) {
-		rc = -errno;
+	s->ring_fd = fds[BPF_LOADER_FD_RING];
+	s->nlinks = m->nlinks;
+	memcpy(s->link_fds, fds + BPF_LOADER_FD_LINKS, m->nlinks * sizeof(int));
+	s->ring.size = m->ring_size;
+	s->bss_len = ((size_t)m->bss_size + s->page - 1) & ~(s->page - 1);
+	p = mmap(NULL, s->bss_len, PROT_READ, MAP_SHARED, fds[BPF_LOADER_FD_BSS], 0);
+	rc = p == MAP_FAILED ? -errno : 0;
+	close(fds[BPF_LOADER_FD_BSS]); /* the mapping holds the map */
+	if (rc < 0) {
 		errbuf_set(err, "cannot map the BPF drop counter: %s", strerror(-rc));
 		return rc;
 	}
-	s->bss_map = m;
-	s->drop_count = (const volatile uint64_t *)((const char *)m +
-	                                            offsetof(struct procmond_bpf__bss, drop_count));
-	if (moves)
-		s->cgroup_moves =
-		    (const volatile uint64_t *)((const char *)m +
-		                                offsetof(struct procmond_bpf__bss, cgroup_moves));
-	/* A disconnected link stays attached when libbpf frees it: its fd
-	 * (ours from now on) is what holds the attachment. */
-	for (size_t i = 0; i < EBPF_LINKS; i++) {
-		if (links[i] == NULL || (i >= 4 && !moves))
-			continue; /* a lone cgroup link goes with the skeleton */
-		s->link_fds[i] = bpf_link__fd(links[i]);
-		bpf_link__disconnect(links[i]);
-	}
-	procmond_bpf__destroy(s->skel);
-	s->skel = NULL;
-	s->rb = ring_buffer__new(s->ring_fd, ebpf_on_record, s, NULL);
-	if (s->rb == NULL) {
+	s->bss_map = p;
+	s->drop_count = (const volatile uint64_t *)((const char *)p + m->drop_off);
+	if (m->moves_off != BPF_LOADER_NO_OFFSET)
+		s->cgroup_moves = (const volatile uint64_t *)((const char *)p + m->moves_off);
+	p = mmap(NULL, s->page, PROT_READ | PROT_WRITE, MAP_SHARED, s->ring_fd, 0);
+	if (p == MAP_FAILED) {
 		rc = -errno;
-		errbuf_set(err, "cannot map the BPF ring buffer: %s", libbpf_reason);
+		errbuf_set(err, "cannot map the BPF ring buffer: %s", strerror(-rc));
 		return rc;
 	}
+	s->ring.cons_pos = p;
+	p = mmap(NULL, s->page + 2 * s->ring.size, PROT_READ, MAP_SHARED, s->ring_fd,
+	         (off_t)s->page);
+	if (p == MAP_FAILED) {
+		rc = -errno;
+		errbuf_set(err, "cannot map the BPF ring buffer's data: %s", strerror(-rc));
+		return rc;
+	}
+	s->ring.prod_pos = p;
+	s->ring.data = (const uint8_t *)p + s->page;
 	return 0;
 }
 
@@ -285,62 +303,55 @@ static int
 ebpf_open(const struct collector_opts *opts, struct source **ret, struct errbuf *err)
 {
 	_cleanup_(ebpf_closep) struct source *s = NULL;
-	bool cwd = opts == NULL || opts->enhanced_metadata;
-	libbpf_print_fn_t old;
+	struct bpf_loader_msg m;
+	int fds[BPF_LOADER_MAX_FDS];
+	size_t nfds;
 	int rc;
 
-	if (access(BTF_VMLINUX, R_OK) < 0) {
-		rc = -errno;
-		errbuf_set(err, "no kernel BTF (%s: %s); CO-RE programs need CONFIG_DEBUG_INFO_BTF",
-		           BTF_VMLINUX, strerror(-rc));
-		return rc == -ENOENT ? -ENOTSUP : rc;
-	}
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return -ENOMEM;
 	s->ring_fd = -1;
-	for (size_t i = 0; i < EBPF_LINKS; i++)
-		s->link_fds[i] = -1;
-
-	libbpf_reason[0] = '\0';
-	libbpf_verifier[0] = '\0';
-	old = libbpf_set_print(ebpf_libbpf_print);
-	rc = ebpf_load(s, cwd, true, err);
-	if (rc < 0 && s->skel != NULL) {
-		/* Perhaps only the cgroup-set key's programs were refused (a
-		 * kernel without the cgroup tracepoints or that rejects the
-		 * walk): again without them. */
-		log_debug("ebpf: loading with the cgroup-set key failed (%s); without it",
-		          err != NULL ? err->msg : "");
-		procmond_bpf__destroy(s->skel);
-		s->skel = NULL;
-		libbpf_reason[0] = '\0';
-		libbpf_verifier[0] = '\0';
-		rc = ebpf_load(s, cwd, false, err);
-	}
-	libbpf_set_print(old);
+	memset(&m, 0, sizeof(m));
+	rc = loader_run(opts == NULL || opts->enhanced_metadata, &m, fds, &nfds, err);
 	if (rc < 0)
 		return rc;
+	if ((rc = ebpf_keep(s, &m, fds, nfds, err)) < 0)
+		return rc;
+	if (m.reason[0] != '\0')
+		log_info("%s", m.reason);
 	*ret = TAKE_PTR(s);
 	return 0;
+}
+
+static void
+ebpf_on_record(void *ctx, const void *data, size_t size)
+{
+	struct source *s = ctx;
+
+	if (bpf_event_decode(data, size, &s->ev) < 0) {
+		s->errors++;
+		return;
+	}
+	s->events++;
+	if (s->cgroup_moves != NULL && s->ev.pid >= 0)
+		s->ev.cgroup_move_slot = &s->cgroup_moves[(uint32_t)s->ev.pid % DE_BPF_MOVE_SLOTS];
+	else
+		s->ev.has &= ~(uint32_t)SOURCE_HAS_CGROUP_SET;
+	s->cb(s->cb_ctx, &s->ev);
 }
 
 static int
 ebpf_fd(struct source *s)
 {
-	return ring_buffer__epoll_fd(s->rb);
+	return s->ring_fd; /* readable while the ring holds data */
 }
 
 static int
 ebpf_dispatch(struct source *s, source_event_cb cb, void *ctx)
 {
-	int n;
-
 	s->cb = cb;
 	s->cb_ctx = ctx;
-	n = ring_buffer__consume(s->rb);
-	if (n < 0)
-		s->errors++;
-	return n;
+	return bpf_ring_consume(&s->ring, ebpf_on_record, s);
 }
 
 static void
@@ -348,11 +359,17 @@ ebpf_health(struct source *s, struct source_health *ret)
 {
 	ret->events = s->events;
 	ret->drops = __atomic_load_n(s->drop_count, __ATOMIC_RELAXED);
-	ret->errors = s->errors;
+	ret->errors = s->errors + s->ring.errors;
 	ret->ok = true;
 }
 
 #else /* !DE_HAVE_EBPF */
+
+void
+source_ebpf_set_loader(const char *path)
+{
+	(void)path;
+}
 
 static int
 ebpf_open(const struct collector_opts *opts, struct source **ret, struct errbuf *err)

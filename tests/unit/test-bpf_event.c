@@ -5,10 +5,15 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 #include <cmocka.h>
 
+#include <linux/bpf.h>
+
 #include "procmond/bpf_event.h"
+#include "procmond/bpf_ring.h"
 #include "procmond/source.h"
 
 /* A record as the ring buffer hands it over: 8-byte aligned, header + data
@@ -301,6 +306,184 @@ test_malformed_records_are_rejected(void **state)
 	assert_int_equal(bpf_event_decode(&r, n, &ev), -EBADMSG);
 }
 
+/* ---- bpf_ring: a ring laid out as the kernel maps it ---- */
+
+#define RING_SIZE 4096u
+
+/* The data pages of a memfd mapped twice in a row (as the kernel maps a
+ * ring's), beside a consumer and a producer position; the "kernel" writes
+ * through a third, single mapping, byte by byte modulo the size. */
+struct fake_ring {
+	struct bpf_ring r;
+	unsigned long cons, prod;
+	uint8_t *w;
+	void *twice;
+	int fd;
+};
+
+static void
+ring_open(struct fake_ring *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->fd = memfd_create("ring", MFD_CLOEXEC);
+	assert_true(f->fd >= 0);
+	assert_int_equal(ftruncate(f->fd, RING_SIZE), 0);
+	f->twice = mmap(NULL, 2 * RING_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(f->twice != MAP_FAILED);
+	for (int i = 0; i < 2; i++)
+		assert_true(mmap((uint8_t *)f->twice + i * RING_SIZE, RING_SIZE, PROT_READ,
+		                 MAP_SHARED | MAP_FIXED, f->fd, 0) != MAP_FAILED);
+	f->w = mmap(NULL, RING_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
+	assert_true(f->w != MAP_FAILED);
+	f->r.cons_pos = &f->cons;
+	f->r.prod_pos = &f->prod;
+	f->r.data = f->twice;
+	f->r.size = RING_SIZE;
+}
+
+static void
+ring_close(struct fake_ring *f)
+{
+	munmap(f->twice, 2 * RING_SIZE);
+	munmap(f->w, RING_SIZE);
+	close(f->fd);
+}
+
+/* Appends a record of size bytes, each byte seed + index, with the header
+ * flags given; returns the position of its header. */
+static unsigned long
+ring_put(struct fake_ring *f, uint32_t size, uint8_t seed, uint32_t flags)
+{
+	unsigned long at = f->prod;
+	uint32_t len = size | flags;
+
+	for (size_t i = 0; i < 4; i++)
+		f->w[(at + i) % RING_SIZE] = ((const uint8_t *)&len)[i];
+	for (uint32_t i = 0; i < size; i++)
+		f->w[(at + BPF_RINGBUF_HDR_SZ + i) % RING_SIZE] = (uint8_t)(seed + i);
+	f->prod += (size + BPF_RINGBUF_HDR_SZ + 7u) & ~7ul;
+	return at;
+}
+
+static void
+ring_set_len(struct fake_ring *f, unsigned long at, uint32_t len)
+{
+	for (size_t i = 0; i < 4; i++)
+		f->w[(at + i) % RING_SIZE] = ((const uint8_t *)&len)[i];
+}
+
+struct got {
+	size_t n;
+	size_t size[8];
+	uint8_t first[8], last[8];
+	int contiguous[8];
+};
+
+static void
+on_ring_record(void *ctx, const void *data, size_t size)
+{
+	struct got *g = ctx;
+	const uint8_t *b = data;
+	int ok = 1;
+
+	assert_true(g->n < 8);
+	for (size_t i = 1; i < size; i++)
+		ok &= b[i] == (uint8_t)(b[0] + i);
+	g->size[g->n] = size;
+	g->first[g->n] = size > 0 ? b[0] : 0;
+	g->last[g->n] = size > 0 ? b[size - 1] : 0;
+	g->contiguous[g->n] = ok;
+	g->n++;
+}
+
+static void
+test_ring_delivers_in_order_and_releases_space(void **state)
+{
+	struct fake_ring f;
+	struct got g = { 0 };
+
+	(void)state;
+	ring_open(&f);
+	ring_put(&f, 5, 10, 0);
+	ring_put(&f, 100, 20, 0);
+	ring_put(&f, 0, 0, 0);
+	assert_int_equal(bpf_ring_consume(&f.r, on_ring_record, &g), 3);
+	assert_int_equal(g.n, 3);
+	assert_int_equal(g.size[0], 5);
+	assert_int_equal(g.first[0], 10);
+	assert_int_equal(g.size[1], 100);
+	assert_int_equal(g.first[1], 20);
+	assert_int_equal(g.last[1], (uint8_t)(20 + 99));
+	assert_int_equal(g.size[2], 0);
+	assert_int_equal(f.cons, f.prod);
+	/* Nothing new: nothing delivered. */
+	assert_int_equal(bpf_ring_consume(&f.r, on_ring_record, &g), 0);
+	assert_int_equal(g.n, 3);
+	ring_close(&f);
+}
+
+static void
+test_ring_record_across_the_end_reads_as_one(void **state)
+{
+	struct fake_ring f;
+	struct got g = { 0 };
+
+	(void)state;
+	ring_open(&f);
+	/* Move both positions near the end, as after many records. */
+	f.cons = f.prod = 3 * RING_SIZE - 24;
+	ring_put(&f, 300, 7, 0);
+	assert_int_equal(bpf_ring_consume(&f.r, on_ring_record, &g), 1);
+	assert_int_equal(g.size[0], 300);
+	assert_int_equal(g.first[0], 7);
+	assert_true(g.contiguous[0]);
+	assert_int_equal(f.cons, 3 * RING_SIZE - 24 + 312);
+	ring_close(&f);
+}
+
+static void
+test_ring_stops_at_busy_and_skips_discarded(void **state)
+{
+	struct fake_ring f;
+	struct got g = { 0 };
+	unsigned long busy;
+
+	(void)state;
+	ring_open(&f);
+	ring_put(&f, 16, 1, BPF_RINGBUF_DISCARD_BIT);
+	ring_put(&f, 8, 2, 0);
+	busy = ring_put(&f, 8, 3, BPF_RINGBUF_BUSY_BIT);
+	ring_put(&f, 8, 4, 0);
+	assert_int_equal(bpf_ring_consume(&f.r, on_ring_record, &g), 1);
+	assert_int_equal(g.first[0], 2);
+	assert_int_equal(f.cons, busy); /* the discarded one's space is released too */
+	/* Committed now: it and the one after it come, in order. */
+	ring_set_len(&f, busy, 8);
+	assert_int_equal(bpf_ring_consume(&f.r, on_ring_record, &g), 2);
+	assert_int_equal(g.first[1], 3);
+	assert_int_equal(g.first[2], 4);
+	assert_int_equal(f.cons, f.prod);
+	assert_int_equal(f.r.errors, 0);
+	ring_close(&f);
+}
+
+static void
+test_ring_impossible_length_is_an_error_not_a_read(void **state)
+{
+	struct fake_ring f;
+	struct got g = { 0 };
+
+	(void)state;
+	ring_open(&f);
+	ring_put(&f, 8, 5, 0);
+	ring_set_len(&f, ring_put(&f, 8, 6, 0), RING_SIZE); /* larger than the ring */
+	assert_int_equal(bpf_ring_consume(&f.r, on_ring_record, &g), 1);
+	assert_int_equal(g.n, 1);
+	assert_int_equal(f.r.errors, 1);
+	assert_true(f.cons < f.prod);
+	ring_close(&f);
+}
+
 int
 main(void)
 {
@@ -313,6 +496,10 @@ main(void)
 		cmocka_unit_test(test_relative_filename_is_joined_with_cwd),
 		cmocka_unit_test(test_fork_and_exit_records),
 		cmocka_unit_test(test_malformed_records_are_rejected),
+		cmocka_unit_test(test_ring_delivers_in_order_and_releases_space),
+		cmocka_unit_test(test_ring_record_across_the_end_reads_as_one),
+		cmocka_unit_test(test_ring_stops_at_busy_and_skips_discarded),
+		cmocka_unit_test(test_ring_impossible_length_is_an_error_not_a_read),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

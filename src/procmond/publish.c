@@ -27,15 +27,15 @@
 #include "wal.h"
 
 #define BATCH_MAX_EVENTS 512
-/* One frame holds at most this much (or one record, however large): ~200
- * processes of a snapshot. The batch buffer and the writer's queue stay
- * resident at the size the largest burst made them, so they are kept to a
- * frame or two. A 1,600 exec/s load fills ~16 KiB per 30 ms window. */
-#define BATCH_MAX_BYTES (64 * 1024)
+/* A frame (header included) is at most 32 KiB (or one record, however
+ * large): ~100 processes of a snapshot. The batch buffer and the writer's
+ * queue stay resident at the size the largest burst made them, so the
+ * writer holds one frame at most: the next is read from the WAL only once
+ * the socket took the last one (the WAL holds the rest, so memory need
+ * not), and a frame of exactly 32 KiB keeps the writer's buffer, which
+ * doubles, at 32 KiB. A 1,600 exec/s load fills ~16 KiB per 30 ms window. */
+#define BATCH_MAX_BYTES (32 * 1024 - IPC_HEADER_SIZE)
 #define WRITER_MAX      (8u * 1024 * 1024)
-/* More is read from the WAL and queued only when less than this waits for
- * the socket: the WAL holds the rest, so memory need not. */
-#define WRITER_SEND_MAX     BATCH_MAX_BYTES
 #define INFLIGHT_RING       256
 #define REGISTER_TIMEOUT_MS 10000
 #define REGISTER_RETRIES    3
@@ -393,7 +393,7 @@ can_send(const struct publish *p)
 {
 	return p->sock >= 0 && !p->paused && p->ring_len < INFLIGHT_RING &&
 	       p->sent_bytes - p->acked_bytes < p->max_inflight &&
-	       ipc_writer_queued(&p->wr) < WRITER_SEND_MAX;
+	       ipc_writer_queued(&p->wr) == 0;
 }
 
 /* Sends one batch when there is something durable to send. Returns 1 when
@@ -641,8 +641,10 @@ connected_step(struct publish *p)
 	uint64_t now = time_mono_ms();
 	int timeout, rc;
 
+	/* Each frame goes to the socket before the next is read (can_send). */
 	while ((rc = send_batch(p)) == 1)
-		;
+		if ((rc = ipc_writer_flush(&p->wr, p->sock)) != 0)
+			break; /* 1: the socket is full; POLLOUT below */
 	if (rc < 0)
 		return rc;
 	if (now >= p->next_heartbeat_ms)

@@ -22,9 +22,9 @@
 #define WAL_SUFFIX ".wal"
 /* One read of the cursor: a frame's worth (publish.c's BATCH_MAX_BYTES). The
  * buffer stays resident, so it is not made larger than a frame needs. */
-#define WAL_READ_CHUNK (64 * 1024)
+#define WAL_READ_CHUNK (32 * 1024)
 /* Appends gather here and reach the file in one write(2) (wal_flush). */
-#define WAL_PEND_MAX (64 * 1024)
+#define WAL_PEND_MAX (32 * 1024)
 
 struct wal_file {
 	uint32_t index;

@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #define BPF_LOADER_NAME  "procmond-bpf-loader"
-#define BPF_LOADER_FD    3 /* the socket, in the loader */
+#define BPF_LOADER_FD    3           /* the socket, in the loader */
 #define BPF_LOADER_MAGIC 0x44454c31u /* "DEL1": bump when the struct changes */
 
 /* The fds, in this order: */

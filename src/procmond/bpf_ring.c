@@ -21,8 +21,8 @@ bpf_ring_consume(struct bpf_ring *r, bpf_ring_record_fn fn, void *ctx)
 		progress = false;
 		while (cons < prod) {
 			const uint8_t *rec = r->data + (cons & mask);
-			uint32_t len = __atomic_load_n((const uint32_t *)(const void *)rec,
-			                               __ATOMIC_ACQUIRE);
+			uint32_t len =
+			    __atomic_load_n((const uint32_t *)(const void *)rec, __ATOMIC_ACQUIRE);
 			uint32_t size = len & ~flags;
 
 			if (len & BPF_RINGBUF_BUSY_BIT)

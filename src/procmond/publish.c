@@ -34,8 +34,8 @@
  * the socket took the last one (the WAL holds the rest, so memory need
  * not), and a frame of exactly 32 KiB keeps the writer's buffer, which
  * doubles, at 32 KiB. A 1,600 exec/s load fills ~16 KiB per 30 ms window. */
-#define BATCH_MAX_BYTES (32 * 1024 - IPC_HEADER_SIZE)
-#define WRITER_MAX      (8u * 1024 * 1024)
+#define BATCH_MAX_BYTES     (32 * 1024 - IPC_HEADER_SIZE)
+#define WRITER_MAX          (8u * 1024 * 1024)
 #define INFLIGHT_RING       256
 #define REGISTER_TIMEOUT_MS 10000
 #define REGISTER_RETRIES    3
@@ -392,8 +392,7 @@ static bool
 can_send(const struct publish *p)
 {
 	return p->sock >= 0 && !p->paused && p->ring_len < INFLIGHT_RING &&
-	       p->sent_bytes - p->acked_bytes < p->max_inflight &&
-	       ipc_writer_queued(&p->wr) == 0;
+	       p->sent_bytes - p->acked_bytes < p->max_inflight && ipc_writer_queued(&p->wr) == 0;
 }
 
 /* Sends one batch when there is something durable to send. Returns 1 when

@@ -259,8 +259,9 @@ ebpf_keep(struct source *s, const struct bpf_loader_msg *m, int *fds, size_t nfd
 	    m->drop_off % sizeof(uint64_t) != 0 || m->bss_size < moves_end ||
 	    (m->moves_off != BPF_LOADER_NO_OFFSET && m->moves_off % sizeof(uint64_t) != 0)) {
 		close_fds(fds, nfds);
-		errbuf_set(err, "the BPF loader's answer does not add up (%zu fds, %u links, "
-		                "ring %u B, .bss %u B)",
+		errbuf_set(err,
+		           "the BPF loader's answer does not add up (%zu fds, %u links, "
+		           "ring %u B, .bss %u B)",
 		           nfds, m->nlinks, m->ring_size, m->bss_size);
 		return -EPROTO;
 	}

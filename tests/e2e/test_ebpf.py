@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -437,3 +438,82 @@ def test_procmond_cgroup_of_a_process_moved_before_exec(can_load, datadir, daemo
                     break
                 except OSError:
                     time.sleep(0.1)
+
+
+LOADER = BUILD / "src" / "procmond" / "procmond-bpf-loader"
+
+
+def children_of(pid):
+    kids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = open(f"/proc/{d}/stat").read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(d))
+    return kids
+
+
+def test_procmond_maps_no_libbpf_once_the_loader_is_done(can_load, datadir, daemons, tmp_path):
+    """procmond-bpf-loader loads and attaches, hands the fds over and exits:
+    procmond maps the ring buffer but none of libbpf, libelf or zlib, and
+    still sees a new process with its argv."""
+    out = tmp_path / "procmond.jsonl"
+    err = tmp_path / "procmond.err"
+    with open(out, "wb") as fo, open(err, "wb") as fe:
+        p = daemons.start([binary("procmond"), "--collector", "ebpf", "--no-hash",
+                           "--wal-dir", datadir], stdout=fo, stderr=fe)
+    assert wait_for(lambda: p.poll() is not None or out.stat().st_size > 0, timeout=30)
+    assert p.poll() is None, err.read_text()
+    assert "collector: ebpf" in err.read_text()
+    maps = open(f"/proc/{p.pid}/maps").read()
+    libs = {os.path.basename(line.split()[-1]) for line in maps.splitlines()
+            if ".so" in line}
+    assert not [lib for lib in libs if lib.startswith(("libbpf", "libelf", "libz."))], libs
+    assert "anon_inode:bpf-map" in maps  # the ring buffer and .bss, mapped
+    assert children_of(p.pid) == [], "the loader exited and was reaped"
+    marker = f"e2eloader{os.getpid()}"
+    run_child(marker)
+    assert wait_for(lambda: marker in out.read_text(errors="replace"), timeout=10), \
+        err.read_text()[-500:]
+
+
+def test_bpf_loader_run_by_hand_says_how_it_is_meant_to_run():
+    # No socket on fd 3 (Popen closes every fd above 2).
+    r = subprocess.run([LOADER], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert "usage: procmond-bpf-loader" in r.stderr and "fd 3" in r.stderr
+
+
+def test_procmond_without_its_loader_says_so(can_load, tmp_path):
+    """A procmond whose loader is missing (copied alone elsewhere) fails with
+    --collector ebpf, naming the loader, and auto passes ebpf over for the
+    same reason instead of skipping it silently."""
+    alone = tmp_path / "procmond"
+    shutil.copy2(binary("procmond"), alone)
+    p = subprocess.Popen([alone, "--collector", "ebpf", "--interval", "200"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        err = p.communicate(timeout=30)[1]
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        pytest.skip("a procmond-bpf-loader is installed on this host (make install)")
+    assert p.returncode != 0
+    assert "collector ebpf cannot run here: procmond-bpf-loader is not installed" in err, err
+    p = subprocess.Popen([alone, "--collector", "auto", "--interval", "200"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        for line in p.stderr:
+            lines.append(line)
+            if "seccomp on" in line:
+                break
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.communicate(timeout=20)
+    log = "".join(lines)
+    assert "collector ebpf passed over: procmond-bpf-loader is not installed" in log, log
+    assert "collector: netlink" in log, log

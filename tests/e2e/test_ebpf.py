@@ -266,19 +266,27 @@ def test_exec_reports_the_running_image_and_its_key(can_load, daemons, tmp_path)
     assert mx["exe"] == "/memfd:e2eimage" and mx["exe_deleted"] is True
 
 
+def start_procmond(daemons, datadir, tmp_path, *args):
+    """procmond --collector ebpf, its JSON lines in tmp_path/procmond.jsonl and
+    its log in procmond.err; returns (proc, out, err) once the first snapshot
+    is out."""
+    out = tmp_path / "procmond.jsonl"
+    err = tmp_path / "procmond.err"
+    with open(out, "wb") as fo, open(err, "wb") as fe:
+        p = daemons.start([binary("procmond"), "--collector", "ebpf", *args,
+                           "--wal-dir", datadir], stdout=fo, stderr=fe)
+    assert wait_for(lambda: p.poll() is not None or out.stat().st_size > 0, timeout=30)
+    assert p.poll() is None, err.read_text()
+    return p, out, err
+
+
 def test_procmond_hashes_a_process_that_is_already_gone(can_load, datadir, daemons, tmp_path):
     """A process that exits before procmond looks still gets its image's hash
     (opened by path, checked against the kernel's key) and its image path."""
     child = tmp_path / "child"
     child.write_bytes(CHILD.read_bytes())
     child.chmod(0o755)
-    out = tmp_path / "procmond.jsonl"
-    err = tmp_path / "procmond.err"
-    with open(out, "wb") as fo, open(err, "wb") as fe:
-        p = daemons.start([binary("procmond"), "--collector", "ebpf", "--wal-dir", datadir],
-                          stdout=fo, stderr=fe)
-    assert wait_for(lambda: p.poll() is not None or out.stat().st_size > 0, timeout=30)
-    assert p.poll() is None, err.read_text()
+    p, out, err = start_procmond(daemons, datadir, tmp_path)
     marker = f"e2ehash{os.getpid()}"
     pids = []
     for i in range(3):
@@ -299,14 +307,7 @@ def test_procmond_hashes_a_process_that_is_already_gone(can_load, datadir, daemo
 
 
 def test_procmond_collector_ebpf_sees_a_burst(can_load, datadir, daemons, tmp_path):
-    out = tmp_path / "procmond.jsonl"
-    err = tmp_path / "procmond.err"
-    with open(out, "wb") as fo, open(err, "wb") as fe:
-        p = daemons.start([binary("procmond"), "--collector", "ebpf", "--no-hash",
-                           "--wal-dir", datadir], stdout=fo, stderr=fe)
-    # Running once the first snapshot is out.
-    assert wait_for(lambda: p.poll() is not None or out.stat().st_size > 0, timeout=30)
-    assert p.poll() is None, err.read_text()
+    p, out, err = start_procmond(daemons, datadir, tmp_path, "--no-hash")
     prefix = f"e2epm{os.getpid()}"
     subprocess.run([BURST, "1000", prefix, CHILD, "4"], capture_output=True, check=True)
     quick = f"e2epmquick{os.getpid()}"
@@ -380,8 +381,6 @@ def test_procmond_cgroup_of_a_process_moved_before_exec(can_load, datadir, daemo
     dirs = {k: os.path.join(mnt + old.rstrip("/"), n) for k, n in names.items()}
     paths = {k: old.rstrip("/") + "/" + n for k, n in names.items()}
     made = []
-    out = tmp_path / "procmond.jsonl"
-    err = tmp_path / "procmond.err"
     marker = f"e2ecgmove{os.getpid()}"
     rounds = [("exec sleep 60", i) for i in range(2)] + [(":", i) for i in range(2, 6)]
     try:
@@ -391,11 +390,7 @@ def test_procmond_cgroup_of_a_process_moved_before_exec(can_load, datadir, daemo
             except OSError as e:
                 pytest.skip(f"cannot create a cgroup in {mnt}: {e}")
             made.append(dirs[k])
-        with open(out, "wb") as fo, open(err, "wb") as fe:
-            p = daemons.start([binary("procmond"), "--collector", "ebpf", "--no-hash",
-                               "--wal-dir", datadir], stdout=fo, stderr=fe)
-        assert wait_for(lambda: p.poll() is not None or out.stat().st_size > 0, timeout=30)
-        assert p.poll() is None, err.read_text()
+        p, out, err = start_procmond(daemons, datadir, tmp_path, "--no-hash")
 
         def starts():
             evs = [json.loads(line) for line in out.read_text().splitlines() if marker in line]
@@ -460,13 +455,7 @@ def test_procmond_maps_no_libbpf_once_the_loader_is_done(can_load, datadir, daem
     """procmond-bpf-loader loads and attaches, hands the fds over and exits:
     procmond maps the ring buffer but none of libbpf, libelf or zlib, and
     still sees a new process with its argv."""
-    out = tmp_path / "procmond.jsonl"
-    err = tmp_path / "procmond.err"
-    with open(out, "wb") as fo, open(err, "wb") as fe:
-        p = daemons.start([binary("procmond"), "--collector", "ebpf", "--no-hash",
-                           "--wal-dir", datadir], stdout=fo, stderr=fe)
-    assert wait_for(lambda: p.poll() is not None or out.stat().st_size > 0, timeout=30)
-    assert p.poll() is None, err.read_text()
+    p, out, err = start_procmond(daemons, datadir, tmp_path, "--no-hash")
     assert "collector: ebpf" in err.read_text()
     maps = open(f"/proc/{p.pid}/maps").read()
     libs = {os.path.basename(line.split()[-1]) for line in maps.splitlines()

@@ -69,6 +69,7 @@ struct procmond {
 	struct lifecycle *lc;
 	const struct source_ops *src_ops;
 	struct source *src;
+	struct source *ids_src; /* with ebpf: the proc connector's uid/gid events */
 	struct output *out;
 	int epfd, tfd, sfd, efd;
 	uint32_t interval_ms;
@@ -230,6 +231,40 @@ open_source(struct procmond *pm, const struct collector_opts *copts)
 	}
 	log_error("unknown collector '%s' (auto, ebpf, netlink or poll)", want);
 	return rc;
+}
+
+/* The eBPF source sees no set*id() call: a proc connector socket filtered
+ * to uid and gid events brings those in (source_netlink_open_ids). Without
+ * it they show at the next snapshot, as before. */
+static void
+open_ids_companion(struct procmond *pm)
+{
+	struct errbuf err;
+
+	errbuf_clear(&err);
+	if (source_netlink_open_ids(&pm->ids_src, &err) < 0) {
+		pm->ids_src = NULL;
+		log_info("uid and gid changes show at the next snapshot (%s)", err.msg);
+		return;
+	}
+	log_info("uid and gid changes: from the proc connector (those events only)");
+}
+
+static void
+on_ids_event(void *ctx, const struct source_event *ev)
+{
+	struct procmond *pm = ctx;
+
+	lifecycle_on_source_event(pm->lc, ev, source_netlink_ops.name);
+}
+
+static void
+dispatch_ids(struct procmond *pm)
+{
+	int rc = source_netlink_ops.dispatch(pm->ids_src, on_ids_event, pm);
+
+	if (rc < 0)
+		log_warn("uid and gid events: reading failed: %s", strerror(-rc));
 }
 
 static void
@@ -431,7 +466,7 @@ watch(int epfd, int fd, uint32_t tag)
 	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
-enum { TAG_SOURCE = 1, TAG_TIMER, TAG_SIGNAL, TAG_OUTPUT, TAG_WAKE };
+enum { TAG_SOURCE = 1, TAG_TIMER, TAG_SIGNAL, TAG_OUTPUT, TAG_WAKE, TAG_IDS };
 
 static void
 dispatch_source(struct procmond *pm)
@@ -546,6 +581,8 @@ setup_loop(struct procmond *pm)
 		return -errno;
 	if (sfd_src >= 0 && watch(pm->epfd, sfd_src, TAG_SOURCE) < 0)
 		return -errno;
+	if (pm->ids_src != NULL && watch(pm->epfd, source_netlink_ops.fd(pm->ids_src), TAG_IDS) < 0)
+		return -errno;
 	if (ofd >= 0 && watch(pm->epfd, ofd, TAG_OUTPUT) < 0)
 		return -errno;
 	return arm_timer(pm->tfd, pm->interval_ms);
@@ -578,6 +615,11 @@ run_loop(struct procmond *pm)
 			switch (evs[i].data.u32) {
 			case TAG_SOURCE:
 				dispatch_source(pm);
+				break;
+			case TAG_IDS:
+				/* The exec that a uid change follows first. */
+				dispatch_source(pm);
+				dispatch_ids(pm);
 				break;
 			case TAG_TIMER:
 				if (read(pm->tfd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
@@ -621,6 +663,11 @@ log_summary(struct procmond *pm)
 	         (unsigned long long)ls.events[PROC_EV_MODIFIED],
 	         (unsigned long long)ls.events[PROC_EV_SUSPICIOUS], pm->src_ops->name,
 	         (unsigned long long)sh.events, (unsigned long long)sh.drops);
+	if (pm->ids_src != NULL) {
+		source_netlink_ops.health(pm->ids_src, &sh);
+		log_info("uid and gid events: %llu, %llu drops", (unsigned long long)sh.events,
+		         (unsigned long long)sh.drops);
+	}
 }
 
 static void
@@ -629,6 +676,8 @@ procmond_free(struct procmond *pm)
 	output_close(pm->out);
 	if (pm->src != NULL)
 		pm->src_ops->close(pm->src);
+	if (pm->ids_src != NULL)
+		source_netlink_ops.close(pm->ids_src);
 	lifecycle_free(pm->lc);
 	hash_cache_free(pm->hc);
 	procfs_free(pm->pf);
@@ -707,6 +756,8 @@ main(int argc, char **argv)
 	} else if (open_source(&pm, &copts) < 0) {
 		procmond_free(&pm);
 		return EXIT_RUNTIME;
+	} else if (pm.src_ops == &source_ebpf_ops) {
+		open_ids_companion(&pm);
 	}
 	if ((pm.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
 		fatal("eventfd: %s", strerror(errno));
@@ -746,6 +797,8 @@ main(int argc, char **argv)
 	run_loop(&pm);
 	/* What the kernel already queued is not dropped on the way out. */
 	dispatch_source(&pm);
+	if (pm.ids_src != NULL)
+		dispatch_ids(&pm);
 	output_flush(pm.out);
 	log_summary(&pm);
 	procmond_free(&pm);

@@ -131,6 +131,12 @@ struct source_ops {
 };
 
 extern const struct source_ops source_ebpf_ops;
+/* A proc connector socket that receives only uid and gid changes (the
+ * kernel filters: Linux 6.6 and later, else -ENOTSUP), read with
+ * source_netlink_ops' fd, dispatch, health and close. The eBPF source sees
+ * no set*id() call (no tracepoint fires for one); this companion brings
+ * them in real time. Needs CAP_NET_ADMIN to open, nothing afterwards. */
+int source_netlink_open_ids(struct source **ret, struct errbuf *err);
 /* Where source_ebpf_ops.open() finds procmond-bpf-loader, for programs that
  * do not live beside it (bench/ebpf-events); path is not copied. */
 void source_ebpf_set_loader(const char *path);

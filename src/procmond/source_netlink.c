@@ -14,14 +14,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "source.h"
 #include "util.h"
 
-#define NL_RCVBUF    (32 << 20)
-#define NL_RECV_BUF  (64u << 10)
-#define NL_MAX_BATCH 4096 /* messages per dispatch, so the loop stays fair */
+#define NL_RCVBUF     (32 << 20)
+#define NL_IDS_RCVBUF (1 << 20) /* uid and gid changes only: rare */
+#define NL_RECV_BUF   (64u << 10)
+#define NL_MAX_BATCH  4096 /* messages per dispatch, so the loop stays fair */
 
 struct source {
 	int fd;
@@ -29,37 +31,44 @@ struct source {
 	char *buf;
 };
 
-/* Sends the LISTEN (or IGNORE) multicast operation to the connector. */
+/* Sends the LISTEN (or IGNORE) multicast operation to the connector. With
+ * a non-zero filter (PROC_EVENT_* bits), the operation carries it as
+ * struct proc_input (Linux 6.6): the kernel then sends this socket only
+ * those events. Older headers lack the struct, so it is spelt out here. */
 static int
-nl_send_op(int fd, enum proc_cn_mcast_op op)
+nl_send_op(int fd, enum proc_cn_mcast_op op, uint32_t filter)
 {
 	struct {
 		struct nlmsghdr nl;
 		struct cn_msg cn;
-		enum proc_cn_mcast_op op;
+		uint32_t op;
+		uint32_t event_type; /* struct proc_input's second field */
 	} __attribute__((packed)) msg;
+	size_t len = filter != 0 ? sizeof(msg) : sizeof(msg) - sizeof(msg.event_type);
 
 	memset(&msg, 0, sizeof(msg));
-	msg.nl.nlmsg_len = sizeof(msg);
+	msg.nl.nlmsg_len = (uint32_t)len;
 	msg.nl.nlmsg_type = NLMSG_DONE;
 	msg.nl.nlmsg_pid = (uint32_t)getpid();
 	msg.cn.id.idx = CN_IDX_PROC;
 	msg.cn.id.val = CN_VAL_PROC;
-	msg.cn.len = sizeof(enum proc_cn_mcast_op);
-	msg.op = op;
-	if (send(fd, &msg, sizeof(msg), 0) < 0)
+	msg.cn.len = (uint16_t)(len - offsetof(__typeof__(msg), op));
+	msg.op = (uint32_t)op;
+	msg.event_type = filter;
+	if (send(fd, &msg, len, 0) < 0)
 		return -errno;
 	return 0;
 }
 
+/* Opens a socket on the proc connector, subscribed to every event (filter
+ * 0) or to the PROC_EVENT_* bits of filter, with a receive buffer of rcvbuf. */
 static int
-nl_open(const struct collector_opts *opts, struct source **ret, struct errbuf *err)
+nl_open_filtered(uint32_t filter, int rcvbuf, struct source **ret, struct errbuf *err)
 {
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = CN_IDX_PROC };
 	struct source *s;
-	int size = NL_RCVBUF, rc;
+	int size = rcvbuf, rc;
 
-	(void)opts;
 	if ((s = calloc(1, sizeof(*s))) == NULL || (s->buf = malloc(NL_RECV_BUF)) == NULL) {
 		free(s);
 		return -ENOMEM;
@@ -78,7 +87,7 @@ nl_open(const struct collector_opts *opts, struct source **ret, struct errbuf *e
 		errbuf_set(err, "bind to the proc connector: %s", strerror(-rc));
 		goto fail;
 	}
-	if ((rc = nl_send_op(s->fd, PROC_CN_MCAST_LISTEN)) < 0) {
+	if ((rc = nl_send_op(s->fd, PROC_CN_MCAST_LISTEN, filter)) < 0) {
 		errbuf_set(err, "subscribe to proc events: %s%s", strerror(-rc),
 		           rc == -EPERM ? " (needs CAP_NET_ADMIN)" : "");
 		goto fail;
@@ -92,6 +101,44 @@ fail:
 	free(s->buf);
 	free(s);
 	return rc;
+}
+
+static int
+nl_open(const struct collector_opts *opts, struct source **ret, struct errbuf *err)
+{
+	(void)opts;
+	return nl_open_filtered(0, NL_RCVBUF, ret, err);
+}
+
+/* The kernel release as major * 1000 + minor, or 0 when unknown. */
+static unsigned
+kernel_release(void)
+{
+	struct utsname u;
+	unsigned long major, minor;
+	char *end;
+
+	if (uname(&u) < 0)
+		return 0;
+	major = strtoul(u.release, &end, 10);
+	if (end == u.release || *end != '.')
+		return 0;
+	minor = strtoul(end + 1, &end, 10);
+	if (major > 1000 || minor > 999)
+		return 0;
+	return (unsigned)(major * 1000 + minor);
+}
+
+int
+source_netlink_open_ids(struct source **ret, struct errbuf *err)
+{
+	/* A kernel before 6.6 ignores a LISTEN that carries a filter: the
+	 * socket would stay silent, so do not pretend. */
+	if (kernel_release() < 6006) {
+		errbuf_set(err, "the proc connector's event filter needs Linux 6.6");
+		return -ENOTSUP;
+	}
+	return nl_open_filtered(PROC_EVENT_UID | PROC_EVENT_GID, NL_IDS_RCVBUF, ret, err);
 }
 
 static int
@@ -133,6 +180,12 @@ nl_translate(const struct proc_event *pe, struct source_event *ev)
 		ev->uid = pe->event_data.id.r.ruid;
 		ev->euid = pe->event_data.id.e.euid;
 		ev->has = SOURCE_HAS_IDS;
+		return true;
+	case PROC_EVENT_GID:
+		/* No uid in it: lifecycle.c re-reads every id of the process. */
+		ev->kind = SOURCE_EV_UID;
+		ev->pid = pe->event_data.id.process_tgid;
+		ev->tid = pe->event_data.id.process_pid;
 		return true;
 	case PROC_EVENT_COMM:
 		ev->kind = SOURCE_EV_COMM;
@@ -224,7 +277,7 @@ nl_close(struct source *s)
 	if (s == NULL)
 		return;
 	if (s->fd >= 0) {
-		(void)nl_send_op(s->fd, PROC_CN_MCAST_IGNORE);
+		(void)nl_send_op(s->fd, PROC_CN_MCAST_IGNORE, 0);
 		close(s->fd);
 	}
 	free(s->buf);

@@ -506,3 +506,43 @@ def test_procmond_without_its_loader_says_so(can_load, tmp_path):
     log = "".join(lines)
     assert "collector ebpf passed over: procmond-bpf-loader is not installed" in log, log
     assert "collector: netlink" in log, log
+
+
+SETUID = """
+import os, sys, time
+time.sleep(0.5)
+os.setresgid(65533, 65533, 65533)
+os.setresuid(65534, 65534, 65534)
+time.sleep(3)
+"""
+
+
+def test_procmond_sees_a_uid_change_as_it_happens(can_load, datadir, daemons, tmp_path):
+    """No tracepoint fires for set*id(): with the ebpf source procmond also
+    listens to the proc connector, filtered to uid and gid events, so a
+    process that drops to another user is reported within moments, not at
+    the next snapshot (a minute away here)."""
+    major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    if (major, minor) < (6, 6):
+        pytest.skip("the proc connector's event filter needs Linux 6.6")
+    p, out, err = start_procmond(daemons, datadir, tmp_path, "--no-hash", "--interval", "60000")
+    assert "uid and gid changes: from the proc connector" in err.read_text(), err.read_text()
+    child = subprocess.Popen(["/usr/bin/python3", "-c", SETUID])
+
+    def changed():
+        for line in out.read_text(errors="replace").splitlines():
+            e = json.loads(line)
+            if e["event"] == "modified" and e["process"]["pid"] == child.pid:
+                return e
+        return None
+
+    try:
+        e = wait_for(changed, timeout=10)
+    finally:
+        child.kill()
+        child.wait()
+    assert e is not None, err.read_text()[-500:]
+    assert e["source"] == "netlink"
+    assert e["process"]["user_id"] == 65534 and e["process"]["effective_user_id"] == 65534
+    assert e["process"]["group_id"] == 65533
+    assert "user_id" in e["modified_fields"]

@@ -20,15 +20,17 @@
 #include "source.h"
 #include "util.h"
 
-#define NL_RCVBUF     (32 << 20)
-#define NL_IDS_RCVBUF (1 << 20) /* uid and gid changes only: rare */
-#define NL_RECV_BUF   (64u << 10)
-#define NL_MAX_BATCH  4096 /* messages per dispatch, so the loop stays fair */
+#define NL_RCVBUF       (32 << 20)
+#define NL_IDS_RCVBUF   (1 << 20) /* uid and gid changes only: rare */
+#define NL_RECV_BUF     (64u << 10)
+#define NL_IDS_RECV_BUF 4096u /* one event per datagram, ~100 bytes each */
+#define NL_MAX_BATCH    4096  /* messages per dispatch, so the loop stays fair */
 
 struct source {
 	int fd;
 	struct source_health health;
 	char *buf;
+	size_t buf_len;
 };
 
 /* Sends the LISTEN (or IGNORE) multicast operation to the connector. With
@@ -63,13 +65,14 @@ nl_send_op(int fd, enum proc_cn_mcast_op op, uint32_t filter)
 /* Opens a socket on the proc connector, subscribed to every event (filter
  * 0) or to the PROC_EVENT_* bits of filter, with a receive buffer of rcvbuf. */
 static int
-nl_open_filtered(uint32_t filter, int rcvbuf, struct source **ret, struct errbuf *err)
+nl_open_filtered(uint32_t filter, int rcvbuf, size_t buf_len, struct source **ret,
+                 struct errbuf *err)
 {
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = CN_IDX_PROC };
 	struct source *s;
 	int size = rcvbuf, rc;
 
-	if ((s = calloc(1, sizeof(*s))) == NULL || (s->buf = malloc(NL_RECV_BUF)) == NULL) {
+	if ((s = calloc(1, sizeof(*s))) == NULL || (s->buf = malloc(buf_len)) == NULL) {
 		free(s);
 		return -ENOMEM;
 	}
@@ -92,6 +95,7 @@ nl_open_filtered(uint32_t filter, int rcvbuf, struct source **ret, struct errbuf
 		           rc == -EPERM ? " (needs CAP_NET_ADMIN)" : "");
 		goto fail;
 	}
+	s->buf_len = buf_len;
 	s->health.ok = true;
 	*ret = s;
 	return 0;
@@ -107,7 +111,7 @@ static int
 nl_open(const struct collector_opts *opts, struct source **ret, struct errbuf *err)
 {
 	(void)opts;
-	return nl_open_filtered(0, NL_RCVBUF, ret, err);
+	return nl_open_filtered(0, NL_RCVBUF, NL_RECV_BUF, ret, err);
 }
 
 /* The kernel release as major * 1000 + minor, or 0 when unknown. */
@@ -138,7 +142,8 @@ source_netlink_open_ids(struct source **ret, struct errbuf *err)
 		errbuf_set(err, "the proc connector's event filter needs Linux 6.6");
 		return -ENOTSUP;
 	}
-	return nl_open_filtered(PROC_EVENT_UID | PROC_EVENT_GID, NL_IDS_RCVBUF, ret, err);
+	return nl_open_filtered(PROC_EVENT_UID | PROC_EVENT_GID, NL_IDS_RCVBUF, NL_IDS_RECV_BUF,
+	                        ret, err);
 }
 
 static int
@@ -241,7 +246,7 @@ nl_dispatch(struct source *s, source_event_cb cb, void *ctx)
 	for (int i = 0; i < NL_MAX_BATCH; i++) {
 		struct sockaddr_nl from;
 		socklen_t flen = sizeof(from);
-		ssize_t n = recvfrom(s->fd, s->buf, NL_RECV_BUF, MSG_DONTWAIT,
+		ssize_t n = recvfrom(s->fd, s->buf, s->buf_len, MSG_DONTWAIT,
 		                     (struct sockaddr *)&from, &flen);
 
 		if (n < 0) {

@@ -165,26 +165,18 @@ loader_receive(int sock, struct bpf_loader_msg *m, int *fds, size_t *nfds)
 	return 0;
 }
 
-/* Runs the loader and waits for its message; on success the fds are ours. */
+/* Starts the loader at path with its socket as fd BPF_LOADER_FD; sets
+ * *ret_sock (our end) and *ret_pid. */
 static int
-loader_run(bool cwd, struct bpf_loader_msg *m, int *fds, size_t *nfds, struct errbuf *err)
+loader_spawn(const char *path, bool cwd, int *ret_sock, pid_t *ret_pid, struct errbuf *err)
 {
-	char path[PATH_MAX];
 	char *argv[4];
 	char *envp[] = { NULL };
 	size_t argc = 0;
-	int sv[2], status, rc;
+	int sv[2], rc;
 	pid_t pid;
 
-	*nfds = 0;
-	if (loader_path(path, sizeof(path)) < 0) {
-		/* Not -ENOTSUP: a build with eBPF but without its loader is
-		 * broken, not a host without eBPF. */
-		errbuf_set(err, "%s is not installed (looked beside procmond and in %s)",
-		           BPF_LOADER_NAME, DE_BPF_LOADER_DIR);
-		return -ENOENT;
-	}
-	argv[argc++] = path;
+	argv[argc++] = (char *)path;
 	if (!cwd)
 		argv[argc++] = (char *)"--no-cwd";
 	if (log_get_level() >= LOG_LEVEL_DEBUG)
@@ -204,7 +196,7 @@ loader_run(bool cwd, struct bpf_loader_msg *m, int *fds, size_t *nfds, struct er
 	}
 	if (pid == 0) {
 		/* The loader gets its socket as fd 3 and nothing else of ours
-		 * but stdin, stdout and stderr (its log). */
+		 * but stdin, stdout and stderr (its log), and no environment. */
 		if (sv[1] == BPF_LOADER_FD ? fcntl(sv[1], F_SETFD, 0) < 0
 		                           : dup2(sv[1], BPF_LOADER_FD) < 0)
 			_exit(127);
@@ -213,8 +205,31 @@ loader_run(bool cwd, struct bpf_loader_msg *m, int *fds, size_t *nfds, struct er
 		_exit(127);
 	}
 	close(sv[1]);
-	rc = loader_receive(sv[0], m, fds, nfds);
-	close(sv[0]);
+	*ret_sock = sv[0];
+	*ret_pid = pid;
+	return 0;
+}
+
+/* Runs the loader and waits for its message; on success the fds are ours. */
+static int
+loader_run(bool cwd, struct bpf_loader_msg *m, int *fds, size_t *nfds, struct errbuf *err)
+{
+	char path[PATH_MAX];
+	int sock = -1, status = 0, rc;
+	pid_t pid = -1;
+
+	*nfds = 0;
+	if (loader_path(path, sizeof(path)) < 0) {
+		/* Not -ENOTSUP: a build with eBPF but without its loader is
+		 * broken, not a host without eBPF. */
+		errbuf_set(err, "%s is not installed (looked beside procmond and in %s)",
+		           BPF_LOADER_NAME, DE_BPF_LOADER_DIR);
+		return -ENOENT;
+	}
+	if ((rc = loader_spawn(path, cwd, &sock, &pid, err)) < 0)
+		return rc;
+	rc = loader_receive(sock, m, fds, nfds);
+	close(sock);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (rc == -EPIPE) {
@@ -226,8 +241,10 @@ loader_run(bool cwd, struct bpf_loader_msg *m, int *fds, size_t *nfds, struct er
 			errbuf_set(err, "%s exited (status %d) without an answer", path,
 			           WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 		rc = -EIO;
-	} else if (rc < 0) {
-		errbuf_set(err, "no valid answer from %s: %s", path, strerror(-rc));
+	} else if (rc < 0 || m->rc > 0) {
+		errbuf_set(err, "no valid answer from %s: %s", path,
+		           strerror(rc < 0 ? -rc : EPROTO));
+		rc = rc < 0 ? rc : -EPROTO;
 	} else if (m->rc < 0) {
 		errbuf_set(err, "%s", m->reason);
 		rc = m->rc;

@@ -12,7 +12,11 @@
 #ifndef DE_PROCMOND_BPF_LOADER_H
 #define DE_PROCMOND_BPF_LOADER_H
 
+#include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include "bpf_event.h"
 
 #define BPF_LOADER_NAME  "procmond-bpf-loader"
 #define BPF_LOADER_FD    3           /* the socket, in the loader */
@@ -40,5 +44,29 @@ struct bpf_loader_msg {
 	uint32_t nlinks;
 	char reason[512]; /* rc < 0: why; rc == 0: a note for procmond's log, or "" */
 };
+
+/* Whether m, which came with nfds fds, describes objects procmond can map
+ * with pages of page bytes: the fd count matches, the ring is a power of
+ * two of whole pages, and both counters lie inside .bss, 8-byte aligned.
+ * Returns 0 or -EPROTO. */
+static inline int
+bpf_loader_msg_check(const struct bpf_loader_msg *m, size_t nfds, size_t page)
+{
+	uint64_t moves_end = m->moves_off == BPF_LOADER_NO_OFFSET
+	                         ? 0
+	                         : (uint64_t)m->moves_off + DE_BPF_MOVE_SLOTS * sizeof(uint64_t);
+
+	if (m->magic != BPF_LOADER_MAGIC || m->rc != 0 || m->nlinks > BPF_LOADER_MAX_LINKS ||
+	    nfds != BPF_LOADER_FD_LINKS + (size_t)m->nlinks)
+		return -EPROTO;
+	if (m->ring_size == 0 || (m->ring_size & (m->ring_size - 1)) != 0 || page == 0 ||
+	    m->ring_size % page != 0)
+		return -EPROTO;
+	if ((uint64_t)m->bss_size < (uint64_t)m->drop_off + sizeof(uint64_t) ||
+	    m->drop_off % sizeof(uint64_t) != 0 || m->bss_size < moves_end ||
+	    (m->moves_off != BPF_LOADER_NO_OFFSET && m->moves_off % sizeof(uint64_t) != 0))
+		return -EPROTO;
+	return 0;
+}
 
 #endif

@@ -263,18 +263,11 @@ ebpf_keep(struct source *s, const struct bpf_loader_msg *m, int *fds, size_t nfd
           struct errbuf *err)
 {
 	long page = sysconf(_SC_PAGESIZE);
-	size_t moves_end = m->moves_off == BPF_LOADER_NO_OFFSET
-	                       ? 0
-	                       : (size_t)m->moves_off + DE_BPF_MOVE_SLOTS * sizeof(uint64_t);
 	void *p;
 	int rc;
 
 	s->page = page > 0 ? (size_t)page : 4096u;
-	if (m->nlinks > BPF_LOADER_MAX_LINKS || nfds != BPF_LOADER_FD_LINKS + m->nlinks ||
-	    m->ring_size == 0 || (m->ring_size & (m->ring_size - 1)) != 0 ||
-	    m->ring_size % s->page != 0 || m->bss_size < (size_t)m->drop_off + sizeof(uint64_t) ||
-	    m->drop_off % sizeof(uint64_t) != 0 || m->bss_size < moves_end ||
-	    (m->moves_off != BPF_LOADER_NO_OFFSET && m->moves_off % sizeof(uint64_t) != 0)) {
+	if (bpf_loader_msg_check(m, nfds, s->page) < 0) {
 		close_fds(fds, nfds);
 		errbuf_set(err,
 		           "the BPF loader's answer does not add up (%zu fds, %u links, "

@@ -13,6 +13,7 @@
 #include <linux/bpf.h>
 
 #include "procmond/bpf_event.h"
+#include "procmond/bpf_loader.h"
 #include "procmond/bpf_ring.h"
 #include "procmond/source.h"
 
@@ -484,6 +485,60 @@ test_ring_impossible_length_is_an_error_not_a_read(void **state)
 	ring_close(&f);
 }
 
+/* ---- the loader's answer (bpf_loader.h) ---- */
+
+static struct bpf_loader_msg
+good_answer(void)
+{
+	return (struct bpf_loader_msg){ .magic = BPF_LOADER_MAGIC,
+		                        .ring_size = 256u << 10,
+		                        .bss_size = 8 + DE_BPF_MOVE_SLOTS * 8,
+		                        .drop_off = 0,
+		                        .moves_off = 8,
+		                        .nlinks = 6 };
+}
+
+static void
+test_loader_answer_checks(void **state)
+{
+	struct bpf_loader_msg m = good_answer();
+
+	(void)state;
+	assert_int_equal(bpf_loader_msg_check(&m, 8, 4096), 0);
+	m.moves_off = BPF_LOADER_NO_OFFSET; /* without the cgroup programs */
+	m.nlinks = 4;
+	assert_int_equal(bpf_loader_msg_check(&m, 6, 4096), 0);
+	/* Each figure that does not add up is refused. */
+	m = good_answer();
+	assert_int_equal(bpf_loader_msg_check(&m, 7, 4096), -EPROTO); /* an fd short */
+	m.magic ^= 1;
+	assert_int_equal(bpf_loader_msg_check(&m, 8, 4096), -EPROTO);
+	m = good_answer();
+	m.rc = -EPERM;
+	assert_int_equal(bpf_loader_msg_check(&m, 8, 4096), -EPROTO);
+	m = good_answer();
+	m.nlinks = BPF_LOADER_MAX_LINKS + 1;
+	assert_int_equal(bpf_loader_msg_check(&m, BPF_LOADER_MAX_FDS + 1, 4096), -EPROTO);
+	m = good_answer();
+	m.ring_size = 3 * 4096; /* not a power of two */
+	assert_int_equal(bpf_loader_msg_check(&m, 8, 4096), -EPROTO);
+	m.ring_size = 2048; /* less than a page */
+	assert_int_equal(bpf_loader_msg_check(&m, 8, 4096), -EPROTO);
+	m.ring_size = 0;
+	assert_int_equal(bpf_loader_msg_check(&m, 8, 4096), -EPROTO);
+	m = good_answer();
+	m.drop_off = m.bss_size - 4; /* the counter would end past .bss */
+	assert_int_equal(bpf_loader_msg_check(&m, 8, 4096), -EPROTO);
+	m = good_answer();
+	m.drop_off = 4; /* unaligned */
+	assert_int_equal(bpf_loader_msg_check(&m, 8, 4096), -EPROTO);
+	m = good_answer();
+	m.moves_off = 16; /* the slots would end past .bss */
+	assert_int_equal(bpf_loader_msg_check(&m, 8, 4096), -EPROTO);
+	m.moves_off = UINT32_MAX - 8; /* and no overflow hides it */
+	assert_int_equal(bpf_loader_msg_check(&m, 8, 4096), -EPROTO);
+}
+
 int
 main(void)
 {
@@ -500,6 +555,7 @@ main(void)
 		cmocka_unit_test(test_ring_record_across_the_end_reads_as_one),
 		cmocka_unit_test(test_ring_stops_at_busy_and_skips_discarded),
 		cmocka_unit_test(test_ring_impossible_length_is_an_error_not_a_read),
+		cmocka_unit_test(test_loader_answer_checks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,7 +5,8 @@
  * with what is known and marks the rest missing.
  *
  * Subscribing needs CAP_NET_ADMIN; reading afterwards needs nothing, so the
- * capability is not kept. Overflow of the socket buffer shows up as ENOBUFS
+ * capability is not kept. source_netlink_open_ids() opens a second kind of
+ * socket for the eBPF source: one the kernel filters to uid and gid events. Overflow of the socket buffer shows up as ENOBUFS
  * from recv: counted as drops (the next snapshot reconciles what was lost). */
 #include <errno.h>
 #include <linux/cn_proc.h>

@@ -10,7 +10,6 @@
  * status 0 when the objects were sent, 1 when loading failed (the message
  * says why), 2 on misuse. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>

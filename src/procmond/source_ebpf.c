@@ -323,6 +323,8 @@ ebpf_open(const struct collector_opts *opts, struct source **ret, struct errbuf 
 		return -ENOMEM;
 	s->ring_fd = -1;
 	memset(&m, 0, sizeof(m));
+	for (size_t i = 0; i < BPF_LOADER_MAX_FDS; i++)
+		fds[i] = -1; /* only the first nfds are ever read */
 	rc = loader_run(opts == NULL || opts->enhanced_metadata, &m, fds, &nfds, err);
 	if (rc < 0)
 		return rc;

@@ -176,6 +176,9 @@ main(int argc, char **argv)
 #ifdef EBPF_LOADER_PATH
 	source_ebpf_set_loader(EBPF_LOADER_PATH); /* the build tree's */
 #endif
+	/* Tests point it at a loader that misbehaves (tests/e2e/test_ebpf.py). */
+	if (getenv("EBPF_EVENTS_LOADER") != NULL)
+		source_ebpf_set_loader(getenv("EBPF_EVENTS_LOADER"));
 	if ((rc = source_ebpf_ops.open(&opts, &s, &err)) < 0) {
 		fprintf(stderr, "ebpf-events: %s (%s)\n", err.msg, strerror(-rc));
 		return rc == -ENOTSUP || rc == -EPERM ? 77 : 1;

@@ -546,3 +546,34 @@ def test_procmond_sees_a_uid_change_as_it_happens(can_load, datadir, daemons, tm
     assert e["process"]["user_id"] == 65534 and e["process"]["effective_user_id"] == 65534
     assert e["process"]["group_id"] == 65533
     assert "user_id" in e["modified_fields"]
+
+
+FAKE_LOADERS = {
+    # name: (script body after the shebang line, what the error must say)
+    "silent": ("import sys; sys.exit(3)", "exited (status 3) without an answer"),
+    "killed": ("import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
+               "was killed by signal 9"),
+    "garbage": ("import os; os.write(3, b'not an answer')", "no valid answer from"),
+    # The right size and magic, but no fds for the links it announces.
+    "short": ("import os, struct; os.write(3, struct.pack('<IiIIIII512s', 0x44454c31, 0, "
+              "262144, 4104, 0, 8, 6, b''))", "the BPF loader's answer does not add up"),
+    "refused": ("import os, struct; os.write(3, struct.pack('<IiIIIII512s', 0x44454c31, -22, "
+                "0, 0, 0, 0, 0, b'the kernel rejected the BPF programs: test'))",
+                "the kernel rejected the BPF programs: test"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FAKE_LOADERS))
+def test_a_loader_that_misbehaves_is_a_clear_error(kind, tmp_path):
+    """Whatever the loader does short of a valid answer, the source fails to
+    open with a reason that says what happened, and holds nothing of it."""
+    if not EVENTS.exists():
+        pytest.skip(f"{EVENTS} not built (meson -Debpf=disabled?)")
+    body, want = FAKE_LOADERS[kind]
+    fake = tmp_path / "fake-loader"
+    fake.write_text("#!/usr/bin/python3\n" + body + "\n")
+    fake.chmod(0o755)
+    r = subprocess.run([EVENTS, "--duration", "0"], capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, EBPF_EVENTS_LOADER=str(fake)))
+    assert r.returncode == 1, r.stderr
+    assert want in r.stderr, r.stderr

@@ -75,24 +75,26 @@ direct_ok(const struct process_event *ev)
 	return true;
 }
 
-/* A JSON string of ASCII text s, escaped as jansson's dump_string does. */
+/* A JSON string of ASCII text s, escaped as jansson's dump_string does.
+ * Runs of characters that need no escape are written in one call. */
 static void
 put_str(FILE *f, const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
+	const char *run;
 
 	if (s == NULL) {
-		fputs_unlocked("null", f);
+		fwrite_unlocked("null", 1, 4, f);
 		return;
 	}
 	putc_unlocked('"', f);
-	for (; *s != '\0'; s++) {
+	for (run = s; *s != '\0'; s++) {
 		unsigned char c = (unsigned char)*s;
 
-		if (c >= 0x20 && c != '"' && c != '\\') {
-			putc_unlocked(c, f);
+		if (c >= 0x20 && c != '"' && c != '\\')
 			continue;
-		}
+		fwrite_unlocked(run, 1, (size_t)(s - run), f);
+		run = s + 1;
 		putc_unlocked('\\', f);
 		switch (c) {
 		case '"':
@@ -115,24 +117,20 @@ put_str(FILE *f, const char *s)
 			putc_unlocked('t', f);
 			break;
 		default:
-			fputs_unlocked("u00", f);
+			fwrite_unlocked("u00", 1, 3, f);
 			putc_unlocked(hex[c >> 4], f);
 			putc_unlocked(hex[c & 15], f);
 		}
 	}
+	fwrite_unlocked(run, 1, (size_t)(s - run), f);
 	putc_unlocked('"', f);
 }
 
-/* `,"key":` (the comma unless first). */
-static void
-put_key(FILE *f, const char *key, bool first)
-{
-	if (!first)
-		putc_unlocked(',', f);
-	putc_unlocked('"', f);
-	fputs_unlocked(key, f);
-	fputs_unlocked("\":", f);
-}
+/* `,"key":` (the comma unless first); key is a string literal, so its
+ * length is known when compiling. */
+#define put_key(f, key, first)                                                         \
+	((first) ? fwrite_unlocked("\"" key "\":", 1, sizeof("\"" key "\":") - 1, (f)) \
+	         : fwrite_unlocked(",\"" key "\":", 1, sizeof(",\"" key "\":") - 1, (f)))
 
 static void
 put_i64(FILE *f, int64_t v)
@@ -164,7 +162,13 @@ static void
 put_real(FILE *f, double v)
 {
 	char buf[40], *e;
-	int n = snprintf(buf, sizeof(buf), "%.17g", v);
+	int n;
+
+	if (v == 0.0 && !signbit(v)) {
+		fputs_unlocked("0.0", f); /* most samples, and every first one */
+		return;
+	}
+	n = snprintf(buf, sizeof(buf), "%.17g", v);
 
 	if (n < 0 || (size_t)n >= sizeof(buf) - 2)
 		return;
@@ -258,13 +262,37 @@ put_process(FILE *f, const struct process_event *ev)
 	put_i64(f, p->missing);
 }
 
+/* RFC 3339 with milliseconds, as time_format_rfc3339_ms() writes it; the
+ * date and time of day are formatted once per second (a snapshot's lines
+ * share them). */
+static void
+format_time(uint64_t ms, char ts[40])
+{
+	static __thread uint64_t last_sec = UINT64_MAX;
+	static __thread char last[40];
+	uint64_t sec = ms / 1000;
+	unsigned frac = (unsigned)(ms % 1000);
+
+	if (sec != last_sec) {
+		if (time_format_rfc3339_ms(sec * 1000, last, sizeof(last)) < 0) {
+			ts[0] = '\0';
+			return;
+		}
+		last_sec = sec;
+	}
+	/* "YYYY-MM-DDTHH:MM:SS.000Z": the three digits before the Z. */
+	memcpy(ts, last, sizeof(last));
+	ts[20] = (char)('0' + frac / 100);
+	ts[21] = (char)('0' + frac / 10 % 10);
+	ts[22] = (char)('0' + frac % 10);
+}
+
 static void
 put_event(FILE *f, const struct process_event *ev)
 {
 	char ts[40];
 
-	if (time_format_rfc3339_ms(ev->time, ts, sizeof(ts)) < 0)
-		ts[0] = '\0';
+	format_time(ev->time, ts);
 	putc_unlocked('{', f);
 	put_key(f, "event", true);
 	put_str(f, proc_event_type_to_string(ev->type));

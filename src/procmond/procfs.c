@@ -474,6 +474,7 @@ struct read_ctx {
 	struct procfs *pf;
 	int pdir;        /* the /proc/PID directory, or /proc itself (prefix) */
 	char prefix[16]; /* "PID/" when pdir is /proc, else "" */
+	size_t prefix_len;
 	pid_t pid;
 	struct process_record *rec;
 	struct procfs_sample *sample;
@@ -487,9 +488,14 @@ struct read_ctx {
 static const char *
 at(const struct read_ctx *c, const char *name, char buf[48])
 {
-	if (c->prefix[0] == '\0')
+	size_t n = strlen(name);
+
+	if (c->prefix_len == 0)
 		return name;
-	snprintf(buf, 48, "%s%s", c->prefix, name);
+	if (c->prefix_len + n >= 48)
+		return ""; /* cannot happen (the names are ours and short); fails ENOENT */
+	memcpy(buf, c->prefix, c->prefix_len);
+	memcpy(buf + c->prefix_len, name, n + 1);
 	return buf;
 }
 
@@ -1030,7 +1036,7 @@ read_pid(struct procfs *pf, pid_t pid, unsigned what, struct process_record *rec
 		 * proves they were all the pidfd's instance. No directory fd to
 		 * open and close. */
 		c.pdir = pf->dirfd;
-		snprintf(c.prefix, sizeof(c.prefix), "%d/", (int)pid);
+		c.prefix_len = (size_t)snprintf(c.prefix, sizeof(c.prefix), "%s/", name);
 		/* Pure cgroup v2: the ioctl's cgroup id first, then the memo. */
 		cg_late = pf->cgroup_v2_only;
 	} else {

@@ -68,8 +68,6 @@ supervise_find_binary(const char *binary, char *buf, size_t n)
 	char self[PATH_MAX], cand[PATH_MAX];
 	const char *env = getenv("DAEMONEYE_PROCMOND_BINARY");
 	const char *base = strrchr(binary, '/');
-	ssize_t len;
-	char *slash;
 
 	if (base != NULL) {
 		if (!is_exec(binary))
@@ -78,10 +76,7 @@ supervise_find_binary(const char *binary, char *buf, size_t n)
 	}
 	if (streq(binary, "procmond") && env && *env && is_exec(env))
 		return de_strlcpy(buf, env, n) < n ? 0 : -ENAMETOOLONG;
-	if ((len = readlink("/proc/self/exe", self, sizeof(self) - 1)) > 0) {
-		self[len] = '\0';
-		if ((slash = strrchr(self, '/')) != NULL)
-			*slash = '\0';
+	if (self_dir(self, sizeof(self)) == 0) {
 		if (snprintf(cand, sizeof(cand), "%s/../%s/%s", self, binary, binary) <
 		        (int)sizeof(cand) &&
 		    is_exec(cand))

@@ -135,6 +135,25 @@ read_file_at(int dirfd, const char *path, size_t max, bool truncate_ok, char **r
 }
 
 int
+self_dir(char *buf, size_t n)
+{
+	ssize_t len;
+	char *slash;
+
+	if (n == 0)
+		return -ENAMETOOLONG;
+	if ((len = readlink("/proc/self/exe", buf, n)) < 0)
+		return -errno;
+	if ((size_t)len >= n)
+		return -ENAMETOOLONG;
+	buf[len] = '\0';
+	if ((slash = strrchr(buf, '/')) == NULL)
+		return -ENOENT;
+	*slash = '\0';
+	return 0;
+}
+
+int
 write_all(int fd, const void *buf, size_t n)
 {
 	const char *p = buf;

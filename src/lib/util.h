@@ -30,6 +30,11 @@ int parse_int(const char *s, int *ret);
 int read_file_at(int dirfd, const char *path, size_t max, bool truncate_ok, char **ret,
                  size_t *ret_len);
 
+/* The directory of this program's executable (/proc/self/exe without its
+ * last component) into buf of n bytes. Returns 0, -errno when the link
+ * cannot be read, -ENAMETOOLONG when it does not fit. */
+int self_dir(char *buf, size_t n);
+
 /* Writes all n bytes, retrying on EINTR and short writes. Returns 0 or -errno. */
 int write_all(int fd, const void *buf, size_t n);
 

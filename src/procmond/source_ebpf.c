@@ -105,20 +105,12 @@ static int
 loader_path(char *buf, size_t n)
 {
 	char self[PATH_MAX];
-	ssize_t len;
-	char *slash;
 
 	if (loader_override != NULL)
 		return de_strlcpy(buf, loader_override, n) < n ? 0 : -ENAMETOOLONG;
-	if ((len = readlink("/proc/self/exe", self, sizeof(self) - 1)) > 0) {
-		self[len] = '\0';
-		if ((slash = strrchr(self, '/')) != NULL) {
-			*slash = '\0';
-			if (snprintf(buf, n, "%s/%s", self, BPF_LOADER_NAME) < (int)n &&
-			    access(buf, X_OK) == 0)
-				return 0;
-		}
-	}
+	if (self_dir(self, sizeof(self)) == 0 &&
+	    snprintf(buf, n, "%s/%s", self, BPF_LOADER_NAME) < (int)n && access(buf, X_OK) == 0)
+		return 0;
 	if (snprintf(buf, n, "%s/%s", DE_BPF_LOADER_DIR, BPF_LOADER_NAME) < (int)n &&
 	    access(buf, X_OK) == 0)
 		return 0;

@@ -350,27 +350,25 @@ ring_close(struct fake_ring *f)
 	close(f->fd);
 }
 
+static void
+ring_set_len(struct fake_ring *f, unsigned long at, uint32_t len)
+{
+	for (size_t i = 0; i < 4; i++)
+		f->w[(at + i) % RING_SIZE] = ((const uint8_t *)&len)[i];
+}
+
 /* Appends a record of size bytes, each byte seed + index, with the header
  * flags given; returns the position of its header. */
 static unsigned long
 ring_put(struct fake_ring *f, uint32_t size, uint8_t seed, uint32_t flags)
 {
 	unsigned long at = f->prod;
-	uint32_t len = size | flags;
 
-	for (size_t i = 0; i < 4; i++)
-		f->w[(at + i) % RING_SIZE] = ((const uint8_t *)&len)[i];
+	ring_set_len(f, at, size | flags);
 	for (uint32_t i = 0; i < size; i++)
 		f->w[(at + BPF_RINGBUF_HDR_SZ + i) % RING_SIZE] = (uint8_t)(seed + i);
 	f->prod += (size + BPF_RINGBUF_HDR_SZ + 7u) & ~7ul;
 	return at;
-}
-
-static void
-ring_set_len(struct fake_ring *f, unsigned long at, uint32_t len)
-{
-	for (size_t i = 0; i < 4; i++)
-		f->w[(at + i) % RING_SIZE] = ((const uint8_t *)&len)[i];
 }
 
 struct got {

@@ -159,6 +159,24 @@ test_edges(void **state)
 	errbuf_prefix(NULL, "ignored %d", 2);
 }
 
+/* self_dir: the directory this test program runs from, which holds it. */
+static void
+test_self_dir(void **state)
+{
+	char dir[PATH_MAX], self[PATH_MAX], small[4];
+	ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	(void)state;
+	assert_true(len > 0);
+	self[len] = '\0';
+	assert_int_equal(self_dir(dir, sizeof(dir)), 0);
+	assert_true(dir[0] == '/');
+	assert_int_equal(strncmp(self, dir, strlen(dir)), 0);
+	assert_string_equal(self + strlen(dir), strrchr(self, '/'));
+	assert_int_equal(access(dir, X_OK), 0);
+	assert_int_equal(self_dir(small, sizeof(small)), -ENAMETOOLONG);
+}
+
 int
 main(void)
 {
@@ -166,7 +184,7 @@ main(void)
 		cmocka_unit_test(test_strlcpy),   cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_read_file), cmocka_unit_test(test_utf8),
 		cmocka_unit_test(test_edges),     cmocka_unit_test(test_errbuf),
-		cmocka_unit_test(test_hex),
+		cmocka_unit_test(test_hex),       cmocka_unit_test(test_self_dir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

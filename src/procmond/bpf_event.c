@@ -56,7 +56,7 @@ bpf_event_decode(const void *rec, size_t size, struct source_event *ev)
 		return -EBADMSG;
 	data = (const char *)(r + 1);
 	avail = size - sizeof(*r);
-	if (r->kind == DE_BPF_EV_EXEC) {
+	if (r->kind == DE_BPF_EV_EXEC || r->kind == DE_BPF_EV_SNAP) {
 		if (avail < sizeof(x))
 			return -EBADMSG;
 		memcpy(&x, data, sizeof(x)); /* the record need not be aligned */
@@ -81,6 +81,9 @@ bpf_event_decode(const void *rec, size_t size, struct source_event *ev)
 	case DE_BPF_EV_COMM:
 		ev->kind = SOURCE_EV_COMM;
 		break;
+	case DE_BPF_EV_SNAP:
+		ev->kind = SOURCE_EV_SNAPSHOT;
+		break;
 	default:
 		return -EBADMSG;
 	}
@@ -104,7 +107,7 @@ bpf_event_decode(const void *rec, size_t size, struct source_event *ev)
 	ev->argv_len = 0;
 	if (r->kind == DE_BPF_EV_EXIT)
 		ev->has |= SOURCE_HAS_EXIT_CODE;
-	if (r->kind != DE_BPF_EV_EXEC)
+	if (r->kind != DE_BPF_EV_EXEC && r->kind != DE_BPF_EV_SNAP)
 		return 0;
 
 	if (copy_str(ev->filename, sizeof(ev->filename), data, r->filename_len) &&
@@ -154,4 +157,25 @@ bpf_event_decode(const void *rec, size_t size, struct source_event *ev)
 	ev->rss_pages = x.rss_pages;
 	absolute_filename(ev);
 	return 0;
+}
+
+long
+bpf_event_snap_len(const void *buf, size_t avail)
+{
+	const size_t head = sizeof(struct de_bpf_event) + sizeof(struct de_bpf_exec);
+	struct de_bpf_event r;
+	struct de_bpf_exec x;
+	size_t len;
+
+	if (avail < head)
+		return 0;
+	memcpy(&r, buf, sizeof(r));
+	memcpy(&x, (const char *)buf + sizeof(r), sizeof(x));
+	if (r.kind != DE_BPF_EV_SNAP)
+		return -EBADMSG;
+	len = (size_t)r.filename_len + r.argv_len + r.cwd_len + x.exe_len;
+	if (len > DE_BPF_DATA_SIZE)
+		return -EBADMSG;
+	len = head + ((len + 7u) & ~(size_t)7u);
+	return avail < len ? 0 : (long)len;
 }

@@ -39,6 +39,9 @@ enum de_bpf_kind {
 	DE_BPF_EV_FORK = 2,
 	DE_BPF_EV_EXIT = 3,
 	DE_BPF_EV_COMM = 5, /* the process renamed itself: comm is the new name */
+	/* A process found by the snapshot iterator (de_snap, not the ring):
+	 * EXEC-shaped, without filename or argv; 8-byte aligned in its stream. */
+	DE_BPF_EV_SNAP = 6,
 };
 
 /* de_bpf_event.flags */
@@ -130,6 +133,12 @@ struct source_event;
  * 0, or -EBADMSG for a record that is short, of an unknown kind or whose
  * lengths do not add up (a kernel/user mismatch the caller counts). */
 int bpf_event_decode(const void *rec, size_t size, struct source_event *ev);
+
+/* The size of the first SNAP record of the avail bytes at buf (a stream
+ * read from the snapshot iterator; buf 8-byte aligned), padding included:
+ * > 0, 0 when its header or data is not all there yet, or -EBADMSG for one
+ * that is not a SNAP record or is longer than the kernel could write. */
+long bpf_event_snap_len(const void *buf, size_t avail);
 #endif
 
 #endif

@@ -103,12 +103,14 @@ attach_cgroup_moves(struct procmond_bpf *k)
 	return true;
 }
 
-/* Opens, loads and attaches into *k. cgroup_set: with the cgroup-set key
- * and its two cgroup tracepoint programs (the caller retries without them
- * when the load fails). Fills m->rc and m->reason on failure. */
+/* Opens, loads and attaches into *k. extras: with the cgroup-set key and
+ * its two cgroup tracepoint programs, and with the snapshot iterator (the
+ * caller retries without them when the load fails). Fills m->rc and
+ * m->reason on failure. */
 static int
-load(struct procmond_bpf **k, bool cwd, bool cgroup_set, struct bpf_loader_msg *m)
+load(struct procmond_bpf **k, bool cwd, bool extras, struct bpf_loader_msg *m)
 {
+	bool cgroup_set = extras;
 	struct procmond_bpf *s;
 	int rc;
 
@@ -133,6 +135,8 @@ load(struct procmond_bpf **k, bool cwd, bool cgroup_set, struct bpf_loader_msg *
 	bpf_program__set_autoload(s->progs.de_cg_transfer, cgroup_set);
 	bpf_program__set_autoattach(s->progs.de_cg_attach, false);
 	bpf_program__set_autoattach(s->progs.de_cg_transfer, false);
+	bpf_program__set_autoload(s->progs.de_snap, extras);
+	bpf_program__set_autoattach(s->progs.de_snap, false);
 	if ((rc = procmond_bpf__load(s)) < 0) {
 		/* The verifier says EACCES too: its log tells the two apart. */
 		if (libbpf_verifier[0] != '\0' || (rc != -EPERM && rc != -EACCES))
@@ -160,6 +164,10 @@ load(struct procmond_bpf **k, bool cwd, bool cgroup_set, struct bpf_loader_msg *
 		         "ebpf: cgroup migrations cannot be traced (%s); a new process's "
 		         "cgroup is read from /proc",
 		         libbpf_reason);
+	if (extras && (s->links.de_snap = bpf_program__attach_iter(s->progs.de_snap, NULL)) == NULL &&
+	    m->reason[0] == '\0')
+		snprintf(m->reason, sizeof(m->reason),
+		         "ebpf: no task iterator (%s); the first snapshot reads /proc", libbpf_reason);
 	return 0;
 }
 
@@ -220,12 +228,17 @@ send_objects(struct procmond_bpf *k, struct bpf_loader_msg *m)
 	m->moves_off =
 	    moves ? offsetof(struct procmond_bpf__bss, cgroup_moves) : BPF_LOADER_NO_OFFSET;
 	m->nlinks = (uint32_t)(n - BPF_LOADER_FD_LINKS);
+	m->iter = k->links.de_snap != NULL;
+	if (m->iter)
+		fds[n++] = bpf_link__fd(k->links.de_snap);
 	rc = reply(m, fds, n);
 	/* Whatever libbpf would do to a link it destroys, procmond's copies of
 	 * the fds are what hold the attachment now. */
 	for (size_t i = 0; i < ARRAY_SIZE(links); i++)
 		if (links[i] != NULL)
 			bpf_link__disconnect(links[i]);
+	if (k->links.de_snap != NULL)
+		bpf_link__disconnect(k->links.de_snap);
 	return rc;
 }
 
@@ -270,10 +283,11 @@ main(int argc, char **argv)
 	}
 	reason_clear();
 	if ((rc = load(&k, cwd, true, &m)) < 0 && k != NULL) {
-		/* Perhaps only the cgroup-set key's programs were refused (a
-		 * kernel without the cgroup tracepoints or that rejects the
-		 * walk): again without them. */
-		log_debug("loading with the cgroup-set key failed (%s); without it", m.reason);
+		/* Perhaps only the cgroup-set key's programs or the iterator
+		 * were refused (a kernel without the cgroup tracepoints or that
+		 * rejects the walk): again without them. */
+		log_debug("loading with the cgroup-set key and the iterator failed (%s); without them",
+		          m.reason);
 		procmond_bpf__destroy(k);
 		k = NULL;
 		reason_clear();

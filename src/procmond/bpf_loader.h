@@ -20,16 +20,17 @@
 
 #define BPF_LOADER_NAME  "procmond-bpf-loader"
 #define BPF_LOADER_FD    3           /* the socket, in the loader */
-#define BPF_LOADER_MAGIC 0x44454c31u /* "DEL1": bump when the struct changes */
+#define BPF_LOADER_MAGIC 0x44454c32u /* "DEL2": bump when the struct changes */
 
 /* The fds, in this order: */
 enum {
 	BPF_LOADER_FD_RING = 0, /* the BPF_MAP_TYPE_RINGBUF map */
 	BPF_LOADER_FD_BSS,      /* .bss: drop_count, cgroup_moves (mmap read-only) */
 	BPF_LOADER_FD_LINKS,    /* then nlinks link fds: closing them detaches */
+	                        /* then, when iter is 1, the task iterator's link */
 };
 #define BPF_LOADER_MAX_LINKS 8
-#define BPF_LOADER_MAX_FDS   (BPF_LOADER_FD_LINKS + BPF_LOADER_MAX_LINKS)
+#define BPF_LOADER_MAX_FDS   (BPF_LOADER_FD_LINKS + BPF_LOADER_MAX_LINKS + 1)
 
 #define BPF_LOADER_NO_OFFSET UINT32_MAX
 
@@ -42,11 +43,12 @@ struct bpf_loader_msg {
 	uint32_t moves_off; /* of the cgroup migration counts, or BPF_LOADER_NO_OFFSET
 	                     * when the cgroup programs are not attached */
 	uint32_t nlinks;
+	uint32_t iter; /* 1: the last fd is the snapshot iterator's link (de_snap) */
 	char reason[512]; /* rc < 0: why; rc == 0: a note for procmond's log, or "" */
 };
 
 /* Whether m, which came with nfds fds, describes objects procmond can map
- * with pages of page bytes: the fd count matches, the ring is a power of
+ * with pages of page bytes: the fd count matches (iter 0 or 1), the ring is a power of
  * two of whole pages, and both counters lie inside .bss, 8-byte aligned.
  * Returns 0 or -EPROTO. */
 static inline int
@@ -57,7 +59,7 @@ bpf_loader_msg_check(const struct bpf_loader_msg *m, size_t nfds, size_t page)
 	                         : (uint64_t)m->moves_off + DE_BPF_MOVE_SLOTS * sizeof(uint64_t);
 
 	if (m->magic != BPF_LOADER_MAGIC || m->rc != 0 || m->nlinks > BPF_LOADER_MAX_LINKS ||
-	    nfds != BPF_LOADER_FD_LINKS + (size_t)m->nlinks)
+	    m->iter > 1 || nfds != BPF_LOADER_FD_LINKS + (size_t)m->nlinks + m->iter)
 		return -EPROTO;
 	if (m->ring_size == 0 || (m->ring_size & (m->ring_size - 1)) != 0 || page == 0 ||
 	    m->ring_size % page != 0)

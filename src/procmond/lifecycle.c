@@ -18,7 +18,9 @@
 #define ASAN_UNPOISON_MEMORY_REGION(a, n) ((void)(a), (void)(n))
 #endif
 
+#include "bpf_event.h"
 #include "cleanup.h"
+#include "log.h"
 #include "sanitize.h"
 #include "timeutil.h"
 #include "util.h"
@@ -1197,23 +1199,29 @@ open_cmdline_fd(struct lifecycle *lc, const struct entry *e)
 	return openat(procfs_dirfd(lc->pf), path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
 }
 
+/* Before each pid of a walk: lets the source's pending events in (they may
+ * change the table; nothing of it is held across this call). Returns 1 when
+ * the walk must stop (max_processes), else 0. */
 static int
-snapshot_one(void *ctx, pid_t pid)
+walk_step(struct lifecycle *lc)
 {
-	struct lifecycle *lc = ctx;
-	struct procfs_stat st;
-	struct entry *e;
-	int rc;
-
-	/* Between two pids: let the source's pending events in (they may
-	 * change the table; nothing of it is held across this call). */
 	if (lc->poll_fn != NULL && ++lc->poll_count % LIFECYCLE_POLL_EVERY == 0)
 		lc->poll_fn(lc->poll_ctx);
-
 	if (lc->opts.max_processes && lc->seen >= lc->opts.max_processes) {
 		lc->truncated = true;
 		return 1;
 	}
+	return 0;
+}
+
+/* One pid of a /proc walk, after walk_step(). */
+static int
+snapshot_pid(struct lifecycle *lc, pid_t pid)
+{
+	struct procfs_stat st;
+	struct entry *e;
+	int rc;
+
 	e = table_find(lc, pid);
 	/* Read already in this walk, as the parent of an earlier pid. */
 	if (e != NULL && e->adopted) {
@@ -1279,6 +1287,14 @@ snapshot_one(void *ctx, pid_t pid)
 	return 0;
 }
 
+static int
+snapshot_one(void *ctx, pid_t pid)
+{
+	struct lifecycle *lc = ctx;
+
+	return walk_step(lc) ? 1 : snapshot_pid(lc, pid);
+}
+
 static void
 sweep_stopped(struct lifecycle *lc)
 {
@@ -1323,12 +1339,9 @@ stamp_now(struct lifecycle *lc)
 	lc->now_boot_ms = clock_ms(CLOCK_BOOTTIME);
 }
 
-int
-lifecycle_snapshot(struct lifecycle *lc, bool emit_all)
+static void
+snapshot_begin(struct lifecycle *lc, bool emit_all)
 {
-	uint64_t t0 = time_mono_ns(), c0 = cpu_ns();
-	int rc;
-
 	stamp_now(lc);
 	lc->gen++;
 	lc->seen = 0;
@@ -1336,9 +1349,11 @@ lifecycle_snapshot(struct lifecycle *lc, bool emit_all)
 	lc->emit_all = emit_all;
 	if (lc->hc != NULL)
 		hash_cache_tick(lc->hc);
-	rc = procfs_foreach_pid(lc->pf, snapshot_one, lc);
-	if (rc < 0)
-		return rc;
+}
+
+static int
+snapshot_end(struct lifecycle *lc, uint64_t t0, uint64_t c0)
+{
 	sweep_stopped(lc);
 	lc->first_done = true;
 	lc->st.snapshots++;
@@ -1346,6 +1361,19 @@ lifecycle_snapshot(struct lifecycle *lc, bool emit_all)
 	lc->st.last_snapshot_us = (time_mono_ns() - t0) / 1000u;
 	lc->st.last_snapshot_cpu_us = (cpu_ns() - c0) / 1000u;
 	return (int)lc->seen;
+}
+
+int
+lifecycle_snapshot(struct lifecycle *lc, bool emit_all)
+{
+	uint64_t t0 = time_mono_ns(), c0 = cpu_ns();
+	int rc;
+
+	snapshot_begin(lc, emit_all);
+	rc = procfs_foreach_pid(lc->pf, snapshot_one, lc);
+	if (rc < 0)
+		return rc;
+	return snapshot_end(lc, t0, c0);
 }
 
 /* ---- source events ---- */
@@ -1550,13 +1578,13 @@ fill_cgroup_by_id(struct lifecycle *lc, struct entry *e, const struct source_eve
 /* The name column: comm, or argv[0]'s basename when the kernel cut comm at
  * 15 bytes (the same rule procfs.c applies to /proc). */
 static char *
-name_from_event(const struct source_event *ev)
+name_from_event(const struct source_event *ev, const char *a0, size_t alen)
 {
 	size_t cn = strnlen(ev->comm, sizeof(ev->comm)), n;
-	const char *a0 = ev->argv, *base;
+	const char *base;
 
-	if (cn == 15 && ev->argv_len > 0) {
-		n = strnlen(a0, ev->argv_len);
+	if (cn == 15 && alen > 0) {
+		n = strnlen(a0, alen);
 		base = memrchr(a0, '/', n);
 		base = base ? base + 1 : a0;
 		n -= (size_t)(base - a0);
@@ -1566,20 +1594,32 @@ name_from_event(const struct source_event *ev)
 	return utf8_sanitize_dup(ev->comm, cn);
 }
 
+/* A command line read from /proc/PID/cmdline, for an instance whose other
+ * columns come from a kernel record without argv (the snapshot iterator's). */
+struct argv_read {
+	const char *raw;
+	size_t len;
+	bool truncated;
+};
+
 /* Builds a new instance from an exec record alone (the ebpf source's carry
  * every column a new process has): no /proc read unless the image or the
- * cgroup is seen for the first time. Returns 0 and sets *ret, -ENODATA when
- * the record is not complete enough, or -ENOMEM. */
+ * cgroup is seen for the first time. av, when not NULL, is its command line
+ * instead of the record's argv. Returns 0 and sets *ret, -ENODATA when the
+ * record is not complete enough, or -ENOMEM. */
 static int
-entry_from_kernel(struct lifecycle *lc, const struct source_event *ev, struct entry **ret)
+entry_from_kernel(struct lifecycle *lc, const struct source_event *ev, const struct argv_read *av,
+                  struct entry **ret)
 {
+	uint32_t need = av != NULL ? KERNEL_COMPLETE & ~(uint32_t)SOURCE_HAS_ARGV : KERNEL_COMPLETE;
+	const char *argv = av != NULL ? av->raw : ev->argv;
 	struct erec *r;
 	struct entry *e;
 	char tty[32];
 	char *exe, *c = NULL;
 	size_t alen;
 
-	if ((ev->has & KERNEL_COMPLETE) != KERNEL_COMPLETE)
+	if ((ev->has & need) != need)
 		return -ENODATA;
 	if ((e = entry_new(lc)) == NULL)
 		return -ENOMEM;
@@ -1588,7 +1628,8 @@ entry_from_kernel(struct lifecycle *lc, const struct source_event *ev, struct en
 	r->pid = ev->pid;
 	r->ppid = ev->ppid;
 	e->rf.accessible = true;
-	r->name = pool_adopt(lc, name_from_event(ev));
+	alen = av != NULL ? av->len : ev->argv_len < sizeof(ev->argv) ? ev->argv_len : sizeof(ev->argv);
+	r->name = pool_adopt(lc, name_from_event(ev, argv, alen));
 	/* The running image, as /proc/PID/exe names it. */
 	e->rf.exe_memfd = strncmp(ev->exe, "/memfd:", 7) == 0;
 	e->rf.exe_deleted = ev->exe_deleted || e->rf.exe_memfd;
@@ -1601,12 +1642,11 @@ entry_from_kernel(struct lifecycle *lc, const struct source_event *ev, struct en
 		cx_set(lc, e, CX_EXE, pool_adopt(lc, sanitize_path(exe)));
 		free(exe);
 	}
-	alen = ev->argv_len < sizeof(ev->argv) ? ev->argv_len : sizeof(ev->argv);
-	if (procfs_sanitize_cmdline(ev->argv, alen, &c) == 0) {
+	if (procfs_sanitize_cmdline(argv, alen, &c) == 0) {
 		r->command_line = pool_adopt(lc, c);
-		e->cmd_digest = procfs_digest(ev->argv, alen);
+		e->cmd_digest = procfs_digest(argv, alen);
 	}
-	e->rf.argv_truncated = ev->argv_truncated;
+	e->rf.argv_truncated = av != NULL ? av->truncated : ev->argv_truncated;
 	if (alen == 0)
 		r->missing |= PROC_MISSING_CMDLINE;
 	/* In clock ticks, as /proc/PID/stat says it: the same instance, the same
@@ -1652,7 +1692,7 @@ static void
 on_exec(struct lifecycle *lc, const struct source_event *ev, const char *source)
 {
 	struct entry *old = table_find(lc, ev->pid), *e = NULL;
-	int rc = entry_from_kernel(lc, ev, &e);
+	int rc = entry_from_kernel(lc, ev, NULL, &e);
 
 	if (rc == -ENODATA)
 		rc = entry_read_full(lc, ev->pid, &e);
@@ -1694,6 +1734,176 @@ on_exec(struct lifecycle *lc, const struct source_event *ev, const char *source)
 	}
 	e->gen = lc->gen;
 	emit_event(lc, PROC_EV_START, e, source, NULL, NULL, -1);
+}
+
+/* ---- a snapshot from the kernel's task iterator ---- */
+
+/* The columns a SNAP record must carry to stand for the /proc reads it
+ * saves (a kernel thread's or a zombie's has no image: /proc then). */
+#define SNAP_COMPLETE (KERNEL_COMPLETE & ~(uint32_t)SOURCE_HAS_ARGV)
+
+static int
+open_proc_file(const struct lifecycle *lc, pid_t pid, const char *name)
+{
+	char path[32];
+
+	snprintf(path, sizeof(path), "%d/%s", (int)pid, name);
+	return openat(procfs_dirfd(lc->pf), path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
+}
+
+/* A new instance from a SNAP record, its command line and its stat: the
+ * record gives the ids, the image (path and identity: the hash key), cwd,
+ * tty and the cgroup v2 id; /proc gives argv, the cgroup file where the id
+ * does not decide it, and stat last. stat's start time must be the
+ * record's: pids are handed out cyclically, so a reads-in-between of
+ * another instance would need all of pid_max to come round. Returns 0 and
+ * sets *ret; -ENODATA (the record is not complete) or -ESTALE (the process
+ * is gone or changed under the reads) when /proc must decide; -ENOMEM. */
+static int
+entry_from_snap(struct lifecycle *lc, const struct source_event *ev, struct entry **ret)
+{
+	bool keep = lc->fds + 2 <= lc->fd_budget;
+	bool keep_stat = keep && lc->stat_fds < STAT_FD_MAX;
+	_cleanup_close_ int cfd = -1, sfd = -1;
+	_cleanup_free_ char *raw = NULL;
+	struct argv_read av = { 0 };
+	struct procfs_stat st;
+	struct entry *e = NULL;
+	int rc;
+
+	if ((ev->has & SNAP_COMPLETE) != SNAP_COMPLETE ||
+	    (lc->opts.enhanced_metadata && !(ev->has & SOURCE_HAS_CWD)))
+		return -ENODATA;
+	if ((cfd = open_proc_file(lc, ev->pid, "cmdline")) < 0)
+		return -ESTALE;
+	if ((rc = procfs_pread_cmdline(cfd, &raw, &av.len, &av.truncated)) < 0)
+		return rc == -ENOMEM ? rc : -ESTALE;
+	/* An empty argv: the process is exiting (its mm is gone). */
+	if (av.len == 0)
+		return -ESTALE;
+	av.raw = raw;
+	if ((rc = entry_from_kernel(lc, ev, &av, &e)) < 0)
+		return rc;
+	if ((sfd = open_proc_file(lc, ev->pid, "stat")) < 0 || procfs_pread_stat(sfd, &st) < 0 ||
+	    st.starttime != e->rec.start_ticks || st.ppid != e->rec.ppid ||
+	    (st.flags & PROCFS_PF_KTHREAD) != 0) {
+		entry_free(lc, e);
+		return -ESTALE;
+	}
+	set_state(e, st.state);
+	e->rec.threads = st.num_threads;
+	e->rec.rss_pages = (uint32_t)st.rss_pages;
+	e->cpu_ticks = 0;
+	e->sample_ms = 0;
+	update_cpu(lc, e, st.utime + st.stime);
+	if (keep) {
+		e->cmd_fd = TAKE_FD(cfd);
+		lc->fds++;
+	}
+	if (keep_stat) {
+		e->stat_fd = TAKE_FD(sfd);
+		lc->fds++;
+		lc->stat_fds++;
+	}
+	lc->st.iter_reads++;
+	*ret = e;
+	return 0;
+}
+
+/* One record of the iterator: a new process built from it, or what a /proc
+ * walk would do for its pid (known, incomplete or changed under the reads). */
+static int
+snapshot_rec(struct lifecycle *lc, const struct source_event *ev)
+{
+	struct entry *e;
+	int rc;
+
+	if (ev->pid <= 0)
+		return 0;
+	if (walk_step(lc))
+		return 1;
+	if (table_find(lc, ev->pid) != NULL)
+		return snapshot_pid(lc, ev->pid);
+	lc->walking = true;
+	rc = entry_from_snap(lc, ev, &e);
+	lc->walking = false;
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc < 0 || table_find(lc, ev->pid) != NULL) {
+		/* Adopted as a parent meanwhile, or /proc must say. */
+		if (rc == 0)
+			entry_free(lc, e);
+		return snapshot_pid(lc, ev->pid);
+	}
+	if ((rc = table_insert(lc, e)) < 0) {
+		entry_free(lc, e);
+		return rc;
+	}
+	e->gen = lc->gen;
+	lc->seen += !e->hidden;
+	announce_new(lc, e, "poll");
+	return 0;
+}
+
+/* Reads the iterator's stream of SNAP records. Returns 0 at its end, 1 when
+ * the walk was cut (max_processes), -errno. */
+static int
+walk_iter(struct lifecycle *lc, int fd)
+{
+	enum { BUF = 64 << 10 };
+	_cleanup_free_ char *buf = malloc(BUF);
+	_cleanup_free_ struct source_event *ev = malloc(sizeof(*ev));
+	size_t have = 0;
+
+	if (buf == NULL || ev == NULL)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t n = read(fd, buf + have, BUF - have);
+		size_t off = 0;
+		long len;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return have == 0 ? 0 : -EBADMSG;
+		have += (size_t)n;
+		while ((len = bpf_event_snap_len(buf + off, have - off)) > 0) {
+			int rc;
+
+			if (bpf_event_decode(buf + off, (size_t)len, ev) < 0)
+				return -EBADMSG;
+			if ((rc = snapshot_rec(lc, ev)) != 0)
+				return rc;
+			off += (size_t)len;
+		}
+		if (len < 0)
+			return (int)len;
+		memmove(buf, buf + off, have - off);
+		have -= off;
+	}
+}
+
+int
+lifecycle_snapshot_from(struct lifecycle *lc, int fd, bool emit_all)
+{
+	uint64_t t0 = time_mono_ns(), c0 = cpu_ns();
+	int rc;
+
+	snapshot_begin(lc, emit_all);
+	rc = walk_iter(lc, fd);
+	if (rc < 0 && rc != -ENOMEM) {
+		/* The instances read so far are known now: a /proc walk
+		 * refreshes them cheaply and reads the rest. */
+		log_warn("snapshot: the task iterator failed (%s); reading /proc", strerror(-rc));
+		lc->seen = 0;
+		lc->truncated = false;
+		rc = procfs_foreach_pid(lc->pf, snapshot_one, lc);
+	}
+	if (rc < 0)
+		return rc;
+	return snapshot_end(lc, t0, c0);
 }
 
 static void
@@ -1820,6 +2030,8 @@ lifecycle_on_source_event(struct lifecycle *lc, const struct source_event *ev, c
 	case SOURCE_EV_COMM:
 		on_comm(lc, ev, source);
 		break;
+	case SOURCE_EV_SNAPSHOT:
+		break; /* not an event: lifecycle_snapshot_from reads them */
 	}
 	lc->st.processes = lc->count;
 }

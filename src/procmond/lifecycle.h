@@ -43,6 +43,7 @@ struct lifecycle_stats {
 	uint64_t cheap_reads;          /* a known instance refreshed */
 	uint64_t from_event;           /* records built from a source event (process gone) */
 	uint64_t from_kernel;          /* new instances built from an exec record alone */
+	uint64_t iter_reads;           /* of those, from a snapshot iterator's record */
 	uint64_t image_memo_hits;      /* of those, hashes known by the kernel's image key */
 	uint64_t parent_reads;         /* a parent's columns read from /proc (not tracked) */
 	uint64_t last_snapshot_us;     /* wall clock */
@@ -59,6 +60,14 @@ void lifecycle_free(struct lifecycle *lc);
  * snapshot) every process is reported as a `snapshot` event. Returns the
  * number of processes seen, or -errno when /proc cannot be listed. */
 int lifecycle_snapshot(struct lifecycle *lc, bool emit_all);
+
+/* The same snapshot, walking the records of the ebpf source's task iterator
+ * (fd, from source_ebpf_snapshot_fd; read to its end, not closed) instead of
+ * /proc's directory: a process new to the tracker is built from its record
+ * plus its cmdline, stat and (where its cgroup v2 id does not decide it)
+ * cgroup files, not the eight reads of a /proc walk. Falls back to the /proc
+ * walk when the stream fails. */
+int lifecycle_snapshot_from(struct lifecycle *lc, int fd, bool emit_all);
 
 /* Consumes one kernel event (exec/fork/exit) from the source named source
  * (a string literal: "ebpf", "netlink"). */

@@ -72,6 +72,7 @@ struct procmond {
 	struct source *ids_src; /* with ebpf: the proc connector's uid/gid events */
 	struct output *out;
 	int epfd, tfd, sfd, efd;
+	int snap_fd; /* with ebpf: the first snapshot's task iterator, or -1 */
 	uint32_t interval_ms;
 	_Atomic uint32_t want_interval_ms; /* set by the publisher thread */
 	_Atomic bool agent_stop;           /* likewise */
@@ -248,6 +249,24 @@ open_ids_companion(struct procmond *pm)
 		return;
 	}
 	log_info("uid and gid changes: from the proc connector (those events only)");
+}
+
+/* The first snapshot walks the kernel's task list through the ebpf source's
+ * iterator (lifecycle_snapshot_from): created now, while bpf(2) is still
+ * allowed; read after the privilege drop. Later snapshots walk /proc, where
+ * a known instance costs one stat read. */
+static void
+open_snapshot_iter(struct procmond *pm)
+{
+	int fd = source_ebpf_snapshot_fd(pm->src);
+
+	if (fd < 0) {
+		if (fd != -ENOTSUP)
+			log_info("first snapshot: no task iterator (%s); it walks /proc",
+			         strerror(-fd));
+		return;
+	}
+	pm->snap_fd = fd;
 }
 
 static void
@@ -492,10 +511,10 @@ log_snapshot(struct procmond *pm, int n)
 
 	lifecycle_get_stats(pm->lc, &ls);
 	log_debug("snapshot: %d processes in %llu us, %llu us CPU (%llu full reads, %llu cheap "
-	          "refreshes)",
+	          "refreshes, %llu from the task iterator)",
 	          n, (unsigned long long)ls.last_snapshot_us,
 	          (unsigned long long)ls.last_snapshot_cpu_us, (unsigned long long)ls.full_reads,
-	          (unsigned long long)ls.cheap_reads);
+	          (unsigned long long)ls.cheap_reads, (unsigned long long)ls.iter_reads);
 }
 
 static void
@@ -505,7 +524,14 @@ run_snapshot(struct procmond *pm)
 
 	/* Events first, so a snapshot does not announce what an event is about to. */
 	dispatch_source(pm);
-	if ((rc = lifecycle_snapshot(pm->lc, false)) < 0)
+	if (pm->snap_fd >= 0) {
+		rc = lifecycle_snapshot_from(pm->lc, pm->snap_fd, false);
+		close(pm->snap_fd);
+		pm->snap_fd = -1;
+	} else {
+		rc = lifecycle_snapshot(pm->lc, false);
+	}
+	if (rc < 0)
 		log_error("snapshot failed: %s", strerror(-rc));
 	else
 		log_snapshot(pm, rc);
@@ -681,7 +707,7 @@ procmond_free(struct procmond *pm)
 	lifecycle_free(pm->lc);
 	hash_cache_free(pm->hc);
 	procfs_free(pm->pf);
-	const int fds[] = { pm->epfd, pm->tfd, pm->sfd, pm->efd };
+	const int fds[] = { pm->epfd, pm->tfd, pm->sfd, pm->efd, pm->snap_fd };
 
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
 		if (fds[i] >= 0)
@@ -715,7 +741,7 @@ setup_core(struct procmond *pm, struct collector_opts *copts)
 int
 main(int argc, char **argv)
 {
-	struct procmond pm = { .epfd = -1, .tfd = -1, .sfd = -1, .efd = -1 };
+	struct procmond pm = { .epfd = -1, .tfd = -1, .sfd = -1, .efd = -1, .snap_fd = -1 };
 	struct collector_opts copts = { 0 };
 	const char *broker = getenv("DAEMONEYE_BROKER_SOCKET");
 	struct privdrop_user user;
@@ -758,6 +784,7 @@ main(int argc, char **argv)
 		return EXIT_RUNTIME;
 	} else if (pm.src_ops == &source_ebpf_ops) {
 		open_ids_companion(&pm);
+		open_snapshot_iter(&pm);
 	}
 	if ((pm.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
 		fatal("eventfd: %s", strerror(errno));

@@ -18,7 +18,6 @@
 #include "sanitize.h"
 #include "util.h"
 
-#define PF_KTHREAD_FLAG 0x00200000u
 #define STAT_FILE_MAX   4096
 #define STATUS_FILE_MAX 16384
 #define CGROUP_FILE_MAX 16384
@@ -544,7 +543,7 @@ read_stat_step(struct read_ctx *c, unsigned what)
 	r->missing &= ~(uint32_t)PROC_MISSING_STAT;
 	c->sample->cpu_ticks = st.utime + st.stime;
 	c->sample->flags = st.flags;
-	c->sample->kernel_thread = (st.flags & PF_KTHREAD_FLAG) != 0;
+	c->sample->kernel_thread = (st.flags & PROCFS_PF_KTHREAD) != 0;
 	c->zombie_or_kernel = st.state == 'Z' || st.state == 'X' || c->sample->kernel_thread;
 	return 0;
 }

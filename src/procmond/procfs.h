@@ -22,6 +22,9 @@
 #include "process.h"
 
 /* The fields of /proc/PID/stat we use. */
+/* stat's flags: a kernel thread (include/linux/sched.h). */
+#define PROCFS_PF_KTHREAD 0x00200000u
+
 struct procfs_stat {
 	pid_t pid;
 	char comm[64]; /* raw bytes between the first '(' and the last ')', cut */

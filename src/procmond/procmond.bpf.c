@@ -49,6 +49,25 @@ struct {
 	__type(value, struct pathbuf);
 } pathbufs SEC(".maps");
 
+/* The snapshot iterator's own pair (de_snap): it runs in a read(2) and may
+ * be preempted, so it must not share a CPU's buffers with the tracepoints. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct de_bpf_scratch);
+} snap_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pathbuf);
+} snap_pathbufs SEC(".maps");
+
+/* include/linux/sched.h; a #define, so not in BTF. */
+#define DE_PF_KTHREAD 0x00200000
+
 /* include/linux/sched/signal.h; a #define, so not in BTF. Unchanged since 2.6. */
 #define DE_SIGNAL_GROUP_EXIT 0x00000004
 
@@ -111,7 +130,19 @@ struct walk_ctx {
 	int pos; /* where the path written so far starts in pathbuf */
 	bool done, trunc;
 	bool pseudo; /* a lookup-less file (memfd): its own root, named "/<name>" */
+	bool snap;   /* in de_snap: its own path buffer */
 };
+
+/* This CPU's path buffer: de_snap's own, or the tracepoints'. */
+static __always_inline struct pathbuf *
+pathbuf_get(bool snap)
+{
+	__u32 zero = 0;
+
+	if (snap)
+		return bpf_map_lookup_elem(&snap_pathbufs, &zero);
+	return bpf_map_lookup_elem(&pathbufs, &zero);
+}
 
 /* Prepends "/<d's name>" at w->pos in pb. Returns false when it does not fit. */
 static __always_inline bool
@@ -140,8 +171,7 @@ static long
 walk_step(__u32 i, void *arg)
 {
 	struct walk_ctx *w = arg;
-	__u32 zero = 0;
-	struct pathbuf *pb = bpf_map_lookup_elem(&pathbufs, &zero);
+	struct pathbuf *pb = pathbuf_get(w->snap);
 	/* Locals, not w->...: CO-RE relocates every access inside
 	 * BPF_CORE_READ, and walk_ctx is not a kernel type. */
 	struct dentry *d = w->d;
@@ -184,9 +214,9 @@ done:
  * the global root, or after DE_BPF_CWD_DEPTH steps (then *trunc is set). */
 static __always_inline int
 walk_path(struct fs_struct *fs, struct dentry *d, struct vfsmount *vm, bool pseudo,
-          struct pathbuf *pb, bool *trunc)
+          struct pathbuf *pb, bool snap, bool *trunc)
 {
-	struct walk_ctx w = {};
+	struct walk_ctx w = { .snap = snap };
 
 	if (fs == NULL || d == NULL || vm == NULL)
 		return -1;
@@ -469,6 +499,57 @@ BPF_PROG(de_cg_transfer, struct cgroup *dst, const char *path, struct task_struc
 	return 0;
 }
 
+/* The working directory (unless capture_cwd is off) and the running image
+ * (for a script its interpreter, for fexecve the file behind the
+ * descriptor, as /proc/PID/exe shows it) of a task into s at off, with the
+ * image's identity and the tty flag; returns the offset after them. */
+static __always_inline __u32
+put_cwd_exe(struct de_bpf_scratch *s, __u32 off, struct fs_struct *fs, struct mm_struct *mm,
+            struct pathbuf *pb, bool snap)
+{
+	struct de_bpf_event *e = &s->ev;
+	struct de_bpf_exec *x = &s->x;
+	struct file *exe;
+
+	if (capture_cwd) {
+		bool trunc = false;
+		int pos = walk_path(fs, BPF_CORE_READ(fs, pwd.dentry), BPF_CORE_READ(fs, pwd.mnt),
+		                    false, pb, snap, &trunc);
+		__u32 clen = put_path(s, off, pb, pos);
+
+		if (clen > 0) {
+			e->cwd_len = clen;
+			e->flags |= DE_BPF_F_HAS_CWD;
+			off += clen;
+		}
+		if (trunc)
+			e->flags |= DE_BPF_F_CWD_TRUNC;
+	}
+	exe = BPF_CORE_READ(mm, exe_file);
+	if (exe != NULL) {
+		struct dentry *d = BPF_CORE_READ(exe, f_path.dentry);
+		bool pseudo = BPF_CORE_READ(d, d_parent) == d;
+		bool trunc = false;
+		int pos = walk_path(fs, d, BPF_CORE_READ(exe, f_path.mnt), true, pb, snap, &trunc);
+		__u32 elen = put_path(s, off, pb, pos);
+
+		fill_image(x, BPF_CORE_READ(exe, f_inode));
+		if (elen > 0) {
+			x->exe_len = elen;
+			e->flags |= DE_BPF_F_HAS_EXE;
+			off += elen;
+		}
+		if (trunc)
+			e->flags |= DE_BPF_F_EXE_TRUNC;
+		/* d_unlinked(), or a pseudo file, which d_path() calls deleted. */
+		if (pseudo || BPF_CORE_READ(d, d_hash.pprev) == NULL)
+			e->flags |= DE_BPF_F_EXE_DELETED;
+	}
+	if (x->tty_nr != 0)
+		e->flags |= DE_BPF_F_HAS_TTY;
+	return off;
+}
+
 SEC("tp_btf/sched_process_exec")
 int
 BPF_PROG(de_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
@@ -480,7 +561,6 @@ BPF_PROG(de_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bpr
 	struct de_bpf_exec *x;
 	struct fs_struct *fs = BPF_CORE_READ(p, fs);
 	struct mm_struct *mm = BPF_CORE_READ(p, mm);
-	struct file *exe;
 	unsigned long arg_start, arg_end, alen;
 	__u32 off, flen;
 	long n;
@@ -534,46 +614,7 @@ BPF_PROG(de_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bpr
 	}
 	off += e->argv_len;
 
-	if (capture_cwd) {
-		bool trunc = false;
-		int pos = walk_path(fs, BPF_CORE_READ(fs, pwd.dentry), BPF_CORE_READ(fs, pwd.mnt),
-		                    false, pb, &trunc);
-		__u32 clen = put_path(s, off, pb, pos);
-
-		if (clen > 0) {
-			e->cwd_len = clen;
-			e->flags |= DE_BPF_F_HAS_CWD;
-			off += clen;
-		}
-		if (trunc)
-			e->flags |= DE_BPF_F_CWD_TRUNC;
-	}
-
-	/* The running image: for a script its interpreter, for fexecve the
-	 * file behind the descriptor, as /proc/PID/exe shows it. */
-	exe = BPF_CORE_READ(mm, exe_file);
-	if (exe != NULL) {
-		struct dentry *d = BPF_CORE_READ(exe, f_path.dentry);
-		bool pseudo = BPF_CORE_READ(d, d_parent) == d;
-		bool trunc = false;
-		int pos = walk_path(fs, d, BPF_CORE_READ(exe, f_path.mnt), true, pb, &trunc);
-		__u32 elen = put_path(s, off, pb, pos);
-
-		fill_image(x, BPF_CORE_READ(exe, f_inode));
-		if (elen > 0) {
-			x->exe_len = elen;
-			e->flags |= DE_BPF_F_HAS_EXE;
-			off += elen;
-		}
-		if (trunc)
-			e->flags |= DE_BPF_F_EXE_TRUNC;
-		/* d_unlinked(), or a pseudo file, which d_path() calls deleted. */
-		if (pseudo || BPF_CORE_READ(d, d_hash.pprev) == NULL)
-			e->flags |= DE_BPF_F_EXE_DELETED;
-	}
-	if (x->tty_nr != 0)
-		e->flags |= DE_BPF_F_HAS_TTY;
-
+	off = put_cwd_exe(s, off, fs, mm, pb, false);
 	emit(s, sizeof(*e) + sizeof(*x) + (off & DE_BPF_DATA_MASK));
 	return 0;
 }
@@ -644,5 +685,60 @@ BPF_PROG(de_rename, struct task_struct *t, const char *comm)
 	fill_task(&e, t);
 	bpf_probe_read_kernel_str(e.comm, sizeof(e.comm), comm);
 	emit(&e, sizeof(e));
+	return 0;
+}
+
+/* One record per process that exists when procmond reads the iterator (a
+ * bpf_iter over tasks, created by procmond before its privilege drop): its
+ * first snapshot then learns from the kernel what the /proc walk would open
+ * four files for per process (the ids, the image's path and identity, cwd,
+ * the cgroup v2 id), and reads only stat, cmdline and cgroup. Records are
+ * EXEC-shaped (kind SNAP, no filename or argv), 8-byte aligned in the stream.
+ * Threads other than the leader are skipped; a kernel thread or a zombie
+ * (no mm) gets a record without the image, which procmond reads from /proc
+ * instead. */
+SEC("iter/task")
+int
+de_snap(struct bpf_iter__task *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	struct task_struct *t = ctx->task;
+	__u32 zero = 0;
+	struct de_bpf_scratch *s;
+	struct pathbuf *pb;
+	struct de_bpf_event *e;
+	struct de_bpf_exec *x;
+	struct mm_struct *mm;
+	__u32 off = 0, len;
+
+	if (t == NULL || t->pid != t->tgid)
+		return 0;
+	s = bpf_map_lookup_elem(&snap_scratch, &zero);
+	pb = bpf_map_lookup_elem(&snap_pathbufs, &zero);
+	if (s == NULL || pb == NULL)
+		return 0;
+	e = &s->ev;
+	x = &s->x;
+	e->kind = DE_BPF_EV_SNAP;
+	e->flags = 0;
+	e->exit_code = 0;
+	e->filename_len = 0;
+	e->argv_len = 0;
+	e->cwd_len = 0;
+	fill_task(e, t);
+	__builtin_memset(x, 0, sizeof(*x));
+	x->egid = BPF_CORE_READ(t, cred, egid.val);
+	x->cgroup_id = BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
+	x->threads = BPF_CORE_READ(t, signal, nr_threads);
+	x->tty_nr = tty_nr(t);
+	mm = BPF_CORE_READ(t, mm);
+	if (mm != NULL && !(BPF_CORE_READ(t, flags) & DE_PF_KTHREAD)) {
+		x->rss_pages = mm_rss(mm);
+		off = put_cwd_exe(s, off, BPF_CORE_READ(t, fs), mm, pb, true);
+	}
+	len = ((off & DE_BPF_DATA_MASK) + 7) & ~7u;
+	if (len > DE_BPF_DATA_SIZE)
+		len = DE_BPF_DATA_SIZE;
+	bpf_seq_write(seq, s, sizeof(*e) + sizeof(*x) + len);
 	return 0;
 }

@@ -23,6 +23,9 @@ enum source_event_kind {
 	/* Added by procmond-core (netlink reports them; others may too): */
 	SOURCE_EV_UID,  /* set*uid: uid and euid in SOURCE_HAS_IDS (gid unknown) */
 	SOURCE_EV_COMM, /* prctl(PR_SET_NAME) or similar: the new comm */
+	/* Not an event: a process that exists, as the ebpf source's snapshot
+	 * iterator saw it (lifecycle_snapshot_from); fields as for EXEC. */
+	SOURCE_EV_SNAPSHOT,
 };
 
 /* Which optional fields of a source_event are filled. */
@@ -140,6 +143,11 @@ int source_netlink_open_ids(struct source **ret, struct errbuf *err);
 /* Where source_ebpf_ops.open() finds procmond-bpf-loader, for programs that
  * do not live beside it (bench/ebpf-events); path is not copied. */
 void source_ebpf_set_loader(const char *path);
+/* A new read(2)-able stream of the ebpf source s's snapshot iterator
+ * (bpf_event.h, DE_BPF_EV_SNAP records; lifecycle_snapshot_from), or
+ * -errno (-ENOTSUP: the loader attached none). Once per source, and before
+ * the seccomp filter, which allows no bpf(2). */
+int source_ebpf_snapshot_fd(struct source *s);
 extern const struct source_ops source_netlink_ops;
 extern const struct source_ops source_poll_ops;
 

@@ -23,8 +23,10 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <linux/bpf.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,6 +45,7 @@ struct source {
 	int ring_fd;
 	int link_fds[BPF_LOADER_MAX_LINKS];
 	size_t nlinks;
+	int iter_link_fd; /* the snapshot iterator's link, until used; or -1 */
 	struct bpf_ring ring; /* over its two mappings (bpf_ring.h) */
 	size_t page;
 	/* .bss, read-only: the drop counter; DE_BPF_MOVE_SLOTS cgroup
@@ -66,6 +69,8 @@ ebpf_close(struct source *s)
 		return;
 	for (size_t i = 0; i < s->nlinks; i++)
 		close(s->link_fds[i]); /* detaches: the last reference */
+	if (s->iter_link_fd >= 0)
+		close(s->iter_link_fd);
 	if (s->ring.cons_pos != NULL)
 		munmap(s->ring.cons_pos, s->page);
 	if (s->ring.prod_pos != NULL)
@@ -270,6 +275,8 @@ ebpf_keep(struct source *s, const struct bpf_loader_msg *m, int *fds, size_t nfd
 	s->ring_fd = fds[BPF_LOADER_FD_RING];
 	s->nlinks = m->nlinks;
 	memcpy(s->link_fds, fds + BPF_LOADER_FD_LINKS, m->nlinks * sizeof(int));
+	if (m->iter)
+		s->iter_link_fd = fds[BPF_LOADER_FD_LINKS + m->nlinks];
 	s->ring.size = m->ring_size;
 	s->bss_len = ((size_t)m->bss_size + s->page - 1) & ~(s->page - 1);
 	p = mmap(NULL, s->bss_len, PROT_READ, MAP_SHARED, fds[BPF_LOADER_FD_BSS], 0);
@@ -314,6 +321,7 @@ ebpf_open(const struct collector_opts *opts, struct source **ret, struct errbuf 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return -ENOMEM;
 	s->ring_fd = -1;
+	s->iter_link_fd = -1;
 	memset(&m, 0, sizeof(m));
 	for (size_t i = 0; i < BPF_LOADER_MAX_FDS; i++)
 		fds[i] = -1; /* only the first nfds are ever read */
@@ -368,12 +376,38 @@ ebpf_health(struct source *s, struct source_health *ret)
 	ret->ok = true;
 }
 
+int
+source_ebpf_snapshot_fd(struct source *s)
+{
+	union bpf_attr a;
+	int fd;
+
+	if (s == NULL || s->iter_link_fd < 0)
+		return -ENOTSUP;
+	memset(&a, 0, sizeof(a));
+	a.iter_create.link_fd = (uint32_t)s->iter_link_fd;
+	fd = (int)syscall(SYS_bpf, BPF_ITER_CREATE, &a, sizeof(a));
+	if (fd < 0)
+		fd = -errno;
+	/* One use: the iterator holds the program now. */
+	close(s->iter_link_fd);
+	s->iter_link_fd = -1;
+	return fd;
+}
+
 #else /* !DE_HAVE_EBPF */
 
 void
 source_ebpf_set_loader(const char *path)
 {
 	(void)path;
+}
+
+int
+source_ebpf_snapshot_fd(struct source *s)
+{
+	(void)s;
+	return -ENOTSUP;
 }
 
 static int

@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -555,10 +556,10 @@ FAKE_LOADERS = {
                "was killed by signal 9"),
     "garbage": ("import os; os.write(3, b'not an answer')", "no valid answer from"),
     # The right size and magic, but no fds for the links it announces.
-    "short": ("import os, struct; os.write(3, struct.pack('<IiIIIII512s', 0x44454c31, 0, "
-              "262144, 4104, 0, 8, 6, b''))", "the BPF loader's answer does not add up"),
-    "refused": ("import os, struct; os.write(3, struct.pack('<IiIIIII512s', 0x44454c31, -22, "
-                "0, 0, 0, 0, 0, b'the kernel rejected the BPF programs: test'))",
+    "short": ("import os, struct; os.write(3, struct.pack('<IiIIIIII512s', 0x44454c32, 0, "
+              "262144, 4104, 0, 8, 6, 0, b''))", "the BPF loader's answer does not add up"),
+    "refused": ("import os, struct; os.write(3, struct.pack('<IiIIIIII512s', 0x44454c32, -22, "
+                "0, 0, 0, 0, 0, 0, b'the kernel rejected the BPF programs: test'))",
                 "the kernel rejected the BPF programs: test"),
 }
 
@@ -577,3 +578,75 @@ def test_a_loader_that_misbehaves_is_a_clear_error(kind, tmp_path):
                        env=dict(os.environ, EBPF_EVENTS_LOADER=str(fake)))
     assert r.returncode == 1, r.stderr
     assert want in r.stderr, r.stderr
+
+
+VOLATILE = {"cpu_usage", "memory_usage", "collection_time", "state", "start_time", "name"}
+
+
+def snapshot_records(path):
+    """pid -> process of the `snapshot` events in a JSON lines file."""
+    recs = {}
+    for line in path.read_text(errors="replace").splitlines():
+        e = json.loads(line)
+        if e["event"] == "snapshot":
+            recs.setdefault(e["process"]["pid"], e["process"])
+    return recs
+
+
+def test_first_snapshot_from_the_task_iterator_matches_proc(can_load, datadir, daemons,
+                                                            tmp_path):
+    """The ebpf collector's first snapshot walks the kernel's task list (the
+    loader's iterator) instead of /proc: every process it reports has the
+    columns a /proc walk (--once) gives it, among them an image whose name
+    has spaces and parentheses, a deleted image, a memfd image, a cwd with
+    spaces; and the log says how many came from the iterator."""
+    sleep = os.path.realpath(shutil.which("sleep"))
+    odd = tmp_path / "dir (x) y"
+    odd.mkdir()
+    tool = odd / "my tool (1)"
+    shutil.copy(sleep, tool)
+    gone = tmp_path / "gone"
+    shutil.copy(sleep, gone)
+    procs = [subprocess.Popen([tool, "601"], cwd=odd),
+             subprocess.Popen([gone, "602"], cwd=tmp_path)]
+    fd = os.memfd_create("e2eiterimg", 0)
+    os.write(fd, open(sleep, "rb").read())
+    procs.append(subprocess.Popen([f"/proc/self/fd/{fd}", "603"], pass_fds=(fd,)))
+    os.close(fd)
+    try:
+        assert wait_for(lambda: all(os.readlink(f"/proc/{p.pid}/exe") != sys.executable
+                                    for p in procs), timeout=10)
+        gone.unlink()
+        p, out, err = start_procmond(daemons, datadir, tmp_path, "--log-level", "debug",
+                                     "--interval", "60000")
+        assert wait_for(lambda: "snapshot:" in err.read_text(), timeout=30)
+        daemons.stop(p)
+        log = err.read_text()
+        m = re.search(r"snapshot: (\d+) processes .* (\d+) from the task iterator", log)
+        assert m, log
+        assert int(m.group(2)) >= len(procs), log
+        once = tmp_path / "once.jsonl"
+        r = subprocess.run([binary("procmond"), "--once", "--output", str(once)],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        it, pr = snapshot_records(out), snapshot_records(once)
+        for q in procs:
+            assert q.pid in it and q.pid in pr, q.pid
+        common = set(it) & set(pr)
+        assert len(common) >= int(m.group(2)) // 2
+        diffs = [(pid, k, v, pr[pid].get(k)) for pid in sorted(common)
+                 for k, v in it[pid].items() if k not in VOLATILE and pr[pid].get(k) != v]
+        assert diffs == []
+        want = hashlib.sha256(open(sleep, "rb").read()).hexdigest()
+        t, g, mf = (it[q.pid] for q in procs)
+        assert t["executable_path"] == str(tool) and t["cwd"] == str(odd)
+        assert t["command_line"] == f"{tool} 601"
+        assert g["exe_deleted"] is True and g["file_exists"] is False
+        assert g["executable_path"] == str(gone)
+        assert mf["exe_memfd"] is True and mf["executable_path"].startswith("/memfd:e2eiterimg")
+        assert t["executable_hash"] == g["executable_hash"] == mf["executable_hash"] == want
+        assert t["ppid"] == os.getpid() and t["user_id"] == os.getuid()
+    finally:
+        for q in procs:
+            q.kill()
+            q.wait()

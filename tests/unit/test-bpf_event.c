@@ -535,6 +535,69 @@ test_loader_answer_checks(void **state)
 	assert_int_equal(bpf_loader_msg_check(&m, 8, 4096), -EPROTO);
 	m.moves_off = UINT32_MAX - 8; /* and no overflow hides it */
 	assert_int_equal(bpf_loader_msg_check(&m, 8, 4096), -EPROTO);
+	/* The snapshot iterator's link is one more fd, and only one. */
+	m = good_answer();
+	m.iter = 1;
+	assert_int_equal(bpf_loader_msg_check(&m, 9, 4096), 0);
+	assert_int_equal(bpf_loader_msg_check(&m, 8, 4096), -EPROTO);
+	m.iter = 2;
+	assert_int_equal(bpf_loader_msg_check(&m, 10, 4096), -EPROTO);
+}
+
+/* A snapshot iterator record: EXEC-shaped without filename or argv, its
+ * data padded to 8 bytes; returns its size in the stream. */
+static size_t
+make_snap(struct rec *r, const char *cwd, const char *exe)
+{
+	size_t n = make_exec(r, "", "", 0, cwd);
+
+	r->h.kind = DE_BPF_EV_SNAP;
+	r->h.filename_len = 0; /* make_exec wrote an empty one: none */
+	memmove(r->data, r->data + 1, r->h.cwd_len);
+	n = add_exe(r, n - 1, exe, 0);
+	return (n + 7) & ~(size_t)7;
+}
+
+static void
+test_snapshot_records_decode_and_frame(void **state)
+{
+	static struct rec stream[2];
+	struct rec r;
+	size_t n = make_snap(&r, "/srv/with space", "/usr/bin/tool");
+	size_t n2;
+	char *buf = (char *)stream;
+
+	(void)state;
+	assert_int_equal(n % 8, 0);
+	assert_int_equal(bpf_event_snap_len(&r, n), (long)n);
+	/* A header or data not all there yet: wait for more. */
+	assert_int_equal(bpf_event_snap_len(&r, sizeof(r.h) + sizeof(r.x) - 1), 0);
+	assert_int_equal(bpf_event_snap_len(&r, n - 8), 0);
+	assert_int_equal(bpf_event_decode(&r, n, &ev), 0);
+	assert_int_equal(ev.kind, SOURCE_EV_SNAPSHOT);
+	assert_int_equal(ev.pid, 4242);
+	assert_string_equal(ev.cwd, "/srv/with space");
+	assert_string_equal(ev.exe, "/usr/bin/tool");
+	assert_true(ev.has & SOURCE_HAS_EXE);
+	assert_true(ev.has & SOURCE_HAS_IMAGE);
+	assert_false(ev.has & SOURCE_HAS_FILENAME);
+	assert_false(ev.has & SOURCE_HAS_ARGV);
+	assert_int_equal(ev.image.ino, 99);
+	/* Two records back to back: the second starts where the first's
+	 * padding ends. */
+	memcpy(buf, &r, n);
+	n2 = make_snap(&r, "/", "/memfd:x (deleted)");
+	memcpy(buf + n, &r, n2);
+	assert_int_equal(bpf_event_snap_len(buf, n + n2), (long)n);
+	assert_int_equal(bpf_event_snap_len(buf + n, n2), (long)n2);
+	assert_int_equal(bpf_event_decode(buf + n, n2, &ev), 0);
+	assert_string_equal(ev.exe, "/memfd:x (deleted)");
+	/* Not a SNAP record, or longer than the kernel could write: refused. */
+	r.h.kind = DE_BPF_EV_EXEC;
+	assert_int_equal(bpf_event_snap_len(&r, n2), -EBADMSG);
+	r.h.kind = DE_BPF_EV_SNAP;
+	r.h.cwd_len = DE_BPF_DATA_SIZE;
+	assert_int_equal(bpf_event_snap_len(&r, sizeof(r)), -EBADMSG);
 }
 
 int
@@ -554,6 +617,7 @@ main(void)
 		cmocka_unit_test(test_ring_stops_at_busy_and_skips_discarded),
 		cmocka_unit_test(test_ring_impossible_length_is_an_error_not_a_read),
 		cmocka_unit_test(test_loader_answer_checks),
+		cmocka_unit_test(test_snapshot_records_decode_and_frame),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,7 +12,11 @@ noisy machine hurts every contender alike, medians of:
              start-up included)
   first      procmond --once: every SPEC column, JSON lines to /dev/null (the
              in-process snapshot CPU time procmond logs at debug level), with
-             hashes (cold cache) and with --no-hash
+             hashes (cold cache) and with --no-hash: the /proc walk
+  ebpf first procmond --collector ebpf's first snapshot, the same columns, which
+             walks the kernel's task list through the loader's BPF iterator
+             (root only; with hashes and --no-hash; the CPU of the whole run,
+             BPF load included, is printed beside it)
   later      procmond --collector poll: the snapshots after the first
              (known instances are refreshed, not re-read)
 and procmond's resident memory while it tracks them: VmRSS, its private part
@@ -20,6 +24,8 @@ and procmond's resident memory while it tracks them: VmRSS, its private part
 (RssFile: mapped library and program pages), and the peak (VmHWM); and the
 kernel memory charged to it (kmem: procmond alone in a new memory cgroup, v1).
 Goals (issue 3): first <= 1.5x floor, later <= 0.5x floor, RSS < 8 MB at 10k.
+With the ebpf collector (the default where it loads) the first snapshot is
+the iterator's; with netlink, poll and --once it is the /proc walk.
 At 10k and more, also procmond's memory with the ebpf collector, 6 s after
 start: standalone (--collector ebpf) and managed (spawned by the agent of
 the same build, publishing to it); root only.
@@ -76,6 +82,33 @@ def once_us(*extra, procmond=None):
     if p.returncode != 0 or m is None:
         raise RuntimeError(p.stderr)
     return int(m.group(3))
+
+
+def ebpf_first_us(*extra, procmond=None):
+    """The first snapshot of `procmond --collector ebpf` (the task iterator's
+    walk, lifecycle_snapshot_from): its CPU time as procmond logs it, and the
+    CPU of the whole run (start-up, the loader's load and attach, the
+    snapshot, exit) from this process's children's rusage. None where ebpf
+    or its iterator is not available here."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    p = subprocess.Popen([str(procmond or PROCMOND), "--collector", "ebpf", "--interval",
+                          "600000", "--output", "/dev/null", "--log-level", "debug", *extra],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines = []
+    while True:
+        line = p.stderr.readline()
+        lines.append(line)
+        if not line or "snapshot:" in line:
+            break
+    p.send_signal(signal.SIGTERM)
+    p.communicate(timeout=20)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    m = SNAP_RE.search(line)
+    it = re.search(r"(\d+) from the task iterator", line)
+    if m is None or it is None or int(it.group(1)) == 0:
+        return None
+    whole = ((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)) * 1e6
+    return int(m.group(3)), whole
 
 
 def own_memcg():
@@ -146,11 +179,20 @@ def measure(level, sleepers, base=None):
     spawn_to(level, sleepers)
     time.sleep(0.5)
     fl, ps, first, first_nh, base_first, base_nh = [], [], [], [], [], []
+    it, it_nh, it_whole = [], [], []
+    use_ebpf = os.geteuid() == 0
     for _ in range(ROUNDS):
         fl.append(floor_us())
         ps.append(ps_us())
         first_nh.append(once_us("--no-hash"))
         first.append(once_us())
+        if use_ebpf:
+            a, b = ebpf_first_us(), ebpf_first_us("--no-hash")
+            use_ebpf = a is not None and b is not None
+            if use_ebpf:
+                it.append(a[0])
+                it_whole.append(a[1])
+                it_nh.append(b[0])
         if base is not None:
             base_nh.append(once_us("--no-hash", procmond=base))
             base_first.append(once_us(procmond=base))
@@ -191,6 +233,17 @@ def measure(level, sleepers, base=None):
           f"{kmem_text(mem, row['processes'])}", flush=True)
     if base_line is not None:
         print(base_line, flush=True)
+    if it:
+        a, b, w = statistics.median(it), statistics.median(it_nh), statistics.median(it_whole)
+        row["first_ebpf_ms"], row["first_ebpf_nohash_ms"] = a / 1000, b / 1000
+        print(f"{'':>6} ebpf  | procmond first {a / 1000:7.1f} ms ({a / f:.2f}x), --no-hash "
+              f"{b / 1000:7.1f} ms ({b / f:.2f}x): the task iterator's walk | the whole run "
+              f"(start-up, BPF load by the loader, first snapshot, exit) {w / 1000:.0f} ms",
+              flush=True)
+    else:
+        print(f"{'':>6} ebpf  | first snapshot from the task iterator: n/a here "
+              f"({'not root' if os.geteuid() else 'ebpf or its iterator unavailable'})",
+              flush=True)
     return row
 
 

@@ -126,6 +126,7 @@ struct entry {
 	bool kernel_thread : 1;
 	bool flagged_future : 1; /* a suspicious start time was reported */
 	bool adopted : 1;        /* read early as a parent (adopt_parent), at gen */
+	bool snapshot_only : 1;  /* announced by a `snapshot` event, never by a start */
 };
 
 /* 10,000 processes hold 10,000 of these: keep it at two cache lines. */
@@ -1165,6 +1166,7 @@ announce_new(struct lifecycle *lc, struct entry *e, const char *source)
 {
 	bool snap = lc->emit_all || !lc->first_done;
 
+	e->snapshot_only = snap;
 	emit_event(lc, snap ? PROC_EV_SNAPSHOT : PROC_EV_START, e, source, NULL, NULL, -1);
 	check_future(lc, e, source);
 }
@@ -1714,11 +1716,15 @@ on_exec(struct lifecycle *lc, const struct source_event *ev, const char *source)
 	           (ev->has & (SOURCE_HAS_ARGV | SOURCE_HAS_FILENAME | SOURCE_HAS_CWD))) {
 		fill_from_event(lc, e, ev); /* /proc fills the rest; exec-time argv wins */
 	}
-	if (old != NULL && !old->fork_only && old->rec.start_ticks == e->rec.start_ticks &&
+	if (old != NULL && !old->fork_only && !old->snapshot_only &&
+	    old->rec.start_ticks == e->rec.start_ticks &&
 	    !str_differs(CX(old, CX_EXE), CX(e, CX_EXE)) &&
 	    !str_differs(old->rec.command_line, e->rec.command_line)) {
 		/* A snapshot raced ahead of this event's delivery and already
-		 * announced this very image: announcing it again would be a duplicate. */
+		 * announced this very image as a start: announcing it again would
+		 * be a duplicate. (Seen by the first snapshot, it was announced as
+		 * a `snapshot`: the exec, which happened after procmond started
+		 * watching, is still its start.) */
 		entry_free(lc, e);
 		return;
 	}

@@ -346,6 +346,42 @@ test_exec_event_enriched_or_from_event(void **state)
 	assert_int_equal(s->exit_code, 256);
 }
 
+/* An exec event that finds its image already announced: by the first
+ * snapshot (a `snapshot` event) it is still the process's start, since the
+ * exec happened after procmond began to watch; by a later snapshot's start
+ * it would be a duplicate. */
+static void
+test_exec_after_first_snapshot_is_a_start(void **state)
+{
+	struct world *w = *state;
+	struct source_event ev;
+	size_t starts = 0;
+
+	assert_int_equal(lifecycle_snapshot(w->lc, false), 2);
+	assert_non_null(find(w, PROC_EV_SNAPSHOT, 100));
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = SOURCE_EV_EXEC;
+	ev.pid = ev.tid = 100;
+	lifecycle_on_source_event(w->lc, &ev, "netlink");
+	assert_non_null(find(w, PROC_EV_START, 100));
+	assert_string_equal(find(w, PROC_EV_START, 100)->source, "netlink");
+	assert_null(find(w, PROC_EV_STOP, 100)); /* the same instance */
+	/* Found by a later snapshot (a start), then its exec event: one start. */
+	put_proc(w, 300, "make", 100, 900, "make", "-j2", 1000);
+	assert_int_equal(lifecycle_snapshot(w->lc, false), 3);
+	assert_non_null(find(w, PROC_EV_START, 300));
+	ev.pid = ev.tid = 300;
+	lifecycle_on_source_event(w->lc, &ev, "netlink");
+	for (size_t i = 0; i < w->n; i++)
+		starts += w->ev[i].type == PROC_EV_START && w->ev[i].pid == 300;
+	assert_int_equal(starts, 1);
+	/* And 100's own exec again, now announced by a start: no second one. */
+	ev.pid = ev.tid = 100;
+	w->n = 0;
+	lifecycle_on_source_event(w->lc, &ev, "netlink");
+	assert_null(find(w, PROC_EV_START, 100));
+}
+
 /* An exec record as the ebpf source delivers it: every column is in it. */
 static void
 kernel_exec(struct source_event *ev, int pid, const char *exe, const struct stat *sb)
@@ -709,6 +745,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_pid_reuse_is_suspicious, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_future_start_is_suspicious, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exec_event_enriched_or_from_event, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_exec_after_first_snapshot_is_a_start, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_exec_from_kernel_record_alone, setup,
 		                                teardown),

@@ -164,10 +164,12 @@ load(struct procmond_bpf **k, bool cwd, bool extras, struct bpf_loader_msg *m)
 		         "ebpf: cgroup migrations cannot be traced (%s); a new process's "
 		         "cgroup is read from /proc",
 		         libbpf_reason);
-	if (extras && (s->links.de_snap = bpf_program__attach_iter(s->progs.de_snap, NULL)) == NULL &&
+	if (extras &&
+	    (s->links.de_snap = bpf_program__attach_iter(s->progs.de_snap, NULL)) == NULL &&
 	    m->reason[0] == '\0')
 		snprintf(m->reason, sizeof(m->reason),
-		         "ebpf: no task iterator (%s); the first snapshot reads /proc", libbpf_reason);
+		         "ebpf: no task iterator (%s); the first snapshot reads /proc",
+		         libbpf_reason);
 	return 0;
 }
 
@@ -286,7 +288,7 @@ main(int argc, char **argv)
 		/* Perhaps only the cgroup-set key's programs or the iterator
 		 * were refused (a kernel without the cgroup tracepoints or that
 		 * rejects the walk): again without them. */
-		log_debug("loading with the cgroup-set key and the iterator failed (%s); without them",
+		log_debug("load with the cgroup-set key and iterator failed (%s): again without",
 		          m.reason);
 		procmond_bpf__destroy(k);
 		k = NULL;

@@ -43,7 +43,7 @@ struct bpf_loader_msg {
 	uint32_t moves_off; /* of the cgroup migration counts, or BPF_LOADER_NO_OFFSET
 	                     * when the cgroup programs are not attached */
 	uint32_t nlinks;
-	uint32_t iter; /* 1: the last fd is the snapshot iterator's link (de_snap) */
+	uint32_t iter;    /* 1: the last fd is the snapshot iterator's link (de_snap) */
 	char reason[512]; /* rc < 0: why; rc == 0: a note for procmond's log, or "" */
 };
 

@@ -1630,7 +1630,10 @@ entry_from_kernel(struct lifecycle *lc, const struct source_event *ev, const str
 	r->pid = ev->pid;
 	r->ppid = ev->ppid;
 	e->rf.accessible = true;
-	alen = av != NULL ? av->len : ev->argv_len < sizeof(ev->argv) ? ev->argv_len : sizeof(ev->argv);
+	if (av != NULL)
+		alen = av->len;
+	else
+		alen = ev->argv_len < sizeof(ev->argv) ? ev->argv_len : sizeof(ev->argv);
 	r->name = pool_adopt(lc, name_from_event(ev, argv, alen));
 	/* The running image, as /proc/PID/exe names it. */
 	e->rf.exe_memfd = strncmp(ev->exe, "/memfd:", 7) == 0;

@@ -45,7 +45,7 @@ struct source {
 	int ring_fd;
 	int link_fds[BPF_LOADER_MAX_LINKS];
 	size_t nlinks;
-	int iter_link_fd; /* the snapshot iterator's link, until used; or -1 */
+	int iter_link_fd;     /* the snapshot iterator's link, until used; or -1 */
 	struct bpf_ring ring; /* over its two mappings (bpf_ring.h) */
 	size_t page;
 	/* .bss, read-only: the drop counter; DE_BPF_MOVE_SLOTS cgroup

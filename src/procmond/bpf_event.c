@@ -120,7 +120,11 @@ bpf_event_decode(const void *rec, size_t size, struct source_event *ev)
 		ev->has |= SOURCE_HAS_ARGV;
 	}
 	data += r->argv_len;
-	if ((r->flags & DE_BPF_F_HAS_CWD) && copy_str(ev->cwd, sizeof(ev->cwd), data, r->cwd_len))
+	/* An exec's cut cwd is kept (the process may be gone before /proc
+	 * could say more); a snapshot's is left to /proc, which has it whole. */
+	if ((r->flags & DE_BPF_F_HAS_CWD) &&
+	    !(r->kind == DE_BPF_EV_SNAP && (r->flags & DE_BPF_F_CWD_TRUNC)) &&
+	    copy_str(ev->cwd, sizeof(ev->cwd), data, r->cwd_len))
 		ev->has |= SOURCE_HAS_CWD;
 	data += r->cwd_len;
 	/* A cut image path is not the image's: /proc is asked instead. */

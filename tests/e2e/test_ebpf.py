@@ -599,7 +599,8 @@ def test_first_snapshot_from_the_task_iterator_matches_proc(can_load, datadir, d
     loader's iterator) instead of /proc: every process it reports has the
     columns a /proc walk (--once) gives it, among them an image whose name
     has spaces and parentheses, a deleted image, a memfd image, a cwd with
-    spaces; and the log says how many came from the iterator."""
+    spaces, a cwd too deep for the kernel's walk; and the log says how many
+    came from the iterator."""
     sleep = os.path.realpath(shutil.which("sleep"))
     odd = tmp_path / "dir (x) y"
     odd.mkdir()
@@ -607,8 +608,11 @@ def test_first_snapshot_from_the_task_iterator_matches_proc(can_load, datadir, d
     shutil.copy(sleep, tool)
     gone = tmp_path / "gone"
     shutil.copy(sleep, gone)
+    # Deeper than the kernel walk goes (DE_BPF_CWD_DEPTH): /proc says.
+    deep = tmp_path.joinpath(*(["d"] * 60))
+    deep.mkdir(parents=True)
     procs = [subprocess.Popen([tool, "601"], cwd=odd),
-             subprocess.Popen([gone, "602"], cwd=tmp_path)]
+             subprocess.Popen([gone, "602"], cwd=deep)]
     fd = os.memfd_create("e2eiterimg", 0)
     os.write(fd, open(sleep, "rb").read())
     procs.append(subprocess.Popen([f"/proc/self/fd/{fd}", "603"], pass_fds=(fd,)))
@@ -642,7 +646,7 @@ def test_first_snapshot_from_the_task_iterator_matches_proc(can_load, datadir, d
         assert t["executable_path"] == str(tool) and t["cwd"] == str(odd)
         assert t["command_line"] == f"{tool} 601"
         assert g["exe_deleted"] is True and g["file_exists"] is False
-        assert g["executable_path"] == str(gone)
+        assert g["executable_path"] == str(gone) and g["cwd"] == str(deep)
         assert mf["exe_memfd"] is True and mf["executable_path"].startswith("/memfd:e2eiterimg")
         assert t["executable_hash"] == g["executable_hash"] == mf["executable_hash"] == want
         assert t["ppid"] == os.getpid() and t["user_id"] == os.getuid()

@@ -592,6 +592,16 @@ test_snapshot_records_decode_and_frame(void **state)
 	assert_int_equal(bpf_event_snap_len(buf + n, n2), (long)n2);
 	assert_int_equal(bpf_event_decode(buf + n, n2, &ev), 0);
 	assert_string_equal(ev.exe, "/memfd:x (deleted)");
+	/* A snapshot's cut cwd is not used (an exec's is, flagged). */
+	r.h.flags |= DE_BPF_F_CWD_TRUNC;
+	assert_int_equal(bpf_event_decode(buf + n, n2, &ev), 0);
+	assert_true(ev.has & SOURCE_HAS_CWD); /* the copy in the stream is unflagged */
+	assert_int_equal(bpf_event_decode(&r, n2, &ev), 0);
+	assert_false(ev.has & SOURCE_HAS_CWD);
+	r.h.kind = DE_BPF_EV_EXEC;
+	assert_int_equal(bpf_event_decode(&r, n2, &ev), 0);
+	assert_true(ev.has & SOURCE_HAS_CWD);
+	r.h.flags &= ~DE_BPF_F_CWD_TRUNC;
 	/* Not a SNAP record, or longer than the kernel could write: refused. */
 	r.h.kind = DE_BPF_EV_EXEC;
 	assert_int_equal(bpf_event_snap_len(&r, n2), -EBADMSG);

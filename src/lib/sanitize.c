@@ -127,6 +127,38 @@ match_flag(const char *word, size_t len, bool long_only, const char **eq_ret)
 	return -1;
 }
 
+/* The '=' of a word that assigns an environment variable ("NAME=value",
+ * NAME a shell variable name), or NULL. */
+static const char *
+env_assignment(const char *w, size_t len)
+{
+	size_t i = 0;
+
+	if (len == 0 || !(isalpha((unsigned char)w[0]) || w[0] == '_'))
+		return NULL;
+	while (i < len && (isalnum((unsigned char)w[i]) || w[i] == '_'))
+		i++;
+	return i < len && w[i] == '=' ? w + i : NULL;
+}
+
+/* Whether the variable assigned up to eq has a name that says secret. */
+static bool
+env_word_is_secret(const char *w, const char *eq)
+{
+	size_t n = (size_t)(eq - w);
+	char small[64];
+	_cleanup_free_ char *big = NULL;
+	const char *name = small;
+
+	if (n < sizeof(small)) {
+		memcpy(small, w, n);
+		small[n] = '\0';
+	} else if ((name = big = strndup(w, n)) == NULL) {
+		return true; /* cannot look: hide it */
+	}
+	return sanitize_env_name_is_secret(name);
+}
+
 /* Appends one word (a top-level argument or a word of an embedded script),
  * deciding whether it or its value is secret. *redact_next carries "the
  * previous word was a secret flag" across calls. */
@@ -149,6 +181,12 @@ add_word(struct sbuf *b, const char *w, size_t len, bool long_only, bool *redact
 			sbuf_add(b, w, len);
 			*redact_next = true;
 		}
+		return;
+	}
+	/* `env DB_PASSWORD=… cmd`, `sh -c "TOKEN=… tool"`: the value goes. */
+	if ((eq = env_assignment(w, len)) != NULL && env_word_is_secret(w, eq)) {
+		sbuf_add(b, w, (size_t)(eq - w) + 1);
+		sbuf_adds(b, SANITIZE_REDACTED);
 		return;
 	}
 	if ((copy = strndup(w, len)) == NULL) {

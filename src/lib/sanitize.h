@@ -6,7 +6,9 @@
  *    as in `sh -c "..."`), the long flags are redacted the same way (the short
  *    ones are too ambiguous there: `curl -s URL` would lose its URL);
  *  - environment values whose names contain PASSWORD, SECRET, TOKEN, KEY,
- *    API_KEY or AUTH (any case) become [REDACTED];
+ *    API_KEY or AUTH (any case) become [REDACTED]: in a command line, the
+ *    value of a NAME=value word (`env DB_PASSWORD=… app`, and inside an
+ *    embedded script, `sh -c "TOKEN=… curl …"`);
  *  - an argument naming a path under .ssh/, .aws/, .gnupg/, .kube/config or
  *    .docker/config becomes [REDACTED] (the --flag= prefix is kept). */
 #ifndef DE_SANITIZE_H

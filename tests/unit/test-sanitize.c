@@ -71,6 +71,20 @@ test_env(void **state)
 	assert_true(sanitize_env_name_is_secret("HTTP_AUTHORIZATION"));
 	assert_false(sanitize_env_name_is_secret("PATH"));
 	assert_false(sanitize_env_name_is_secret("HOME"));
+	/* In a command line: the value of a NAME=value word whose name says so. */
+	check_argv((const char *[]){ "env", "DB_PASSWORD=hunter2", "PATH=/usr/bin", "app" }, 4,
+	           "env DB_PASSWORD=[REDACTED] PATH=/usr/bin app");
+	check_argv((const char *[]){ "sh", "-c", "GITHUB_TOKEN=abc curl https://x?token=1" }, 3,
+	           "sh -c GITHUB_TOKEN=[REDACTED] curl https://x?token=1");
+	/* Not an assignment: a flag, a name that cannot be one, a URL. */
+	check_argv((const char *[]){ "app", "--mode=AUTH", "1KEY=x", "x/TOKEN=y", "a=b" }, 5,
+	           "app --mode=AUTH 1KEY=x x/TOKEN=y a=b");
+	/* A long name is read whole. */
+	check_argv((const char *[]){ "env", "A_VERY_LONG_VARIABLE_NAME_THAT_GOES_ON_AND_ON_AND_ON_"
+	                                    "UNTIL_THE_SECRET=v" },
+	           2,
+	           "env A_VERY_LONG_VARIABLE_NAME_THAT_GOES_ON_AND_ON_AND_ON_UNTIL_THE_SECRET="
+	           "[REDACTED]");
 }
 
 static void

@@ -1780,8 +1780,9 @@ entry_from_snap(struct lifecycle *lc, const struct source_event *ev, struct entr
 	struct entry *e = NULL;
 	int rc;
 
-	if ((ev->has & SNAP_COMPLETE) != SNAP_COMPLETE ||
-	    (lc->opts.enhanced_metadata && !(ev->has & SOURCE_HAS_CWD)))
+	/* Without cwd (the loader's --no-cwd) the /proc walk, which reads it
+	 * anyway, gives the columns. */
+	if ((ev->has & (SNAP_COMPLETE | SOURCE_HAS_CWD)) != (SNAP_COMPLETE | SOURCE_HAS_CWD))
 		return -ENODATA;
 	if ((cfd = open_proc_file(lc, ev->pid, "cmdline")) < 0)
 		return -ESTALE;

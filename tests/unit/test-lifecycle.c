@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "bpf_event.h"
 #include "cleanup.h"
 #include "lifecycle.h"
 #include "util.h"
@@ -380,6 +381,133 @@ test_exec_after_first_snapshot_is_a_start(void **state)
 	w->n = 0;
 	lifecycle_on_source_event(w->lc, &ev, "netlink");
 	assert_null(find(w, PROC_EV_START, 100));
+}
+
+/* A snapshot iterator record (bpf_event.h) into buf: a uid-1000 "bash"
+ * with the cgroup v2 id 77; exe NULL for none. Returns its size, padding
+ * included, as the kernel writes it. */
+static size_t
+snap_rec(char *buf, int pid, int ppid, unsigned long long start_ticks, const char *cwd,
+         const char *exe)
+{
+	struct de_bpf_event h;
+	struct de_bpf_exec x;
+	size_t off = sizeof(h) + sizeof(x), n;
+
+	memset(&h, 0, sizeof(h));
+	memset(&x, 0, sizeof(x));
+	h.kind = DE_BPF_EV_SNAP;
+	h.tgid = h.pid = (uint32_t)pid;
+	h.ppid = (uint32_t)ppid;
+	h.uid = h.euid = h.gid = 1000;
+	h.start_ns = start_ticks * 10000000ull; /* at 100 Hz */
+	memcpy(h.comm, "bash", 5);
+	x.egid = 1000;
+	x.threads = 1;
+	x.cgroup_id = 77;
+	if (cwd != NULL) {
+		h.flags |= DE_BPF_F_HAS_CWD;
+		h.cwd_len = (uint16_t)(strlen(cwd) + 1);
+		memcpy(buf + off, cwd, h.cwd_len);
+		off += h.cwd_len;
+	}
+	if (exe != NULL) {
+		h.flags |= DE_BPF_F_HAS_EXE;
+		x.exe_len = (uint16_t)(strlen(exe) + 1);
+		memcpy(buf + off, exe, x.exe_len);
+		off += x.exe_len;
+		x.exe_dev = 8u << 20;
+		x.exe_ino = 4242;
+		x.exe_size = 1000;
+	}
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), &x, sizeof(x));
+	n = (off + 7) & ~(size_t)7;
+	memset(buf + off, 0, n - off);
+	return n;
+}
+
+/* Runs lifecycle_snapshot_from over len bytes of records through a pipe. */
+static int
+snapshot_from(struct world *w, const char *buf, size_t len)
+{
+	int p[2], rc;
+
+	assert_int_equal(pipe(p), 0);
+	assert_true(len <= 65536); /* a pipe's buffer: written whole, then read */
+	assert_int_equal(write_all(p[1], buf, len), 0);
+	close(p[1]);
+	rc = lifecycle_snapshot_from(w->lc, p[0], false);
+	close(p[0]);
+	return rc;
+}
+
+static size_t
+count(const struct world *w, enum proc_event_type t, int pid)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < w->n; i++)
+		n += w->ev[i].type == t && w->ev[i].pid == pid;
+	return n;
+}
+
+/* The first snapshot from the kernel's task iterator: a complete record
+ * gives a process its image and cwd, /proc its argv, cgroup and stat; a
+ * record without an image (pid 1 here) goes the /proc walk's way; a record
+ * whose start is not stat's is another instance's (the walk decides). */
+static void
+test_snapshot_from_iterator_records(void **state)
+{
+	static char buf[4096];
+	struct world *w = *state;
+	struct lifecycle_stats ls;
+	const struct seen *s;
+	size_t n = 0;
+
+	n += snap_rec(buf + n, 1, 0, 1, "/", NULL);
+	n += snap_rec(buf + n, 100, 1, 500, "/home/u (x)", "/usr/bin/bash");
+	n += snap_rec(buf + n, 200, 100, 700, "/", "/usr/bin/vim"); /* no /proc: gone */
+	assert_int_equal(snapshot_from(w, buf, n), 2);
+	assert_int_equal(count(w, PROC_EV_SNAPSHOT, 1), 1);
+	assert_int_equal(count(w, PROC_EV_SNAPSHOT, 100), 1);
+	assert_int_equal(w->n, 2);
+	assert_non_null(s = find(w, PROC_EV_SNAPSHOT, 100));
+	assert_string_equal(s->exe, "/usr/bin/bash");
+	assert_string_equal(s->cmdline, "bash -l");
+	assert_string_equal(s->cgroup, "/");
+	assert_string_equal(s->parent, "init");
+	assert_int_equal(s->uid, 1000);
+	assert_int_equal(s->start_ticks, 500);
+	assert_false(s->missing & (PROC_MISSING_CMDLINE | PROC_MISSING_STAT | PROC_MISSING_CWD |
+	                           PROC_MISSING_CGROUP | PROC_MISSING_EXE));
+	lifecycle_get_stats(w->lc, &ls);
+	assert_int_equal(ls.iter_reads, 1);
+	/* Known now: the next (/proc) snapshot has nothing new to say of it. */
+	w->n = 0;
+	assert_int_equal(lifecycle_snapshot(w->lc, false), 2);
+	assert_int_equal(count(w, PROC_EV_START, 100) + count(w, PROC_EV_STOP, 100), 0);
+}
+
+static void
+test_snapshot_from_iterator_stale_or_broken(void **state)
+{
+	static char buf[4096];
+	struct world *w = *state;
+	struct lifecycle_stats ls;
+	size_t n = 0;
+
+	/* 100's record says it started at 499: /proc's stat says 500. */
+	n += snap_rec(buf + n, 100, 1, 499, "/", "/usr/bin/bash");
+	/* Then a record cut short by the end of the stream: an error that
+	 * /proc's walk finishes for (100 is not announced twice). */
+	n += snap_rec(buf + n, 1, 0, 1, "/", "/sbin/init") - 8;
+	assert_int_equal(snapshot_from(w, buf, n), 2);
+	assert_int_equal(count(w, PROC_EV_SNAPSHOT, 100), 1);
+	assert_int_equal(count(w, PROC_EV_SNAPSHOT, 1), 1);
+	assert_int_equal(find(w, PROC_EV_SNAPSHOT, 100)->start_ticks, 500);
+	lifecycle_get_stats(w->lc, &ls);
+	assert_int_equal(ls.iter_reads, 0);
 }
 
 /* An exec record as the ebpf source delivers it: every column is in it. */
@@ -749,6 +877,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_exec_after_first_snapshot_is_a_start, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_exec_from_kernel_record_alone, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_from_iterator_records, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_from_iterator_stale_or_broken, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_fork_exit_and_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_entries_come_and_go, setup, teardown),

@@ -153,6 +153,7 @@ bpf_event_decode(const void *rec, size_t size, struct source_event *ev)
 		ev->has |= SOURCE_HAS_CGROUP_SET;
 		ev->cgroup_set = x.cgroup_set;
 		ev->cgroup_moves = x.cgroup_moves;
+		ev->cgroup_moves_after = x.cgroup_moves_after;
 	}
 	ev->has |= SOURCE_HAS_STAT;
 	ev->egid = x.egid;

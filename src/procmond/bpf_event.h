@@ -42,6 +42,8 @@ enum de_bpf_kind {
 	/* A process found by the snapshot iterator (de_snap, not the ring):
 	 * EXEC-shaped, without filename or argv; 8-byte aligned in its stream. */
 	DE_BPF_EV_SNAP = 6,
+	/* de_snap_keys: struct de_bpf_snap_key, one per process. */
+	DE_BPF_EV_SNAP_KEY = 7,
 };
 
 /* de_bpf_event.flags */
@@ -109,6 +111,21 @@ struct de_bpf_exec {
 	 * its pid slot's cgroup migrations, read before the key. */
 	__u64 cgroup_set;
 	__u64 cgroup_moves;
+	__u64 cgroup_moves_after; /* the same count, read after the key */
+};
+
+/* A record of the snapshot key iterator (de_snap_keys): a process's cgroup-set
+ * key (DE_BPF_F_CGROUP_SET when every hierarchy was read) between two reads
+ * of its pid slot's migration count. */
+struct de_bpf_snap_key {
+	__u32 kind; /* DE_BPF_EV_SNAP_KEY */
+	__u32 flags;
+	__u32 tgid;
+	__u32 pad;
+	__u64 start_ns;
+	__u64 key;
+	__u64 moves_before;
+	__u64 moves_after;
 };
 
 /* The per-CPU scratch record: the headers plus room for the four strings of

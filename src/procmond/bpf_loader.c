@@ -137,6 +137,8 @@ load(struct procmond_bpf **k, bool cwd, bool extras, struct bpf_loader_msg *m)
 	bpf_program__set_autoattach(s->progs.de_cg_transfer, false);
 	bpf_program__set_autoload(s->progs.de_snap, extras);
 	bpf_program__set_autoattach(s->progs.de_snap, false);
+	bpf_program__set_autoload(s->progs.de_snap_keys, extras);
+	bpf_program__set_autoattach(s->progs.de_snap_keys, false);
 	if ((rc = procmond_bpf__load(s)) < 0) {
 		/* The verifier says EACCES too: its log tells the two apart. */
 		if (libbpf_verifier[0] != '\0' || (rc != -EPERM && rc != -EACCES))
@@ -170,6 +172,9 @@ load(struct procmond_bpf **k, bool cwd, bool extras, struct bpf_loader_msg *m)
 		snprintf(m->reason, sizeof(m->reason),
 		         "ebpf: no task iterator (%s); the first snapshot reads /proc",
 		         libbpf_reason);
+	/* Useful only beside de_snap, and only with the cgroup-set key. */
+	if (s->links.de_snap != NULL && s->bss->cgroup_moves_on)
+		s->links.de_snap_keys = bpf_program__attach_iter(s->progs.de_snap_keys, NULL);
 	return 0;
 }
 
@@ -230,9 +235,15 @@ send_objects(struct procmond_bpf *k, struct bpf_loader_msg *m)
 	m->moves_off =
 	    moves ? offsetof(struct procmond_bpf__bss, cgroup_moves) : BPF_LOADER_NO_OFFSET;
 	m->nlinks = (uint32_t)(n - BPF_LOADER_FD_LINKS);
-	m->iter = k->links.de_snap != NULL;
-	if (m->iter)
+	m->iter = 0;
+	if (k->links.de_snap != NULL) {
 		fds[n++] = bpf_link__fd(k->links.de_snap);
+		m->iter++;
+		if (k->links.de_snap_keys != NULL) {
+			fds[n++] = bpf_link__fd(k->links.de_snap_keys);
+			m->iter++;
+		}
+	}
 	rc = reply(m, fds, n);
 	/* Whatever libbpf would do to a link it destroys, procmond's copies of
 	 * the fds are what hold the attachment now. */
@@ -241,6 +252,8 @@ send_objects(struct procmond_bpf *k, struct bpf_loader_msg *m)
 			bpf_link__disconnect(links[i]);
 	if (k->links.de_snap != NULL)
 		bpf_link__disconnect(k->links.de_snap);
+	if (k->links.de_snap_keys != NULL)
+		bpf_link__disconnect(k->links.de_snap_keys);
 	return rc;
 }
 

@@ -27,10 +27,11 @@ enum {
 	BPF_LOADER_FD_RING = 0, /* the BPF_MAP_TYPE_RINGBUF map */
 	BPF_LOADER_FD_BSS,      /* .bss: drop_count, cgroup_moves (mmap read-only) */
 	BPF_LOADER_FD_LINKS,    /* then nlinks link fds: closing them detaches */
-	                        /* then, when iter is 1, the task iterator's link */
+	                        /* then iter snapshot iterator links: de_snap, de_snap_keys */
 };
 #define BPF_LOADER_MAX_LINKS 8
-#define BPF_LOADER_MAX_FDS   (BPF_LOADER_FD_LINKS + BPF_LOADER_MAX_LINKS + 1)
+#define BPF_LOADER_MAX_ITERS 2
+#define BPF_LOADER_MAX_FDS   (BPF_LOADER_FD_LINKS + BPF_LOADER_MAX_LINKS + BPF_LOADER_MAX_ITERS)
 
 #define BPF_LOADER_NO_OFFSET UINT32_MAX
 
@@ -43,12 +44,12 @@ struct bpf_loader_msg {
 	uint32_t moves_off; /* of the cgroup migration counts, or BPF_LOADER_NO_OFFSET
 	                     * when the cgroup programs are not attached */
 	uint32_t nlinks;
-	uint32_t iter;    /* 1: the last fd is the snapshot iterator's link (de_snap) */
+	uint32_t iter;    /* snapshot iterator links after the others: de_snap, de_snap_keys */
 	char reason[512]; /* rc < 0: why; rc == 0: a note for procmond's log, or "" */
 };
 
 /* Whether m, which came with nfds fds, describes objects procmond can map
- * with pages of page bytes: the fd count matches (iter 0 or 1), the ring is a power of
+ * with pages of page bytes: the fd count matches (iter 0 to 2), the ring is a power of
  * two of whole pages, and both counters lie inside .bss, 8-byte aligned.
  * Returns 0 or -EPROTO. */
 static inline int
@@ -59,7 +60,8 @@ bpf_loader_msg_check(const struct bpf_loader_msg *m, size_t nfds, size_t page)
 	                         : (uint64_t)m->moves_off + DE_BPF_MOVE_SLOTS * sizeof(uint64_t);
 
 	if (m->magic != BPF_LOADER_MAGIC || m->rc != 0 || m->nlinks > BPF_LOADER_MAX_LINKS ||
-	    m->iter > 1 || nfds != BPF_LOADER_FD_LINKS + (size_t)m->nlinks + m->iter)
+	    m->iter > BPF_LOADER_MAX_ITERS ||
+	    nfds != BPF_LOADER_FD_LINKS + (size_t)m->nlinks + m->iter)
 		return -EPROTO;
 	if (m->ring_size == 0 || (m->ring_size & (m->ring_size - 1)) != 0 || page == 0 ||
 	    m->ring_size % page != 0)

@@ -190,8 +190,10 @@ struct lifecycle {
 	void *poll_ctx;
 	uint32_t poll_count;
 	struct image_memo *images; /* IMAGE_MEMO, allocated at first use */
-	struct slab *partial;      /* slabs with a free entry */
-	struct slab **slabs;       /* every slab, by address */
+	struct witness *wit;       /* during lifecycle_snapshot_from: wit_cap slots */
+	size_t wit_cap;
+	struct slab *partial; /* slabs with a free entry */
+	struct slab **slabs;  /* every slab, by address */
 	size_t nslabs, slabs_cap;
 	struct slab **by_id; /* every slab at its id (NULL: a free id) */
 	size_t ids_cap;
@@ -1747,6 +1749,197 @@ on_exec(struct lifecycle *lc, const struct source_event *ev, const char *source)
 
 /* ---- a snapshot from the kernel's task iterator ---- */
 
+/* One process per cgroup-set key that two or more processes share, found
+ * by the key iterator (de_snap_keys) before de_snap's stream is read; its
+ * cgroup file is read in between. When de_snap meets it again with the same
+ * key, the same start and its pid slot's migration count unchanged since
+ * the key iterator read it (before its key), it was in that set when its
+ * file was read: another set and back would take two migrations, and the
+ * first one counts before the second can begin (both under cgroup_mutex).
+ * The text then stands for every process de_snap finds with that key. */
+enum { WITNESS_PENDING = 1, WITNESS_CONFIRMED, WITNESS_FAILED };
+
+struct witness {
+	uint64_t key;
+	uint64_t start_ns;
+	uint64_t moves;
+	pid_t pid;
+	int state; /* 0: an empty slot */
+	char *path;
+	char cid[65];
+};
+
+/* A process as the key iterator saw it. */
+struct seen_key {
+	uint64_t key;
+	uint64_t start_ns;
+	uint64_t moves;
+	pid_t pid;
+};
+
+static struct witness *
+witness_find(const struct lifecycle *lc, uint64_t key)
+{
+	size_t mask = lc->wit_cap - 1;
+
+	if (lc->wit == NULL)
+		return NULL;
+	for (size_t i = (size_t)key & mask;; i = (i + 1) & mask) {
+		struct witness *w = &lc->wit[i];
+
+		if (w->state == 0)
+			return NULL;
+		if (w->key == key)
+			return w;
+	}
+}
+
+static void
+witnesses_free(struct lifecycle *lc)
+{
+	for (size_t i = 0; i < lc->wit_cap; i++)
+		free(lc->wit[i].path);
+	free(lc->wit);
+	lc->wit = NULL;
+	lc->wit_cap = 0;
+}
+
+static int
+seen_key_cmp(const void *a, const void *b)
+{
+	const struct seen_key *x = a, *y = b;
+
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+/* Keeps k when its key was taken with no migration counted across it. */
+static int
+keep_key(const struct de_bpf_snap_key *k, struct seen_key **v, size_t *have, size_t *cap)
+{
+	if (k->kind != DE_BPF_EV_SNAP_KEY)
+		return -EBADMSG;
+	if (!(k->flags & DE_BPF_F_CGROUP_SET) || k->moves_before != k->moves_after || k->tgid == 0)
+		return 0;
+	if (*have == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 1024;
+		struct seen_key *nv = realloc(*v, ncap * sizeof(**v));
+
+		if (nv == NULL)
+			return -ENOMEM;
+		*v = nv;
+		*cap = ncap;
+	}
+	(*v)[(*have)++] = (struct seen_key){ .key = k->key,
+		                             .start_ns = k->start_ns,
+		                             .moves = k->moves_before,
+		                             .pid = (pid_t)k->tgid };
+	return 0;
+}
+
+/* Reads the key iterator's stream into an array sorted by key, then pid. */
+static int
+read_keys(int fd, struct seen_key **ret, size_t *n)
+{
+	_cleanup_free_ struct seen_key *v = NULL;
+	struct de_bpf_snap_key k;
+	char buf[4096];
+	size_t cap = 0, have = 0, carry = 0;
+
+	*n = 0;
+	for (;;) {
+		ssize_t r = read(fd, buf + carry, sizeof(buf) - carry);
+		size_t off = 0, len;
+		int rc;
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			break;
+		len = carry + (size_t)r;
+		for (; len - off >= sizeof(k); off += sizeof(k)) {
+			memcpy(&k, buf + off, sizeof(k));
+			if ((rc = keep_key(&k, &v, &have, &cap)) < 0)
+				return rc;
+		}
+		carry = len - off;
+		memmove(buf, buf + off, carry);
+	}
+	if (carry != 0)
+		return -EBADMSG;
+	if (have > 0)
+		qsort(v, have, sizeof(*v), seen_key_cmp);
+	*ret = TAKE_PTR(v);
+	*n = have;
+	return 0;
+}
+
+/* The witnesses of the keys in keys_fd's stream, their cgroup files read.
+ * Without them (no stream, a failure) every process reads its own. */
+static void
+witnesses_prepare(struct lifecycle *lc, int keys_fd)
+{
+	_cleanup_free_ struct seen_key *v = NULL;
+	size_t n = 0, groups = 0, cap = 16;
+	int rc;
+
+	if (keys_fd < 0)
+		return;
+	if ((rc = read_keys(keys_fd, &v, &n)) < 0) {
+		log_warn("snapshot: the cgroup key iterator failed (%s); each cgroup file is read",
+		         strerror(-rc));
+		return;
+	}
+	for (size_t i = 1; i < n; i++)
+		groups += v[i].key == v[i - 1].key && (i < 2 || v[i - 1].key != v[i - 2].key);
+	if (groups == 0)
+		return;
+	while (cap < 2 * groups)
+		cap *= 2;
+	if ((lc->wit = calloc(cap, sizeof(*lc->wit))) == NULL)
+		return;
+	lc->wit_cap = cap;
+	for (size_t i = 0; i + 1 < n; i++) {
+		struct witness *w;
+		size_t slot;
+
+		/* The first (lowest pid) of a key shared with the next one. */
+		if (v[i].key != v[i + 1].key || (i > 0 && v[i - 1].key == v[i].key))
+			continue;
+		for (slot = (size_t)v[i].key & (cap - 1); lc->wit[slot].state != 0;
+		     slot = (slot + 1) & (cap - 1))
+			;
+		w = &lc->wit[slot];
+		*w = (struct witness){ .key = v[i].key,
+			               .start_ns = v[i].start_ns,
+			               .moves = v[i].moves,
+			               .pid = v[i].pid,
+			               .state = WITNESS_PENDING };
+		if (procfs_read_cgroup(lc->pf, w->pid, &w->path, w->cid) < 0)
+			w->state = WITNESS_FAILED;
+	}
+}
+
+/* The witness whose text stands for ev's cgroup set, or NULL (ev is then
+ * left to the cgroup file). ev may be the witness itself: it decides. */
+static const struct witness *
+witness_for(struct lifecycle *lc, const struct source_event *ev)
+{
+	struct witness *w;
+
+	if (!(ev->has & SOURCE_HAS_CGROUP_SET) || (w = witness_find(lc, ev->cgroup_set)) == NULL)
+		return NULL;
+	if (w->state == WITNESS_PENDING && w->pid == ev->pid)
+		w->state = ev->start_ns == w->start_ns && ev->cgroup_moves == w->moves &&
+		                   ev->cgroup_moves_after == w->moves
+		               ? WITNESS_CONFIRMED
+		               : WITNESS_FAILED;
+	return w->state == WITNESS_CONFIRMED ? w : NULL;
+}
+
 /* The columns a SNAP record must carry to stand for the /proc reads it
  * saves (a kernel thread's or a zombie's has no image: /proc then). */
 #define SNAP_COMPLETE (KERNEL_COMPLETE & ~(uint32_t)SOURCE_HAS_ARGV)
@@ -1769,8 +1962,9 @@ open_proc_file(const struct lifecycle *lc, pid_t pid, const char *name)
  * sets *ret; -ENODATA (the record is not complete) or -ESTALE (the process
  * is gone or changed under the reads) when /proc must decide; -ENOMEM. */
 static int
-entry_from_snap(struct lifecycle *lc, const struct source_event *ev, struct entry **ret)
+entry_from_snap(struct lifecycle *lc, struct source_event *ev, struct entry **ret)
 {
+	const struct witness *w;
 	bool keep = lc->fds + 2 <= lc->fd_budget;
 	bool keep_stat = keep && lc->stat_fds < STAT_FD_MAX;
 	_cleanup_close_ int cfd = -1, sfd = -1;
@@ -1792,8 +1986,20 @@ entry_from_snap(struct lifecycle *lc, const struct source_event *ev, struct entr
 	if (av.len == 0)
 		return -ESTALE;
 	av.raw = raw;
+	/* The cgroup: a witness's text, else the file (by the v2 id: the
+	 * memo of exec records' set keys is not for a snapshot's). */
+	w = witness_for(lc, ev);
+	ev->has &= ~(uint32_t)SOURCE_HAS_CGROUP_SET;
+	if (w != NULL)
+		ev->has &= ~(uint32_t)SOURCE_HAS_CGROUP;
 	if ((rc = entry_from_kernel(lc, ev, &av, &e)) < 0)
 		return rc;
+	if (w != NULL && !e->hidden) {
+		cx_set(lc, e, CX_CGROUP, pool_get(lc, w->path));
+		cx_set(lc, e, CX_CONTAINER, w->cid[0] != '\0' ? pool_get(lc, w->cid) : NULL);
+		e->rec.missing &= ~(uint32_t)PROC_MISSING_CGROUP;
+		lc->st.iter_cgroups_shared++;
+	}
 	if ((sfd = open_proc_file(lc, ev->pid, "stat")) < 0 || procfs_pread_stat(sfd, &st) < 0 ||
 	    st.starttime != e->rec.start_ticks || st.ppid != e->rec.ppid ||
 	    (st.flags & PROCFS_PF_KTHREAD) != 0) {
@@ -1823,7 +2029,7 @@ entry_from_snap(struct lifecycle *lc, const struct source_event *ev, struct entr
 /* One record of the iterator: a new process built from it, or what a /proc
  * walk would do for its pid (known, incomplete or changed under the reads). */
 static int
-snapshot_rec(struct lifecycle *lc, const struct source_event *ev)
+snapshot_rec(struct lifecycle *lc, struct source_event *ev)
 {
 	struct entry *e;
 	int rc;
@@ -1896,13 +2102,15 @@ walk_iter(struct lifecycle *lc, int fd)
 }
 
 int
-lifecycle_snapshot_from(struct lifecycle *lc, int fd, bool emit_all)
+lifecycle_snapshot_from(struct lifecycle *lc, int fd, int keys_fd, bool emit_all)
 {
 	uint64_t t0 = time_mono_ns(), c0 = cpu_ns();
 	int rc;
 
 	snapshot_begin(lc, emit_all);
+	witnesses_prepare(lc, keys_fd);
 	rc = walk_iter(lc, fd);
+	witnesses_free(lc);
 	if (rc < 0 && rc != -ENOMEM) {
 		/* The instances read so far are known now: a /proc walk
 		 * refreshes them cheaply and reads the rest. */

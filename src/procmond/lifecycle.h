@@ -44,6 +44,7 @@ struct lifecycle_stats {
 	uint64_t from_event;           /* records built from a source event (process gone) */
 	uint64_t from_kernel;          /* new instances built from an exec record alone */
 	uint64_t iter_reads;           /* of those, from a snapshot iterator's record */
+	uint64_t iter_cgroups_shared;  /* of those, with a witness's cgroup text */
 	uint64_t image_memo_hits;      /* of those, hashes known by the kernel's image key */
 	uint64_t parent_reads;         /* a parent's columns read from /proc (not tracked) */
 	uint64_t last_snapshot_us;     /* wall clock */
@@ -64,10 +65,12 @@ int lifecycle_snapshot(struct lifecycle *lc, bool emit_all);
 /* The same snapshot, walking the records of the ebpf source's task iterator
  * (fd, from source_ebpf_snapshot_fd; read to its end, not closed) instead of
  * /proc's directory: a process new to the tracker is built from its record
- * plus its cmdline, stat and (where its cgroup v2 id does not decide it)
- * cgroup files, not the eight reads of a /proc walk. Falls back to the /proc
- * walk when the stream fails. */
-int lifecycle_snapshot_from(struct lifecycle *lc, int fd, bool emit_all);
+ * plus its cmdline, stat and cgroup files, not the eight reads of a /proc
+ * walk. keys_fd (or -1), the key iterator's stream, is read first: then one
+ * cgroup file per cgroup set that several processes share is read, and its
+ * text stands for all of them once vouched for. Falls back to the /proc walk
+ * when the stream fails. */
+int lifecycle_snapshot_from(struct lifecycle *lc, int fd, int keys_fd, bool emit_all);
 
 /* Consumes one kernel event (exec/fork/exit) from the source named source
  * (a string literal: "ebpf", "netlink"). */

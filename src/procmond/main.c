@@ -72,7 +72,8 @@ struct procmond {
 	struct source *ids_src; /* with ebpf: the proc connector's uid/gid events */
 	struct output *out;
 	int epfd, tfd, sfd, efd;
-	int snap_fd; /* with ebpf: the first snapshot's task iterator, or -1 */
+	int snap_fd;      /* with ebpf: the first snapshot's task iterator, or -1 */
+	int snap_keys_fd; /* and its cgroup-set key iterator, or -1 */
 	uint32_t interval_ms;
 	_Atomic uint32_t want_interval_ms; /* set by the publisher thread */
 	_Atomic bool agent_stop;           /* likewise */
@@ -258,7 +259,7 @@ open_ids_companion(struct procmond *pm)
 static void
 open_snapshot_iter(struct procmond *pm)
 {
-	int fd = source_ebpf_snapshot_fd(pm->src);
+	int keys = -1, fd = source_ebpf_snapshot_fd(pm->src, &keys);
 
 	if (fd < 0) {
 		if (fd != -ENOTSUP)
@@ -267,6 +268,7 @@ open_snapshot_iter(struct procmond *pm)
 		return;
 	}
 	pm->snap_fd = fd;
+	pm->snap_keys_fd = keys >= 0 ? keys : -1;
 }
 
 static void
@@ -511,10 +513,11 @@ log_snapshot(struct procmond *pm, int n)
 
 	lifecycle_get_stats(pm->lc, &ls);
 	log_debug("snapshot: %d processes in %llu us, %llu us CPU (%llu full reads, %llu cheap "
-	          "refreshes, %llu from the task iterator)",
+	          "refreshes, %llu from the task iterator, %llu of them with a shared cgroup read)",
 	          n, (unsigned long long)ls.last_snapshot_us,
 	          (unsigned long long)ls.last_snapshot_cpu_us, (unsigned long long)ls.full_reads,
-	          (unsigned long long)ls.cheap_reads, (unsigned long long)ls.iter_reads);
+	          (unsigned long long)ls.cheap_reads, (unsigned long long)ls.iter_reads,
+	          (unsigned long long)ls.iter_cgroups_shared);
 }
 
 static void
@@ -525,9 +528,12 @@ run_snapshot(struct procmond *pm)
 	/* Events first, so a snapshot does not announce what an event is about to. */
 	dispatch_source(pm);
 	if (pm->snap_fd >= 0) {
-		rc = lifecycle_snapshot_from(pm->lc, pm->snap_fd, false);
+		rc = lifecycle_snapshot_from(pm->lc, pm->snap_fd, pm->snap_keys_fd, false);
 		close(pm->snap_fd);
 		pm->snap_fd = -1;
+		if (pm->snap_keys_fd >= 0)
+			close(pm->snap_keys_fd);
+		pm->snap_keys_fd = -1;
 	} else {
 		rc = lifecycle_snapshot(pm->lc, false);
 	}
@@ -707,7 +713,7 @@ procmond_free(struct procmond *pm)
 	lifecycle_free(pm->lc);
 	hash_cache_free(pm->hc);
 	procfs_free(pm->pf);
-	const int fds[] = { pm->epfd, pm->tfd, pm->sfd, pm->efd, pm->snap_fd };
+	const int fds[] = { pm->epfd, pm->tfd, pm->sfd, pm->efd, pm->snap_fd, pm->snap_keys_fd };
 
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
 		if (fds[i] >= 0)
@@ -741,7 +747,9 @@ setup_core(struct procmond *pm, struct collector_opts *copts)
 int
 main(int argc, char **argv)
 {
-	struct procmond pm = { .epfd = -1, .tfd = -1, .sfd = -1, .efd = -1, .snap_fd = -1 };
+	struct procmond pm = {
+		.epfd = -1, .tfd = -1, .sfd = -1, .efd = -1, .snap_fd = -1, .snap_keys_fd = -1
+	};
 	struct collector_opts copts = { 0 };
 	const char *broker = getenv("DAEMONEYE_BROKER_SOCKET");
 	struct privdrop_user user;

@@ -833,6 +833,20 @@ cgroup_memo_put(struct procfs *pf, uint64_t id, const char *buf, size_t len, con
 }
 
 int
+procfs_read_cgroup(struct procfs *pf, pid_t pid, char **ret_path, char cid[65])
+{
+	_cleanup_free_ char *buf = NULL;
+	char fname[32];
+	size_t len = 0;
+	int rc;
+
+	snprintf(fname, sizeof(fname), "%d/cgroup", (int)pid);
+	if ((rc = small_file_at(pf->dirfd, fname, CGROUP_FILE_MAX, &buf, &len)) < 0)
+		return rc;
+	return parse_cgroup_cached(pf, buf, len, ret_path, cid);
+}
+
+int
 procfs_cgroup_by_id(struct procfs *pf, pid_t pid, uint64_t id, char **ret_path, char cid[65])
 {
 	_cleanup_free_ char *buf = NULL;

@@ -104,6 +104,10 @@ uint64_t procfs_ticks_to_epoch_ms(const struct procfs *pf, uint64_t ticks);
 /* The user name of uid, cached (bounded). Returns a new string or NULL. */
 char *procfs_user_name(struct procfs *pf, int64_t uid);
 
+/* The cgroup column (path, caller frees, may be NULL) and container id of
+ * pid, read from its cgroup file. Returns 0 or -errno. */
+int procfs_read_cgroup(struct procfs *pf, pid_t pid, char **ret_path, char cid[65]);
+
 /* The cgroup column and container id of pid, whose cgroup v2 id is id (an
  * exec record's): from a memo once two reads of a unified-only text (a pure
  * cgroup v2 host, where the id decides the text) agreed for that id, else

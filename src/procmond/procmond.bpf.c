@@ -374,6 +374,7 @@ struct cgset_ctx {
 	struct list_head *head, *pos;
 	__u64 h;
 	bool done;
+	bool snap; /* in a snapshot iterator: its own path buffer */
 };
 
 /* splitmix64's finalizer on h ^ v: a bijection with full avalanche. */
@@ -393,8 +394,7 @@ cgset_step(__u32 i, void *arg)
 {
 	struct cgset_ctx *c = arg;
 	struct list_head *pos = c->pos;
-	__u32 zero = 0;
-	struct pathbuf *pb = bpf_map_lookup_elem(&pathbufs, &zero);
+	struct pathbuf *pb = pathbuf_get(c->snap);
 	struct cgrp_cset_link *link;
 	struct cgroup *cg;
 	struct cgroup_root *root;
@@ -440,29 +440,47 @@ cgset_step(__u32 i, void *arg)
 	return 0;
 }
 
-/* The key of t's cgroup set into x; sets DE_BPF_F_CGROUP_SET only when every
- * hierarchy was read. A migration of t under the walk may tear it, but then
- * counts after the slot was read: user space never vouches for that key. */
-static __always_inline void
-cgroup_set_key(struct de_bpf_event *e, struct de_bpf_exec *x, struct task_struct *t)
+/* The key of t's cgroup set into *key, with its pid slot's migration count
+ * read before the walk (*before) and after it (*after); false when not every
+ * hierarchy was read. The css_set is read once, and its links do not
+ * change: the key is exactly the set t was in at some instant of the walk. */
+static __always_inline bool
+set_key(struct task_struct *t, bool snap, __u64 *key, __u64 *before, __u64 *after)
 {
-	struct css_set *cset = BPF_CORE_READ(t, cgroups);
+	struct css_set *cset;
 	__u32 slot = (__u32)BPF_CORE_READ(t, tgid) % DE_BPF_MOVE_SLOTS;
-	struct cgset_ctx c = {};
-	__u64 moves;
+	struct cgset_ctx c = { .snap = snap };
 
-	if (!capture_cgroup_set || !cgroup_moves_on || cset == NULL)
-		return;
+	if (!capture_cgroup_set || !cgroup_moves_on)
+		return false;
 	/* An atomic read: ordered before the walk. */
-	moves = __sync_fetch_and_add(&cgroup_moves[slot], 0);
+	*before = __sync_fetch_and_add(&cgroup_moves[slot], 0);
+	if ((cset = BPF_CORE_READ(t, cgroups)) == NULL)
+		return false;
 	c.head = &cset->cgrp_links;
 	c.pos = BPF_CORE_READ(cset, cgrp_links.next);
 	c.h = cgroup_seed;
 	/* One step more than the links: the last one sees the head. */
 	if (bpf_loop(DE_BPF_CGROUP_LINKS + 1, cgset_step, &c, 0) < 0 || !c.done)
+		return false;
+	*key = c.h;
+	*after = __sync_fetch_and_add(&cgroup_moves[slot], 0);
+	return true;
+}
+
+/* The key of t's cgroup set into x; sets DE_BPF_F_CGROUP_SET only when every
+ * hierarchy was read. A migration of t under the walk counts after the slot
+ * was read: user space never vouches for a key taken across one. */
+static __always_inline void
+cgroup_set_key(struct de_bpf_event *e, struct de_bpf_exec *x, struct task_struct *t, bool snap)
+{
+	__u64 key, before, after;
+
+	if (!set_key(t, snap, &key, &before, &after))
 		return;
-	x->cgroup_set = c.h;
-	x->cgroup_moves = moves;
+	x->cgroup_set = key;
+	x->cgroup_moves = before;
+	x->cgroup_moves_after = after;
 	e->flags |= DE_BPF_F_CGROUP_SET;
 }
 
@@ -578,7 +596,7 @@ BPF_PROG(de_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bpr
 	x->egid = BPF_CORE_READ(p, cred, egid.val);
 	/* exec runs in the task itself: "current" is p. */
 	x->cgroup_id = bpf_get_current_cgroup_id();
-	cgroup_set_key(e, x, p);
+	cgroup_set_key(e, x, p, false);
 	x->threads = BPF_CORE_READ(p, signal, nr_threads);
 	x->tty_nr = tty_nr(p);
 	x->rss_pages = mm_rss(mm);
@@ -729,6 +747,7 @@ de_snap(struct bpf_iter__task *ctx)
 	__builtin_memset(x, 0, sizeof(*x));
 	x->egid = BPF_CORE_READ(t, cred, egid.val);
 	x->cgroup_id = BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
+	cgroup_set_key(e, x, t, true);
 	x->threads = BPF_CORE_READ(t, signal, nr_threads);
 	x->tty_nr = tty_nr(t);
 	mm = BPF_CORE_READ(t, mm);
@@ -740,5 +759,31 @@ de_snap(struct bpf_iter__task *ctx)
 	if (len > DE_BPF_DATA_SIZE)
 		len = DE_BPF_DATA_SIZE;
 	bpf_seq_write(seq, s, sizeof(*e) + sizeof(*x) + len);
+	return 0;
+}
+
+/* The cgroup-set keys of every process, and nothing else: read before
+ * de_snap's stream, so that procmond can read the cgroup file of one process
+ * per key in between and vouch for the text when de_snap finds that process
+ * with the same key and no migration counted since (lifecycle.c). */
+SEC("iter/task")
+int
+de_snap_keys(struct bpf_iter__task *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	struct task_struct *t = ctx->task;
+	struct de_bpf_snap_key k = {};
+
+	if (t == NULL || t->pid != t->tgid)
+		return 0;
+	k.kind = DE_BPF_EV_SNAP_KEY;
+	k.tgid = BPF_CORE_READ(t, tgid);
+	if (bpf_core_field_exists(t->start_boottime))
+		k.start_ns = BPF_CORE_READ(t, start_boottime);
+	else
+		k.start_ns = BPF_CORE_READ(t, start_time);
+	if (set_key(t, true, &k.key, &k.moves_before, &k.moves_after))
+		k.flags |= DE_BPF_F_CGROUP_SET;
+	bpf_seq_write(seq, &k, sizeof(k));
 	return 0;
 }

@@ -84,6 +84,7 @@ struct source_event {
 	 * unchanged never changed cgroups between exec and exit. */
 	uint64_t cgroup_set;
 	uint64_t cgroup_moves;
+	uint64_t cgroup_moves_after; /* the count again, read after the key */
 	const volatile uint64_t *cgroup_move_slot;
 	struct source_image_key image; /* SOURCE_HAS_IMAGE */
 	char comm[16];
@@ -145,9 +146,10 @@ int source_netlink_open_ids(struct source **ret, struct errbuf *err);
 void source_ebpf_set_loader(const char *path);
 /* A new read(2)-able stream of the ebpf source s's snapshot iterator
  * (bpf_event.h, DE_BPF_EV_SNAP records; lifecycle_snapshot_from), or
- * -errno (-ENOTSUP: the loader attached none). Once per source, and before
- * the seccomp filter, which allows no bpf(2). */
-int source_ebpf_snapshot_fd(struct source *s);
+ * -errno (-ENOTSUP: the loader attached none); *keys_fd, one of its key
+ * iterator (DE_BPF_EV_SNAP_KEY records), or -errno. Once per source, and
+ * before the seccomp filter, which allows no bpf(2). */
+int source_ebpf_snapshot_fd(struct source *s, int *keys_fd);
 extern const struct source_ops source_netlink_ops;
 extern const struct source_ops source_poll_ops;
 

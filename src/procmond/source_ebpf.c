@@ -45,7 +45,8 @@ struct source {
 	int ring_fd;
 	int link_fds[BPF_LOADER_MAX_LINKS];
 	size_t nlinks;
-	int iter_link_fd;     /* the snapshot iterator's link, until used; or -1 */
+	int iter_link_fds[BPF_LOADER_MAX_ITERS]; /* de_snap's, de_snap_keys', until used */
+	size_t niter;
 	struct bpf_ring ring; /* over its two mappings (bpf_ring.h) */
 	size_t page;
 	/* .bss, read-only: the drop counter; DE_BPF_MOVE_SLOTS cgroup
@@ -69,8 +70,8 @@ ebpf_close(struct source *s)
 		return;
 	for (size_t i = 0; i < s->nlinks; i++)
 		close(s->link_fds[i]); /* detaches: the last reference */
-	if (s->iter_link_fd >= 0)
-		close(s->iter_link_fd);
+	for (size_t i = 0; i < s->niter; i++)
+		close(s->iter_link_fds[i]);
 	if (s->ring.cons_pos != NULL)
 		munmap(s->ring.cons_pos, s->page);
 	if (s->ring.prod_pos != NULL)
@@ -275,8 +276,8 @@ ebpf_keep(struct source *s, const struct bpf_loader_msg *m, int *fds, size_t nfd
 	s->ring_fd = fds[BPF_LOADER_FD_RING];
 	s->nlinks = m->nlinks;
 	memcpy(s->link_fds, fds + BPF_LOADER_FD_LINKS, m->nlinks * sizeof(int));
-	if (m->iter)
-		s->iter_link_fd = fds[BPF_LOADER_FD_LINKS + m->nlinks];
+	s->niter = m->iter;
+	memcpy(s->iter_link_fds, fds + BPF_LOADER_FD_LINKS + m->nlinks, m->iter * sizeof(int));
 	s->ring.size = m->ring_size;
 	s->bss_len = ((size_t)m->bss_size + s->page - 1) & ~(s->page - 1);
 	p = mmap(NULL, s->bss_len, PROT_READ, MAP_SHARED, fds[BPF_LOADER_FD_BSS], 0);
@@ -321,7 +322,6 @@ ebpf_open(const struct collector_opts *opts, struct source **ret, struct errbuf 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return -ENOMEM;
 	s->ring_fd = -1;
-	s->iter_link_fd = -1;
 	memset(&m, 0, sizeof(m));
 	for (size_t i = 0; i < BPF_LOADER_MAX_FDS; i++)
 		fds[i] = -1; /* only the first nfds are ever read */
@@ -376,22 +376,34 @@ ebpf_health(struct source *s, struct source_health *ret)
 	ret->ok = true;
 }
 
-int
-source_ebpf_snapshot_fd(struct source *s)
+/* A new stream of the iterator behind link, or -errno. */
+static int
+iter_create(int link)
 {
 	union bpf_attr a;
 	int fd;
 
-	if (s == NULL || s->iter_link_fd < 0)
-		return -ENOTSUP;
 	memset(&a, 0, sizeof(a));
-	a.iter_create.link_fd = (uint32_t)s->iter_link_fd;
+	a.iter_create.link_fd = (uint32_t)link;
 	fd = (int)syscall(SYS_bpf, BPF_ITER_CREATE, &a, sizeof(a));
-	if (fd < 0)
-		fd = -errno;
-	/* One use: the iterator holds the program now. */
-	close(s->iter_link_fd);
-	s->iter_link_fd = -1;
+	return fd < 0 ? -errno : fd;
+}
+
+int
+source_ebpf_snapshot_fd(struct source *s, int *keys_fd)
+{
+	int fd;
+
+	*keys_fd = -ENOTSUP;
+	if (s == NULL || s->niter == 0)
+		return -ENOTSUP;
+	fd = iter_create(s->iter_link_fds[0]);
+	if (fd >= 0 && s->niter > 1)
+		*keys_fd = iter_create(s->iter_link_fds[1]);
+	/* One use: the iterators hold the programs now. */
+	for (size_t i = 0; i < s->niter; i++)
+		close(s->iter_link_fds[i]);
+	s->niter = 0;
 	return fd;
 }
 
@@ -404,9 +416,10 @@ source_ebpf_set_loader(const char *path)
 }
 
 int
-source_ebpf_snapshot_fd(struct source *s)
+source_ebpf_snapshot_fd(struct source *s, int *keys_fd)
 {
 	(void)s;
+	*keys_fd = -ENOTSUP;
 	return -ENOTSUP;
 }
 

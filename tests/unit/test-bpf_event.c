@@ -535,13 +535,15 @@ test_loader_answer_checks(void **state)
 	assert_int_equal(bpf_loader_msg_check(&m, 8, 4096), -EPROTO);
 	m.moves_off = UINT32_MAX - 8; /* and no overflow hides it */
 	assert_int_equal(bpf_loader_msg_check(&m, 8, 4096), -EPROTO);
-	/* The snapshot iterator's link is one more fd, and only one. */
+	/* The snapshot iterators' links are one or two more fds. */
 	m = good_answer();
 	m.iter = 1;
 	assert_int_equal(bpf_loader_msg_check(&m, 9, 4096), 0);
 	assert_int_equal(bpf_loader_msg_check(&m, 8, 4096), -EPROTO);
-	m.iter = 2;
-	assert_int_equal(bpf_loader_msg_check(&m, 10, 4096), -EPROTO);
+	m.iter = 2; /* and the key iterator's */
+	assert_int_equal(bpf_loader_msg_check(&m, 10, 4096), 0);
+	m.iter = 3;
+	assert_int_equal(bpf_loader_msg_check(&m, 11, 4096), -EPROTO);
 }
 
 /* A snapshot iterator record: EXEC-shaped without filename or argv, its

@@ -386,9 +386,22 @@ test_exec_after_first_snapshot_is_a_start(void **state)
 /* A snapshot iterator record (bpf_event.h) into buf: a uid-1000 "bash"
  * with the cgroup v2 id 77; exe NULL for none. Returns its size, padding
  * included, as the kernel writes it. */
+static size_t snap_rec_key(char *buf, int pid, int ppid, unsigned long long start_ticks,
+                           const char *cwd, const char *exe, uint64_t key, uint64_t before,
+                           uint64_t after);
+
 static size_t
 snap_rec(char *buf, int pid, int ppid, unsigned long long start_ticks, const char *cwd,
          const char *exe)
+{
+	return snap_rec_key(buf, pid, ppid, start_ticks, cwd, exe, 0, 0, 0);
+}
+
+/* The same with a cgroup-set key (key 0: none) and the slot's migration
+ * counts around it. */
+static size_t
+snap_rec_key(char *buf, int pid, int ppid, unsigned long long start_ticks, const char *cwd,
+             const char *exe, uint64_t key, uint64_t before, uint64_t after)
 {
 	struct de_bpf_event h;
 	struct de_bpf_exec x;
@@ -405,6 +418,12 @@ snap_rec(char *buf, int pid, int ppid, unsigned long long start_ticks, const cha
 	x.egid = 1000;
 	x.threads = 1;
 	x.cgroup_id = 77;
+	if (key != 0) {
+		h.flags |= DE_BPF_F_CGROUP_SET;
+		x.cgroup_set = key;
+		x.cgroup_moves = before;
+		x.cgroup_moves_after = after;
+	}
 	if (cwd != NULL) {
 		h.flags |= DE_BPF_F_HAS_CWD;
 		h.cwd_len = (uint16_t)(strlen(cwd) + 1);
@@ -427,19 +446,37 @@ snap_rec(char *buf, int pid, int ppid, unsigned long long start_ticks, const cha
 	return n;
 }
 
-/* Runs lifecycle_snapshot_from over len bytes of records through a pipe. */
+/* A pipe holding len bytes of buf, its write end closed: its read end. */
 static int
-snapshot_from(struct world *w, const char *buf, size_t len)
+pipe_of(const void *buf, size_t len)
 {
-	int p[2], rc;
+	int p[2];
 
 	assert_int_equal(pipe(p), 0);
 	assert_true(len <= 65536); /* a pipe's buffer: written whole, then read */
 	assert_int_equal(write_all(p[1], buf, len), 0);
 	close(p[1]);
-	rc = lifecycle_snapshot_from(w->lc, p[0], false);
-	close(p[0]);
+	return p[0];
+}
+
+/* Runs lifecycle_snapshot_from over len bytes of records (and klen bytes of
+ * key records, when keys is not NULL) through pipes. */
+static int
+snapshot_from_keys(struct world *w, const char *buf, size_t len, const void *keys, size_t klen)
+{
+	int fd = pipe_of(buf, len), kfd = keys != NULL ? pipe_of(keys, klen) : -1, rc;
+
+	rc = lifecycle_snapshot_from(w->lc, fd, kfd, false);
+	close(fd);
+	if (kfd >= 0)
+		close(kfd);
 	return rc;
+}
+
+static int
+snapshot_from(struct world *w, const char *buf, size_t len)
+{
+	return snapshot_from_keys(w, buf, len, NULL, 0);
 }
 
 static size_t
@@ -508,6 +545,94 @@ test_snapshot_from_iterator_stale_or_broken(void **state)
 	assert_int_equal(find(w, PROC_EV_SNAPSHOT, 100)->start_ticks, 500);
 	lifecycle_get_stats(w->lc, &ls);
 	assert_int_equal(ls.iter_reads, 0);
+}
+
+/* Key records of the key iterator for pids 100 and 101 sharing key 0xabc. */
+static size_t
+two_keys(struct de_bpf_snap_key k[2], uint64_t before, uint64_t after)
+{
+	memset(k, 0, 2 * sizeof(*k));
+	for (int i = 0; i < 2; i++) {
+		k[i].kind = DE_BPF_EV_SNAP_KEY;
+		k[i].flags = DE_BPF_F_CGROUP_SET;
+		k[i].tgid = (uint32_t)(100 + i);
+		k[i].start_ns = 500ull * 10000000ull;
+		k[i].key = 0xabc;
+		k[i].moves_before = before;
+		k[i].moves_after = after;
+	}
+	return 2 * sizeof(*k);
+}
+
+/* One cgroup file read for a set two processes share: the witness's (the
+ * lower pid, read between the key iterator and de_snap), when de_snap finds
+ * it with the same key and its slot's count unchanged since the key
+ * iterator. 101's own file says otherwise here, to tell which was used (in
+ * life one key has one text). A count that moved, or a witness's key taken
+ * across a migration, and each reads its own. */
+static void
+test_snapshot_from_iterator_shares_a_vouched_cgroup(void **state)
+{
+	static char buf[4096];
+	struct world *w = *state;
+	struct de_bpf_snap_key k[2];
+	struct lifecycle_stats ls;
+	size_t n = 0, kn;
+
+	put_proc(w, 101, "bash", 1, 500, "bash", "-i", 1000);
+	put(w, 101, "cgroup", "0::/other\n", 10);
+	kn = two_keys(k, 5, 5);
+	n += snap_rec_key(buf + n, 100, 1, 500, "/", "/usr/bin/bash", 0xabc, 5, 5);
+	n += snap_rec_key(buf + n, 101, 1, 500, "/", "/usr/bin/bash", 0xabc, 5, 5);
+	assert_int_equal(snapshot_from_keys(w, buf, n, k, kn), 2);
+	assert_string_equal(find(w, PROC_EV_SNAPSHOT, 100)->cgroup, "/");
+	assert_string_equal(find(w, PROC_EV_SNAPSHOT, 101)->cgroup, "/");
+	lifecycle_get_stats(w->lc, &ls);
+	assert_int_equal(ls.iter_reads, 2);
+	assert_int_equal(ls.iter_cgroups_shared, 2);
+}
+
+static void
+test_snapshot_from_iterator_cgroup_not_vouched(void **state)
+{
+	static char buf[4096];
+	struct world *w = *state;
+	struct de_bpf_snap_key k[2];
+	struct lifecycle_stats ls;
+	size_t n = 0, kn;
+
+	put_proc(w, 101, "bash", 1, 500, "bash", "-i", 1000);
+	put(w, 101, "cgroup", "0::/other\n", 10);
+	/* The witness's slot counted a migration after the key iterator. */
+	kn = two_keys(k, 5, 5);
+	n += snap_rec_key(buf + n, 100, 1, 500, "/", "/usr/bin/bash", 0xabc, 6, 6);
+	n += snap_rec_key(buf + n, 101, 1, 500, "/", "/usr/bin/bash", 0xabc, 6, 6);
+	assert_int_equal(snapshot_from_keys(w, buf, n, k, kn), 2);
+	assert_string_equal(find(w, PROC_EV_SNAPSHOT, 101)->cgroup, "/other");
+	lifecycle_get_stats(w->lc, &ls);
+	assert_int_equal(ls.iter_reads, 2);
+	assert_int_equal(ls.iter_cgroups_shared, 0);
+}
+
+static void
+test_snapshot_from_iterator_key_across_a_move(void **state)
+{
+	static char buf[4096];
+	struct world *w = *state;
+	struct de_bpf_snap_key k[2];
+	struct lifecycle_stats ls;
+	size_t n = 0, kn;
+
+	put_proc(w, 101, "bash", 1, 500, "bash", "-i", 1000);
+	put(w, 101, "cgroup", "0::/other\n", 10);
+	/* The key iterator's keys were taken across a migration: no witness. */
+	kn = two_keys(k, 5, 6);
+	n += snap_rec_key(buf + n, 100, 1, 500, "/", "/usr/bin/bash", 0xabc, 6, 6);
+	n += snap_rec_key(buf + n, 101, 1, 500, "/", "/usr/bin/bash", 0xabc, 6, 6);
+	assert_int_equal(snapshot_from_keys(w, buf, n, k, kn), 2);
+	assert_string_equal(find(w, PROC_EV_SNAPSHOT, 101)->cgroup, "/other");
+	lifecycle_get_stats(w->lc, &ls);
+	assert_int_equal(ls.iter_cgroups_shared, 0);
 }
 
 /* An exec record as the ebpf source delivers it: every column is in it. */
@@ -882,6 +1007,12 @@ main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_from_iterator_stale_or_broken, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_from_iterator_shares_a_vouched_cgroup,
+		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_from_iterator_cgroup_not_vouched,
+		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_from_iterator_key_across_a_move,
+		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fork_exit_and_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_entries_come_and_go, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shared_columns_change_per_instance, setup,

@@ -25,7 +25,7 @@
 /* 256 KiB. Every page of it ends up resident in procmond, twice (the kernel
  * maps the data pages twice so that a record never wraps): 0.5 MB of RSS
  * (1 MiB cost 2 MB). Records are variable-length: fork and exit 88 bytes,
- * an exec ~300 (168 of headers, then only the used part of its strings), so
+ * an exec ~300 (184 of headers, then only the used part of its strings), so
  * it holds ~500 unread short-lived processes: 140 ms at the fastest burst
  * measured here (3,800/s), more than the longest stall of procmond's loop
  * (hashing a 64 MiB tick budget from the page cache: ~60 ms). procmond reads

@@ -1757,41 +1757,30 @@ on_exec(struct lifecycle *lc, const struct source_event *ev, const char *source)
  * file was read: another set and back would take two migrations, and the
  * first one counts before the second can begin (both under cgroup_mutex).
  * The text then stands for every process de_snap finds with that key. */
-enum { WITNESS_PENDING = 1, WITNESS_CONFIRMED, WITNESS_FAILED };
+enum { WITNESS_NONE = 0, WITNESS_PENDING, WITNESS_CONFIRMED, WITNESS_FAILED };
 
+/* A key the key iterator gave, with the first (lowest pid) process that has
+ * it: the witness once a second one has it too. */
 struct witness {
 	uint64_t key;
 	uint64_t start_ns;
 	uint64_t moves;
+	uint32_t count; /* processes with the key; 0: an empty slot */
 	pid_t pid;
-	int state; /* 0: an empty slot */
+	int state;
 	char *path;
 	char cid[65];
 };
 
-/* A process as the key iterator saw it. */
-struct seen_key {
-	uint64_t key;
-	uint64_t start_ns;
-	uint64_t moves;
-	pid_t pid;
-};
-
+/* key's slot: its own, or the empty one where it would go. */
 static struct witness *
-witness_find(const struct lifecycle *lc, uint64_t key)
+witness_slot(struct witness *tab, size_t cap, uint64_t key)
 {
-	size_t mask = lc->wit_cap - 1;
+	size_t mask = cap - 1;
 
-	if (lc->wit == NULL)
-		return NULL;
-	for (size_t i = (size_t)key & mask;; i = (i + 1) & mask) {
-		struct witness *w = &lc->wit[i];
-
-		if (w->state == 0)
-			return NULL;
-		if (w->key == key)
-			return w;
-	}
+	for (size_t i = (size_t)key & mask;; i = (i + 1) & mask)
+		if (tab[i].count == 0 || tab[i].key == key)
+			return &tab[i];
 }
 
 static void
@@ -1804,50 +1793,51 @@ witnesses_free(struct lifecycle *lc)
 	lc->wit_cap = 0;
 }
 
+/* Counts k's key in lc->wit (grown to stay at most half full); the first
+ * process of a key is its candidate witness. Keys taken across a counted
+ * migration are left out. */
 static int
-seen_key_cmp(const void *a, const void *b)
+count_key(struct lifecycle *lc, const struct de_bpf_snap_key *k, size_t *used)
 {
-	const struct seen_key *x = a, *y = b;
+	struct witness *w;
 
-	if (x->key != y->key)
-		return x->key < y->key ? -1 : 1;
-	return (x->pid > y->pid) - (x->pid < y->pid);
-}
-
-/* Keeps k when its key was taken with no migration counted across it. */
-static int
-keep_key(const struct de_bpf_snap_key *k, struct seen_key **v, size_t *have, size_t *cap)
-{
 	if (k->kind != DE_BPF_EV_SNAP_KEY)
 		return -EBADMSG;
 	if (!(k->flags & DE_BPF_F_CGROUP_SET) || k->moves_before != k->moves_after || k->tgid == 0)
 		return 0;
-	if (*have == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 1024;
-		struct seen_key *nv = realloc(*v, ncap * sizeof(**v));
+	if (2 * (*used + 1) > lc->wit_cap) {
+		size_t ncap = lc->wit_cap ? 2 * lc->wit_cap : 64;
+		struct witness *nt = calloc(ncap, sizeof(*nt));
 
-		if (nv == NULL)
+		if (nt == NULL)
 			return -ENOMEM;
-		*v = nv;
-		*cap = ncap;
+		for (size_t i = 0; i < lc->wit_cap; i++)
+			if (lc->wit[i].count != 0)
+				*witness_slot(nt, ncap, lc->wit[i].key) = lc->wit[i];
+		free(lc->wit);
+		lc->wit = nt;
+		lc->wit_cap = ncap;
 	}
-	(*v)[(*have)++] = (struct seen_key){ .key = k->key,
-		                             .start_ns = k->start_ns,
-		                             .moves = k->moves_before,
-		                             .pid = (pid_t)k->tgid };
+	w = witness_slot(lc->wit, lc->wit_cap, k->key);
+	if (w->count++ == 0) {
+		*w = (struct witness){ .key = k->key,
+			               .start_ns = k->start_ns,
+			               .moves = k->moves_before,
+			               .count = 1,
+			               .pid = (pid_t)k->tgid };
+		(*used)++;
+	}
 	return 0;
 }
 
-/* Reads the key iterator's stream into an array sorted by key, then pid. */
+/* Reads the key iterator's stream into lc->wit. */
 static int
-read_keys(int fd, struct seen_key **ret, size_t *n)
+read_keys(struct lifecycle *lc, int fd)
 {
-	_cleanup_free_ struct seen_key *v = NULL;
 	struct de_bpf_snap_key k;
 	char buf[4096];
-	size_t cap = 0, have = 0, carry = 0;
+	size_t carry = 0, used = 0;
 
-	*n = 0;
 	for (;;) {
 		ssize_t r = read(fd, buf + carry, sizeof(buf) - carry);
 		size_t off = 0, len;
@@ -1862,64 +1852,39 @@ read_keys(int fd, struct seen_key **ret, size_t *n)
 		len = carry + (size_t)r;
 		for (; len - off >= sizeof(k); off += sizeof(k)) {
 			memcpy(&k, buf + off, sizeof(k));
-			if ((rc = keep_key(&k, &v, &have, &cap)) < 0)
+			if ((rc = count_key(lc, &k, &used)) < 0)
 				return rc;
 		}
 		carry = len - off;
 		memmove(buf, buf + off, carry);
 	}
-	if (carry != 0)
-		return -EBADMSG;
-	if (have > 0)
-		qsort(v, have, sizeof(*v), seen_key_cmp);
-	*ret = TAKE_PTR(v);
-	*n = have;
-	return 0;
+	return carry == 0 ? 0 : -EBADMSG;
 }
 
-/* The witnesses of the keys in keys_fd's stream, their cgroup files read.
- * Without them (no stream, a failure) every process reads its own. */
+/* The witnesses of the keys in keys_fd's stream (a key two or more
+ * processes share), their cgroup files read. Without them (no stream, a
+ * failure) every process reads its own. */
 static void
 witnesses_prepare(struct lifecycle *lc, int keys_fd)
 {
-	_cleanup_free_ struct seen_key *v = NULL;
-	size_t n = 0, groups = 0, cap = 16;
 	int rc;
 
 	if (keys_fd < 0)
 		return;
-	if ((rc = read_keys(keys_fd, &v, &n)) < 0) {
+	if ((rc = read_keys(lc, keys_fd)) < 0) {
 		log_warn("snapshot: the cgroup key iterator failed (%s); each cgroup file is read",
 		         strerror(-rc));
+		witnesses_free(lc);
 		return;
 	}
-	for (size_t i = 1; i < n; i++)
-		groups += v[i].key == v[i - 1].key && (i < 2 || v[i - 1].key != v[i - 2].key);
-	if (groups == 0)
-		return;
-	while (cap < 2 * groups)
-		cap *= 2;
-	if ((lc->wit = calloc(cap, sizeof(*lc->wit))) == NULL)
-		return;
-	lc->wit_cap = cap;
-	for (size_t i = 0; i + 1 < n; i++) {
-		struct witness *w;
-		size_t slot;
+	for (size_t i = 0; i < lc->wit_cap; i++) {
+		struct witness *w = &lc->wit[i];
 
-		/* The first (lowest pid) of a key shared with the next one. */
-		if (v[i].key != v[i + 1].key || (i > 0 && v[i - 1].key == v[i].key))
+		if (w->count < 2)
 			continue;
-		for (slot = (size_t)v[i].key & (cap - 1); lc->wit[slot].state != 0;
-		     slot = (slot + 1) & (cap - 1))
-			;
-		w = &lc->wit[slot];
-		*w = (struct witness){ .key = v[i].key,
-			               .start_ns = v[i].start_ns,
-			               .moves = v[i].moves,
-			               .pid = v[i].pid,
-			               .state = WITNESS_PENDING };
-		if (procfs_read_cgroup(lc->pf, w->pid, &w->path, w->cid) < 0)
-			w->state = WITNESS_FAILED;
+		w->state = procfs_read_cgroup(lc->pf, w->pid, &w->path, w->cid) < 0
+		               ? WITNESS_FAILED
+		               : WITNESS_PENDING;
 	}
 }
 
@@ -1930,7 +1895,10 @@ witness_for(struct lifecycle *lc, const struct source_event *ev)
 {
 	struct witness *w;
 
-	if (!(ev->has & SOURCE_HAS_CGROUP_SET) || (w = witness_find(lc, ev->cgroup_set)) == NULL)
+	if (!(ev->has & SOURCE_HAS_CGROUP_SET) || lc->wit == NULL)
+		return NULL;
+	w = witness_slot(lc->wit, lc->wit_cap, ev->cgroup_set);
+	if (w->count == 0)
 		return NULL;
 	if (w->state == WITNESS_PENDING && w->pid == ev->pid)
 		w->state = ev->start_ns == w->start_ns && ev->cgroup_moves == w->moves &&

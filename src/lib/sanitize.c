@@ -148,15 +148,14 @@ env_word_is_secret(const char *w, const char *eq)
 	size_t n = (size_t)(eq - w);
 	char small[64];
 	_cleanup_free_ char *big = NULL;
-	const char *name = small;
 
 	if (n < sizeof(small)) {
 		memcpy(small, w, n);
 		small[n] = '\0';
-	} else if ((name = big = strndup(w, n)) == NULL) {
-		return true; /* cannot look: hide it */
+		return sanitize_env_name_is_secret(small);
 	}
-	return sanitize_env_name_is_secret(name);
+	big = strndup(w, n);
+	return big == NULL || sanitize_env_name_is_secret(big); /* cannot look: hide it */
 }
 
 /* Appends one word (a top-level argument or a word of an embedded script),

@@ -1218,6 +1218,23 @@ walk_step(struct lifecycle *lc)
 	return 0;
 }
 
+/* A new instance a walk read: tracked, seen in this walk and announced.
+ * Returns 0 or -ENOMEM (e is freed then). */
+static int
+walk_found(struct lifecycle *lc, struct entry *e)
+{
+	int rc;
+
+	if ((rc = table_insert(lc, e)) < 0) {
+		entry_free(lc, e);
+		return rc;
+	}
+	e->gen = lc->gen;
+	lc->seen += !e->hidden;
+	announce_new(lc, e, "poll");
+	return 0;
+}
+
 /* One pid of a /proc walk, after walk_step(). */
 static int
 snapshot_pid(struct lifecycle *lc, pid_t pid)
@@ -1281,14 +1298,7 @@ snapshot_pid(struct lifecycle *lc, pid_t pid)
 	lc->walking = false;
 	if (rc < 0)
 		return rc == -ENOMEM ? rc : 0;
-	if ((rc = table_insert(lc, e)) < 0) {
-		entry_free(lc, e);
-		return rc;
-	}
-	e->gen = lc->gen;
-	lc->seen += !e->hidden;
-	announce_new(lc, e, "poll");
-	return 0;
+	return walk_found(lc, e);
 }
 
 static int
@@ -2019,14 +2029,7 @@ snapshot_rec(struct lifecycle *lc, struct source_event *ev)
 			entry_free(lc, e);
 		return snapshot_pid(lc, ev->pid);
 	}
-	if ((rc = table_insert(lc, e)) < 0) {
-		entry_free(lc, e);
-		return rc;
-	}
-	e->gen = lc->gen;
-	lc->seen += !e->hidden;
-	announce_new(lc, e, "poll");
-	return 0;
+	return walk_found(lc, e);
 }
 
 /* Reads the iterator's stream of SNAP records. Returns 0 at its end, 1 when

@@ -96,6 +96,15 @@ count_drop(void)
 	__sync_fetch_and_add(&drop_count, 1);
 }
 
+/* The process's start, as /proc/<pid>/stat reports it: the leader's. */
+static __always_inline __u64
+start_ns(struct task_struct *t)
+{
+	if (bpf_core_field_exists(t->start_boottime))
+		return BPF_CORE_READ(t, group_leader, start_boottime);
+	return BPF_CORE_READ(t, group_leader, start_time);
+}
+
 static __always_inline void
 fill_task(struct de_bpf_event *e, struct task_struct *t)
 {
@@ -107,11 +116,7 @@ fill_task(struct de_bpf_event *e, struct task_struct *t)
 	e->uid = BPF_CORE_READ(cred, uid.val);
 	e->euid = BPF_CORE_READ(cred, euid.val);
 	e->gid = BPF_CORE_READ(cred, gid.val);
-	/* The process's start, as /proc/<pid>/stat reports it: the leader's. */
-	if (bpf_core_field_exists(t->start_boottime))
-		e->start_ns = BPF_CORE_READ(t, group_leader, start_boottime);
-	else
-		e->start_ns = BPF_CORE_READ(t, group_leader, start_time);
+	e->start_ns = start_ns(t);
 	e->ktime_ns = bpf_ktime_get_boot_ns();
 	BPF_CORE_READ_STR_INTO(&e->comm, t, comm);
 }
@@ -778,10 +783,7 @@ de_snap_keys(struct bpf_iter__task *ctx)
 		return 0;
 	k.kind = DE_BPF_EV_SNAP_KEY;
 	k.tgid = BPF_CORE_READ(t, tgid);
-	if (bpf_core_field_exists(t->start_boottime))
-		k.start_ns = BPF_CORE_READ(t, start_boottime);
-	else
-		k.start_ns = BPF_CORE_READ(t, start_time);
+	k.start_ns = start_ns(t);
 	if (set_key(t, true, &k.key, &k.moves_before, &k.moves_after))
 		k.flags |= DE_BPF_F_CGROUP_SET;
 	bpf_seq_write(seq, &k, sizeof(k));

@@ -564,6 +564,28 @@ two_keys(struct de_bpf_snap_key k[2], uint64_t before, uint64_t after)
 	return 2 * sizeof(*k);
 }
 
+/* Runs a snapshot from pid 100's and 101's records (both with key 0xabc,
+ * their slot's counts in_a around the key iterator's keys and in_b around
+ * de_snap's) and returns the cgroup column reported for 101, whose own file
+ * says "/other" (100's says "/"). */
+static const char *
+shared_cgroup_of_101(struct world *w, uint64_t in_a_before, uint64_t in_a_after, uint64_t in_b)
+{
+	static char buf[4096];
+	struct de_bpf_snap_key k[2];
+	size_t n = 0, kn;
+	const struct seen *s;
+
+	put_proc(w, 101, "bash", 1, 500, "bash", "-i", 1000);
+	put(w, 101, "cgroup", "0::/other\n", 10);
+	kn = two_keys(k, in_a_before, in_a_after);
+	n += snap_rec_key(buf + n, 100, 1, 500, "/", "/usr/bin/bash", 0xabc, in_b, in_b);
+	n += snap_rec_key(buf + n, 101, 1, 500, "/", "/usr/bin/bash", 0xabc, in_b, in_b);
+	assert_int_equal(snapshot_from_keys(w, buf, n, k, kn), 2);
+	assert_non_null(s = find(w, PROC_EV_SNAPSHOT, 101));
+	return s->cgroup;
+}
+
 /* One cgroup file read for a set two processes share: the witness's (the
  * lower pid, read between the key iterator and de_snap), when de_snap finds
  * it with the same key and its slot's count unchanged since the key
@@ -573,64 +595,37 @@ two_keys(struct de_bpf_snap_key k[2], uint64_t before, uint64_t after)
 static void
 test_snapshot_from_iterator_shares_a_vouched_cgroup(void **state)
 {
-	static char buf[4096];
 	struct world *w = *state;
-	struct de_bpf_snap_key k[2];
 	struct lifecycle_stats ls;
-	size_t n = 0, kn;
 
-	put_proc(w, 101, "bash", 1, 500, "bash", "-i", 1000);
-	put(w, 101, "cgroup", "0::/other\n", 10);
-	kn = two_keys(k, 5, 5);
-	n += snap_rec_key(buf + n, 100, 1, 500, "/", "/usr/bin/bash", 0xabc, 5, 5);
-	n += snap_rec_key(buf + n, 101, 1, 500, "/", "/usr/bin/bash", 0xabc, 5, 5);
-	assert_int_equal(snapshot_from_keys(w, buf, n, k, kn), 2);
+	assert_string_equal(shared_cgroup_of_101(w, 5, 5, 5), "/");
 	assert_string_equal(find(w, PROC_EV_SNAPSHOT, 100)->cgroup, "/");
-	assert_string_equal(find(w, PROC_EV_SNAPSHOT, 101)->cgroup, "/");
 	lifecycle_get_stats(w->lc, &ls);
 	assert_int_equal(ls.iter_reads, 2);
 	assert_int_equal(ls.iter_cgroups_shared, 2);
 }
 
+/* The witness's slot counted a migration after the key iterator. */
 static void
 test_snapshot_from_iterator_cgroup_not_vouched(void **state)
 {
-	static char buf[4096];
 	struct world *w = *state;
-	struct de_bpf_snap_key k[2];
 	struct lifecycle_stats ls;
-	size_t n = 0, kn;
 
-	put_proc(w, 101, "bash", 1, 500, "bash", "-i", 1000);
-	put(w, 101, "cgroup", "0::/other\n", 10);
-	/* The witness's slot counted a migration after the key iterator. */
-	kn = two_keys(k, 5, 5);
-	n += snap_rec_key(buf + n, 100, 1, 500, "/", "/usr/bin/bash", 0xabc, 6, 6);
-	n += snap_rec_key(buf + n, 101, 1, 500, "/", "/usr/bin/bash", 0xabc, 6, 6);
-	assert_int_equal(snapshot_from_keys(w, buf, n, k, kn), 2);
-	assert_string_equal(find(w, PROC_EV_SNAPSHOT, 101)->cgroup, "/other");
+	assert_string_equal(shared_cgroup_of_101(w, 5, 5, 6), "/other");
 	lifecycle_get_stats(w->lc, &ls);
 	assert_int_equal(ls.iter_reads, 2);
 	assert_int_equal(ls.iter_cgroups_shared, 0);
 }
 
+/* The key iterator's keys were taken across a migration: no witness. */
 static void
 test_snapshot_from_iterator_key_across_a_move(void **state)
 {
-	static char buf[4096];
 	struct world *w = *state;
-	struct de_bpf_snap_key k[2];
 	struct lifecycle_stats ls;
-	size_t n = 0, kn;
 
-	put_proc(w, 101, "bash", 1, 500, "bash", "-i", 1000);
-	put(w, 101, "cgroup", "0::/other\n", 10);
-	/* The key iterator's keys were taken across a migration: no witness. */
-	kn = two_keys(k, 5, 6);
-	n += snap_rec_key(buf + n, 100, 1, 500, "/", "/usr/bin/bash", 0xabc, 6, 6);
-	n += snap_rec_key(buf + n, 101, 1, 500, "/", "/usr/bin/bash", 0xabc, 6, 6);
-	assert_int_equal(snapshot_from_keys(w, buf, n, k, kn), 2);
-	assert_string_equal(find(w, PROC_EV_SNAPSHOT, 101)->cgroup, "/other");
+	assert_string_equal(shared_cgroup_of_101(w, 5, 6, 6), "/other");
 	lifecycle_get_stats(w->lc, &ls);
 	assert_int_equal(ls.iter_cgroups_shared, 0);
 }

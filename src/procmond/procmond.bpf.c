@@ -522,6 +522,30 @@ BPF_PROG(de_cg_transfer, struct cgroup *dst, const char *path, struct task_struc
 	return 0;
 }
 
+/* The headers of an EXEC-shaped record (kind EXEC or SNAP) of t in s, its
+ * strings empty: ids, comm, start, egid, the cgroup v2 id, the cgroup-set
+ * key (snap: through the iterator's own path buffer), threads and tty. */
+static __always_inline void
+fill_head(struct de_bpf_scratch *s, __u32 kind, struct task_struct *t, __u64 cgroup_id, bool snap)
+{
+	struct de_bpf_event *e = &s->ev;
+	struct de_bpf_exec *x = &s->x;
+
+	e->kind = kind;
+	e->flags = 0;
+	e->exit_code = 0;
+	e->filename_len = 0;
+	e->argv_len = 0;
+	e->cwd_len = 0;
+	fill_task(e, t);
+	__builtin_memset(x, 0, sizeof(*x));
+	x->egid = BPF_CORE_READ(t, cred, egid.val);
+	x->cgroup_id = cgroup_id;
+	cgroup_set_key(e, x, t, snap);
+	x->threads = BPF_CORE_READ(t, signal, nr_threads);
+	x->tty_nr = tty_nr(t);
+}
+
 /* The working directory (unless capture_cwd is off) and the running image
  * (for a script its interpreter, for fexecve the file behind the
  * descriptor, as /proc/PID/exe shows it) of a task into s at off, with the
@@ -592,18 +616,8 @@ BPF_PROG(de_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bpr
 		return 0;
 	e = &s->ev;
 	x = &s->x;
-	e->kind = DE_BPF_EV_EXEC;
-	e->flags = 0;
-	e->exit_code = 0;
-	e->cwd_len = 0;
-	fill_task(e, p);
-	__builtin_memset(x, 0, sizeof(*x));
-	x->egid = BPF_CORE_READ(p, cred, egid.val);
 	/* exec runs in the task itself: "current" is p. */
-	x->cgroup_id = bpf_get_current_cgroup_id();
-	cgroup_set_key(e, x, p, false);
-	x->threads = BPF_CORE_READ(p, signal, nr_threads);
-	x->tty_nr = tty_nr(p);
+	fill_head(s, DE_BPF_EV_EXEC, p, bpf_get_current_cgroup_id(), false);
 	x->rss_pages = mm_rss(mm);
 
 	/* The path as exec'd; at most DE_BPF_PATH_MAX with its NUL. */
@@ -742,19 +756,8 @@ de_snap(struct bpf_iter__task *ctx)
 		return 0;
 	e = &s->ev;
 	x = &s->x;
-	e->kind = DE_BPF_EV_SNAP;
-	e->flags = 0;
-	e->exit_code = 0;
-	e->filename_len = 0;
-	e->argv_len = 0;
-	e->cwd_len = 0;
-	fill_task(e, t);
-	__builtin_memset(x, 0, sizeof(*x));
-	x->egid = BPF_CORE_READ(t, cred, egid.val);
-	x->cgroup_id = BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
-	cgroup_set_key(e, x, t, true);
-	x->threads = BPF_CORE_READ(t, signal, nr_threads);
-	x->tty_nr = tty_nr(t);
+	/* The default hierarchy's id, as bpf_get_current_cgroup_id() in t. */
+	fill_head(s, DE_BPF_EV_SNAP, t, BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id), true);
 	mm = BPF_CORE_READ(t, mm);
 	if (mm != NULL && !(BPF_CORE_READ(t, flags) & DE_PF_KTHREAD)) {
 		x->rss_pages = mm_rss(mm);

@@ -1933,8 +1933,9 @@ open_proc_file(const struct lifecycle *lc, pid_t pid, const char *name)
 
 /* A new instance from a SNAP record, its command line and its stat: the
  * record gives the ids, the image (path and identity: the hash key), cwd,
- * tty and the cgroup v2 id; /proc gives argv, the cgroup file where the id
- * does not decide it, and stat last. stat's start time must be the
+ * tty and the cgroup keys; /proc gives argv, the cgroup file where no
+ * witness vouches for the record's set (and the v2 id does not decide it),
+ * and stat last. stat's start time must be the
  * record's: pids are handed out cyclically, so a reads-in-between of
  * another instance would need all of pid_max to come round. Returns 0 and
  * sets *ret; -ENODATA (the record is not complete) or -ESTALE (the process

@@ -1192,15 +1192,22 @@ report_reuse(struct lifecycle *lc, struct entry *old, const struct procfs_stat *
  * read, while the budget lasts. Returns the fd or -1; the caller keeps it
  * only when the stat read then shows the instance it knows: that instance
  * was alive before the open and after it, so the fd is its own. */
+/* PID/name under procmond's /proc, opened for reading. */
 static int
-open_cmdline_fd(struct lifecycle *lc, const struct entry *e)
+open_proc_file(const struct lifecycle *lc, pid_t pid, const char *name)
 {
 	char path[32];
 
+	snprintf(path, sizeof(path), "%d/%s", (int)pid, name);
+	return openat(procfs_dirfd(lc->pf), path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
+}
+
+static int
+open_cmdline_fd(struct lifecycle *lc, const struct entry *e)
+{
 	if (e->cmd_fd >= 0 || e->fork_only || e->kernel_thread || lc->fds >= lc->fd_budget)
 		return -1;
-	snprintf(path, sizeof(path), "%d/cmdline", (int)e->rec.pid);
-	return openat(procfs_dirfd(lc->pf), path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
+	return open_proc_file(lc, e->rec.pid, "cmdline");
 }
 
 /* Before each pid of a walk: lets the source's pending events in (they may
@@ -1803,6 +1810,43 @@ witnesses_free(struct lifecycle *lc)
 	lc->wit_cap = 0;
 }
 
+/* Reads a stream of records from fd (an iterator's) through buf, size
+ * bytes, 8-byte aligned: rec_len tells a record's length from its first
+ * bytes (0: not all there yet, < 0: malformed), on_rec takes each one.
+ * Returns 0 at the stream's end, on_rec's first non-zero answer, or -errno
+ * (-EBADMSG when the stream ends inside a record). */
+static int
+read_records(int fd, char *buf, size_t size, long (*rec_len)(const void *rec, size_t avail),
+             int (*on_rec)(void *ctx, const void *rec, size_t len), void *ctx)
+{
+	size_t have = 0;
+
+	for (;;) {
+		ssize_t n = read(fd, buf + have, size - have);
+		size_t off = 0;
+		long len;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return have == 0 ? 0 : -EBADMSG;
+		have += (size_t)n;
+		while ((len = rec_len(buf + off, have - off)) > 0) {
+			int rc;
+
+			if ((rc = on_rec(ctx, buf + off, (size_t)len)) != 0)
+				return rc;
+			off += (size_t)len;
+		}
+		if (len < 0)
+			return (int)len;
+		memmove(buf, buf + off, have - off);
+		have -= off;
+	}
+}
+
 /* Counts k's key in lc->wit (grown to stay at most half full); the first
  * process of a key is its candidate witness. Keys taken across a counted
  * migration are left out. */
@@ -1840,35 +1884,37 @@ count_key(struct lifecycle *lc, const struct de_bpf_snap_key *k, size_t *used)
 	return 0;
 }
 
+struct keys_ctx {
+	struct lifecycle *lc;
+	size_t used; /* keys in lc->wit */
+};
+
+static long
+key_len(const void *rec, size_t avail)
+{
+	(void)rec;
+	return avail >= sizeof(struct de_bpf_snap_key) ? (long)sizeof(struct de_bpf_snap_key) : 0;
+}
+
+static int
+on_key(void *ctx, const void *rec, size_t len)
+{
+	struct keys_ctx *c = ctx;
+	struct de_bpf_snap_key k;
+
+	(void)len;
+	memcpy(&k, rec, sizeof(k));
+	return count_key(c->lc, &k, &c->used);
+}
+
 /* Reads the key iterator's stream into lc->wit. */
 static int
 read_keys(struct lifecycle *lc, int fd)
 {
-	struct de_bpf_snap_key k;
-	char buf[4096];
-	size_t carry = 0, used = 0;
+	struct keys_ctx c = { .lc = lc };
+	char buf[4096] __attribute__((aligned(8)));
 
-	for (;;) {
-		ssize_t r = read(fd, buf + carry, sizeof(buf) - carry);
-		size_t off = 0, len;
-		int rc;
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			break;
-		len = carry + (size_t)r;
-		for (; len - off >= sizeof(k); off += sizeof(k)) {
-			memcpy(&k, buf + off, sizeof(k));
-			if ((rc = count_key(lc, &k, &used)) < 0)
-				return rc;
-		}
-		carry = len - off;
-		memmove(buf, buf + off, carry);
-	}
-	return carry == 0 ? 0 : -EBADMSG;
+	return read_records(fd, buf, sizeof(buf), key_len, on_key, &c);
 }
 
 /* The witnesses of the keys in keys_fd's stream (a key two or more
@@ -1921,15 +1967,6 @@ witness_for(struct lifecycle *lc, const struct source_event *ev)
 /* The columns a SNAP record must carry to stand for the /proc reads it
  * saves (a kernel thread's or a zombie's has no image: /proc then). */
 #define SNAP_COMPLETE (KERNEL_COMPLETE & ~(uint32_t)SOURCE_HAS_ARGV)
-
-static int
-open_proc_file(const struct lifecycle *lc, pid_t pid, const char *name)
-{
-	char path[32];
-
-	snprintf(path, sizeof(path), "%d/%s", (int)pid, name);
-	return openat(procfs_dirfd(lc->pf), path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
-}
 
 /* A new instance from a SNAP record, its command line and its stat: the
  * record gives the ids, the image (path and identity: the hash key), cwd,
@@ -2033,6 +2070,21 @@ snapshot_rec(struct lifecycle *lc, struct source_event *ev)
 	return walk_found(lc, e);
 }
 
+struct snap_ctx {
+	struct lifecycle *lc;
+	struct source_event *ev; /* the record, decoded */
+};
+
+static int
+on_snap(void *ctx, const void *rec, size_t len)
+{
+	struct snap_ctx *c = ctx;
+
+	if (bpf_event_decode(rec, len, c->ev) < 0)
+		return -EBADMSG;
+	return snapshot_rec(c->lc, c->ev);
+}
+
 /* Reads the iterator's stream of SNAP records. Returns 0 at its end, 1 when
  * the walk was cut (max_processes), -errno. */
 static int
@@ -2041,36 +2093,11 @@ walk_iter(struct lifecycle *lc, int fd)
 	enum { BUF = 64 << 10 };
 	_cleanup_free_ char *buf = malloc(BUF);
 	_cleanup_free_ struct source_event *ev = malloc(sizeof(*ev));
-	size_t have = 0;
+	struct snap_ctx c = { .lc = lc, .ev = ev };
 
 	if (buf == NULL || ev == NULL)
 		return -ENOMEM;
-	for (;;) {
-		ssize_t n = read(fd, buf + have, BUF - have);
-		size_t off = 0;
-		long len;
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return have == 0 ? 0 : -EBADMSG;
-		have += (size_t)n;
-		while ((len = bpf_event_snap_len(buf + off, have - off)) > 0) {
-			int rc;
-
-			if (bpf_event_decode(buf + off, (size_t)len, ev) < 0)
-				return -EBADMSG;
-			if ((rc = snapshot_rec(lc, ev)) != 0)
-				return rc;
-			off += (size_t)len;
-		}
-		if (len < 0)
-			return (int)len;
-		memmove(buf, buf + off, have - off);
-		have -= off;
-	}
+	return read_records(fd, buf, BUF, bpf_event_snap_len, on_snap, &c);
 }
 
 int

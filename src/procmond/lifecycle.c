@@ -1187,11 +1187,6 @@ report_reuse(struct lifecycle *lc, struct entry *old, const struct procfs_stat *
 	emit_event(lc, PROC_EV_SUSPICIOUS, old, "poll", NULL, reason, -1);
 }
 
-/* An instance recorded from a kernel event (or past the fd budget) has no
- * kept cmdline fd: one is opened at a snapshot, before that snapshot's stat
- * read, while the budget lasts. Returns the fd or -1; the caller keeps it
- * only when the stat read then shows the instance it knows: that instance
- * was alive before the open and after it, so the fd is its own. */
 /* PID/name under procmond's /proc, opened for reading. */
 static int
 open_proc_file(const struct lifecycle *lc, pid_t pid, const char *name)
@@ -1202,6 +1197,11 @@ open_proc_file(const struct lifecycle *lc, pid_t pid, const char *name)
 	return openat(procfs_dirfd(lc->pf), path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
 }
 
+/* An instance recorded from a kernel event (or past the fd budget) has no
+ * kept cmdline fd: one is opened at a snapshot, before that snapshot's stat
+ * read, while the budget lasts. Returns the fd or -1; the caller keeps it
+ * only when the stat read then shows the instance it knows: that instance
+ * was alive before the open and after it, so the fd is its own. */
 static int
 open_cmdline_fd(struct lifecycle *lc, const struct entry *e)
 {
